@@ -1,0 +1,23 @@
+"""Datasets, data roots, downloads and fast in-memory batches."""
+
+from neurocnnf.data.batches import Augment, Batches, random_crop_flip, train_val_split
+from neurocnnf.data.datasets import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    ImageDataset,
+    Kriegeskorte92,
+    cifar10,
+    fashion_mnist,
+    kriegeskorte92,
+    load_dataset,
+    parse_idx,
+    read_idx,
+)
+from neurocnnf.data.roots import DataIntegrityError, DataNotFoundError, data_roots
+
+__all__ = [
+    "Augment", "Batches", "CIFAR10_CLASSES", "DataIntegrityError", "DataNotFoundError",
+    "FASHION_MNIST_CLASSES", "ImageDataset", "Kriegeskorte92", "cifar10", "data_roots",
+    "fashion_mnist", "kriegeskorte92", "load_dataset", "parse_idx", "random_crop_flip",
+    "read_idx", "train_val_split",
+]

@@ -1,0 +1,191 @@
+"""CNN-F architectures, built from one small set of blocks.
+
+- ``fmnist_small`` (paper sec. 3.1): conv 1->32 5x5 and conv 32->64 5x5 (each + Norm + Bias +
+  AdaReLU + AdaPool), FC 3136->10. Our reading of "2 conv + 1 FC": k = output of the first
+  conv block (32 x 14 x 14), feedback runs through conv2 and the FC layer.
+- ``fmnist_adv`` (Table 2): conv 1->16, 16->32, 32->32 + pool, 32->64 + pool (3x3), FC
+  3136->1000->128->10. k = output of the 2nd conv block (32 x 28 x 28). About 3.3M parameters.
+- ``wrn`` (Table 3, default depth 40, width 2): pre-activation WideResNet with Norm + Bias,
+  channels 16/32/64/128, k = output of block 5 of group 1 (32 x 32 x 32). About 2.24M.
+
+Every conv block is [conv, Norm, Bias, AdaReLU, Tap, (AdaPool), FeedbackNorm]: the Tap reads
+the block's post-activation features, the FeedbackNorm normalizes the feedback entering the
+block from above (as the reference implementation does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from neurocnnf.models.engine import CNNF
+from neurocnnf.nn import (
+    AdaPool,
+    AdaReLU,
+    AvgPool,
+    Bias,
+    FeedbackModule,
+    FeedbackNorm,
+    FeedbackSequential,
+    Flatten,
+    Normalize,
+    PreActResidual,
+    RMSNorm,
+    Tap,
+    TiedConv2d,
+    TiedLinear,
+)
+
+
+def conv_block(
+    name: str, in_channels: int, out_channels: int, kernel_size: int, pool: bool
+) -> list[FeedbackModule]:
+    """[conv, Norm, Bias, AdaReLU, Tap(name), (AdaPool), FeedbackNorm] with 'same' padding."""
+    layers: list[FeedbackModule] = [
+        TiedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+        RMSNorm(), Bias(out_channels), AdaReLU(), Tap(name),
+    ]
+    if pool:
+        layers.append(AdaPool(2))
+    layers.append(FeedbackNorm())
+    return layers
+
+
+def feedback_convnet(
+    arch: str,
+    in_channels: int = 1,
+    image_size: int = 28,
+    conv_channels: Sequence[int] = (32, 64),
+    kernel_size: int = 5,
+    pool_after: Sequence[bool] = (True, True),
+    hidden: Sequence[int] = (),
+    encoder_blocks: int = 1,
+    num_classes: int = 10,
+    reconstruction_taps: Sequence[str] | None = None,
+    iterations: int = 1,
+    eta: float = 0.1,
+) -> CNNF:
+    """A plain conv stack + FC head with feedback; the first ``encoder_blocks`` form the encoder.
+
+    Conv taps are named conv1..convN, hidden FC taps fc1..fcM. ``reconstruction_taps`` defaults
+    to the body's conv taps.
+    """
+    if len(pool_after) != len(conv_channels):
+        raise ValueError("pool_after needs one flag per conv layer")
+    if not 0 <= encoder_blocks < len(conv_channels):
+        raise ValueError(f"encoder_blocks must be in [0, {len(conv_channels) - 1}]")
+    config = dict(
+        arch=arch, in_channels=in_channels, image_size=image_size,
+        conv_channels=list(conv_channels), kernel_size=kernel_size, pool_after=list(pool_after),
+        hidden=list(hidden), encoder_blocks=encoder_blocks, num_classes=num_classes,
+    )
+    blocks, size, channels = [], image_size, in_channels
+    for i, (out_channels, pool) in enumerate(zip(conv_channels, pool_after, strict=True)):
+        blocks.append(conv_block(f"conv{i + 1}", channels, out_channels, kernel_size, pool))
+        channels, size = out_channels, size // 2 if pool else size
+    head: list[FeedbackModule] = [Flatten()]
+    features = channels * size * size
+    for j, width in enumerate(hidden):
+        head += [TiedLinear(features, width), Bias(width), AdaReLU(), Tap(f"fc{j + 1}")]
+        features = width
+    head += [TiedLinear(features, num_classes), Bias(num_classes)]
+    mean, std = (0.5,) * in_channels, (0.5,) * in_channels
+    encoder = FeedbackSequential(
+        Normalize(mean, std), *[m for block in blocks[:encoder_blocks] for m in block]
+    )
+    body = FeedbackSequential(*[m for block in blocks[encoder_blocks:] for m in block], *head)
+    if reconstruction_taps is None:
+        reconstruction_taps = [f"conv{i + 1}" for i in range(encoder_blocks, len(conv_channels))]
+    return CNNF(
+        encoder, body, (in_channels, image_size, image_size), num_classes,
+        tuple(reconstruction_taps), config, iterations, eta,
+    )
+
+
+def fmnist_small(iterations: int = 1, eta: float = 0.1, num_classes: int = 10) -> CNNF:
+    """FMNIST-small (paper sec. 3.1): 2 conv (5x5) + 1 FC, k after the first conv block."""
+    return feedback_convnet(
+        "fmnist_small", 1, 28, (32, 64), 5, (True, True), (), 1, num_classes,
+        iterations=iterations, eta=eta,
+    )
+
+
+def fmnist_adv(iterations: int = 1, eta: float = 0.1, num_classes: int = 10) -> CNNF:
+    """FMNIST-adv (Table 2): 4 conv (3x3) + 3 FC, k after the second conv block."""
+    return feedback_convnet(
+        "fmnist_adv", 1, 28, (16, 32, 32, 64), 3, (False, False, True, True), (1000, 128), 2,
+        num_classes, iterations=iterations, eta=eta,
+    )
+
+
+def wrn(
+    depth: int = 40,
+    widen_factor: int = 2,
+    k_block: int = 5,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    image_size: int = 32,
+    iterations: int = 2,
+    eta: float = 0.1,
+) -> CNNF:
+    """Pre-activation WideResNet-``depth``-``widen_factor`` with feedback (Table 3).
+
+    k is the output of block ``k_block`` of group 1. Taps: conv1, group1..group3 (residual-sum
+    outputs, the intermediate reconstruction layers) and head (final AdaReLU).
+    """
+    if (depth - 4) % 6 != 0:
+        raise ValueError(f"WRN depth must be 6n + 4, got {depth}")
+    n = (depth - 4) // 6
+    if not 1 <= k_block < n:
+        raise ValueError(f"k_block must be in [1, {n - 1}] for depth {depth}")
+    widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+    config = dict(
+        arch="wrn", depth=depth, widen_factor=widen_factor, k_block=k_block,
+        num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+    )
+
+    def group(in_c: int, out_c: int, stride: int) -> list[FeedbackModule]:
+        return [PreActResidual(in_c if b == 0 else out_c, out_c, stride if b == 0 else 1)
+                for b in range(n)]
+
+    group1 = group(widths[0], widths[1], 1)
+    encoder = FeedbackSequential(
+        Normalize((0.5,) * in_channels, (0.5,) * in_channels),
+        TiedConv2d(in_channels, widths[0], 3, padding=1), Tap("conv1"), *group1[:k_block],
+    )
+    final_size = image_size // 4
+    body = FeedbackSequential(
+        *group1[k_block:], Tap("group1"),
+        *group(widths[1], widths[2], 2), Tap("group2"),
+        *group(widths[2], widths[3], 2), Tap("group3"),
+        RMSNorm(), Bias(widths[3]), AdaReLU(), Tap("head"), FeedbackNorm(),
+        AvgPool(final_size), Flatten(), TiedLinear(widths[3], num_classes), Bias(num_classes),
+    )
+    return CNNF(
+        encoder, body, (in_channels, image_size, image_size), num_classes,
+        ("group1", "group2", "group3"), config, iterations, eta,
+    )
+
+
+ARCHITECTURES: dict[str, Callable[..., CNNF]] = {
+    "fmnist_small": fmnist_small,
+    "fmnist_adv": fmnist_adv,
+    "wrn": wrn,
+}
+
+
+def build_model(arch: str, **kwargs) -> CNNF:
+    """Build an architecture by name: 'fmnist_small', 'fmnist_adv' or 'wrn'."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**kwargs)
+
+
+def build_from_config(config: dict, iterations: int = 1, eta: float = 0.1) -> CNNF:
+    """Rebuild a model from ``model.config`` (as stored in a checkpoint)."""
+    config = dict(config)
+    arch = config.pop("arch", None)
+    if arch == "wrn":
+        return wrn(**config, iterations=iterations, eta=eta)
+    if arch in ("fmnist_small", "fmnist_adv"):
+        return feedback_convnet(arch, **config, iterations=iterations, eta=eta)
+    raise ValueError(f"unknown architecture {arch!r} in model config")

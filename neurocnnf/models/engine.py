@@ -1,0 +1,120 @@
+"""The CNN-F iteration engine (Algorithm 1 with the online update, eqs. 6-7)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from neurocnnf.models.trace import Trace
+from neurocnnf.nn import AdaPool, AdaReLU, FeedbackSequential, InferenceState, Tap
+from neurocnnf.nn.functional import online_update
+
+
+class CNNF(nn.Module):
+    """A CNN with recurrent generative feedback.
+
+    ``encoder`` maps the image x to h, the features at layer k (run once, plain CNN).
+    ``body`` maps h to logits; its ``feedback`` maps logits back down to g(k).
+    ``iterations`` (T) and ``eta`` are defaults that each call may override: with T = 0 the
+    model is exactly the plain CNN with ReLU and max-pooling.
+
+    ``config`` holds the builder arguments, so that a checkpoint can rebuild the model.
+    ``reconstruction_taps`` names the body taps used by the intermediate reconstruction loss.
+    """
+
+    def __init__(
+        self,
+        encoder: FeedbackSequential,
+        body: FeedbackSequential,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        reconstruction_taps: tuple[str, ...],
+        config: dict[str, Any],
+        iterations: int = 1,
+        eta: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.encoder, self.body = encoder, body
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.reconstruction_taps = reconstruction_taps
+        self.config = dict(config)
+        self.iterations, self.eta = _check_iterations(iterations), _check_eta(eta)
+        for name, module in self.named_modules():
+            if isinstance(module, AdaReLU | AdaPool):
+                module.latent_name = name
+        self.encoder_taps = tuple(m.name for m in encoder.modules() if isinstance(m, Tap))
+        self.body_taps = tuple(m.name for m in body.modules() if isinstance(m, Tap))
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """All read-out layer names, bottom to top."""
+        return self.encoder_taps + self.body_taps
+
+    def forward(
+        self,
+        x: Tensor,
+        iterations: int | None = None,
+        eta: float | None = None,
+        layers: Collection[str] | None = (),
+        mask_stats: bool = False,
+    ) -> Trace:
+        """Run T iterations of feedback and feedforward on images ``x``.
+
+        x: (N, C, H, W) float images in pixel scale [0, 1].
+        iterations: T (default: the model's); eta: step size (default: the model's).
+        layers: tap names whose f_t(l), g_t(l) to keep; None keeps all, () none.
+        mask_stats: also record the fraction of latent units flipping per iteration.
+        """
+        steps = self.iterations if iterations is None else _check_iterations(iterations)
+        step_size = self.eta if eta is None else _check_eta(eta)
+        self.check_input(x)
+        if layers is not None:
+            unknown = set(layers) - set(self.taps)
+            if unknown:
+                raise ValueError(f"unknown layer(s) {sorted(unknown)}; this model has {self.taps}")
+        state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
+        h = self.encoder(x, state)
+        logits, h_hat, reconstruction = [self.body(h, state)], [h], []
+        for _ in range(steps):
+            g_k = self.body.feedback(logits[-1], state)
+            reconstruction.append(g_k)
+            h_hat.append(online_update(h_hat[-1], g_k, step_size))
+            logits.append(self.body(h_hat[-1], state))
+        forward = {
+            name: values * (steps + 1) if name in self.encoder_taps else values
+            for name, values in state.forward.items()
+        }
+        return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error for images this model cannot take."""
+        c, hgt, wid = self.input_shape
+        expected = f"(N, {c}, {hgt}, {wid})"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"images must be a torch.Tensor {expected}, got {type(x).__name__}")
+        if x.dim() == 3 and tuple(x.shape) == self.input_shape:
+            raise ValueError(f"images must be a batch {expected}; add a batch dim: x[None]")
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{self.config.get('arch', 'model')} expects images {expected}, "
+                f"got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"images must be float in [0, 1], got {x.dtype} (divide uint8 by 255)")
+        if not torch.isfinite(x).all():
+            raise ValueError("images contain NaN or infinite values")
+
+
+def _check_iterations(iterations: int) -> int:
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    return iterations
+
+
+def _check_eta(eta: float) -> float:
+    if not 0.0 < float(eta) <= 1.0:
+        raise ValueError(f"eta must be in (0, 1], got {eta!r}")
+    return float(eta)

@@ -1,0 +1,76 @@
+"""Pure functions behind the CNN-F layers (the analogue of ``torch.nn.functional``).
+
+Shapes: ``N`` batch, ``C`` channels, ``H x W`` spatial. All functions are differentiable in their
+tensor inputs except where a mask is returned: masks are constants for autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+RMS_EPS = 1e-8
+
+
+def rms_normalize(x: Tensor, eps: float = RMS_EPS) -> Tensor:
+    """Divide each sample's channel by its spatial RMS, sqrt(mean(x^2) + eps).
+
+    ``x``: (N, C, H, W) -> same shape. No mean subtraction, no affine (Assumption 2.1.A).
+    A 2-D input (N, D) is returned unchanged: the norm is defined over space only.
+    """
+    if x.dim() != 4:
+        return x
+    return x * torch.rsqrt(x.pow(2).mean(dim=(2, 3), keepdim=True) + eps)
+
+
+def online_update(f: Tensor, g: Tensor, eta: float) -> Tensor:
+    """Eq. 6/7: ``f + eta * (g - f)``; eta = 1 replaces ``f`` by ``g`` (greedy)."""
+    if eta == 1.0:
+        return g
+    return f + eta * (g - f)
+
+
+def relu_mask(f: Tensor) -> Tensor:
+    """Latent of a plain ReLU (iteration 0): z = 1(f > 0), bool, same shape as ``f``."""
+    return f > 0
+
+
+def ada_relu_mask(f: Tensor, g: Tensor) -> Tensor:
+    """Eq. 4: z = 1(f * g > 0): a unit is on where feedforward and feedback agree in sign.
+
+    Where g < 0 this keeps the *negative* values of f (the reference code's reading of eq. 3);
+    where g == 0 the unit is off.
+    """
+    return (f * g) > 0
+
+
+def ada_pool(f: Tensor, g: Tensor | None, kernel_size: int = 2) -> tuple[Tensor, Tensor]:
+    """Eq. 3/5 pooling over non-overlapping ``kernel_size`` windows.
+
+    ``f``: (N, C, H, W). ``g``: pooled feedback (N, C, H/k, W/k) or None (iteration 0).
+    Returns (pooled output, flat input indices of the chosen element per window). Where g >= 0
+    (or g is None) the window's max is taken, where g < 0 its min (paper eq. 5; the reference
+    code gives 0 where g == 0, we follow the paper).
+    """
+    pooled_max, index_max = F.max_pool2d(f, kernel_size, return_indices=True)
+    if g is None:
+        return pooled_max, index_max
+    neg_min, index_min = F.max_pool2d(-f, kernel_size, return_indices=True)
+    take_max = g >= 0
+    return torch.where(take_max, pooled_max, -neg_min), torch.where(take_max, index_max, index_min)
+
+
+def unpool(g: Tensor, indices: Tensor, input_shape: torch.Size, kernel_size: int = 2) -> Tensor:
+    """Feedback of (Ada)pooling: put each pooled feedback value at the chosen input position."""
+    return F.max_unpool2d(g, indices, kernel_size, output_size=input_shape[-2:])
+
+
+def conv_transpose_output_padding(
+    input_size: tuple[int, int], output_size: tuple[int, int], kernel: int, stride: int, padding: int
+) -> tuple[int, int]:
+    """Output padding that makes ``conv_transpose2d`` return exactly ``input_size``."""
+    return tuple(  # type: ignore[return-value]
+        i - ((o - 1) * stride - 2 * padding + kernel)
+        for i, o in zip(input_size, output_size, strict=True)
+    )

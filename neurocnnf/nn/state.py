@@ -1,0 +1,45 @@
+"""Per-call state of an iterative CNN-F inference.
+
+The layers keep nothing between calls: masks, pooling indices and remembered feedback live in
+an :class:`InferenceState` that one ``model(x)`` call creates and owns. Two interleaved calls on
+one model therefore never see each other's latents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+
+@dataclass
+class InferenceState:
+    """What one inference call remembers between its feedforward and feedback passes.
+
+    ``eta``: step size of the online update (eqs. 6-7).
+    ``record``: names of taps whose features are kept (None keeps all, empty keeps none).
+    ``forward`` / ``feedback``: tap name -> list of tensors, one per pass, in pass order.
+    ``mask_stats``: when True, latent layers append the fraction of units whose mask flipped.
+    """
+
+    eta: float = 0.1
+    record: Collection[str] | None = None
+    mask_stats: bool = False
+    forward: dict[str, list[Tensor]] = field(default_factory=dict)
+    feedback: dict[str, list[Tensor]] = field(default_factory=dict)
+    mask_flips: dict[str, list[Tensor]] = field(default_factory=dict)
+    _slots: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def slot(self, module: nn.Module) -> dict[str, Any]:
+        """The scratch dict of ``module`` for this call (created empty on first use)."""
+        return self._slots.setdefault(id(module), {})
+
+    def wants(self, name: str) -> bool:
+        return self.record is None or name in self.record
+
+    def note_mask(self, name: str, old: Tensor | None, new: Tensor) -> None:
+        """Record the fraction of units whose latent changed from ``old`` to ``new``."""
+        if self.mask_stats and old is not None and old.shape == new.shape:
+            self.mask_flips.setdefault(name, []).append((old != new).float().mean().detach())
