@@ -72,7 +72,9 @@ class Batches:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def epoch(self, epoch: int = 0, shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch(
+        self, epoch: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """The batches of one epoch; ``shard`` = (rank, world size) takes every world-th batch."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         n = len(self.labels)

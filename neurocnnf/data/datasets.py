@@ -292,8 +292,8 @@ def kriegeskorte92(root: str | os.PathLike | None = None) -> Kriegeskorte92:
             subject, session = _subject_session(str(entry["name"][0]))
             rdms[f"human_IT_{subject}_s{session}"] = _square_rdm(entry["RDM"])
     except (KeyError, IndexError, ValueError) as error:
-        raise DataIntegrityError(f"Kriegeskorte 92 .mat files have an unexpected layout ({error})") \
-            from None
+        message = f"Kriegeskorte 92 .mat files have an unexpected layout ({error})"
+        raise DataIntegrityError(message) from None
     categories = {name: vectors[:, i] for i, name in enumerate(labels)}
     return Kriegeskorte92(torch.from_numpy(np.ascontiguousarray(images)), category_names,
                           categories, rdms)

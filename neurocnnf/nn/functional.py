@@ -67,7 +67,11 @@ def unpool(g: Tensor, indices: Tensor, input_shape: torch.Size, kernel_size: int
 
 
 def conv_transpose_output_padding(
-    input_size: tuple[int, int], output_size: tuple[int, int], kernel: int, stride: int, padding: int
+    input_size: tuple[int, int],
+    output_size: tuple[int, int],
+    kernel: int,
+    stride: int,
+    padding: int,
 ) -> tuple[int, int]:
     """Output padding that makes ``conv_transpose2d`` return exactly ``input_size``."""
     return tuple(  # type: ignore[return-value]

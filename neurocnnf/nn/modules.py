@@ -1,4 +1,4 @@
-"""CNN-F layers: each has a feedforward ``forward(x, state)`` and a generative ``feedback(g, state)``.
+"""CNN-F layers: a feedforward ``forward(x, state)`` and a generative ``feedback(g, state)``.
 
 The feedback of a layer with weights uses the *same* Parameter (transposed convolution, W.t()),
 so the generative model and the classifier are one set of weights. Per-call latents are kept in

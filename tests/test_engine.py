@@ -1,0 +1,164 @@
+"""The iteration engine: Algorithm 1, the trace, determinism, re-entrancy, input errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurocnnf.models import build_model, fmnist_small
+from neurocnnf.nn import InferenceState
+
+ARCHS = {
+    "fmnist_small": ((1, 28, 28), 83_466),
+    "fmnist_adv": ((1, 28, 28), 3_298_962),
+    "wrn": ((3, 32, 32), 2_240_842),
+}
+
+
+def _plain_cnn_logits(model, x):
+    """FMNIST-small as a plain CNN written with torch functions, reading the model's weights."""
+    p = dict(model.named_parameters())
+    h = (x - 0.5) / 0.5
+    for conv, bias in [("encoder.layers.1", "encoder.layers.3"), ("body.layers.0", "body.layers.2")]:
+        h = F.conv2d(h, p[f"{conv}.weight"], padding=2)
+        h = h / torch.sqrt(h.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-8)
+        h = F.max_pool2d(F.relu(h + p[f"{bias}.bias"].view(1, -1, 1, 1)), 2)
+    return F.linear(h.flatten(1), p["body.layers.8.weight"]) + p["body.layers.9.bias"]
+
+
+def test_iteration_zero_is_exactly_the_plain_cnn():
+    torch.manual_seed(0)
+    model = fmnist_small()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        trace = model(x, iterations=0)
+        expected = _plain_cnn_logits(model, x)
+        assert trace.iterations == 0
+        torch.testing.assert_close(trace.last, expected, atol=1e-5, rtol=1e-5)
+        # and the first pass of an iterating call is that same CNN
+        torch.testing.assert_close(model(x, iterations=3).first, trace.last)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_output_shapes_dtypes_and_parameter_counts(arch):
+    shape, n_params = ARCHS[arch]
+    model = build_model(arch)
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    x = torch.rand(2, *shape)
+    trace = model(x, iterations=2, layers=None)
+    assert len(trace.logits) == 3 and len(trace.reconstruction) == 2 and len(trace.h_hat) == 3
+    assert all(t.shape == (2, 10) and t.dtype == torch.float32 for t in trace.logits)
+    assert trace.reconstruction[0].shape == trace.h.shape
+    assert set(trace.forward) == set(model.taps)
+    assert set(trace.feedback) == set(model.body_taps)
+    for name in model.body_taps:
+        assert len(trace.forward[name]) == 3 and len(trace.feedback[name]) == 2
+        assert trace.feedback[name][0].shape == trace.forward[name][0].shape
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_gradient_reaches_every_parameter_through_all_iterations(arch):
+    torch.manual_seed(0)
+    model = build_model(arch)
+    x = torch.rand(2, *ARCHS[arch][0], requires_grad=True)
+    trace = model(x, iterations=2)
+    # only the last logits: gradients must flow back through the feedback passes
+    F.cross_entropy(trace.last, torch.tensor([1, 2])).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_eta_one_equals_greedy_replacement():
+    torch.manual_seed(0)
+    model = fmnist_small()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        trace = model(x, iterations=2, eta=1.0)
+        torch.testing.assert_close(trace.h_hat[1], trace.reconstruction[0])
+        # by hand: feed g(k) straight in, with every remembered feedback replacing f
+        state = InferenceState(eta=1.0)
+        h = model.encoder(x, state)
+        logits = model.body(h, state)
+        for _ in range(2):
+            logits = model.body(model.body.feedback(logits, state), state)
+        torch.testing.assert_close(trace.last, logits)
+
+
+def test_online_update_of_the_input_follows_eq6():
+    torch.manual_seed(0)
+    model = fmnist_small()
+    with torch.no_grad():
+        trace = model(torch.rand(2, 1, 28, 28), iterations=3, eta=0.3)
+    for t in range(3):
+        expected = trace.h_hat[t] + 0.3 * (trace.reconstruction[t] - trace.h_hat[t])
+        torch.testing.assert_close(trace.h_hat[t + 1], expected)
+
+
+def test_determinism_under_a_seed():
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = build_model("fmnist_adv")
+        x = torch.rand(2, 1, 28, 28)
+        outputs.append(model(x, iterations=2).avg)
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_interleaved_calls_equal_separate_calls():
+    torch.manual_seed(0)
+    model = build_model("fmnist_adv")
+    a, b = torch.rand(2, 1, 28, 28), torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        separate_a, separate_b = model(a, iterations=2).last, model(b, iterations=2).last
+        # step two calls by hand, alternating between their states
+        sa, sb = InferenceState(eta=model.eta), InferenceState(eta=model.eta)
+        ha, hb = model.encoder(a, sa), model.encoder(b, sb)
+        la, lb = model.body(ha, sa), model.body(hb, sb)
+        for _ in range(2):
+            ga, gb = model.body.feedback(la, sa), model.body.feedback(lb, sb)
+            ha, hb = ha + model.eta * (ga - ha), hb + model.eta * (gb - hb)
+            la, lb = model.body(ha, sa), model.body(hb, sb)
+    torch.testing.assert_close(la, separate_a)
+    torch.testing.assert_close(lb, separate_b)
+
+
+def test_trace_scoring_and_mask_statistics():
+    torch.manual_seed(0)
+    model = fmnist_small()
+    with torch.no_grad():
+        trace = model(torch.rand(2, 1, 28, 28), iterations=2, mask_stats=True)
+    torch.testing.assert_close(trace.scored("avg"), torch.stack(trace.logits).mean(0))
+    assert trace.scored("last") is trace.logits[-1]
+    assert trace.mask_flips and all(len(v) == 2 for v in trace.mask_flips.values())
+    assert all(0.0 <= float(f) <= 1.0 for v in trace.mask_flips.values() for f in v)
+    with pytest.raises(ValueError, match="scoring"):
+        trace.scored("best")
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (torch.rand(2, 3, 28, 28), r"expects images \(N, 1, 28, 28\)"),
+        (torch.rand(1, 28, 28), "add a batch dim"),
+        (torch.rand(2, 1, 32, 32), r"got \(2, 1, 32, 32\)"),
+        (torch.full((1, 1, 28, 28), float("nan")), "NaN"),
+    ],
+)
+def test_bad_images_give_clear_errors(x, match):
+    with pytest.raises(ValueError, match=match):
+        fmnist_small()(x)
+
+
+def test_bad_arguments_give_clear_errors():
+    model = fmnist_small()
+    x = torch.rand(1, 1, 28, 28)
+    with pytest.raises(TypeError, match="uint8"):
+        model((x * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="iterations"):
+        model(x, iterations=-1)
+    with pytest.raises(ValueError, match="eta"):
+        model(x, eta=0.0)
+    with pytest.raises(ValueError, match="unknown layer"):
+        model(x, layers=["V4"])
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("resnet50")

@@ -1,0 +1,146 @@
+"""Layers: tied weights, adjoint feedback, the MAP latents of eqs. 4-5, per-call state."""
+
+import torch
+import torch.nn.functional as F
+
+from neurocnnf.nn import (
+    AdaPool,
+    AdaReLU,
+    FeedbackNorm,
+    InferenceState,
+    PreActResidual,
+    RMSNorm,
+    TiedConv2d,
+    TiedLinear,
+)
+from neurocnnf.nn import functional as cf
+
+
+def test_conv_feedback_uses_the_forward_parameter_and_moves_with_it():
+    conv = TiedConv2d(3, 5, 3, padding=1)
+    assert [name for name, _ in conv.named_parameters()] == ["weight"]
+    state = InferenceState()
+    x = torch.randn(2, 3, 8, 8)
+    conv(x, state)
+    g = torch.randn(2, 5, 8, 8)
+    before = conv.feedback(g, state)
+    optimizer = torch.optim.SGD(conv.parameters(), lr=0.5)
+    (conv(x, state).pow(2).sum()).backward()
+    optimizer.step()
+    after = conv.feedback(g, state)
+    expected = F.conv_transpose2d(g, conv.weight, padding=1)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected)
+
+
+def test_linear_feedback_is_the_transpose_of_the_one_weight():
+    linear = TiedLinear(7, 4)
+    assert len(list(linear.parameters())) == 1
+    g = torch.randn(3, 4)
+    torch.testing.assert_close(linear.feedback(g, InferenceState()), g @ linear.weight)
+
+
+def _adjoint_gap(layer, x_shape, state):
+    x = torch.randn(*x_shape, dtype=torch.float64)
+    y_of_x = layer(x, state)
+    y = torch.randn_like(y_of_x)
+    return (y_of_x * y).sum().item(), (x * layer.feedback(y, state)).sum().item()
+
+
+def test_conv_transpose_feedback_is_the_adjoint_including_stride_two():
+    for stride, size in [(1, 9), (2, 8), (2, 9)]:
+        layer = TiedConv2d(3, 4, 3, stride=stride, padding=1).double()
+        state = InferenceState()
+        lhs, rhs = _adjoint_gap(layer, (2, 3, size, size), state)
+        assert abs(lhs - rhs) < 1e-9 * max(1.0, abs(lhs))
+        y = layer(torch.randn(2, 3, size, size, dtype=torch.float64), state)
+        assert layer.feedback(y, state).shape == (2, 3, size, size)
+
+
+def test_linear_feedback_is_the_adjoint():
+    layer = TiedLinear(6, 3).double()
+    lhs, rhs = _adjoint_gap(layer, (4, 6), InferenceState())
+    assert abs(lhs - rhs) < 1e-10
+
+
+def test_rms_norm_gives_unit_rms_per_sample_and_channel():
+    x = torch.randn(3, 4, 5, 5) * torch.tensor([0.1, 1.0, 10.0, 100.0]).view(1, 4, 1, 1)
+    y = RMSNorm()(x, InferenceState())
+    rms = y.pow(2).mean(dim=(2, 3)).sqrt()
+    torch.testing.assert_close(rms, torch.ones(3, 4), atol=1e-4, rtol=1e-4)
+    g = torch.randn(3, 4, 5, 5) * 7
+    out = FeedbackNorm().feedback(g, InferenceState())
+    torch.testing.assert_close(out.pow(2).mean(dim=(2, 3)).sqrt(), torch.ones(3, 4))
+
+
+def test_ada_relu_mask_eq4_on_hand_made_tensors():
+    f = torch.tensor([[2.0, -1.0, 3.0, -2.0, 0.5]])
+    g = torch.tensor([[1.0, -1.0, -1.0, 2.0, 0.0]])
+    assert cf.relu_mask(f).tolist() == [[True, False, True, False, True]]
+    # same sign -> on (including f<0, g<0), opposite sign or g == 0 -> off
+    assert cf.ada_relu_mask(f, g).tolist() == [[True, True, False, False, False]]
+
+
+def test_ada_relu_layer_iteration0_relu_then_online_update_and_sign_mask():
+    relu = AdaReLU()
+    state = InferenceState(eta=0.5)
+    f = torch.tensor([[2.0, -1.0, 3.0, -2.0]])
+    assert relu(f, state).tolist() == [[2.0, 0.0, 3.0, 0.0]]
+    g = torch.tensor([[1.0, -3.0, -1.0, 2.0]])
+    # feedback passes g through the iteration-0 mask and remembers g
+    assert relu.feedback(g, state).tolist() == [[1.0, 0.0, -1.0, 0.0]]
+    out = relu(f, state)
+    updated = f + 0.5 * (g - f)  # [1.5, -2.0, 1.0, 0.0]: third unit disagrees with g
+    assert out.tolist() == (updated * ((updated * g) > 0)).tolist() == [[1.5, -2.0, 0.0, 0.0]]
+
+
+def test_ada_pool_eq5_max_where_g_nonnegative_min_where_negative():
+    f = torch.tensor([[[[1.0, 5.0, -1.0, 0.0],
+                        [-3.0, 2.0, 4.0, -6.0],
+                        [0.5, 0.25, 7.0, 8.0],
+                        [1.5, -0.5, 9.0, -9.0]]]])
+    out0, _ = cf.ada_pool(f, None)
+    assert out0.flatten().tolist() == [5.0, 4.0, 1.5, 9.0]
+    g = torch.tensor([[[[1.0, -1.0], [0.0, -2.0]]]])
+    out, indices = cf.ada_pool(f, g)
+    assert out.flatten().tolist() == [5.0, -6.0, 1.5, -9.0]
+    assert indices.flatten().tolist() == [1, 7, 12, 15]
+
+
+def test_ada_pool_feedback_routes_to_argmax_then_to_the_latent_choice():
+    pool = AdaPool(2)
+    state = InferenceState()
+    f = torch.tensor([[[[1.0, 5.0], [-3.0, 2.0]]]])
+    pool(f, state)
+    g = torch.tensor([[[[-2.0]]]])
+    # iteration 0: everything goes to the argmax position
+    assert pool.feedback(g, state).flatten().tolist() == [0.0, -2.0, 0.0, 0.0]
+    out = pool(f, state)  # g < 0 -> min is taken
+    assert out.item() == -3.0
+    assert pool.feedback(torch.tensor([[[[4.0]]]]), state).flatten().tolist() == [0, 0, 4.0, 0]
+
+
+def test_state_belongs_to_the_call_interleaved_states_do_not_mix():
+    relu = AdaReLU()
+    a, b = InferenceState(), InferenceState()
+    x = torch.randn(2, 6)
+    relu(x, a)
+    relu(-x, b)
+    ga = torch.ones(2, 6)
+    assert torch.equal(relu.feedback(ga, a), (x > 0).float())
+    assert torch.equal(relu.feedback(ga, b), (x < 0).float())
+    assert not hasattr(relu, "mask") and not hasattr(relu, "g")
+
+
+def test_residual_block_feedback_shapes_with_projection():
+    block = PreActResidual(16, 32, stride=2)
+    state = InferenceState()
+    y = block(torch.randn(2, 16, 8, 8), state)
+    assert y.shape == (2, 32, 4, 4)
+    assert block.feedback(torch.randn_like(y), state).shape == (2, 16, 8, 8)
+
+
+def test_online_update_eta_one_is_replacement():
+    f, g = torch.randn(5), torch.randn(5)
+    assert torch.equal(cf.online_update(f, g, 1.0), g)
+    torch.testing.assert_close(cf.online_update(f, g, 0.1), 0.9 * f + 0.1 * g)
