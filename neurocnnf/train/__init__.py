@@ -1,0 +1,17 @@
+"""Training: configs and presets, Table 1 losses, the loop, checkpoints."""
+
+from neurocnnf.train.checkpoint import CheckpointError, load_model, read_metadata, save_model
+from neurocnnf.train.config import (
+    ConfigError,
+    TrainConfig,
+    available_presets,
+    config_from_dict,
+    load_config,
+)
+from neurocnnf.train.loop import evaluate, select_device, train
+
+__all__ = [
+    "CheckpointError", "ConfigError", "TrainConfig", "available_presets", "config_from_dict",
+    "evaluate", "load_config", "load_model", "read_metadata", "save_model", "select_device",
+    "train",
+]

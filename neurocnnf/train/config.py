@@ -1,0 +1,197 @@
+"""Training configuration: typed dataclasses validated at load; presets are YAML files.
+
+A preset may name a ``base`` preset and override parts of it (the ``*-cnn`` twins set
+``model.iterations: 0``). Overrides from the command line use dotted keys: ``optim.lr=0.01``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from neurocnnf.models import ARCHITECTURES
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot be run, with the reason."""
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "fmnist_small"
+    iterations: int = 1  # T used in training; 0 trains the plain-CNN twin
+    eta: float = 0.1
+    options: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"
+    val_fraction: float = 0.1  # carved from the training set, stratified
+    train_limit: int | None = None  # use only this many training images (quick runs, tests)
+    test_limit: int | None = None
+    augment_pad: int = 0  # random crop after zero padding (CIFAR: 4)
+    augment_flip: bool = False
+    root: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "poly"  # poly | cosine | constant, stepped per batch
+    power: float = 0.9
+    grad_clip: float | None = 0.5  # max global gradient norm; None disables
+    batch_size: int = 256
+    epochs: int = 1
+
+
+@dataclass
+class LossConfig:
+    ce_weight: float = 1.0
+    recon_weight: float = 0.1  # ||h - g_t(k)||^2 at layer k
+    inter_weight: float = 0.1  # ||f_0(l) - g_t(l)||^2 at the other feedback layers
+    clean_weight: float = 1.0  # adversarial training: weight of the clean cross-entropy
+
+
+@dataclass
+class AdversarialConfig:
+    enabled: bool = False
+    eps: float = 0.1  # L_inf radius in pixel scale [0, 1]
+    step_size: float = 0.0355
+    steps: int = 7
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    bf16: bool = False  # autocast to bfloat16 on GPU
+    eval_batch_size: int = 1000
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> TrainConfig:
+        """Raise ConfigError naming the first setting that cannot work."""
+        checks = [
+            (self.model.arch in ARCHITECTURES,
+             f"model.arch {self.model.arch!r} is not one of {sorted(ARCHITECTURES)}"),
+            (self.model.iterations >= 0, "model.iterations must be >= 0"),
+            (0 < self.model.eta <= 1, "model.eta must be in (0, 1]"),
+            (self.data.dataset in ("fashion_mnist", "cifar10"),
+             f"data.dataset {self.data.dataset!r} is not 'fashion_mnist' or 'cifar10'"),
+            (0 <= self.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+            (self.optim.optimizer in ("sgd", "adam"), "optim.optimizer must be 'sgd' or 'adam'"),
+            (self.optim.lr > 0, f"optim.lr must be > 0, got {self.optim.lr}"),
+            (self.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+            (self.optim.schedule in ("poly", "cosine", "constant"),
+             "optim.schedule must be 'poly', 'cosine' or 'constant'"),
+            (self.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
+            (self.optim.epochs >= 1, "optim.epochs must be >= 1"),
+            (self.optim.grad_clip is None or self.optim.grad_clip > 0,
+             "optim.grad_clip must be > 0 or null"),
+            (0 <= self.adversarial.eps <= 1,
+             f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
+            (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
+            (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
+            (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+             f"device {self.device!r} is not auto, cpu, cuda[:N] or mps"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+def _build(cls, values: dict[str, Any], where: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in {where}; "
+                          f"known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = known[name].default_factory
+        if isinstance(sub, type) and dataclasses.is_dataclass(sub) and isinstance(value, dict):
+            kwargs[name] = _build(sub, value, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A validated TrainConfig from nested dicts (unknown keys are errors)."""
+    return _build(TrainConfig, values, "config").validate()
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of settings")
+    base = values.pop("base", None)
+    return _merge(_preset_dict(base), values) if base else values
+
+
+def _preset_dict(name: str) -> dict[str, Any]:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown preset {name!r}; available: {available_presets()}")
+    return _read_yaml(path)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'optim.lr=0.01' -> {'optim': {'lr': 0.01}} (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    value: Any = yaml.safe_load(raw)
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config(
+    preset_or_path: str, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
+    """A preset name (see ``available_presets``) or a YAML path, plus dotted overrides."""
+    path = Path(preset_or_path)
+    values = _read_yaml(path) if path.suffix in (".yaml", ".yml") and path.exists() \
+        else _preset_dict(preset_or_path)
+    values.setdefault("name", path.stem if path.exists() else preset_or_path)
+    for text in overrides:
+        values = _merge(values, parse_override(text))
+    return config_from_dict(values)
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,284 @@
+"""The training loop: standard or adversarial CNN-F training with validation-based selection.
+
+Run folder layout (``out_dir``):
+  config.yaml        the validated config of the run
+  metrics.jsonl      one JSON line per epoch (train loss/accuracy, validation accuracy, lr, img/s)
+  last.safetensors   weights after the latest epoch; resume.pt: optimizer/schedule state
+  best.safetensors   weights with the best validation accuracy (never chosen on the test set)
+  results.json       the test set, scored once at the end with the best weights
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from neurocnnf.attacks import logits_fn, pgd
+from neurocnnf.data import Augment, Batches, ImageDataset, load_dataset, train_val_split
+from neurocnnf.models import CNNF, build_model
+from neurocnnf.train.checkpoint import (
+    atomic_write,
+    load_resume_state,
+    load_weights,
+    save_model,
+    save_resume_state,
+)
+from neurocnnf.train.config import ConfigError, TrainConfig, save_config
+from neurocnnf.train.losses import adversarial_loss, standard_loss
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class Distributed:
+    """Rank and world size; world 1 when not started by torchrun."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _start_distributed(device: torch.device) -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), world)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum) or Adam over the model's parameters, each appearing exactly once."""
+    params = list(model.parameters())
+    if len({id(p) for p in params}) != len(params):
+        raise RuntimeError("a parameter appears twice: weight decay would be applied twice")
+    o = config.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(params, o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, o.lr, weight_decay=o.weight_decay)
+
+
+def lr_factor(step: int, total: int, schedule: str, power: float = 0.9) -> float:
+    """Multiplier of the base learning rate at ``step`` of ``total`` (stepped per batch)."""
+    progress = min(step / max(total, 1), 1.0)
+    if schedule == "poly":
+        return (1.0 - progress) ** power
+    if schedule == "cosine":
+        return 1e-5 + (1 - 1e-5) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def dataset_digest(data: ImageDataset) -> str:
+    """sha256 of the images and labels a model was trained on."""
+    digest = hashlib.sha256(data.images.cpu().numpy().tobytes())
+    digest.update(data.labels.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def evaluate(model: CNNF, batches: Batches, iterations: int | None = None) -> dict[str, float]:
+    """Accuracy of the first, last and averaged logits over ``batches``."""
+    model.eval()
+    correct = {"first": 0, "last": 0, "avg": 0}
+    count = 0
+    for images, labels in batches.epoch(0):
+        trace = model(images, iterations=iterations)
+        for scoring in correct:
+            correct[scoring] += int((trace.scored(scoring).argmax(1) == labels).sum())
+        count += len(labels)
+    return {f"acc_{k}": v / max(count, 1) for k, v in correct.items()}
+
+
+def prepare_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
+    """(train, validation, test) datasets; validation is carved from the training split."""
+    d = config.data
+    train_full = load_dataset(d.dataset, "train", d.root)
+    test = load_dataset(d.dataset, "test", d.root)
+    train_idx, val_idx = train_val_split(train_full.labels, d.val_fraction, config.seed)
+    if d.train_limit is not None:
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=torch.Generator()
+                                             .manual_seed(config.seed))[:d.train_limit].numpy()]
+        val_idx = val_idx[: max(1, d.train_limit // 5)]
+    if d.test_limit is not None:
+        test = test.subset(torch.arange(min(d.test_limit, len(test))))
+    return train_full.subset(train_idx), train_full.subset(val_idx), test
+
+
+def train(
+    config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train a model as ``config`` says; returns the final results (also in results.json)."""
+    config.validate()
+    out = Path(out_dir)
+    device = select_device(config.device)
+    ddp = _start_distributed(device)
+    if ddp.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_set, val_set, test_set = prepare_data(config)
+    digest = dataset_digest(train_set)
+    augment = Augment(config.data.augment_pad, config.data.augment_flip)
+    train_batches = Batches(train_set, config.optim.batch_size, shuffle=True,
+                            augment=augment if augment.pad or augment.flip else None,
+                            seed=config.seed, device=device, drop_last=True)
+    val_batches = Batches(val_set, config.eval_batch_size, device=device)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model.arch, iterations=config.model.iterations,
+                        eta=config.model.eta, **config.model.options).to(device)
+    optimizer = make_optimizer(model, config)
+    steps_per_epoch = math.ceil(len(train_batches) / ddp.world)
+    total_steps = config.optim.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total_steps, config.optim.schedule, config.optim.power))
+
+    start_epoch, best_val, history = 0, -1.0, []
+    resume_path = out / "resume.pt"
+    if resume and resume_path.exists():
+        state = load_resume_state(resume_path)
+        if state["config"] != config.to_dict():
+            raise ConfigError(f"{out} was trained with a different config; resume needs the same")
+        load_weights(model, {k: v.to(device) for k, v in state["model"].items()}, str(resume_path))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_val, history = state["epoch"], state["best_val"], state["history"]
+    if ddp.main:
+        save_config(config, out / "config.yaml")
+        _write_history(out / "metrics.jsonl", history)
+    net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
+
+    for epoch in range(start_epoch, config.optim.epochs):
+        torch.manual_seed(config.seed * 1000 + epoch)  # attack noise: same on resume
+        stats = _train_epoch(net, model, train_batches, optimizer, scheduler, config, epoch,
+                             ddp, device, progress and ddp.main)
+        val = evaluate(model, val_batches)
+        record = {"epoch": epoch + 1, **stats, **{f"val_{k}": v for k, v in val.items()},
+                  "lr": scheduler.get_last_lr()[0]}
+        history.append(record)
+        if ddp.main:
+            meta = dict(config=config.to_dict(), epoch=epoch + 1, metrics=record,
+                        data_sha256=digest)
+            if val["acc_last"] > best_val:
+                best_val = val["acc_last"]
+                save_model(model, out / "best.safetensors", **meta)
+            save_model(model, out / "last.safetensors", **meta)
+            save_resume_state(resume_path, dict(
+                config=config.to_dict(), model=model.state_dict(),
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                epoch=epoch + 1, best_val=best_val, history=history))
+            _write_history(out / "metrics.jsonl", history)
+            if progress:
+                tqdm.write(_summary(record))
+
+    results = _final_test(model, out, test_set, config, device) if ddp.main else {}
+    if ddp.world > 1:
+        dist.barrier()
+    return results
+
+
+def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, config: TrainConfig,
+                 epoch: int, ddp: Distributed, device: torch.device, progress: bool) -> dict:
+    model.train()
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                if config.bf16 and device.type == "cuda" else contextlib.nullcontext())
+    attack = logits_fn(model, "first")
+    totals = {"loss": 0.0, "ce": 0.0, "rec": 0.0, "correct": 0, "seen": 0}
+    started = time.perf_counter()
+    bar = tqdm(batches.epoch(epoch, (ddp.rank, ddp.world)), total=len(batches) // ddp.world,
+               desc=f"epoch {epoch + 1}/{config.optim.epochs}", disable=not progress,
+               leave=False)
+    for images, labels in bar:
+        if config.adversarial.enabled:
+            model.eval()
+            a = config.adversarial
+            adv = pgd(attack, images, labels, a.eps, a.step_size, a.steps, random_start=True)
+            model.train()
+            images_in = torch.cat([images, adv])
+        else:
+            images_in = images
+        with autocast:
+            trace = net(images_in, layers=model.reconstruction_taps)
+            loss_fn = adversarial_loss if config.adversarial.enabled else standard_loss
+            terms = loss_fn(trace, labels, model.reconstruction_taps, config.loss)
+        if not torch.isfinite(terms.total):
+            raise FloatingPointError(f"loss became {float(terms.total)} at epoch {epoch + 1}: "
+                                     "lower optim.lr or enable optim.grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        if config.optim.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        n = len(labels)
+        totals["loss"] += float(terms.total) * n
+        totals["ce"] += terms.ce * n
+        totals["rec"] += terms.reconstruction * n
+        totals["correct"] += int((trace.last[:n].argmax(1) == labels).sum())
+        totals["seen"] += n
+        rate = totals["seen"] / (time.perf_counter() - started)
+        bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}",
+                        acc=f"{totals['correct'] / totals['seen']:.3f}", img_s=f"{rate:.0f}")
+    seen = max(totals["seen"], 1)
+    return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
+            "train_reconstruction": totals["rec"] / seen,
+            "train_acc": totals["correct"] / seen,
+            "images_per_s": totals["seen"] * ddp.world / (time.perf_counter() - started)}
+
+
+def _final_test(model: CNNF, out: Path, test_set: ImageDataset, config: TrainConfig,
+                device: torch.device) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    from neurocnnf.train.checkpoint import read_metadata
+
+    best = out / "best.safetensors"
+    load_weights(model, load_file(str(best), device=str(device)), str(best))
+    test = evaluate(model, Batches(test_set, config.eval_batch_size, device=device))
+    meta = read_metadata(best)
+    results = {"name": config.name, "best_epoch": meta["epoch"], "val": meta["metrics"],
+               "test": test, "iterations": model.iterations, "checkpoint": str(best)}
+    meta.pop("format"), meta.pop("package_version")
+    save_model(model, best, **{k: v for k, v in meta.items()
+                               if k not in ("model", "iterations", "eta")}, test=test)
+    atomic_write(out / "results.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2)))
+    return results
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(
+        "".join(json.dumps(r) + "\n" for r in history)))
+
+
+def _summary(record: dict) -> str:
+    return (f"epoch {record['epoch']}: loss {record['train_loss']:.4f} "
+            f"train acc {record['train_acc']:.4f} val acc (last) {record['val_acc_last']:.4f} "
+            f"{record['images_per_s']:.0f} img/s")
