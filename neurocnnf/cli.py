@@ -38,7 +38,8 @@ def train(
         results = run_training(config, out, resume=resume, progress=progress)
     except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError) as error:
         _fail(error)
-    typer.echo(json.dumps(results["test"], indent=2))
+    if results:  # empty on the non-main ranks of a torchrun job
+        typer.echo(json.dumps(results["test"], indent=2))
 
 
 @app.command()

@@ -18,7 +18,8 @@ def _plain_cnn_logits(model, x):
     """FMNIST-small as a plain CNN written with torch functions, reading the model's weights."""
     p = dict(model.named_parameters())
     h = (x - 0.5) / 0.5
-    for conv, bias in [("encoder.layers.1", "encoder.layers.3"), ("body.layers.0", "body.layers.2")]:
+    blocks = [("encoder.layers.1", "encoder.layers.3"), ("body.layers.0", "body.layers.2")]
+    for conv, bias in blocks:
         h = F.conv2d(h, p[f"{conv}.weight"], padding=2)
         h = h / torch.sqrt(h.pow(2).mean(dim=(2, 3), keepdim=True) + 1e-8)
         h = F.max_pool2d(F.relu(h + p[f"{bias}.bias"].view(1, -1, 1, 1)), 2)

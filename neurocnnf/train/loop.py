@@ -131,9 +131,18 @@ def prepare_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset, Image
 
 
 def train(
-    config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
-    """Train a model as ``config`` says; returns the final results (also in results.json)."""
+    """Train a model as ``config`` says; returns the final results (also in results.json).
+
+    resume: continue from ``out_dir/resume.pt`` (same config); the result equals an
+    uninterrupted run. stop_after: leave after this many epochs in this call (for time-limited
+    jobs; continue with ``resume=True``); the test set is then not scored yet.
+    """
     config.validate()
     out = Path(out_dir)
     device = select_device(config.device)
@@ -175,7 +184,9 @@ def train(
         _write_history(out / "metrics.jsonl", history)
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
 
-    for epoch in range(start_epoch, config.optim.epochs):
+    end_epoch = config.optim.epochs if stop_after is None else min(
+        config.optim.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch, end_epoch):
         torch.manual_seed(config.seed * 1000 + epoch)  # attack noise: same on resume
         stats = _train_epoch(net, model, train_batches, optimizer, scheduler, config, epoch,
                              ddp, device, progress and ddp.main)
@@ -195,10 +206,10 @@ def train(
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                 epoch=epoch + 1, best_val=best_val, history=history))
             _write_history(out / "metrics.jsonl", history)
-            if progress:
-                tqdm.write(_summary(record))
+            tqdm.write(_summary(record))
 
-    results = _final_test(model, out, test_set, config, device) if ddp.main else {}
+    finished = end_epoch == config.optim.epochs
+    results = _final_test(model, out, test_set, config, device) if ddp.main and finished else {}
     if ddp.world > 1:
         dist.barrier()
     return results
@@ -238,7 +249,7 @@ def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, confi
         optimizer.step()
         scheduler.step()
         n = len(labels)
-        totals["loss"] += float(terms.total) * n
+        totals["loss"] += float(terms.total.detach()) * n
         totals["ce"] += terms.ce * n
         totals["rec"] += terms.reconstruction * n
         totals["correct"] += int((trace.last[:n].argmax(1) == labels).sum())
