@@ -43,6 +43,58 @@ def train(
 
 
 @app.command()
+def extract(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint file or run folder")],
+    out: Annotated[Path, typer.Option(help="output store: .nc (NetCDF) or .zarr")],
+    stimuli: Annotated[str, typer.Option(help="kriegeskorte92, fashion_mnist[:split[:n]], "
+                                         "cifar10[:split[:n]] or folder:PATH[:CSV]")]
+    = "fashion_mnist:test:1000",
+    layers: Annotated[str | None, typer.Option(help="comma-separated; default all")] = None,
+    iterations: Annotated[int | None, typer.Option(help="T (default: the model's)")] = None,
+    eta: Annotated[float | None, typer.Option(help="step size (default: the model's)")] = None,
+    perturb: Annotated[list[str], typer.Option(help="KIND=L1,L2,... e.g. noise=0,0.1,0.2")]
+    = [],  # noqa: B006
+    reduce: Annotated[str | None, typer.Option(help="pca:K or random:K for layers > 1024")]
+    = None,
+    time_start: Annotated[float, typer.Option(help="ms at which iteration 0 starts")] = 70.0,
+    time_step: Annotated[float, typer.Option(help="ms per iteration")] = 40.0,
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: bool = True,
+) -> None:
+    """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
+    from neurocnnf.activations import Reduce, StoreError, TimeBins
+    from neurocnnf.activations import extract as run_extraction
+    from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.data.download import file_digest
+    from neurocnnf.stimuli import StimulusError, load_stimuli
+    from neurocnnf.stimuli import perturb as perturbed
+    from neurocnnf.train import CheckpointError, load_model
+    from neurocnnf.train.checkpoint import resolve_checkpoint
+
+    try:
+        model = load_model(checkpoint, map_location=device)
+        stimulus_set = load_stimuli(stimuli)
+        for spec in perturb:
+            kind, _, levels = spec.partition("=")
+            stimulus_set = perturbed(stimulus_set, kind, [float(v) for v in levels.split(",")])
+        reduction = None
+        if reduce:
+            method, _, k = reduce.partition(":")
+            reduction = Reduce(method, int(k or 256))
+        checkpoint_file = resolve_checkpoint(checkpoint)
+        path = run_extraction(
+            model, stimulus_set, out, layers=layers.split(",") if layers else None,
+            iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
+            reduce=reduction, batch_size=batch_size, model_id=checkpoint_file.parent.name,
+            checkpoint_sha256=file_digest(checkpoint_file), progress=progress)
+    except (CheckpointError, StimulusError, StoreError, DataNotFoundError, DataIntegrityError,
+            ValueError) as error:
+        _fail(error)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
 def presets() -> None:
     """List the training presets."""
     from neurocnnf.train import available_presets

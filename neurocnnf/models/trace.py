@@ -24,8 +24,8 @@ class Trace:
     reconstruction: T tensors g_t(k) (the feedback arriving at layer k), t = 0..T-1.
     forward: tap name -> T+1 tensors f_t(l) (encoder taps repeat their one value).
     feedback: tap name -> T tensors g_t(l) (body taps only).
-    mask_flips: latent layer -> T scalars, fraction of its latent units that changed
-        between consecutive feedforward passes (only when asked for).
+    mask_flips: latent layer -> T tensors (N,), per sample the fraction of its latent units
+        that changed between consecutive feedforward passes (only when asked for).
     """
 
     logits: list[Tensor]

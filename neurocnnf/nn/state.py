@@ -40,6 +40,7 @@ class InferenceState:
         return self.record is None or name in self.record
 
     def note_mask(self, name: str, old: Tensor | None, new: Tensor) -> None:
-        """Record the fraction of units whose latent changed from ``old`` to ``new``."""
+        """Record, per sample, the fraction of units whose latent changed from old to new."""
         if self.mask_stats and old is not None and old.shape == new.shape:
-            self.mask_flips.setdefault(name, []).append((old != new).float().mean().detach())
+            flipped = (old != new).flatten(1).float().mean(1).detach()
+            self.mask_flips.setdefault(name, []).append(flipped)

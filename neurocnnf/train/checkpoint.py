@@ -62,7 +62,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     """The JSON metadata of a checkpoint, without loading the weights."""
     from safetensors import safe_open
 
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get("neurocnnf")
@@ -78,7 +78,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> CNNF:
     """Rebuild a model from a checkpoint file, or a run folder (its best checkpoint)."""
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     meta = read_metadata(path)
     try:
         model = build_from_config(meta["model"], meta["iterations"], meta["eta"])
@@ -109,7 +109,8 @@ def load_weights(model: CNNF, state: dict[str, torch.Tensor], source: str) -> No
     model.load_state_dict(state)
 
 
-def _resolve(path: str | os.PathLike) -> Path:
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint file a path names (a run folder names its best checkpoint)."""
     path = Path(path)
     if path.is_dir():
         for name in ("best.safetensors", "last.safetensors", "model.safetensors"):

@@ -1,0 +1,20 @@
+"""Per-iteration activations as xarray datasets: extraction, stores, time bins, reduction."""
+
+from neurocnnf.activations.extract import (
+    OUTPUTS,
+    SCALARS,
+    Reduce,
+    extract,
+    extract_dataset,
+    model_digest,
+    resolve_layers,
+    trace_arrays,
+)
+from neurocnnf.activations.store import StoreError, assembly, layers_of, open_activations
+from neurocnnf.activations.timebins import TimeBins
+
+__all__ = [
+    "OUTPUTS", "SCALARS", "Reduce", "StoreError", "TimeBins", "assembly", "extract",
+    "extract_dataset", "layers_of", "model_digest", "open_activations", "resolve_layers",
+    "trace_arrays",
+]

@@ -1,0 +1,248 @@
+"""Per-iteration activations of a CNN-F for a stimulus set, as a labelled xarray dataset.
+
+Variables (dims presentation x iteration x neuroid_<var>, float32):
+  <tap>             forward features f_t(l) of each requested layer (post-AdaReLU)
+  <tap>_feedback    feedback g_t(l) arriving at that layer in the pass that led to iteration t
+                    (NaN at iteration 0; body layers only)
+  h_hat             the input to the feedforward body at iteration t (eq. 6); h_hat_0 = h
+  logits, probabilities
+Per-iteration scalars (presentation x iteration): reconstruction_error = RMS(h - h_hat_t),
+logit_change = ||logits_t - logits_(t-1)|| (NaN at 0), mask_flip_fraction = fraction of
+AdaReLU/AdaPool latents that changed since the previous pass, averaged over latent layers.
+Coords: stimulus_id and every metadata column on presentation; iteration, time_bin_start and
+time_bin_end (ms) on iteration; neuroid_id, channel, y, x (suffixed by the variable) on neuroids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from neurocnnf.activations.reduce import Projection, fit_pca, random_projection
+from neurocnnf.activations.store import FINGERPRINT, make_writer, open_activations
+from neurocnnf.activations.timebins import TimeBins
+from neurocnnf.models import CNNF
+from neurocnnf.stimuli import StimulusSet, conversion_note, render
+
+OUTPUTS = ("h_hat", "logits", "probabilities")
+SCALARS = ("reconstruction_error", "logit_change", "mask_flip_fraction")
+
+
+@dataclass(frozen=True)
+class Reduce:
+    """Reduce every layer larger than ``min_size`` to ``components``: 'pca' fitted on
+    ``reference`` stimuli (default: the first 500 of the set) or a seeded 'random' projection."""
+
+    method: str = "pca"
+    components: int = 256
+    min_size: int = 1024
+    seed: int = 0
+
+
+def resolve_layers(model: CNNF, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Taps and output names to extract (None: every tap and every output)."""
+    names = list(model.taps) + list(OUTPUTS)
+    if layers is None:
+        return names
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {unknown}; this model has {names}")
+    return list(layers)
+
+
+def model_digest(model: CNNF) -> str:
+    """sha256 over the model's tensors (a checkpoint-independent identity)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iterations: int,
+                 eta: float | None, feedback: bool = True) -> dict[str, np.ndarray]:
+    """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32."""
+    taps = [name for name in layers if name in model.taps]
+    with torch.no_grad():
+        trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True)
+    b, steps = images.shape[0], iterations + 1
+
+    def stack(tensors):
+        return torch.stack([t.reshape(b, -1) for t in tensors], 1).float().cpu().numpy()
+
+    def with_nan_first(tensors, width):
+        first = [torch.full((b, width), float("nan"))] if tensors else []
+        rest = [t.reshape(b, -1).float().cpu() for t in tensors]
+        return torch.stack(first + rest, 1).numpy() if steps > 1 else np.full(
+            (b, 1, width), np.nan, np.float32)
+
+    out: dict[str, np.ndarray] = {}
+    for name in taps:
+        out[name] = stack(trace.forward[name])
+        if feedback and name in model.body_taps:
+            out[f"{name}_feedback"] = with_nan_first(trace.feedback[name], out[name].shape[2])
+    logits = torch.stack(trace.logits, 1).float()
+    outputs = {"h_hat": stack(trace.h_hat), "logits": logits.cpu().numpy(),
+               "probabilities": logits.softmax(-1).cpu().numpy()}
+    out.update({name: outputs[name] for name in OUTPUTS if name in layers})
+    h = trace.h.reshape(b, -1)
+    out["reconstruction_error"] = torch.stack(
+        [(h - x.reshape(b, -1)).pow(2).mean(1).sqrt() for x in trace.h_hat], 1).cpu().numpy()
+    change = (logits[:, 1:] - logits[:, :-1]).norm(dim=-1)
+    out["logit_change"] = torch.cat([torch.full((b, 1), float("nan")), change.cpu()], 1).numpy()
+    flips = [torch.stack(v, 1) for v in trace.mask_flips.values()]  # (B, T) per latent layer
+    mean_flips = torch.stack(flips).mean(0).cpu() if flips else torch.zeros(b, 0)
+    out["mask_flip_fraction"] = torch.cat([torch.full((b, 1), float("nan")), mean_flips],
+                                          1).numpy()
+    return out
+
+
+def _neuroid_coords(name: str, shape: tuple[int, ...]) -> dict[str, tuple]:
+    """neuroid_id / channel / y / x of a layer with feature shape (C, H, W) or (D,)."""
+    dim = f"neuroid_{name}"
+    if len(shape) == 1:
+        channel = np.arange(shape[0])
+        y = x = np.zeros_like(channel)
+    else:
+        grids = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+        channel, y, x = (g.ravel() for g in grids)
+    ids = np.array([f"{name}.{c}.{i}.{j}" for c, i, j in zip(channel, y, x, strict=True)])
+    return {f"neuroid_id_{name}": (dim, ids), f"channel_{name}": (dim, channel),
+            f"y_{name}": (dim, y), f"x_{name}": (dim, x)}
+
+
+def _metadata_coords(stimuli: StimulusSet) -> dict[str, tuple]:
+    coords = {}
+    for column in stimuli.metadata.columns:
+        values = stimuli.metadata[column].to_numpy()
+        if values.dtype == object:
+            values = values.astype(str)
+        coords[column] = ("presentation", values)
+    return coords
+
+
+def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, shapes, device,
+                    batch_size) -> dict[str, Projection]:
+    big = [n for n in layers if n not in ("logits", "probabilities")
+           and int(np.prod(shapes[n])) > reduce.min_size]
+    if not big:
+        return {}
+    if reduce.method == "random":
+        return {n: random_projection(int(np.prod(shapes[n])), reduce.components, reduce.seed)
+                for n in big}
+    if reduce.method != "pca":
+        raise ValueError(f"unknown reduction {reduce.method!r}: use 'pca' or 'random'")
+    rows = np.arange(min(len(stimuli), 500))
+    gathered: dict[str, list[np.ndarray]] = {n: [] for n in big}
+    for start in range(0, len(rows), batch_size):
+        images = render(stimuli, rows[start:start + batch_size], model.input_shape[0],
+                        model.input_shape[1], model).to(device)
+        arrays = trace_arrays(model, images, big, iterations, eta, feedback=False)
+        for n in big:
+            gathered[n].append(arrays[n].reshape(-1, arrays[n].shape[-1]))
+    return {n: fit_pca(torch.from_numpy(np.concatenate(gathered[n])), reduce.components)
+            for n in big}
+
+
+def extract(
+    model: CNNF,
+    stimuli: StimulusSet,
+    out: str | os.PathLike,
+    layers: list[str] | None = None,
+    iterations: int | None = None,
+    eta: float | None = None,
+    feedback: bool = True,
+    time_bins: TimeBins | None = None,
+    reduce: Reduce | None = None,
+    batch_size: int = 64,
+    model_id: str = "model",
+    checkpoint_sha256: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
+
+    Peak memory is one batch of activations (plus the reduction maps), whatever the number of
+    stimuli. Returns the path of the finished store.
+    """
+    from neurocnnf import __version__
+
+    out = Path(out)
+    time_bins = time_bins or TimeBins()
+    names = resolve_layers(model, layers)
+    steps = model.iterations if iterations is None else iterations
+    device = next(model.parameters()).device
+    model.eval()
+    channels, size = model.input_shape[0], model.input_shape[1]
+    first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
+    probe = trace_arrays(model, first_image, names, steps, eta, feedback)
+    with torch.no_grad():
+        probe_trace = model(first_image, iterations=0, layers=[n for n in names if n in model.taps])
+    shapes = {n: tuple(probe_trace.forward[n][0].shape[1:]) for n in names if n in model.taps}
+    shapes.update({"h_hat": tuple(probe_trace.h.shape[1:]),
+                   "logits": (model.num_classes,), "probabilities": (model.num_classes,)})
+    reductions = _fit_reductions(model, stimuli, names, steps, eta, reduce, shapes, device,
+                                 batch_size) if reduce is not None else {}
+
+    def dims_of(var: str) -> tuple[str, ...]:
+        if var in SCALARS:
+            return ("presentation", "iteration")
+        base = var.removesuffix("_feedback")
+        return ("presentation", "iteration", f"neuroid_{base}")
+
+    variables = {var: (dims_of(var), "f4") for var in probe}
+    coords = _metadata_coords(stimuli)
+    coords.update({"iteration": ("iteration", np.arange(steps + 1)),
+                   "time_bin_start": ("iteration", time_bins.starts(steps)),
+                   "time_bin_end": ("iteration", time_bins.ends(steps))})
+    for n in names:
+        coords.update(_neuroid_coords(n, (reductions[n].size,) if n in reductions else shapes[n]))
+    settings = dict(model_id=model_id, model_sha256=checkpoint_sha256 or model_digest(model),
+                    stimulus_set=stimuli.identifier, n=len(stimuli), layers=names,
+                    iterations=steps, eta=eta if eta is not None else model.eta,
+                    feedback=feedback, reduce=None if reduce is None else vars(reduce),
+                    time_bins=vars(time_bins))
+    skeleton = xr.Dataset(coords=coords, attrs={
+        "model_id": model_id, "checkpoint_sha256": settings["model_sha256"],
+        "model_config": json.dumps(model.config), "iterations": steps,
+        "eta": settings["eta"], "layers": json.dumps([v for v in probe if v not in SCALARS]),
+        "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
+        "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
+        "reduction": json.dumps(settings["reduce"]), FINGERPRINT: json.dumps(settings,
+                                                                              sort_keys=True),
+    })
+    writer = make_writer(out, skeleton, variables, batch_size)
+    rows = np.arange(len(stimuli))
+    complete = False
+    try:
+        with tqdm(total=len(stimuli), initial=writer.done, desc=f"extract {out.name}",
+                  unit="img", disable=not progress) as bar:
+            for start in range(writer.done, len(stimuli), batch_size):
+                batch = rows[start:start + batch_size]
+                images = render(stimuli, batch, channels, size, model).to(device)
+                arrays = trace_arrays(model, images, names, steps, eta, feedback)
+                for var, array in arrays.items():
+                    base = var.removesuffix("_feedback")
+                    if base in reductions:
+                        flat = torch.from_numpy(array).reshape(-1, array.shape[-1])
+                        arrays[var] = reductions[base](flat).reshape(len(batch), steps + 1,
+                                                                    -1).numpy()
+                writer.write(start, arrays)
+                bar.update(len(batch))
+        complete = True
+    finally:
+        writer.close(complete)
+    return out
+
+
+def extract_dataset(model: CNNF, stimuli: StimulusSet, path: str | os.PathLike,
+                    **kwargs) -> xr.Dataset:
+    """``extract`` then open the result."""
+    return open_activations(extract(model, stimuli, path, **kwargs))

@@ -1,0 +1,180 @@
+"""Stimulus sets in Brain-Score's conventions: one metadata row per stimulus, keyed by
+``stimulus_id``, with images that are read (and perturbed) batch by batch.
+
+A set's ``metadata`` always has the columns ``stimulus_id``, ``source_id`` (the unperturbed
+image it comes from), ``perturbation`` and ``level``; any other columns (label, category, ...)
+are carried into the activation datasets as presentation coords.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from neurocnnf.data import load_dataset
+from neurocnnf.data.datasets import kriegeskorte92
+
+
+class StimulusError(ValueError):
+    """A stimulus set that cannot be built or read (missing column, unreadable image, ...)."""
+
+
+@dataclass
+class StimulusSet:
+    """Stimuli: metadata (one row each) + the source images they are made from.
+
+    metadata: DataFrame with stimulus_id, source_id, source_index, perturbation, level, ...
+    images: uint8 (N_sources, C, H, W) held in memory, or None when ``paths`` are read.
+    paths: one file per source image (read lazily with PIL).
+    """
+
+    identifier: str
+    metadata: pd.DataFrame
+    images: Tensor | None = None
+    paths: list[Path] | None = None
+    seed: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    @property
+    def n_sources(self) -> int:
+        return len(self.images) if self.images is not None else len(self.paths or [])
+
+    def source_images(self, indices: np.ndarray) -> list[Tensor]:
+        """uint8 (C, H, W) tensors of the given source indices (read from disk if needed)."""
+        if self.images is not None:
+            return [self.images[int(i)] for i in indices]
+        return [_read_image(self.paths[int(i)]) for i in indices]
+
+
+def _read_image(path: Path) -> Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            mode = "L" if image.mode in ("L", "1", "I;16", "I") else "RGB"
+            array = np.asarray(image.convert(mode))
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
+        raise StimulusError(f"cannot read image {path}: {error}") from None
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def convert(image: Tensor, channels: int, size: int) -> Tensor:
+    """uint8 (C, H, W) -> float (channels, size, size) in [0, 1]: luma or grey->RGB, then a
+    bilinear antialiased resize of the square centre crop."""
+    x = image.float().div(255.0)
+    if x.shape[0] == 3 and channels == 1:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
+    elif x.shape[0] == 1 and channels == 3:
+        x = x.expand(3, -1, -1)
+    elif x.shape[0] != channels:
+        raise StimulusError(f"cannot convert a {x.shape[0]}-channel image to {channels}")
+    height, width = x.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    x = x[:, top:top + side, left:left + side]
+    if side != size:
+        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)[0]
+    return x.clamp(0.0, 1.0)
+
+
+def conversion_note(stimuli: StimulusSet, channels: int, size: int) -> str:
+    """How the set's images were turned into model input, for the dataset attributes."""
+    first = stimuli.source_images(np.array([0]))[0]
+    c, h, w = first.shape
+    colour = {(3, 1): "RGB->grey (ITU-R 601 luma)", (1, 3): "grey->RGB (repeat)"}.get(
+        (c, channels), "channels kept")
+    return (f"{colour}; {h}x{w} -> centre crop {min(h, w)} -> {size}x{size} "
+            "(bilinear, antialias); scaled to [0, 1]")
+
+
+def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame({"stimulus_id": ids, "source_id": ids,
+                          "source_index": np.arange(len(ids)), "perturbation": "none",
+                          "level": 0.0})
+    for key, values in (extra or {}).items():
+        frame[key] = values
+    return frame
+
+
+def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
+                identifier: str | None = None) -> StimulusSet:
+    """Images in a folder with a metadata CSV (``stimulus_id`` plus ``filename`` or
+    ``image_file_name``, relative to the folder; other columns are kept)."""
+    folder = Path(folder)
+    csv = Path(csv) if csv is not None else folder / "stimuli.csv"
+    if not csv.exists():
+        raise StimulusError(f"metadata CSV {csv} does not exist")
+    table = pd.read_csv(csv)
+    if "stimulus_id" not in table.columns:
+        raise StimulusError(f"{csv} has no 'stimulus_id' column (columns: {list(table.columns)})")
+    path_column = next((c for c in ("filename", "image_file_name", "path") if c in table), None)
+    if path_column is None:
+        raise StimulusError(f"{csv} needs a 'filename' (or 'image_file_name') column")
+    if table["stimulus_id"].duplicated().any():
+        raise StimulusError(f"{csv}: stimulus_id values are not unique")
+    ids = table["stimulus_id"].astype(str).tolist()
+    paths = [folder / str(p) for p in table[path_column]]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise StimulusError(f"{len(missing)} image(s) listed in {csv} do not exist: {missing[:3]}")
+    extra = {c: table[c].to_numpy() for c in table.columns if c not in ("stimulus_id",)}
+    return StimulusSet(identifier or folder.name, _base_metadata(ids, extra), paths=paths)
+
+
+def from_dataset(name: str, split: str = "test", n: int | None = 1000, seed: int = 0,
+                 root=None) -> StimulusSet:
+    """A class-balanced subset of Fashion-MNIST or CIFAR-10 (``n`` images, seeded)."""
+    data = load_dataset(name, split, root)
+    rng = np.random.default_rng(seed)
+    labels = data.labels.numpy()
+    if n is None or n >= len(labels):
+        chosen = np.arange(len(labels))
+    else:
+        per_class = n // len(data.classes)
+        chosen = np.sort(np.concatenate([
+            rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+            for c in range(len(data.classes))
+        ]))
+    ids = [f"{data.name}-{split}-{i:05d}" for i in chosen]
+    extra = {"label": labels[chosen], "category": [data.classes[c] for c in labels[chosen]],
+             "dataset_index": chosen}
+    return StimulusSet(f"{data.name}-{split}-{len(chosen)}-s{seed}", _base_metadata(ids, extra),
+                       images=data.images[torch.as_tensor(chosen)], seed=seed)
+
+
+def kriegeskorte92_set(root=None) -> StimulusSet:
+    """The 92 object images with their category columns (animate, human, face, ...)."""
+    k = kriegeskorte92(root)
+    ids = [f"kriegeskorte92-{i:02d}" for i in range(92)]
+    extra = {"category": k.category_names, **{f"is_{c}": v for c, v in k.categories.items()}}
+    return StimulusSet("kriegeskorte92", _base_metadata(ids, extra), images=k.images)
+
+
+def load_stimuli(spec: str, root=None) -> StimulusSet:
+    """Parse a stimulus-set spec: ``kriegeskorte92``, ``fashion_mnist[:split[:n]]``,
+    ``cifar10[:split[:n]]`` or ``folder:PATH[:CSV]``."""
+    name, _, rest = spec.partition(":")
+    if name == "kriegeskorte92":
+        return kriegeskorte92_set(root)
+    if name in ("fashion_mnist", "cifar10"):
+        parts = rest.split(":") if rest else []
+        split = parts[0] if parts else "test"
+        n = int(parts[1]) if len(parts) > 1 else 1000
+        return from_dataset(name, split, n, root=root)
+    if name == "folder":
+        folder, _, csv = rest.partition(":")
+        return from_folder(folder, csv or None)
+    raise StimulusError(f"unknown stimulus set {spec!r}: use kriegeskorte92, "
+                        "fashion_mnist[:split[:n]], cifar10[:split[:n]] or folder:PATH[:CSV]")
