@@ -132,7 +132,7 @@ def test_trace_scoring_and_mask_statistics():
     assert trace.scored("last") is trace.logits[-1]
     assert trace.mask_flips and all(len(v) == 2 for v in trace.mask_flips.values())
     flips = torch.stack([f for v in trace.mask_flips.values() for f in v])
-    assert flips.shape[1] == 2 and 0.0 <= flips.min() and flips.max() <= 1.0 and flips.max() > 0
+    assert flips.shape[1] == 2 and flips.min() >= 0.0 and flips.max() <= 1.0 and flips.max() > 0
     with pytest.raises(ValueError, match="scoring"):
         trace.scored("best")
 

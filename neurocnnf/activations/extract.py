@@ -79,16 +79,18 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
         return torch.stack([t.reshape(b, -1) for t in tensors], 1).float().cpu().numpy()
 
     def with_nan_first(tensors, width):
-        first = [torch.full((b, width), float("nan"))] if tensors else []
-        rest = [t.reshape(b, -1).float().cpu() for t in tensors]
-        return torch.stack(first + rest, 1).numpy() if steps > 1 else np.full(
-            (b, 1, width), np.nan, np.float32)
+        nan = torch.full((b, 1, width), float("nan"))
+        if not tensors:
+            return nan.numpy()
+        rest = torch.stack([t.reshape(b, -1).float().cpu() for t in tensors], 1)
+        return torch.cat([nan, rest], 1).numpy()
 
     out: dict[str, np.ndarray] = {}
     for name in taps:
         out[name] = stack(trace.forward[name])
         if feedback and name in model.body_taps:
-            out[f"{name}_feedback"] = with_nan_first(trace.feedback[name], out[name].shape[2])
+            out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
+                                                       out[name].shape[2])
     logits = torch.stack(trace.logits, 1).float()
     outputs = {"h_hat": stack(trace.h_hat), "logits": logits.cpu().numpy(),
                "probabilities": logits.softmax(-1).cpu().numpy()}

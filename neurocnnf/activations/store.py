@@ -1,8 +1,8 @@
 """Activation stores: NetCDF (h5netcdf) and Zarr, written batch by batch, and their reader.
 
 A store is written under ``<path>.partial`` and renamed to ``<path>`` when complete, so a
-finished path is always a whole file. ``attrs['neurocnnf_done']`` counts the presentations
-written; an interrupted extraction resumes from there.
+finished path is always a whole file. The presentations written so far (NetCDF: the attribute
+``neurocnnf_done``; Zarr: the appended length) are where an interrupted extraction resumes.
 """
 
 from __future__ import annotations
@@ -100,7 +100,6 @@ class ZarrWriter:
         part = part.assign({name: (self.variables[name][0], values)
                             for name, values in arrays.items()})
         if start == 0:
-            part.attrs[DONE] = stop
             encoding = {name: {"chunks": (self.chunk,) + values.shape[1:]}
                         for name, values in arrays.items()}
             part.to_zarr(self.partial, mode="w", encoding=encoding, **_zarr_options())

@@ -114,7 +114,7 @@ def _adversarial(images: Tensor, levels: np.ndarray, meta: pd.DataFrame, model, 
     x = images.to(device)
     with torch.no_grad():
         predicted = model(x, iterations=0).first.argmax(1)
-    labels = torch.as_tensor(meta["label"].to_numpy(), device=device) if "label" in meta \
+    labels = torch.tensor(meta["label"].to_numpy(), device=device) if "label" in meta \
         else predicted  # without labels: move away from the model's own clean answer
     out = x.clone()
     fn = logits_fn(model, "first")

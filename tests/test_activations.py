@@ -1,0 +1,196 @@
+"""Activation extraction: values equal the model's own trace, stores round-trip, resume,
+bounded memory, time bins and NeuroidAssembly-shaped reads."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from neurocnnf.activations import (
+    Reduce,
+    StoreError,
+    TimeBins,
+    assembly,
+    extract,
+    extract_dataset,
+    open_activations,
+)
+from neurocnnf.activations import store as store_module
+from neurocnnf.models import fmnist_small
+from neurocnnf.stimuli import StimulusSet, perturb, render
+from neurocnnf.stimuli.sets import _base_metadata
+
+
+def _stimuli(n=10, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=generator)
+    ids = [f"s{i:03d}" for i in range(n)]
+    return StimulusSet(f"toy{n}", _base_metadata(ids, {"label": np.arange(n) % 10,
+                                                       "animate": np.arange(n) % 2 == 0}),
+                       images=images)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return fmnist_small(iterations=3).eval()
+
+
+def test_values_equal_the_models_own_trace(model, tmp_path):
+    stimuli = _stimuli()
+    # one batch, so that the model sees exactly the batch the extraction saw
+    ds = extract_dataset(model, stimuli, tmp_path / "a.nc", batch_size=10, progress=False)
+    x = render(stimuli, np.arange(10), 1, 28)
+    with torch.no_grad():
+        trace = model(x, layers=None)
+    for t in range(4):
+        np.testing.assert_allclose(ds["conv2"].values[:, t], trace.forward["conv2"][t].flatten(1),
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ds["conv1"].values[:, t], trace.forward["conv1"][0].flatten(1),
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ds["h_hat"].values[:, t], trace.h_hat[t].flatten(1), atol=1e-6)
+        np.testing.assert_allclose(ds["logits"].values[:, t], trace.logits[t], atol=1e-5)
+    for t in range(3):
+        np.testing.assert_allclose(ds["conv2_feedback"].values[:, t + 1],
+                                   trace.feedback["conv2"][t].flatten(1), atol=1e-6)
+    assert np.isnan(ds["conv2_feedback"].values[:, 0]).all()
+    np.testing.assert_allclose(ds["probabilities"].sum("neuroid_probabilities"), 1, atol=1e-5)
+    assert list(ds["stimulus_id"].values) == list(stimuli.metadata["stimulus_id"])
+    assert ds["reconstruction_error"].values[:, 0].max() == 0  # h_hat_0 = h
+    assert (ds["reconstruction_error"].values[:, 1:] > 0).all()
+    assert np.isnan(ds["logit_change"].values[:, 0]).all()
+    flips = ds["mask_flip_fraction"].values[:, 1:]
+    assert ((flips >= 0) & (flips <= 1)).all()
+    assert ds.attrs["iterations"] == 3 and len(ds.attrs["checkpoint_sha256"]) == 64
+
+
+def test_iteration_zero_equals_the_plain_cnn(model, tmp_path):
+    stimuli = _stimuli(6)
+    ds = extract_dataset(model, stimuli, tmp_path / "a.nc", iterations=4, progress=False)
+    plain = extract_dataset(model, stimuli, tmp_path / "plain.nc", iterations=0, progress=False)
+    np.testing.assert_array_equal(ds["conv2"].values[:, 0], plain["conv2"].values[:, 0])
+    np.testing.assert_array_equal(ds["logits"].values[:, 0], plain["logits"].values[:, 0])
+    assert plain.sizes["iteration"] == 1
+
+
+def test_netcdf_and_zarr_round_trip_equal(model, tmp_path):
+    stimuli = _stimuli(9)
+    a = extract_dataset(model, stimuli, tmp_path / "a.nc", batch_size=4, progress=False)
+    b = extract_dataset(model, stimuli, tmp_path / "a.zarr", batch_size=4, progress=False)
+    for name in ("conv1", "conv2", "conv2_feedback", "logits", "reconstruction_error"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    for coord in ("stimulus_id", "label", "animate", "time_bin_start", "neuroid_id_conv2"):
+        np.testing.assert_array_equal(a[coord].values, b[coord].values)
+    assert a["animate"].dtype == bool and a.attrs["layers"] == b.attrs["layers"]
+
+
+def test_assembly_is_neuroid_assembly_shaped(model, tmp_path):
+    ds = extract_dataset(model, _stimuli(5), tmp_path / "a.nc",
+                         time_bins=TimeBins(100, 100), progress=False)
+    conv2 = assembly(ds, "conv2")
+    assert conv2.dims == ("presentation", "neuroid", "time_bin")
+    assert conv2.shape == (5, 64 * 14 * 14, 4)
+    assert list(conv2["time_bin_start"].values) == [100, 200, 300, 400]
+    assert set(conv2["layer"].values) == {"conv2"}
+    assert conv2["neuroid_id"].values[0] == "conv2.0.0.0" and conv2["channel"].values[-1] == 63
+    with pytest.raises(StoreError, match="unknown layer 'IT'"):
+        assembly(ds, "IT")
+
+
+def test_unknown_layers_and_missing_store_are_clear_errors(model, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown layer\(s\) \['V4'\]"):
+        extract(model, _stimuli(2), tmp_path / "x.nc", layers=["V4"], progress=False)
+    with pytest.raises(StoreError, match="does not exist"):
+        open_activations(tmp_path / "none.nc")
+    with pytest.raises(StoreError, match=".nc .*or .zarr"):
+        extract(model, _stimuli(2), tmp_path / "x.csv", progress=False)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_killed_extraction_resumes_to_the_same_file(model, tmp_path, suffix, monkeypatch):
+    stimuli = _stimuli(12)
+    straight = extract_dataset(model, stimuli, tmp_path / f"straight{suffix}", batch_size=4,
+                               progress=False)
+    writer_class = (store_module.NetCDFWriter if suffix == ".nc" else store_module.ZarrWriter)
+    original = writer_class.write
+    calls = {"n": 0}
+
+    def dies_on_third(self, start, arrays):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        original(self, start, arrays)
+
+    monkeypatch.setattr(writer_class, "write", dies_on_third)
+    target = tmp_path / f"resumed{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        extract(model, stimuli, target, batch_size=4, progress=False)
+    assert not target.exists() and store_module.partial_path(target).exists()
+    monkeypatch.setattr(writer_class, "write", original)
+    resumed = extract_dataset(model, stimuli, target, batch_size=4, progress=False)
+    np.testing.assert_array_equal(resumed["conv2"].values, straight["conv2"].values)
+    assert resumed.sizes["presentation"] == 12
+
+
+def test_reductions_keep_iterations_comparable(model, tmp_path):
+    stimuli = _stimuli(20)
+    pca = extract_dataset(model, stimuli, tmp_path / "p.nc", reduce=Reduce("pca", 8),
+                          progress=False)
+    assert pca.sizes["neuroid_conv2"] == 8 and pca.sizes["neuroid_logits"] == 10
+    assert json.loads(pca.attrs["reduction"])["method"] == "pca"
+    random = extract_dataset(model, stimuli, tmp_path / "r.nc", reduce=Reduce("random", 16),
+                             progress=False)
+    full = extract_dataset(model, stimuli, tmp_path / "f.nc", progress=False)
+    # a random projection roughly preserves distances (Johnson-Lindenstrauss)
+    d_full = np.linalg.norm(full["conv2"].values[0, 1] - full["conv2"].values[1, 1])
+    d_proj = np.linalg.norm(random["conv2"].values[0, 1] - random["conv2"].values[1, 1])
+    assert 0.3 < d_proj / d_full < 3
+
+
+def test_time_bins_answer_kar2019_bins_with_changing_iterations():
+    bins = TimeBins()
+    requested = np.arange(70, 250, 10)
+    chosen = bins.iteration_for(requested, iterations=4)
+    assert chosen[0] == 0 and chosen[-1] == 4 and len(set(chosen)) == 5
+    assert (np.diff(chosen) >= 0).all()
+
+
+def test_perturbation_coords_reach_the_dataset(model, tmp_path):
+    stimuli = perturb(_stimuli(4), "blur", [0.0, 1.5])
+    ds = extract_dataset(model, stimuli, tmp_path / "b.nc", layers=["conv2", "logits"],
+                         progress=False)
+    assert list(ds["level"].values) == [0.0] * 4 + [1.5] * 4
+    assert list(ds["source_id"].values[:4]) == list(ds["source_id"].values[4:])
+    assert set(ds.data_vars) >= {"conv2", "conv2_feedback", "logits"} and "conv1" not in ds
+
+
+PEAK = textwrap.dedent("""
+    import resource, sys, torch, numpy as np
+    from neurocnnf.models import fmnist_adv
+    from neurocnnf.stimuli import StimulusSet
+    from neurocnnf.stimuli.sets import _base_metadata
+    from neurocnnf.activations import extract
+    n = int(sys.argv[1])
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8)
+    stimuli = StimulusSet("s", _base_metadata([str(i) for i in range(n)]), images=images)
+    extract(fmnist_adv(iterations=2), stimuli, sys.argv[2], layers=["conv3", "conv4"],
+            batch_size=32, progress=False)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_number_of_stimuli(tmp_path):
+    peaks = []
+    for n in (64, 640):
+        done = subprocess.run([sys.executable, "-c", PEAK, str(n), str(tmp_path / f"{n}.nc")],
+                              capture_output=True, text=True, timeout=600, check=True)
+        peaks.append(int(done.stdout.split()[-1]) / 1024)  # MiB
+    # 640 stimuli x 3 iterations x 2 layers of 25k+12k float32 = ~570 MiB on disk
+    assert (tmp_path / "640.nc").stat().st_size > 400 * 2**20
+    assert peaks[1] < peaks[0] + 64, peaks
