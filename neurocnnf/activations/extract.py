@@ -73,7 +73,7 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
     taps = [name for name in layers if name in model.taps]
     with torch.no_grad():
         trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True)
-    b, steps = images.shape[0], iterations + 1
+    b = images.shape[0]
 
     def stack(tensors):
         return torch.stack([t.reshape(b, -1) for t in tensors], 1).float().cpu().numpy()
