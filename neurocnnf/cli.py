@@ -94,6 +94,46 @@ def extract(
     typer.echo(f"wrote {path}")
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(",") if v)
+
+
+@app.command()
+def evaluate(
+    checkpoints: Annotated[list[Path], typer.Argument(help="CNN-F checkpoints or run folders")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/robustness"),
+    twin: Annotated[Path | None, typer.Option(help="the plain-CNN twin (CNN row, transfer)")]
+    = None,
+    dataset: str = "fashion_mnist",
+    limit: Annotated[int | None, typer.Option(help="first N test images")] = 1000,
+    eps: Annotated[float, typer.Option(help="eps of the table (pixel scale)")] = 0.1,
+    eps_grid: Annotated[str, typer.Option(help="eps values of the curves")] = "0.02,0.05,0.1,0.2",
+    attacks: Annotated[str, typer.Option(help="fgsm,pgd,spsa,transfer,apgd-ce,apgd-t,square")]
+    = "fgsm,pgd,spsa,transfer",
+    pgd_steps: int = 40,
+    spsa_steps: int = 20,
+    test_iterations: Annotated[str, typer.Option(help="e.g. 0,1,2,3,4,5 (Fig. 5d)")] = "",
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> None:
+    """Robustness of CNN-F checkpoints: the paper's table, Fig. 5 curves, masking report."""
+    from neurocnnf.attacks.protocol import run_evaluation
+    from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.train import CheckpointError
+
+    try:
+        run_evaluation(
+            checkpoints, out, twin, dataset, limit, eps, _floats(eps_grid),
+            tuple(a for a in attacks.split(",") if a), pgd_steps, spsa_steps,
+            tuple(int(t) for t in _floats(test_iterations)), batch_size, seed, device, progress)
+    except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
+            ImportError) as error:
+        _fail(error)
+    typer.echo(f"wrote {out}")
+
+
 @app.command()
 def presets() -> None:
     """List the training presets."""

@@ -1,0 +1,1 @@
+"""Figures (seaborn), saved as files."""
