@@ -7,7 +7,7 @@ EXTRAS ?= analysis,dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test lint demo bench clean
+.PHONY: install brainscore test lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,38 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@# torchattacks' metadata asks for torchvision and an old requests: install it alone
+	$(BIN)/python -m pip install -q --no-deps torchattacks==3.5.1
 	touch $@
+
+# A second environment with the Brain-Score stack (numpy<2, xarray 2022.3): brainscore
+# packages with --no-deps, then their real needs (see constraints-brainscore.txt).
+BS_VENV := .venv-brainscore
+BS := $(BS_VENV)/bin
+BS_STAMP := $(BS_VENV)/.installed
+
+$(BS_STAMP): pyproject.toml constraints-brainscore.txt
+	$(PYTHON) -m venv $(BS_VENV)
+	$(BS)/python -m pip install -q --upgrade pip
+	$(BS)/python -m pip install -q -c constraints-brainscore.txt torch
+	$(BS)/python -m pip install -q --no-deps brainscore-vision==2.4.2 brainscore-core==2.5.0 \
+		result-caching==0.5
+	$(BS)/python -m pip install -q -c constraints-brainscore.txt numpy pandas xarray \
+		scikit-learn importlib-metadata scipy h5py netCDF4 boto3 Pillow tqdm "dask[array]" \
+		opencv-python gitpython fire pybtex peewee psycopg2-binary networkx psutil requests \
+		h5netcdf zarr safetensors pyyaml typer pytest matplotlib seaborn
+	$(BS)/python -m pip install -q --no-deps -e .
+	touch $@
+
+brainscore: $(BS_STAMP)
 
 install: $(STAMP)
 
-test: install  ## the test suite (README's test command)
+test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks
 	$(BIN)/python -m pytest -q --durations=10
+	@# the same data product on the Brain-Score stack (xarray 2022.3, numpy 1.x)
+	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py
 
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks
@@ -36,4 +61,4 @@ bench: install
 	cd benchmarks && ../$(BIN)/python bench_engine.py && ../$(BIN)/python bench_train.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BS_VENV) .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ from torch import Tensor
 from neurocnnf.stimuli.sets import StimulusError, StimulusSet, convert
 
 KINDS = ("noise", "blur", "contrast", "occlusion", "adversarial")
+IDENTITY = {"noise": 0.0, "blur": 0.0, "contrast": 1.0, "occlusion": 0.0, "adversarial": 0.0}
 
 
 def perturb(stimuli: StimulusSet, kind: str, levels: list[float] | tuple[float, ...],
@@ -66,7 +67,7 @@ def _blur(x: Tensor, sigma: float) -> Tensor:
 
 def apply(x: Tensor, kind: str, level: float, generator: torch.Generator) -> Tensor:
     """Perturb one image (C, H, W) in [0, 1] (all kinds but 'adversarial')."""
-    if kind in ("none",) or (kind != "contrast" and level == 0):
+    if kind == "none" or level == IDENTITY.get(kind):
         return x
     if kind == "noise":
         return (x + level * torch.randn(x.shape, generator=generator)).clamp(0, 1)
@@ -120,7 +121,7 @@ def _adversarial(images: Tensor, levels: np.ndarray, meta: pd.DataFrame, model, 
     fn = logits_fn(model, "first")
     for level in np.unique(levels):
         pick = torch.as_tensor(np.flatnonzero(levels == level), device=device)
-        if level == 0:
+        if level == IDENTITY["adversarial"]:
             continue
         generator = _generator(seed, int(rows[int(pick[0])]))
         out[pick] = pgd(fn, x[pick], labels[pick], float(level), float(level) / 4, 10,
