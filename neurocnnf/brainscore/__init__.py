@@ -1,0 +1,5 @@
+"""Brain-Score adapter: CNN-F as a BrainModel (iterations -> time bins), plugin export and scoring.
+
+The only part of neurocnnf that imports ``brainscore_vision`` (install with ``make brainscore``).
+``unrolled`` and ``regions`` are plain torch/python and import without it.
+"""

@@ -1,0 +1,24 @@
+"""Region -> layer commitments per architecture (used when no data-driven choice exists).
+
+Documented defaults, from the depth of each tap in the feedforward hierarchy:
+  fmnist_small: V1, V2 -> conv1; V4, IT -> conv2 (the model has two conv layers)
+  fmnist_adv:   V1 -> conv1, V2 -> conv2, V4 -> conv3, IT -> conv4
+  wrn:          V1 -> conv1, V2 -> group1, V4 -> group2, IT -> group3
+Only body layers (after layer k) change across iterations; encoder layers are constant.
+"""
+
+from __future__ import annotations
+
+REGIONS = ("V1", "V2", "V4", "IT")
+
+REGION_LAYER_MAPS: dict[str, dict[str, str]] = {
+    "fmnist_small": {"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
+    "fmnist_adv": {"V1": "conv1", "V2": "conv2", "V4": "conv3", "IT": "conv4"},
+    "wrn": {"V1": "conv1", "V2": "group1", "V4": "group2", "IT": "group3"},
+}
+
+
+def default_region_layer_map(arch: str) -> dict[str, str]:
+    if arch not in REGION_LAYER_MAPS:
+        raise ValueError(f"no region-layer commitment for architecture {arch!r}")
+    return dict(REGION_LAYER_MAPS[arch])

@@ -1,0 +1,46 @@
+"""A CNN-F unrolled over iterations into named modules, for hook-based extractors.
+
+Forward hooks keep only the last call of a module, so a module that runs once per iteration
+would show only the last iteration. ``Unrolled`` runs the model once and passes every recorded
+feature through its own Identity: ``<tap>-t<t>`` for each tap and iteration, ``logits-t<t>``,
+``logits-last`` and ``logits-avg``. Brain-Score's PytorchWrapper (or THINGSvision) can then
+read any of them by name.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from neurocnnf.models import CNNF
+
+
+class Unrolled(nn.Module):
+    """``forward(x)`` returns the scored logits; every per-iteration output has a module name."""
+
+    def __init__(self, model: CNNF, iterations: int | None = None, scoring: str = "last") -> None:
+        super().__init__()
+        self.model = model
+        self.steps = model.iterations if iterations is None else iterations
+        self.scoring = scoring
+        for name in self.layer_names():  # direct children, so that a layer name is its path
+            self.add_module(name, nn.Identity())
+
+    def layer_names(self) -> list[str]:
+        """Readable outputs: '<tap>-t<t>' for t = 0..T, 'logits-t<t>', 'logits-last/avg'."""
+        names = [f"{tap}-t{t}" for tap in self.model.taps for t in range(self.steps + 1)]
+        names += [f"logits-t{t}" for t in range(self.steps + 1)]
+        return names + ["logits-last", "logits-avg"]
+
+    def forward(self, x: Tensor) -> Tensor:
+        trace = self.model(x, iterations=self.steps, layers=None)
+        for tap, values in trace.forward.items():
+            for t, value in enumerate(values):
+                self._modules[f"{tap}-t{t}"](value)
+        for t, value in enumerate(trace.logits):
+            self._modules[f"logits-t{t}"](value)
+        avg = self._modules["logits-avg"](trace.avg)
+        last = self._modules["logits-last"](trace.last)
+        return last if self.scoring == "last" else avg
+
+    def extra_repr(self) -> str:
+        return f"iterations={self.steps}, scoring={self.scoring!r}"

@@ -1,0 +1,180 @@
+"""Brain-Score adapter, with the real brainscore-vision (run in .venv-brainscore; skipped
+where it is not installed). Benchmark data lives on S3, out of reach here: the assemblies are
+built by the tests in MajajHong2015's format."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("brainscore_vision")
+
+from brainscore_core.supported_data_standards.brainio.assemblies import (  # noqa: E402
+    NeuroidAssembly,
+)
+from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet  # noqa: E402
+
+from neurocnnf.brainscore.commitment import configure_environment, make_brain_model  # noqa: E402
+from neurocnnf.brainscore.export import export_plugin  # noqa: E402
+from neurocnnf.brainscore.scoring import (  # noqa: E402
+    ScoringError,
+    load_assembly,
+    save_assembly,
+    score_assembly,
+    score_benchmark,
+)
+from neurocnnf.models import fmnist_small  # noqa: E402
+from neurocnnf.train import save_model  # noqa: E402
+
+KAR2019_BINS = [(start, start + 10) for start in range(70, 250, 10)]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bs")
+    configure_environment(root / "cache")
+    os.environ["RESULTCACHING_DISABLE"] = "1"
+    rng = np.random.default_rng(0)
+    rows, paths = [], {}
+    for i in range(96):
+        path = root / f"img{i:03d}.png"
+        image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(image).resize((64, 64)).save(path)
+        rows.append({"stimulus_id": f"img{i:03d}", "object_name": f"obj{i % 8}",
+                     "image_label": f"obj{i % 8}"})
+        paths[f"img{i:03d}"] = str(path)
+    stimuli = StimulusSet(rows)
+    stimuli.stimulus_paths = paths
+    stimuli.identifier = "neurocnnf-test-stimuli"
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=4).eval()
+    return root, model, stimuli
+
+
+def _brain_model(model, name="cnnf-test"):
+    return make_brain_model(model, name)
+
+
+def _assembly(values, stimuli, repetitions=1, noise=0.0, seed=0, region="IT"):
+    """A MajajHong2015-format assembly: presentation (x repetition) x neuroid x time_bin."""
+    rng = np.random.default_rng(seed)
+    n_stim, n_neuroid = values.shape
+    data = np.concatenate([values + noise * rng.standard_normal(values.shape)
+                           for _ in range(repetitions)])
+    ids = list(stimuli["stimulus_id"]) * repetitions
+    objects = list(stimuli["object_name"]) * repetitions
+    assembly = NeuroidAssembly(data[..., None], coords={
+        "stimulus_id": ("presentation", ids),
+        "object_name": ("presentation", objects),
+        "image_label": ("presentation", objects),
+        "repetition": ("presentation", np.repeat(np.arange(repetitions), n_stim)),
+        "stimulus_path": ("presentation", [stimuli.stimulus_paths[s] for s in ids]),
+        "neuroid_id": ("neuroid", [f"n{i}" for i in range(n_neuroid)]),
+        "region": ("neuroid", [region] * n_neuroid),
+        "animal": ("neuroid", ["synthetic"] * n_neuroid),
+        "electrode": ("neuroid", np.arange(n_neuroid)),
+        "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170]),
+    }, dims=["presentation", "neuroid", "time_bin"])
+    assembly.attrs["stimulus_set"] = stimuli
+    return assembly
+
+
+def _model_responses(brain_model, stimuli):
+    brain_model.start_recording("IT", [(70, 170)])
+    return brain_model.look_at(stimuli)
+
+
+def test_look_at_answers_kar2019_bins_with_changing_iterations(workspace):
+    _, model, stimuli = workspace
+    brain_model = _brain_model(model)
+    brain_model.start_recording("IT", KAR2019_BINS)
+    responses = brain_model.look_at(_subset(stimuli, 12))
+    assert responses.dims == ("presentation", "neuroid", "time_bin")
+    assert responses.sizes["time_bin"] == 18
+    iterations = list(responses["iteration"].values)
+    assert iterations[0] == 0 and iterations[-1] == 4 and len(set(iterations)) == 5
+    first, last = responses.isel(time_bin=0).values, responses.isel(time_bin=-1).values
+    assert not np.allclose(first, last)  # responses change over time: no NaN in Kar2019
+    with pytest.raises(ValueError, match="unknown region 'MT'"):
+        brain_model.start_recording("MT", KAR2019_BINS)
+
+
+def _subset(full, n):
+    subset = StimulusSet(full[:n])
+    subset.stimulus_paths = {s: full.stimulus_paths[s] for s in subset["stimulus_id"]}
+    subset.identifier = f"{full.identifier}-{n}"
+    return subset
+
+
+def test_probabilities_task_sums_to_one(workspace):
+    _, model, stimuli = workspace
+    brain_model = _brain_model(model)
+    brain_model.start_task("probabilities", stimuli)
+    probabilities = brain_model.look_at(_subset(stimuli, 20))
+    assert probabilities.dims == ("presentation", "choice")
+    np.testing.assert_allclose(probabilities.sum("choice").values, 1, atol=1e-5)
+
+
+def test_passes_brainscores_own_model_check(workspace, monkeypatch):
+    from brainscore_vision.model_helpers.check_submission import check_models
+
+    _, model, stimuli = workspace
+    brain_model = _brain_model(model)
+    values = _model_responses(brain_model, stimuli).values[:, :40]
+    synthetic = _assembly(values, stimuli, repetitions=2, noise=0.1)
+    monkeypatch.setattr(check_models, "load_dataset", lambda identifier: synthetic)
+    check_models.check_brain_model_processing(brain_model)
+
+
+def test_scores_a_planted_linear_map_high_and_random_neurons_near_zero(workspace, tmp_path):
+    _, model, stimuli = workspace
+    brain_model = _brain_model(model)
+    features = _model_responses(brain_model, stimuli).values
+    rng = np.random.default_rng(1)
+    # a linear map of the layer through its 10 leading principal axes (learnable from ~90 images)
+    centred = features - features.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:10]
+    mapped = centred @ axes.T @ rng.standard_normal((10, 30))
+    planted = _assembly(mapped, stimuli, repetitions=2, noise=0.2 * mapped.std())
+    random = _assembly(rng.standard_normal(mapped.shape), stimuli, repetitions=2, noise=0.2)
+    save_assembly(planted, tmp_path / "planted.nc")
+    assembly, loaded_stimuli = load_assembly(tmp_path / "planted.nc")
+    good = score_assembly(brain_model, assembly, loaded_stimuli, "IT")
+    bad = score_assembly(brain_model, random, stimuli, "IT")
+    assert good.raw > 0.6 and good.ceiling is not None and good.ceiling > 0.6
+    assert abs(bad.raw) < 0.2, bad
+    assert good.layer == "conv2"
+
+
+def test_public_benchmark_offline_is_one_clear_error(workspace):
+    _, model, _ = workspace
+    with pytest.raises(ScoringError, match="cannot be reached"):
+        score_benchmark(_brain_model(model), "MajajHong2015public.IT-pls")
+
+
+def test_exported_plugin_registers_in_a_fresh_interpreter(workspace, tmp_path):
+    root, model, _ = workspace
+    checkpoint = tmp_path / "run" / "best.safetensors"
+    save_model(model, checkpoint, epoch=1)
+    plugin = export_plugin(checkpoint, tmp_path / "plugin", url="https://example.org/w.safetensors")
+    for name in ("__init__.py", "model.py", "test.py", "metadata.yaml", "requirements.txt"):
+        assert (plugin / name).exists(), name
+    identifier = plugin.name
+    assert (plugin / "region_layer_map" / f"{identifier}.json").exists()
+    code = (
+        "import sys, os; sys.path.insert(0, sys.argv[1]);"
+        "os.environ['NEUROCNNF_WEIGHTS'] = sys.argv[2];"
+        f"import {identifier} as plugin;"
+        "from brainscore_vision import model_registry;"
+        f"model = model_registry['{identifier}']();"
+        "print(model.identifier, model.region_layer_map['IT'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(plugin.parent), str(checkpoint)],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, BS_INSTALL_DEPENDENCIES="no"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == [identifier, "conv2"]
