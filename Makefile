@@ -46,8 +46,9 @@ install: $(STAMP)
 test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks
 	$(BIN)/python -m pytest -q --durations=10
-	@# the same data product on the Brain-Score stack (xarray 2022.3, numpy 1.x)
-	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py
+	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
+	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py \
+		tests/test_brainscore.py
 
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks

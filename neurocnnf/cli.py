@@ -134,6 +134,78 @@ def evaluate(
     typer.echo(f"wrote {out}")
 
 
+brainscore_app = typer.Typer(help="Brain-Score: export a plugin, score a model.",
+                             no_args_is_help=True)
+app.add_typer(brainscore_app, name="brainscore")
+
+
+@brainscore_app.command("export")
+def brainscore_export(
+    checkpoint: Path,
+    out: Path,
+    url: Annotated[str | None, typer.Option(help="where the weights will be downloadable")]
+    = None,
+    iterations: int | None = None,
+) -> None:
+    """Write a brain-score/vision plugin folder (models/<identifier>/) for a checkpoint."""
+    from neurocnnf.brainscore.export import export_plugin
+    from neurocnnf.train import CheckpointError
+
+    try:
+        folder = export_plugin(checkpoint, out, url=url, iterations=iterations)
+    except CheckpointError as error:
+        _fail(error)
+    typer.echo(f"wrote {folder}")
+
+
+@brainscore_app.command("score")
+def brainscore_score(
+    checkpoint: Path,
+    target: Annotated[str, typer.Argument(help="benchmark id (MajajHong2015public.IT-pls) or "
+                                          "a NeuroidAssembly NetCDF file")],
+    region: str = "IT",
+    iterations: int | None = None,
+    all_layers: Annotated[bool, typer.Option(help="score every layer x iteration (local)")]
+    = False,
+    out: Annotated[Path | None, typer.Option(help="CSV of the scores")] = None,
+) -> None:
+    """Score a checkpoint on a public benchmark, or offline on a local assembly."""
+    from neurocnnf.brainscore.commitment import make_brain_model
+    from neurocnnf.brainscore.export import plugin_identifier
+    from neurocnnf.brainscore.scoring import (
+        ScoringError,
+        layer_scores,
+        load_assembly,
+        score_assembly,
+        score_benchmark,
+    )
+    from neurocnnf.train import CheckpointError, load_model
+    from neurocnnf.train.checkpoint import resolve_checkpoint
+
+    try:
+        path = resolve_checkpoint(checkpoint)
+        model = load_model(path)
+        steps = model.iterations if iterations is None else iterations
+        identifier = plugin_identifier(path, steps, model.config["arch"])
+        if Path(target).suffix in (".nc", ".netcdf"):
+            assembly, stimuli = load_assembly(target)
+            if all_layers:
+                table = layer_scores(model, identifier, assembly, stimuli, region, steps)
+                typer.echo(table.to_string(index=False))
+                if out:
+                    table.to_csv(out, index=False)
+                return
+            result = score_assembly(make_brain_model(model, identifier, iterations=steps),
+                                    assembly, stimuli, region)
+            typer.echo(json.dumps(result.__dict__, indent=2))
+        else:
+            score = score_benchmark(make_brain_model(model, identifier, iterations=steps),
+                                    target)
+            typer.echo(f"{target}: {score:.4f}")
+    except (CheckpointError, ScoringError, ValueError) as error:
+        _fail(error)
+
+
 @app.command()
 def presets() -> None:
     """List the training presets."""

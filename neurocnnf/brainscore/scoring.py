@@ -100,6 +100,32 @@ def score_assembly(brain_model, assembly, stimuli, region: str = "IT",
                        brain_model.region_layer_map[region])
 
 
+def layer_scores(model, identifier: str, assembly, stimuli, region: str = "IT",
+                 iterations: int | None = None):
+    """PLS score of every layer at every iteration for ``region`` (a tidy DataFrame).
+
+    Each (layer, iteration) is committed in turn and recorded in the time bin that the default
+    ``TimeBins`` gives that iteration. The best row is the data-driven region -> layer choice.
+    """
+    import pandas as pd
+
+    from neurocnnf.activations.timebins import TimeBins
+    from neurocnnf.brainscore.commitment import make_brain_model
+
+    steps = model.iterations if iterations is None else iterations
+    bins = TimeBins()
+    rows = []
+    for layer in model.taps:
+        brain_model = make_brain_model(model, f"{identifier}-{layer}", {region: layer},
+                                       iterations=steps)
+        for t in range(steps + 1):
+            window = (int(bins.starts(steps)[t]), int(bins.ends(steps)[t]))
+            result = score_assembly(brain_model, assembly, stimuli, region, window)
+            rows.append({"region": region, "layer": layer, "iteration": t, "raw": result.raw,
+                         "ceiling": result.ceiling, "ceiled": result.ceiled})
+    return pd.DataFrame(rows)
+
+
 def score_benchmark(brain_model, benchmark_id: str) -> float:
     """``brainscore_vision.load_benchmark(benchmark_id)(model)``; offline: one clear error."""
     from brainscore_vision import load_benchmark
