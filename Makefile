@@ -53,10 +53,20 @@ test: install brainscore  ## the test suite (README's test command)
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks
 
-demo: install  ## the main job on its embedded default (quickstart, CPU)
-	$(BIN)/neurocnnf train quickstart --out results/quickstart/cnnf --resume --no-progress
-	$(BIN)/neurocnnf train quickstart-cnn --out results/quickstart/cnn --resume --no-progress
-	@echo "activations, analyses and figures of the quickstart workflow: not yet available"
+QS := results/quickstart
+
+demo: install  ## the main job on its embedded default (quickstart, CPU, about 15 minutes)
+	$(BIN)/neurocnnf train quickstart --out $(QS)/cnnf --resume --no-progress
+	$(BIN)/neurocnnf train quickstart-cnn --out $(QS)/cnn --resume --no-progress
+	$(BIN)/neurocnnf evaluate $(QS)/cnnf --twin $(QS)/cnn --out $(QS)/robustness --limit 200 \
+		--attacks fgsm,pgd,spsa,transfer --pgd-steps 20 --spsa-steps 5 \
+		--test-iterations 0,1,2,3,4,5 --no-progress
+	$(BIN)/neurocnnf extract $(QS)/cnnf --stimuli kriegeskorte92 --iterations 5 \
+		--perturb noise=0,0.1,0.2,0.4 --reduce pca:256 \
+		--out $(QS)/activations/kriegeskorte92.nc --no-progress
+	@echo "quickstart outputs in $(QS): checkpoints, robustness/ (table.md, report.txt, figures/),"
+	@echo "activations/kriegeskorte92.nc. Not yet available: the similarity, difficulty and"
+	@echo "predictive-coding analyses, the Snakemake workflow, notebooks and report."
 
 bench: install
 	cd benchmarks && ../$(BIN)/python bench_engine.py && ../$(BIN)/python bench_train.py
