@@ -23,19 +23,22 @@ def margin_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def spsa_gradient(loss_fn: Callable[[Tensor], Tensor], x: Tensor, delta: float = 0.01,
-                  samples: int = 128, generator: torch.Generator | None = None) -> Tensor:
+                  samples: int = 128, generator: torch.Generator | None = None,
+                  max_batch: int = 4096) -> Tensor:
     """SPSA estimate of d loss_fn / d x for each sample; loss_fn maps (M, ...) -> (M,).
 
-    x: (N, ...). Uses samples/2 antithetic pairs of Rademacher directions, evaluated in one
-    batch of N * samples inputs.
+    x: (N, ...). Uses samples/2 antithetic pairs of Rademacher directions; the N * samples
+    probes are evaluated in chunks of at most ``max_batch`` inputs (bounded memory).
     """
     pairs = max(samples // 2, 1)
     n = x.shape[0]
     signs = torch.randint(0, 2, (pairs, *x.shape), generator=generator).to(x.device, x.dtype)
     v = 2 * signs - 1
     probes = torch.cat([x[None] + delta * v, x[None] - delta * v]).reshape(-1, *x.shape[1:])
+    chunk = max(n, max_batch // n * n)  # whole copies of the batch, so labels line up
     with torch.no_grad():
-        losses = loss_fn(probes).reshape(2, pairs, n)
+        losses = torch.cat([loss_fn(probes[i:i + chunk])
+                            for i in range(0, len(probes), chunk)]).reshape(2, pairs, n)
     diff = (losses[0] - losses[1]) / (2 * delta)  # (pairs, N)
     return (diff.reshape(pairs, n, *([1] * (x.dim() - 1))) * v).mean(0)
 
