@@ -8,6 +8,7 @@ with Brain-Score's PytorchWrapper runs where brainscore-vision is installed.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,47 @@ def main() -> None:
     try:
         import brainscore_vision  # noqa: F401
     except ImportError:
-        print("brainscore-vision not installed: PytorchWrapper comparison skipped")
+        print("brainscore-vision not installed: PytorchWrapper comparison skipped "
+              "(run this script with .venv-brainscore/bin/python)")
+        return
+    ours, theirs = versus_pytorch_wrapper(args.arch, args.n // 2, args.iterations, args.batch)
+    print(f"same images from PNG files, every layer at every iteration: neurocnnf extract "
+          f"{ours:.0f} img/s, Brain-Score PytorchWrapper on the unrolled model {theirs:.0f} "
+          f"img/s (ratio {ours / theirs:.2f})")
+
+
+def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int) -> tuple[float, float]:
+    """images/s of our extraction and of Brain-Score's PytorchWrapper on the same PNG files."""
+    import pandas as pd
+    from PIL import Image
+
+    from neurocnnf.brainscore.commitment import activations_model, configure_environment
+    from neurocnnf.brainscore.unrolled import Unrolled
+    from neurocnnf.stimuli import from_folder
+
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        configure_environment(folder / "cache")
+        os.environ["RESULTCACHING_DISABLE"] = "1"  # time the extraction, not a cache hit
+        images = stimuli(n, model.input_shape).images
+        for i, image in enumerate(images):
+            Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+        pd.DataFrame({"stimulus_id": [str(i) for i in range(n)],
+                      "filename": [f"{i}.png" for i in range(n)]}).to_csv(
+            folder / "stimuli.csv", index=False)
+        start = time.perf_counter()
+        extract(model, from_folder(folder), folder / "a.nc", iterations=iterations,
+                batch_size=batch, progress=False)
+        ours = n / (time.perf_counter() - start)
+        wrapper = activations_model(model, f"bench-{arch}", iterations)
+        layers = [name for name in Unrolled(model, iterations).layer_names()
+                  if not name.startswith("logits")]
+        start = time.perf_counter()
+        wrapper([str(folder / f"{i}.png") for i in range(n)], layers=layers)
+        theirs = n / (time.perf_counter() - start)
+    return ours, theirs
 
 
 if __name__ == "__main__":

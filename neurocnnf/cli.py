@@ -102,8 +102,9 @@ def _floats(text: str) -> tuple[float, ...]:
 def evaluate(
     checkpoints: Annotated[list[Path], typer.Argument(help="CNN-F checkpoints or run folders")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/robustness"),
-    twin: Annotated[Path | None, typer.Option(help="the plain-CNN twin (CNN row, transfer)")]
-    = None,
+    twin: Annotated[list[Path], typer.Option(help="plain-CNN twin(s): CNN row and transfer "
+                                             "source; one per checkpoint for several seeds")]
+    = [],  # noqa: B006
     dataset: str = "fashion_mnist",
     limit: Annotated[int | None, typer.Option(help="first N test images")] = 1000,
     eps: Annotated[float, typer.Option(help="eps of the table (pixel scale)")] = 0.1,

@@ -54,7 +54,7 @@ def _identity(model, path: Path) -> tuple[str, str]:
 def run_evaluation(
     checkpoints: list[Path],
     out: Path,
-    twin: Path | None = None,
+    twins: list[Path] | tuple[Path, ...] = (),
     dataset: str = "fashion_mnist",
     limit: int | None = 1000,
     eps: float = 0.1,
@@ -68,7 +68,11 @@ def run_evaluation(
     device: str = "cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Evaluate checkpoints (and their CNN twin) and write every output under ``out``."""
+    """Evaluate checkpoints and their plain-CNN twins; write every output under ``out``.
+
+    With several seeds, pass one twin per checkpoint (same order): checkpoint i takes its
+    transfer examples from twin i (modulo the number of twins), and every twin is a CNN row.
+    """
     from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
     from neurocnnf.viz import robustness as fig
@@ -76,20 +80,21 @@ def run_evaluation(
     test = load_dataset(dataset, "test")
     n = len(test) if limit is None else min(limit, len(test))
     images, labels = test.images[:n].float() / 255, test.labels[:n]
-    twin_model = load_model(twin, map_location=device) if twin else None
-    if twin_model is None:
+    twin_models = [load_model(t, map_location=device) for t in twins]
+    if not twin_models:
         attacks = tuple(a for a in attacks if a != "transfer")
     specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
     frames = []
-    if twin_model is not None:
-        name, _ = _identity(twin_model, resolve_checkpoint(twin))
-        cnn_specs = [s for s in specs if s.attack != "transfer"]
+    cnn_specs = [s for s in specs if s.attack != "transfer"]
+    for path, twin_model in zip(twins, twin_models, strict=True):
+        name, _ = _identity(twin_model, resolve_checkpoint(path))
         frames.append(evaluate(twin_model, images, labels, cnn_specs, twin=None,
                                batch_size=batch_size, seed=seed, name=name, label="CNN",
                                progress=progress))
-    for path in checkpoints:
+    for index, path in enumerate(checkpoints):
         model = load_model(path, map_location=device)
         name, label = _identity(model, resolve_checkpoint(path))
+        twin_model = twin_models[index % len(twin_models)] if twin_models else None
         frames.append(evaluate(model, images, labels, specs, twin=twin_model,
                                batch_size=batch_size, seed=seed, name=name, label=label,
                                progress=progress))
