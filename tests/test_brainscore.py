@@ -178,3 +178,23 @@ def test_exported_plugin_registers_in_a_fresh_interpreter(workspace, tmp_path):
                           env=dict(os.environ, BS_INSTALL_DEPENDENCIES="no"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:] == [identifier, "conv2"]
+
+
+@pytest.mark.slow
+def test_layer_scores_cover_every_layer_and_iteration_and_find_the_planted_one(workspace):
+    from neurocnnf.brainscore.scoring import layer_scores
+
+    _, model, stimuli = workspace
+    model = fmnist_small(iterations=1).eval()
+    subset = stimuli  # 96 images: each stratified test split holds all 8 objects
+    features = _model_responses(_brain_model(model, "cnnf-planted"), subset).values
+    centred = features - features.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:8]
+    mapped = centred @ axes.T @ np.random.default_rng(2).standard_normal((8, 20))
+    planted = _assembly(mapped, subset, repetitions=1)
+    scores = layer_scores(model, "cnnf-planted", planted, subset, "IT")
+    assert set(zip(scores["layer"], scores["iteration"], strict=True)) == {
+        (layer, t) for layer in model.taps for t in (0, 1)}
+    raw = scores.set_index(["layer", "iteration"])["raw"]
+    assert raw[("conv2", 0)] > 0.5 and raw[("conv2", 0)] > raw["conv1"].max()
+    assert raw[("conv2", 0)] >= raw[("conv2", 1)] - 0.05  # the map was planted at t = 0
