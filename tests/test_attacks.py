@@ -161,6 +161,9 @@ def test_evaluation_table_in_the_papers_shape(trained):
     cnnf = evaluate(model, x[:32], y[:32], specs, twin=twin, progress=False, name="f")
     cnn = evaluate(twin, x[:32], y[:32], specs[:3], progress=False, name="c")
     assert set(cnnf["scoring"]) == {"last", "avg"} and set(cnn["scoring"]) == {"last"}
+    # a plain CNN has one pass: its first and e2e attacks are one attack
+    cnn_pgd = cnn[cnn.attack == "pgd"].set_index("target")["accuracy"]
+    assert cnn_pgd["first"] == cnn_pgd["e2e"]
     table = paper_table(pd.concat([cnnf, cnn], ignore_index=True), 0.1)
     assert list(table.index) == ["CNN", "CNN-F (last)", "CNN-F (avg)"]
     assert list(table.columns) == ["Clean", "PGD (first)", "PGD (e2e)", "SPSA (first)",
