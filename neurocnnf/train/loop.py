@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,7 @@ def train(
                 epoch=epoch + 1, best_val=best_val, history=history))
             _write_history(out / "metrics.jsonl", history)
             tqdm.write(_summary(record))
+            sys.stdout.flush()  # visible in log files too
 
     finished = end_epoch == config.optim.epochs
     results = _final_test(model, out, test_set, config, device) if ddp.main and finished else {}

@@ -1,0 +1,1 @@
+"""Analyses on activation datasets: RSA, CKA, encoding (PLS/ridge), recurrence vs difficulty."""

@@ -1,0 +1,104 @@
+"""Analyses recover known answers on synthetic data."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from neurocnnf.analysis.cka import linear_cka
+from neurocnnf.analysis.difficulty import (
+    entropy_halting,
+    first_correct_iteration,
+    gain_by_difficulty,
+    settling_iteration,
+    spearman_with_ci,
+    speed_accuracy,
+)
+from neurocnnf.analysis.encoding import encoding_score, split_half_ceiling
+from neurocnnf.analysis.rsa import bootstrap_ci, compare, kendall_tau_a, noise_ceiling, rdm
+
+RNG = np.random.default_rng(0)
+
+
+def test_rdm_of_itself_is_one_and_of_a_shuffle_about_zero():
+    patterns = RNG.standard_normal((40, 30))
+    r = rdm(patterns)
+    assert r.shape == (40, 40) and np.allclose(np.diag(r), 0) and np.allclose(r, r.T)
+    assert compare(r, r) == pytest.approx(1.0)
+    assert compare(r, r, "kendall") == pytest.approx(1.0)
+    order = RNG.permutation(40)
+    assert abs(compare(r, r[order][:, order])) < 0.15
+    low, high = bootstrap_ci(r, r + 0.05 * rdm(RNG.standard_normal((40, 30))), n_boot=50)
+    assert 0.5 < low <= high <= 1.0
+
+
+def test_kendall_tau_a_matches_scipy_without_ties():
+    a, b = RNG.standard_normal(300), RNG.standard_normal(300)
+    b = a + b
+    assert kendall_tau_a(a, b) == pytest.approx(stats.kendalltau(a, b)[0], abs=1e-9)
+
+
+def test_noise_ceiling_brackets_the_true_model():
+    truth = rdm(RNG.standard_normal((30, 20)))
+    subjects = [truth + 0.3 * rdm(RNG.standard_normal((30, 20))) for _ in range(4)]
+    lower, upper = noise_ceiling(subjects)
+    assert 0.3 < lower < upper < 1
+    assert lower < compare(truth, np.mean(subjects, 0)) + 0.1
+
+
+def test_cka_is_one_under_rotation_and_near_zero_for_independent_data():
+    x = RNG.standard_normal((100, 20))
+    rotation, _ = np.linalg.qr(RNG.standard_normal((20, 20)))
+    assert linear_cka(x, 3.0 * x @ rotation) == pytest.approx(1.0, abs=1e-9)
+    assert abs(linear_cka(x, RNG.standard_normal((100, 20)))) < 0.05
+    assert linear_cka(x, RNG.standard_normal((100, 20)), debiased=False) > 0.1  # biased
+
+
+def test_pls_and_ridge_recover_a_planted_linear_map_and_not_noise():
+    features = RNG.standard_normal((300, 40))
+    neurons = features @ RNG.standard_normal((40, 15)) + 0.5 * RNG.standard_normal((300, 15))
+    groups = np.arange(300) % 10
+    for model in ("pls", "ridge"):
+        assert encoding_score(features, neurons, groups, model)["score"] > 0.8
+        noise = RNG.standard_normal((300, 15))
+        assert abs(encoding_score(features, noise, groups, model)["score"]) < 0.15
+
+
+def test_split_half_ceiling_high_for_signal_zero_for_noise():
+    signal = RNG.standard_normal((50, 20))
+    reps = np.stack([signal + 0.3 * RNG.standard_normal((50, 20)) for _ in range(6)])
+    assert split_half_ceiling(reps) > 0.9
+    assert abs(split_half_ceiling(RNG.standard_normal((6, 50, 20)))) < 0.2
+
+
+def _planted_logits(settle, steps=5, classes=4, label=0):
+    """Logits that move until iteration settle[i], then stay fixed; correct from then on."""
+    n = len(settle)
+    logits = np.zeros((n, steps + 1, classes))
+    for i, s in enumerate(settle):
+        for t in range(steps + 1):
+            wrong = np.eye(classes)[1] * 0.3 * (1 + t)  # uncertain, keeps changing
+            right = np.eye(classes)[label] * 10
+            logits[i, t] = right if t >= s else wrong
+    return logits
+
+
+def test_a_planted_halting_pattern_is_recovered():
+    settle = np.array([0, 1, 2, 3, 5, 0])
+    logits = _planted_logits(settle)
+    assert settling_iteration(logits).tolist() == settle.tolist()
+    assert first_correct_iteration(logits, np.zeros(6, int)).tolist() == settle.tolist()
+    probabilities = np.exp(logits) / np.exp(logits).sum(2, keepdims=True)
+    assert entropy_halting(probabilities, 0.01).tolist() == settle.tolist()
+    curve = speed_accuracy(probabilities, np.zeros(6, int), np.array([0.001, 10.0]))
+    assert curve["mean_iterations"].iloc[0] > curve["mean_iterations"].iloc[1]
+    assert curve["accuracy"].iloc[0] >= curve["accuracy"].iloc[1]
+
+
+def test_harder_items_taking_longer_is_detected():
+    level = np.repeat([0.0, 0.1, 0.2, 0.4], 25)
+    iterations = np.round(level * 10 + RNG.normal(0, 0.5, 100))
+    result = spearman_with_ci(level, iterations)
+    assert result["rho"] > 0.7 and result["ci_low"] > 0.5
+    logits = _planted_logits(np.repeat([0, 6], 50))
+    table = gain_by_difficulty(logits, np.zeros(100, int), np.repeat(["easy", "hard"], 50))
+    assert table.set_index("difficulty").loc["easy", "first"] == 1.0
