@@ -64,9 +64,15 @@ demo: install  ## the main job on its embedded default (quickstart, CPU, about 1
 	$(BIN)/neurocnnf extract $(QS)/cnnf --stimuli kriegeskorte92 --iterations 5 \
 		--perturb noise=0,0.1,0.2,0.4 --reduce pca:256 \
 		--out $(QS)/activations/kriegeskorte92.nc --no-progress
-	@echo "quickstart outputs in $(QS): checkpoints, robustness/ (table.md, report.txt, figures/),"
-	@echo "activations/kriegeskorte92.nc. Not yet available: the similarity, difficulty and"
-	@echo "predictive-coding analyses, the Snakemake workflow, notebooks and report."
+	$(BIN)/neurocnnf analyze rsa $(QS)/activations/kriegeskorte92.nc --out $(QS)/rsa
+	$(BIN)/neurocnnf extract $(QS)/cnnf --stimuli fashion_mnist:test:500 --iterations 5 \
+		--layers logits,probabilities --perturb noise=0,0.1,0.2,0.4 \
+		--out $(QS)/activations/fashion_mnist_noise.nc --no-progress
+	$(BIN)/neurocnnf analyze difficulty $(QS)/activations/fashion_mnist_noise.nc \
+		--out $(QS)/difficulty
+	@echo "quickstart outputs in $(QS): checkpoints, robustness/, activations/, rsa/, difficulty/"
+	@echo "Not yet available: the predictive-coding comparison, the Snakemake workflow,"
+	@echo "notebooks and the one-page report."
 
 # Table 2 (GPU): FMNIST-adv CNN-F and its CNN twin, 3 seeds, then the evaluation with error bars.
 T2 := results/table2

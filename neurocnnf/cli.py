@@ -207,6 +207,49 @@ def brainscore_score(
         _fail(error)
 
 
+analyze_app = typer.Typer(help="Analyses of activation stores (tables + figures).",
+                          no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("rsa")
+def analyze_rsa(
+    activations: Annotated[Path, typer.Argument(help="store of the kriegeskorte92 stimuli")],
+    out: Path = Path("results/rsa"),
+    method: Annotated[str, typer.Option(help="spearman or kendall")] = "spearman",
+    n_boot: int = 100,
+) -> None:
+    """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
+    from neurocnnf.activations import StoreError
+    from neurocnnf.analysis.runs import run_rsa
+    from neurocnnf.data import DataNotFoundError
+
+    try:
+        table = run_rsa(activations, out, method, n_boot)
+    except (StoreError, DataNotFoundError, ValueError) as error:
+        _fail(error)
+    best = table.loc[table.groupby("target")["similarity"].idxmax()]
+    typer.echo(best.to_string(index=False))
+    typer.echo(f"wrote {out}")
+
+
+@analyze_app.command("difficulty")
+def analyze_difficulty(
+    activations: Annotated[Path, typer.Argument(help="store of labelled, perturbed stimuli")],
+    out: Path = Path("results/difficulty"),
+    tolerance: float = 0.05,
+) -> None:
+    """Iterations to self-consistency and accuracy gain against perturbation level."""
+    from neurocnnf.activations import StoreError
+    from neurocnnf.analysis.runs import run_difficulty
+
+    try:
+        summary = run_difficulty(activations, out, tolerance)
+    except (StoreError, ValueError) as error:
+        _fail(error)
+    typer.echo(json.dumps(summary, indent=2, default=float))
+
+
 @app.command()
 def presets() -> None:
     """List the training presets."""

@@ -102,3 +102,30 @@ def test_harder_items_taking_longer_is_detected():
     logits = _planted_logits(np.repeat([0, 6], 50))
     table = gain_by_difficulty(logits, np.zeros(100, int), np.repeat(["easy", "hard"], 50))
     assert table.set_index("difficulty").loc["easy", "first"] == 1.0
+
+
+@pytest.mark.data
+def test_rsa_and_difficulty_runs_write_tables_and_figures(tmp_path):
+    import torch
+
+    from neurocnnf.activations import Reduce, extract
+    from neurocnnf.analysis.runs import run_difficulty, run_rsa
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.stimuli import kriegeskorte92_set, load_stimuli, perturb
+
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=2).eval()
+    k92 = extract(model, perturb(kriegeskorte92_set(), "noise", [0.0, 0.2]), tmp_path / "k.nc",
+                  reduce=Reduce("random", 64), progress=False)
+    table = run_rsa(k92, tmp_path / "rsa", n_boot=10)
+    assert len(table) == 4 * 3 * 2  # (conv1, conv2, h_hat, logits) x 3 iterations x 2 targets
+    assert table["similarity"].between(-1, 1).all()
+    assert (table["ci_low"] <= table["ci_high"]).all()
+    for name in ("rsa.csv", "rsa_vs_iteration.png", "rdms.png", "cka_conv2.png"):
+        assert (tmp_path / "rsa" / name).stat().st_size > 0
+    noisy = perturb(load_stimuli("fashion_mnist:test:40"), "noise", [0.0, 0.3])
+    store = extract(model, noisy, tmp_path / "d.nc", layers=["logits", "probabilities"],
+                    progress=False)
+    summary = run_difficulty(store, tmp_path / "difficulty")
+    assert set(summary["mean_settling_by_level"]) == {0.0, 0.3}
+    assert (tmp_path / "difficulty" / "difficulty.png").exists()

@@ -56,8 +56,12 @@ def speed_accuracy(probabilities: np.ndarray, labels: np.ndarray,
 
 def spearman_with_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0,
                      level: float = 0.95) -> dict[str, float]:
-    """Spearman rho of x and y with a percentile bootstrap CI over items."""
+    """Spearman rho of x and y with a percentile bootstrap CI over items (NaN when either is
+    constant: the correlation is undefined)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"rho": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+                "n": len(x)}
     rho = stats.spearmanr(x, y)[0]
     rng = np.random.default_rng(seed)
     boots = []

@@ -1,0 +1,71 @@
+"""RSA of every layer at every iteration against the real Kriegeskorte-92 IT RDMs.
+
+Reads an activation dataset of the 92 images (``neurocnnf extract --stimuli kriegeskorte92``),
+uses the unperturbed presentations, and compares each layer's RDM per iteration with the
+macaque IT (Kiani 2007) and human IT (Kriegeskorte 2008) RDMs, with bootstrap CIs over the
+images and the human noise ceiling from the 4 subjects (sessions averaged).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from neurocnnf.analysis.cka import linear_cka
+from neurocnnf.analysis.rsa import bootstrap_ci, compare, noise_ceiling, rdm
+from neurocnnf.data import Kriegeskorte92
+
+
+def clean_presentations(ds: xr.Dataset) -> xr.Dataset:
+    if "perturbation" in ds.coords:
+        keep = (ds["perturbation"].values == "none") | (ds["level"].values == 0)
+        ds = ds.isel(presentation=np.flatnonzero(keep))
+    if ds.sizes["presentation"] != 92:
+        raise ValueError(f"expected the 92 Kriegeskorte images, found {ds.sizes['presentation']}")
+    return ds
+
+
+def feature_layers(ds: xr.Dataset) -> list[str]:
+    """Layer variables with a neuroid dim (forward features, not feedback or outputs)."""
+    return [name for name in ds.data_vars if ds[name].ndim == 3 and not name.endswith(
+        "_feedback") and name not in ("probabilities",)]
+
+
+def human_subject_rdms(k92: Kriegeskorte92) -> list[np.ndarray]:
+    """One RDM per human subject, averaged over its two sessions."""
+    subjects = sorted({name.split("_")[2] for name in k92.rdms if name.startswith("human_IT_")})
+    return [np.mean([k92.rdms[n] for n in k92.rdms if n.startswith(f"human_IT_{s}_")], 0)
+            for s in subjects]
+
+
+def layer_iteration_rsa(ds: xr.Dataset, k92: Kriegeskorte92, method: str = "spearman",
+                        n_boot: int = 100) -> pd.DataFrame:
+    """Tidy table: layer, iteration, target (macaque_IT / human_IT), similarity, CI."""
+    ds = clean_presentations(ds)
+    rows = []
+    for layer in feature_layers(ds):
+        values = ds[layer].values  # (92, T+1, D)
+        for t in range(values.shape[1]):
+            model_rdm = rdm(values[:, t])
+            for target in ("macaque_IT", "human_IT"):
+                low, high = bootstrap_ci(model_rdm, k92.rdms[target], method, n_boot)
+                rows.append({"layer": layer, "iteration": t, "target": target,
+                             "similarity": compare(model_rdm, k92.rdms[target], method),
+                             "ci_low": low, "ci_high": high, "method": method})
+    return pd.DataFrame(rows)
+
+
+def human_ceiling(k92: Kriegeskorte92, method: str = "spearman") -> tuple[float, float]:
+    return noise_ceiling(human_subject_rdms(k92), method)
+
+
+def iteration_cka(ds: xr.Dataset, layer: str) -> np.ndarray:
+    """(T+1, T+1) debiased linear CKA between the iterations of one layer."""
+    values = clean_presentations(ds)[layer].values
+    steps = values.shape[1]
+    matrix = np.ones((steps, steps))
+    for i in range(steps):
+        for j in range(i + 1, steps):
+            matrix[i, j] = matrix[j, i] = linear_cka(values[:, i], values[:, j])
+    return matrix

@@ -1,0 +1,81 @@
+"""Analysis runs on activation stores: tables (CSV) and figures (PNG) under an output folder.
+These are what ``neurocnnf analyze`` and the workflows call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from neurocnnf.activations import open_activations
+from neurocnnf.analysis import brain_rsa
+from neurocnnf.analysis.difficulty import (
+    first_correct_iteration,
+    settling_iteration,
+    spearman_with_ci,
+    speed_accuracy,
+)
+
+
+def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
+            n_boot: int = 100, data_root=None) -> pd.DataFrame:
+    """RSA of every layer x iteration with macaque and human IT (Kriegeskorte 92 images)."""
+    from neurocnnf.data import kriegeskorte92
+    from neurocnnf.viz import analysis as fig
+    from neurocnnf.viz.robustness import save
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = open_activations(activations)
+    k92 = kriegeskorte92(data_root)
+    table = brain_rsa.layer_iteration_rsa(ds, k92, method, n_boot)
+    ceiling = brain_rsa.human_ceiling(k92, method)
+    table.to_csv(out / "rsa.csv", index=False)
+    (out / "noise_ceiling.json").write_text(json.dumps({"human_IT": ceiling, "method": method}))
+    save(fig.similarity_vs_iteration(table, ceiling), out / "rsa_vs_iteration.png")
+    layers = brain_rsa.feature_layers(ds)
+    clean = brain_rsa.clean_presentations(ds)
+    shown = layers[-2]  # the deepest feature layer before the logits
+    model_rdms = {f"{shown} t={t}": brain_rsa.rdm(clean[shown].values[:, t])
+                  for t in (0, ds.sizes["iteration"] - 1)}
+    save(fig.rdm_panels({**model_rdms, "macaque IT": k92.rdms["macaque_IT"],
+                         "human IT": k92.rdms["human_IT"]}), out / "rdms.png")
+    for layer in layers:
+        save(fig.cka_matrix(brain_rsa.iteration_cka(ds, layer), layer), out / f"cka_{layer}.png")
+    return table
+
+
+def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 0.05
+                   ) -> dict:
+    """Settling iteration and accuracy per perturbation level (needs 'label' and 'level')."""
+    from neurocnnf.viz import analysis as fig
+    from neurocnnf.viz.robustness import save
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = open_activations(activations)
+    for needed in ("label", "level", "logits", "probabilities"):
+        if needed not in ds:
+            raise ValueError(f"{activations}: the difficulty analysis needs {needed!r}")
+    logits, labels = ds["logits"].values, ds["label"].values
+    table = pd.DataFrame({
+        "stimulus_id": ds["stimulus_id"].values, "level": ds["level"].values,
+        "settling_iteration": settling_iteration(logits, tolerance),
+        "first_correct_iteration": first_correct_iteration(logits, labels),
+        "correct_first": logits[:, 0].argmax(1) == labels,
+        "correct_last": logits[:, -1].argmax(1) == labels,
+    })
+    table.to_csv(out / "difficulty.csv", index=False)
+    speed_accuracy(ds["probabilities"].values, labels).to_csv(out / "speed_accuracy.csv",
+                                                               index=False)
+    summary = {"settling_vs_level": spearman_with_ci(table["level"],
+                                                     table["settling_iteration"]),
+               "mean_settling_by_level": table.groupby("level")["settling_iteration"].mean()
+               .to_dict(),
+               "accuracy_gain_by_level": (table.groupby("level")["correct_last"].mean()
+                                          - table.groupby("level")["correct_first"].mean())
+               .to_dict()}
+    (out / "difficulty_summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    save(fig.settling_vs_difficulty(table), out / "difficulty.png")
+    return summary
