@@ -70,7 +70,9 @@ demo: install  ## the main job on its embedded default (quickstart, CPU, about 1
 		--out $(QS)/activations/fashion_mnist_noise.nc --no-progress
 	$(BIN)/neurocnnf analyze difficulty $(QS)/activations/fashion_mnist_noise.nc \
 		--out $(QS)/difficulty
-	@echo "quickstart outputs in $(QS): checkpoints, robustness/, activations/, rsa/, difficulty/"
+	$(BIN)/neurocnnf visualize $(QS)/cnnf --out $(QS)/figure6
+	@echo "quickstart outputs in $(QS): checkpoints, robustness/, activations/, rsa/,"
+	@echo "difficulty/, figure6/"
 	@echo "Not yet available: the predictive-coding comparison, the Snakemake workflow,"
 	@echo "notebooks and the one-page report."
 

@@ -251,6 +251,32 @@ def analyze_difficulty(
 
 
 @app.command()
+def visualize(
+    checkpoint: Path,
+    out: Path = Path("results/figure6"),
+    dataset: str = "fashion_mnist",
+    layer: Annotated[str | None, typer.Option(help="Grad-CAM layer (default: first body tap)")]
+    = None,
+    n_show: int = 4,
+    n_stats: int = 200,
+    eps: float = 0.1,
+    seed: int = 0,
+) -> None:
+    """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
+    from neurocnnf.data import DataNotFoundError
+    from neurocnnf.train import CheckpointError, load_model
+    from neurocnnf.viz.figure6 import run_figure6
+
+    try:
+        written = run_figure6(load_model(checkpoint), out, dataset, n_show, n_stats, layer, eps,
+                              seed)
+    except (CheckpointError, DataNotFoundError, ValueError) as error:
+        _fail(error)
+    typer.echo((out / "summary.txt").read_text())
+    typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+@app.command()
 def presets() -> None:
     """List the training presets."""
     from neurocnnf.train import available_presets

@@ -60,6 +60,7 @@ class CNNF(nn.Module):
         eta: float | None = None,
         layers: Collection[str] | None = (),
         mask_stats: bool = False,
+        decode: bool = False,
     ) -> Trace:
         """Run T iterations of feedback and feedforward on images ``x``.
 
@@ -67,6 +68,7 @@ class CNNF(nn.Module):
         iterations: T (default: the model's); eta: step size (default: the model's).
         layers: tap names whose f_t(l), g_t(l) to keep; None keeps all, () none.
         mask_stats: also record the fraction of latent units flipping per iteration.
+        decode: also carry each h_hat_t down to pixel space (``Trace.decoded``).
         """
         steps = self.iterations if iterations is None else _check_iterations(iterations)
         step_size = self.eta if eta is None else _check_eta(eta)
@@ -87,7 +89,16 @@ class CNNF(nn.Module):
             name: values * (steps + 1) if name in self.encoder_taps else values
             for name, values in state.forward.items()
         }
-        return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips)
+        decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
+        return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips,
+                     decoded)
+
+    def _to_pixels(self, features: Tensor, state: InferenceState) -> Tensor:
+        """Features at layer k -> pixel scale through the encoder's transposed layers."""
+        normalize, *layers = self.encoder.layers
+        for layer in reversed(layers):
+            features = layer.feedback(features, state)
+        return features * normalize.std + normalize.mean
 
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take."""

@@ -26,6 +26,8 @@ class Trace:
     feedback: tap name -> T tensors g_t(l) (body taps only).
     mask_flips: latent layer -> T tensors (N,), per sample the fraction of its latent units
         that changed between consecutive feedforward passes (only when asked for).
+    decoded: T+1 tensors (N, C, H, W), h_hat_t carried to pixel space through the transposed
+        encoder, as the feedback would continue (only when asked for).
     """
 
     logits: list[Tensor]
@@ -35,6 +37,7 @@ class Trace:
     forward: dict[str, list[Tensor]] = field(default_factory=dict)
     feedback: dict[str, list[Tensor]] = field(default_factory=dict)
     mask_flips: dict[str, list[Tensor]] = field(default_factory=dict)
+    decoded: list[Tensor] = field(default_factory=list)
 
     @property
     def iterations(self) -> int:

@@ -1,0 +1,100 @@
+"""Fig. 6 visualizations: restoration, decision cells, Grad-CAM per iteration."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurocnnf.models import fmnist_adv, fmnist_small
+from neurocnnf.stimuli.perturb import apply
+from neurocnnf.viz.feedback import (
+    decision_cells_data,
+    grad_cam_data,
+    plot_decision_cells,
+    plot_grad_cam,
+    plot_restoration,
+    plot_restoration_distance,
+    principal_directions,
+    restoration_data,
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return fmnist_small(iterations=3).eval()
+
+
+def test_restoration_arrays_and_the_distance_is_the_reconstruction_loss(model):
+    clean = torch.rand(5, 1, 28, 28)
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.stack([apply(x, "noise", 0.3, generator) for x in clean])
+    data = restoration_data(model, clean, {"noise": noisy})
+    assert data["reconstruction"].shape == (2, 5, 4, 1, 28, 28)
+    assert data["prediction"].shape == (2, 5, 4) and data["confidence"].max() <= 1
+    assert float(data["distance_to_clean"].sel(kind="clean", iteration=0).max()) == 0.0
+    with torch.no_grad():
+        h_clean = model(clean, iterations=0).h
+        trace = model(noisy)
+    for t in range(4):
+        expected = [F.mse_loss(trace.h_hat[t][i], h_clean[i]).item() for i in range(5)]
+        np.testing.assert_allclose(data["distance_to_clean"].sel(kind="noise").values[:, t],
+                                   expected, rtol=1e-5)
+    plot_restoration(data)
+    plot_restoration_distance(data)
+
+
+def test_decoded_reconstruction_passes_through_the_transposed_encoder():
+    torch.manual_seed(0)
+    model = fmnist_adv(iterations=1).eval()
+    with torch.no_grad():
+        trace = model(torch.rand(2, 1, 28, 28), decode=True)
+    assert [tuple(d.shape) for d in trace.decoded] == [(2, 1, 28, 28)] * 2
+    assert not torch.equal(trace.decoded[0], trace.decoded[1])
+
+
+def test_decision_cell_grid_reproduces_the_models_predictions(model):
+    image = torch.rand(1, 28, 28)
+    directions = principal_directions(torch.rand(50, 1, 28, 28))
+    assert directions.shape == (2, 784)
+    data = decision_cells_data(model, image, directions, extent=4.0, resolution=5)
+    assert data["prediction"].shape == (5, 5)
+    i, j = 1, 3
+    point = image + data["a"].values[i] * directions[0].view(1, 28, 28) \
+        + data["b"].values[j] * directions[1].view(1, 28, 28)
+    with torch.no_grad():
+        own = int(model(point[None]).last.argmax())
+    assert own == int(data["prediction"].values[i, j])
+    plot_decision_cells(data)
+
+
+def _region_model():
+    """FMNIST-small whose class-0 logit reads only the top-left 3x3 of conv2's pooled map."""
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=1).eval()
+    with torch.no_grad():
+        weight = model.body.layers[8].weight  # (10, 64 * 7 * 7)
+        mask = torch.zeros(64, 7, 7)
+        mask[:, :3, :3] = 1
+        weight.mul_(mask.flatten()[None])
+        weight[0] = mask.flatten() * 0.1
+    return model
+
+
+def test_grad_cam_highlights_the_region_the_logit_depends_on():
+    model = _region_model()
+    images = torch.full((4, 1, 28, 28), 0.5)  # mid-grey: zero after the model's normalization
+    images[:, :, 2:10, 2:10] = 1.0   # an object in the region the logit reads
+    images[:, :, 18:26, 18:26] = 1.0  # and one it ignores
+    target = torch.zeros(4, dtype=torch.long)
+    cams = grad_cam_data(model, images, "conv2", target, method="hirescam")
+    assert cams.shape == (4, 2, 28, 28) and 0 <= cams.min() and cams.max() <= 1
+    inside = cams.values[..., :14, :14].sum() / cams.values.sum()
+    assert inside > 0.9
+    only = torch.full((2, 1, 28, 28), 0.5)
+    only[:, :, 2:10, 2:10] = 1.0
+    gradcam = grad_cam_data(model, only, "conv2", target[:2])
+    assert gradcam.values[..., :14, :14].sum() / gradcam.values.sum() > 0.9
+    plot_grad_cam(only, gradcam, np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        grad_cam_data(model, only, "conv2", method="cam++")
