@@ -58,7 +58,7 @@ QS := results/quickstart
 demo: install  ## the main job on its embedded default (quickstart, CPU, about 15 minutes)
 	$(BIN)/neurocnnf train quickstart --out $(QS)/cnnf --resume --no-progress
 	$(BIN)/neurocnnf train quickstart-cnn --out $(QS)/cnn --resume --no-progress
-	$(BIN)/neurocnnf evaluate $(QS)/cnnf --twin $(QS)/cnn --out $(QS)/robustness --limit 200 \
+	$(BIN)/neurocnnf evaluate $(QS)/cnnf --twin $(QS)/cnn --out $(QS)/robustness --limit 100 \
 		--attacks fgsm,pgd,spsa,transfer --pgd-steps 20 --spsa-steps 5 \
 		--test-iterations 0,1,2,3,4,5 --no-progress
 	$(BIN)/neurocnnf extract $(QS)/cnnf --stimuli kriegeskorte92 --iterations 5 \
