@@ -89,7 +89,7 @@ def test_netcdf_and_zarr_round_trip_equal(model, tmp_path):
 
 
 def test_assembly_is_neuroid_assembly_shaped(model, tmp_path):
-    ds = extract_dataset(model, _stimuli(5), tmp_path / "a.nc",
+    ds = extract_dataset(model, _stimuli(5), tmp_path / "new" / "folder" / "a.nc",
                          time_bins=TimeBins(100, 100), progress=False)
     conv2 = assembly(ds, "conv2")
     assert conv2.dims == ("presentation", "neuroid", "time_bin")

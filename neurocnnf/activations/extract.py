@@ -177,6 +177,7 @@ def extract(
     from neurocnnf import __version__
 
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     time_bins = time_bins or TimeBins()
     names = resolve_layers(model, layers)
     steps = model.iterations if iterations is None else iterations
