@@ -116,6 +116,9 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     meta = neurocnnf.train.read_metadata(tmp_path / "best.safetensors")
     assert meta["model"]["arch"] == "fmnist_small" and len(meta["data_sha256"]) == 64
     assert meta["epoch"] == results["best_epoch"] and "test" in meta
+    # resuming a finished run trains nothing more and gives the same results
+    again = train(tiny_config(optim={"epochs": 3}), tmp_path, resume=True, progress=False)
+    assert again["test"] == results["test"] and again["best_epoch"] == results["best_epoch"]
 
 
 @pytest.mark.data

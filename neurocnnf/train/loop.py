@@ -278,9 +278,9 @@ def _final_test(model: CNNF, out: Path, test_set: ImageDataset, config: TrainCon
     meta = read_metadata(best)
     results = {"name": config.name, "best_epoch": meta["epoch"], "val": meta["metrics"],
                "test": test, "iterations": model.iterations, "checkpoint": str(best)}
-    meta.pop("format"), meta.pop("package_version")
-    save_model(model, best, **{k: v for k, v in meta.items()
-                               if k not in ("model", "iterations", "eta")}, test=test)
+    kept = {k: v for k, v in meta.items()
+            if k not in ("format", "package_version", "model", "iterations", "eta", "test")}
+    save_model(model, best, **kept, test=test)
     atomic_write(out / "results.json",
                  lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2)))
     return results
