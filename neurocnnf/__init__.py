@@ -1,5 +1,7 @@
 """neurocnnf: CNN-F (CNNs with recurrent generative feedback) for computational neuroscience."""
 
+import os
+
 from neurocnnf.models import CNNF, Trace, build_model
 
 __version__ = "0.1.0"
@@ -7,8 +9,8 @@ __version__ = "0.1.0"
 __all__ = ["CNNF", "Trace", "__version__", "build_model", "load"]
 
 
-def load(path, map_location="cpu"):
-    """Rebuild a trained model from a checkpoint directory or file (see neurocnnf.train)."""
+def load(path: str | os.PathLike, map_location: str = "cpu") -> CNNF:
+    """Rebuild a trained model from a checkpoint file or run folder (its best checkpoint)."""
     from neurocnnf.train.checkpoint import load_model
 
     return load_model(path, map_location=map_location)
