@@ -129,3 +129,30 @@ def test_rsa_and_difficulty_runs_write_tables_and_figures(tmp_path):
     summary = run_difficulty(store, tmp_path / "difficulty")
     assert set(summary["mean_settling_by_level"]) == {0.0, 0.3}
     assert (tmp_path / "difficulty" / "difficulty.png").exists()
+
+
+def test_layer_iteration_encoding_finds_the_planted_layer_and_iteration(tmp_path):
+    import torch
+
+    from neurocnnf.activations import Reduce, extract_dataset
+    from neurocnnf.analysis.encoding import layer_iteration_encoding
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.stimuli import StimulusSet
+    from neurocnnf.stimuli.sets import _base_metadata
+
+    torch.manual_seed(0)
+    n = 200
+    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8)
+    stimuli = StimulusSet("s", _base_metadata([f"s{i}" for i in range(n)]), images=images)
+    ds = extract_dataset(fmnist_small(iterations=2).eval(), stimuli, tmp_path / "a.nc",
+                         reduce=Reduce("pca", 20), progress=False)
+    planted = ds["conv2"].values[:, 2] @ RNG.standard_normal((20, 12))
+    neurons = planted + 0.1 * planted.std() * RNG.standard_normal(planted.shape)
+    order = RNG.permutation(n)  # recordings listed in another order than the stimuli
+    table = layer_iteration_encoding(ds, neurons[order], ds["stimulus_id"].values[order],
+                                     layers=["conv1", "conv2"], model="ridge")
+    assert len(table) == 2 * 3
+    best = table.loc[table["score"].idxmax()]
+    assert best["layer"] == "conv2" and best["score"] > 0.8
+    with pytest.raises(ValueError, match="not in the activations"):
+        layer_iteration_encoding(ds, neurons[:2], ["nope", "s1"])

@@ -62,3 +62,31 @@ def split_half_ceiling(repetitions: np.ndarray, splits: int = 10, seed: int = 0)
         r = np.median(pearson_per_column(a, b))
         values.append(2 * r / (1 + r))
     return float(np.mean(values))
+
+
+def layer_iteration_encoding(activations, neurons: np.ndarray, stimulus_ids,
+                             groups: np.ndarray | None = None, model: str = "pls",
+                             layers: list[str] | None = None, **kwargs):
+    """Encoding score of every layer at every iteration of an activation dataset.
+
+    activations: dataset from ``neurocnnf extract`` (presentation x iteration x neuroid);
+    neurons: (n, k) recordings of the stimuli ``stimulus_ids`` (matched on stimulus_id);
+    groups: (n,) stratification labels. Returns a tidy DataFrame (layer, iteration, score, sem).
+    """
+    import pandas as pd
+
+    index = {sid: i for i, sid in enumerate(activations["stimulus_id"].values)}
+    missing = [sid for sid in stimulus_ids if sid not in index]
+    if missing:
+        raise ValueError(f"{len(missing)} recorded stimuli are not in the activations, "
+                         f"e.g. {missing[:3]}")
+    rows = np.array([index[sid] for sid in stimulus_ids])
+    names = layers or [n for n in activations.data_vars if activations[n].ndim == 3
+                       and not n.endswith("_feedback") and n != "probabilities"]
+    records = []
+    for layer in names:
+        values = activations[layer].values[rows]  # (n, T+1, D)
+        for t in range(values.shape[1]):
+            result = encoding_score(values[:, t], neurons, groups, model, **kwargs)
+            records.append({"layer": layer, "iteration": t, **result})
+    return pd.DataFrame(records)

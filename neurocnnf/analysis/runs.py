@@ -63,6 +63,7 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
         "stimulus_id": ds["stimulus_id"].values, "level": ds["level"].values,
         "settling_iteration": settling_iteration(logits, tolerance),
         "first_correct_iteration": first_correct_iteration(logits, labels),
+        "confidence_first": ds["probabilities"].values[:, 0].max(1),
         "correct_first": logits[:, 0].argmax(1) == labels,
         "correct_last": logits[:, -1].argmax(1) == labels,
     })
@@ -71,6 +72,9 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
                                                                index=False)
     summary = {"settling_vs_level": spearman_with_ci(table["level"],
                                                      table["settling_iteration"]),
+               # difficulty as the plain CNN pass sees it: low confidence at t = 0
+               "settling_vs_first_pass_uncertainty": spearman_with_ci(
+                   1 - table["confidence_first"], table["settling_iteration"]),
                "mean_settling_by_level": table.groupby("level")["settling_iteration"].mean()
                .to_dict(),
                "accuracy_gain_by_level": (table.groupby("level")["correct_last"].mean()
