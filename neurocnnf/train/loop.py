@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -33,6 +34,7 @@ from neurocnnf.train.checkpoint import (
     atomic_write,
     load_resume_state,
     load_weights,
+    read_metadata,
     save_model,
     save_resume_state,
 )
@@ -268,10 +270,6 @@ def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, confi
 
 def _final_test(model: CNNF, out: Path, test_set: ImageDataset, config: TrainConfig,
                 device: torch.device) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    from neurocnnf.train.checkpoint import read_metadata
-
     best = out / "best.safetensors"
     load_weights(model, load_file(str(best), device=str(device)), str(best))
     test = evaluate(model, Batches(test_set, config.eval_batch_size, device=device))

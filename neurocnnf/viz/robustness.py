@@ -33,11 +33,18 @@ def _with_clean(results: pd.DataFrame, attack: str) -> pd.DataFrame:
     return pd.concat([clean, results[results["attack"] == attack]])
 
 
+def _attack_rows(results: pd.DataFrame, attack: str, target: str = "first",
+                 scoring: str | None = None) -> pd.DataFrame:
+    """Clean rows (as eps 0) and ``attack`` rows aimed at ``target`` (optionally one scoring)."""
+    data = _with_clean(results, attack)
+    data = data[(data["target"] == target) | (data["attack"] == "clean")]
+    return data if scoring is None else data[data["scoring"] == scoring]
+
+
 def accuracy_vs_eps(results: pd.DataFrame, attack: str = "pgd", target: str = "first"
                     ) -> plt.Figure:
     """Fig. 5a (FGSM) / 5b (PGD): accuracy against eps, CNN vs CNN-F."""
-    data = _with_clean(_series(results), attack)
-    data = data[(data["target"] == target) | (data["attack"] == "clean")]
+    data = _attack_rows(_series(results), attack, target)
     if attack == "pgd" and not data.empty:
         deepest = data[data["attack"] == "pgd"]["steps"].max()
         data = data[(data["attack"] == "clean") | (data["steps"] == deepest)]
@@ -53,9 +60,7 @@ def accuracy_vs_eps(results: pd.DataFrame, attack: str = "pgd", target: str = "f
 
 def accuracy_vs_training_iterations(results: pd.DataFrame, attack: str = "pgd") -> plt.Figure:
     """Fig. 5c: accuracy against eps for models trained with different numbers of iterations."""
-    data = _with_clean(results, attack)
-    data = data[(data["target"] == "first") | (data["attack"] == "clean")]
-    data = data[data["scoring"] == "last"].assign(
+    data = _attack_rows(results, attack, "first", "last").assign(
         trained=lambda d: d["trained_iterations"].map(lambda t: "CNN" if t == 0 else f"CNN-F-{t}"))
     fig, ax = plt.subplots(figsize=(5, 3.6))
     sns.lineplot(data=data, x="eps", y="accuracy", hue="trained", marker="o", errorbar="sd",
@@ -68,9 +73,7 @@ def accuracy_vs_training_iterations(results: pd.DataFrame, attack: str = "pgd") 
 
 def accuracy_vs_test_iterations(results: pd.DataFrame, attack: str = "pgd") -> plt.Figure:
     """Fig. 5d: accuracy against the number of test iterations, one line per eps."""
-    data = _with_clean(results, attack)
-    data = data[((data["target"] == "first") | (data["attack"] == "clean"))
-                & (data["scoring"] == "last")]
+    data = _attack_rows(results, attack, "first", "last")
     fig, ax = plt.subplots(figsize=(5, 3.6))
     sns.lineplot(data=data, x="iterations", y="accuracy", hue="eps", marker="o", errorbar="sd",
                  palette="viridis", ax=ax)
