@@ -23,6 +23,8 @@ def train(
     out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/run"),
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. optim.lr=0.01")] = [],  # noqa: B006
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in OUT")] = False,
+    restart_if_changed: Annotated[bool, typer.Option(
+        help="with --resume: start over if OUT was trained with another config")] = False,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
@@ -35,7 +37,8 @@ def train(
     try:
         config = load_config(preset, overrides)
         typer.echo(f"training {config.name} -> {out}")
-        results = run_training(config, out, resume=resume, progress=progress)
+        results = run_training(config, out, resume=resume, progress=progress,
+                               restart_if_changed=restart_if_changed)
     except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError) as error:
         _fail(error)
     if results:  # empty on the non-main ranks of a torchrun job
@@ -248,6 +251,37 @@ def analyze_difficulty(
     except (StoreError, ValueError) as error:
         _fail(error)
     typer.echo(json.dumps(summary, indent=2, default=float))
+
+
+@analyze_app.command("predictive-coding")
+def analyze_predictive_coding(
+    model: Annotated[list[str], typer.Option(
+        help="NAME=CHECKPOINT, repeated (e.g. CNN-F=runs/cnnf PC=runs/pc CNN=runs/cnn)")],
+    out: Path = Path("results/predictive_coding"),
+    images: str = "fashion_mnist:test:1000",
+    noise: Annotated[str, typer.Option(help="noise sigmas, comma-separated")] = "0,0.1,0.2,0.4",
+    iterations: int = 5,
+    batch_size: int = 250,
+    progress: bool = True,
+) -> None:
+    """CNN-F vs predictive coding vs feedforward: prediction error, representational change,
+    noisy-vs-clean distance and accuracy per iteration, with feedback zeroed / shuffled."""
+    from neurocnnf.analysis.runs import run_predictive_coding
+    from neurocnnf.stimuli import StimulusError
+    from neurocnnf.train import CheckpointError
+
+    checkpoints = {}
+    for item in model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            _fail(ValueError(f"--model {item!r} must look like NAME=CHECKPOINT"))
+        checkpoints[name] = Path(path)
+    try:
+        summary = run_predictive_coding(checkpoints, out, images, _floats(noise), iterations,
+                                        batch_size, progress)
+    except (CheckpointError, StimulusError, ValueError, FileNotFoundError) as error:
+        _fail(error)
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()

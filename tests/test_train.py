@@ -138,6 +138,15 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
         train(tiny_config(optim={"lr": 0.01}), tmp_path / "split", resume=True, progress=False)
 
 
+def test_a_changed_config_restarts_when_asked(tmp_path):
+    train(tiny_config(optim={"epochs": 1}), tmp_path, progress=False, stop_after=1)
+    changed = tiny_config(optim={"epochs": 1, "lr": 0.01})
+    train(changed, tmp_path, resume=True, restart_if_changed=True, progress=False)
+    assert (tmp_path / "resume.stale.pt").exists()
+    fresh = train(changed, tmp_path / "fresh", progress=False)
+    assert json.loads((tmp_path / "results.json").read_text())["test"] == fresh["test"]
+
+
 def test_load_round_trip_gives_the_same_logits(tmp_path):
     torch.manual_seed(0)
     model = build_model("fmnist_adv", iterations=1)

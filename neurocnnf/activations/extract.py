@@ -215,7 +215,8 @@ def extract(
     skeleton = xr.Dataset(coords=coords, attrs={
         "model_id": model_id, "checkpoint_sha256": settings["model_sha256"],
         "model_config": json.dumps(model.config), "iterations": steps,
-        "eta": settings["eta"], "layers": json.dumps([v for v in probe if v not in SCALARS]),
+        "eta": float("nan") if settings["eta"] is None else settings["eta"],  # NaN: not CNN-F
+        "layers": json.dumps([v for v in probe if v not in SCALARS]),
         "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
         "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
         "reduction": json.dumps(settings["reduce"]), FINGERPRINT: json.dumps(settings,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from neurocnnf.activations import open_activations
@@ -82,4 +83,45 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
                .to_dict()}
     (out / "difficulty_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     save(fig.settling_vs_difficulty(table), out / "difficulty.png")
+    return summary
+
+
+def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
+                          images: str = "fashion_mnist:test:1000",
+                          noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4),
+                          iterations: int = 5, batch_size: int = 250, progress: bool = True,
+                          data_root=None) -> dict:
+    """Compare trained models (name -> checkpoint) on the same images: tables (CSV), figures
+    (PNG) and summary.json under ``out``. ``images``: 'dataset:split:N'."""
+    import torch
+
+    from neurocnnf.analysis import predictive_coding as pc
+    from neurocnnf.stimuli import load_stimuli, render
+    from neurocnnf.train import load_model
+    from neurocnnf.viz import predictive as fig
+    from neurocnnf.viz.robustness import save
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = {name: load_model(path).eval() for name, path in checkpoints.items()}
+    shapes = {name: model.input_shape for name, model in models.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"the models take different images: {shapes}")
+    channels, size, _ = next(iter(shapes.values()))
+    stimuli = load_stimuli(images, root=data_root)
+    if "label" not in stimuli.metadata:
+        raise ValueError(f"{images}: the comparison needs labelled images")
+    x = render(stimuli, np.arange(len(stimuli)), channels, size)
+    labels = torch.as_tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
+    tables = pc.compare(models, x, labels, noise_levels, iterations, batch_size=batch_size,
+                        progress=progress)
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    summary = pc.summary(tables)
+    (out / "summary.json").write_text(json.dumps(
+        {"images": images, "iterations": iterations, "models": {
+            name: str(path) for name, path in checkpoints.items()}, "results": summary},
+        indent=2))
+    save(fig.comparison_panels(tables), out / "comparison.png")
+    save(fig.ablation_accuracy(tables), out / "ablations.png")
     return summary

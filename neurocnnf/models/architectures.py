@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from neurocnnf.models.engine import CNNF
+from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
 from neurocnnf.nn import (
     AdaPool,
     AdaReLU,
@@ -166,24 +167,28 @@ def wrn(
     )
 
 
-ARCHITECTURES: dict[str, Callable[..., CNNF]] = {
+ARCHITECTURES: dict[str, Callable[..., CNNF | PredictiveCodingNet]] = {
     "fmnist_small": fmnist_small,
     "fmnist_adv": fmnist_adv,
     "wrn": wrn,
+    "fmnist_pc": fmnist_pc,
 }
 
 
-def build_model(arch: str, **kwargs) -> CNNF:
-    """Build an architecture by name: 'fmnist_small', 'fmnist_adv' or 'wrn'."""
+def build_model(arch: str, **kwargs) -> CNNF | PredictiveCodingNet:
+    """Build an architecture by name: 'fmnist_small', 'fmnist_adv', 'wrn' or 'fmnist_pc'."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**kwargs)
 
 
-def build_from_config(config: dict, iterations: int = 1, eta: float = 0.1) -> CNNF:
+def build_from_config(config: dict, iterations: int = 1, eta: float | None = 0.1
+                      ) -> CNNF | PredictiveCodingNet:
     """Rebuild a model from ``model.config`` (as stored in a checkpoint)."""
     config = dict(config)
     arch = config.pop("arch", None)
+    if arch == "fmnist_pc":
+        return PredictiveCodingNet(**config, iterations=iterations)
     if arch == "wrn":
         return wrn(**config, iterations=iterations, eta=eta)
     if arch in ("fmnist_small", "fmnist_adv"):

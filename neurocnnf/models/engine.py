@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +11,9 @@ from torch import Tensor, nn
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn import AdaPool, AdaReLU, FeedbackSequential, InferenceState, Tap
 from neurocnnf.nn.functional import online_update
+
+FeedbackMode = Literal["intact", "zero", "shuffle"]
+FEEDBACK_MODES = ("intact", "zero", "shuffle")
 
 
 class CNNF(nn.Module):
@@ -41,7 +44,7 @@ class CNNF(nn.Module):
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.reconstruction_taps = reconstruction_taps
         self.config = dict(config)
-        self.iterations, self.eta = _check_iterations(iterations), _check_eta(eta)
+        self.iterations, self.eta = check_iterations(iterations), _check_eta(eta)
         for name, module in self.named_modules():
             if isinstance(module, AdaReLU | AdaPool):
                 module.latent_name = name
@@ -61,6 +64,7 @@ class CNNF(nn.Module):
         layers: Collection[str] | None = (),
         mask_stats: bool = False,
         decode: bool = False,
+        feedback: FeedbackMode = "intact",
     ) -> Trace:
         """Run T iterations of feedback and feedforward on images ``x``.
 
@@ -69,10 +73,13 @@ class CNNF(nn.Module):
         layers: tap names whose f_t(l), g_t(l) to keep; None keeps all, () none.
         mask_stats: also record the fraction of latent units flipping per iteration.
         decode: also carry each h_hat_t down to pixel space (``Trace.decoded``).
+        feedback: 'intact', or an ablation of the top-down signal (the logits that enter the
+            generative pass): 'zero' replaces it by zeros, 'shuffle' by another image's.
         """
-        steps = self.iterations if iterations is None else _check_iterations(iterations)
+        steps = self.iterations if iterations is None else check_iterations(iterations)
         step_size = self.eta if eta is None else _check_eta(eta)
         self.check_input(x)
+        check_feedback_mode(feedback)
         if layers is not None:
             unknown = set(layers) - set(self.taps)
             if unknown:
@@ -81,7 +88,7 @@ class CNNF(nn.Module):
         h = self.encoder(x, state)
         logits, h_hat, reconstruction = [self.body(h, state)], [h], []
         for _ in range(steps):
-            g_k = self.body.feedback(logits[-1], state)
+            g_k = self.body.feedback(mix_feedback(logits[-1], feedback), state)
             reconstruction.append(g_k)
             h_hat.append(online_update(h_hat[-1], g_k, step_size))
             logits.append(self.body(h_hat[-1], state))
@@ -102,24 +109,59 @@ class CNNF(nn.Module):
 
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take."""
-        c, hgt, wid = self.input_shape
-        expected = f"(N, {c}, {hgt}, {wid})"
-        if not isinstance(x, Tensor):
-            raise TypeError(f"images must be a torch.Tensor {expected}, got {type(x).__name__}")
-        if x.dim() == 3 and tuple(x.shape) == self.input_shape:
-            raise ValueError(f"images must be a batch {expected}; add a batch dim: x[None]")
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"{self.config.get('arch', 'model')} expects images {expected}, "
-                f"got {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"images must be float in [0, 1], got {x.dtype} (divide uint8 by 255)")
-        if not torch.isfinite(x).all():
-            raise ValueError("images contain NaN or infinite values")
+        check_images(x, self.input_shape, self.config.get("arch", "model"))
 
 
-def _check_iterations(iterations: int) -> int:
+def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str) -> None:
+    """Raise a clear error unless ``x`` is a finite float batch (N, *input_shape)."""
+    c, hgt, wid = input_shape
+    expected = f"(N, {c}, {hgt}, {wid})"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"images must be a torch.Tensor {expected}, got {type(x).__name__}")
+    if x.dim() == 3 and tuple(x.shape) == tuple(input_shape):
+        raise ValueError(f"images must be a batch {expected}; add a batch dim: x[None]")
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"{arch} expects images {expected}, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"images must be float in [0, 1], got {x.dtype} (divide uint8 by 255)")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or infinite values")
+
+
+def check_feedback_mode(mode: str) -> None:
+    if mode not in FEEDBACK_MODES:
+        raise ValueError(f"unknown feedback mode {mode!r}; use one of {FEEDBACK_MODES}")
+
+
+def mix_feedback(signal: Tensor, mode: FeedbackMode) -> Tensor:
+    """A top-down signal (N, ...) as an ablation asks: intact, zeroed, or shuffled across images.
+
+    'shuffle' gives every image the signal of another image of the batch (a fixed derangement,
+    the same on every call and iteration, so results are reproducible).
+    """
+    if mode == "intact":
+        return signal
+    if mode == "zero":
+        return torch.zeros_like(signal)
+    if mode == "shuffle":
+        return signal[derangement(signal.shape[0]).to(signal.device)]
+    check_feedback_mode(mode)
+    return signal
+
+
+def derangement(n: int, seed: int = 0) -> Tensor:
+    """A permutation of range(n) with no fixed point (n >= 2; identity for n = 1)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    fixed = torch.nonzero(perm == torch.arange(n)).flatten()
+    while n > 1 and len(fixed):  # each swap removes at least one fixed point
+        i = int(fixed[0])
+        j = (i + 1) % n
+        perm[[i, j]] = perm[[j, i]]
+        fixed = torch.nonzero(perm == torch.arange(n)).flatten()
+    return perm
+
+
+def check_iterations(iterations: int) -> int:
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     return iterations

@@ -139,12 +139,15 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    restart_if_changed: bool = False,
 ) -> dict[str, Any]:
     """Train a model as ``config`` says; returns the final results (also in results.json).
 
     resume: continue from ``out_dir/resume.pt`` (same config); the result equals an
     uninterrupted run. stop_after: leave after this many epochs in this call (for time-limited
     jobs; continue with ``resume=True``); the test set is then not scored yet.
+    restart_if_changed: when resuming a run folder trained with another config, set its resume
+    state aside (``resume.stale.pt``) and start over instead of raising (workflows use this).
     """
     config.validate()
     out = Path(out_dir)
@@ -174,10 +177,14 @@ def train(
 
     start_epoch, best_val, history = 0, -1.0, []
     resume_path = out / "resume.pt"
-    if resume and resume_path.exists():
-        state = load_resume_state(resume_path)
-        if state["config"] != config.to_dict():
+    state = load_resume_state(resume_path) if resume and resume_path.exists() else None
+    if state is not None and state["config"] != config.to_dict():
+        if not restart_if_changed:
             raise ConfigError(f"{out} was trained with a different config; resume needs the same")
+        resume_path.replace(out / "resume.stale.pt")
+        tqdm.write(f"{out}: the config changed; starting over (old state in resume.stale.pt)")
+        state = None
+    if state is not None:
         load_weights(model, {k: v.to(device) for k, v in state["model"].items()}, str(resume_path))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,201 @@
+"""The predictive-coding comparator and the feedback ablations shared with CNN-F."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurocnnf.activations import extract_dataset
+from neurocnnf.analysis import predictive_coding as pc_analysis
+from neurocnnf.models import PredictiveCodingNet, Trace, build_model, fmnist_small
+from neurocnnf.models.engine import derangement
+from neurocnnf.nn.functional import rms_normalize
+from neurocnnf.stimuli import StimulusSet
+from neurocnnf.stimuli.sets import _base_metadata
+from neurocnnf.train import load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def pc():
+    torch.manual_seed(0)
+    return PredictiveCodingNet(iterations=3).eval()
+
+
+def _images(n=6, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def _block(model, x, conv, bias):
+    return F.max_pool2d(F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1)), 2)
+
+
+def test_iteration_zero_is_the_plain_cnn(pc):
+    x = _images()
+    e0 = (x - 0.5) / 0.5
+    e2 = _block(pc, _block(pc, e0, pc.conv1, pc.bias1), pc.conv2, pc.bias2)
+    with torch.no_grad():
+        trace = pc(x, iterations=0)
+        torch.testing.assert_close(trace.first, pc.fc(e2.flatten(1)))
+    assert trace.iterations == 0 and trace.reconstruction == []
+
+
+def test_one_iteration_follows_the_predify_update(pc):
+    """e_l(1) = beta FF + lam D(e_{l+1}) + (1-beta-lam) e_l - alpha grad E, by autograd."""
+    x = _images()
+    with torch.no_grad():
+        trace = pc(x, iterations=1, layers=None)
+    e0 = (x - 0.5) / 0.5
+    e1 = _block(pc, e0, pc.conv1, pc.bias1).detach().requires_grad_(True)
+    e2 = _block(pc, e1, pc.conv2, pc.bias2).detach().requires_grad_(True)
+    energy0 = 0.5 * (e0 - pc.decoder1(e1)).pow(2).sum()
+    energy1 = 0.5 * (e1.detach() - pc.decoder2(e2)).pow(2).sum()
+    grad1 = torch.autograd.grad(energy0, e1)[0]
+    grad2 = torch.autograd.grad(energy1, e2)[0]
+    b, lam, a = pc.beta, pc.lam, pc.alpha
+    with torch.no_grad():
+        new_e1 = b * e1 + lam * pc.decoder2(e2) + (1 - b - lam) * e1 - a * grad1
+        new_e2 = b * _block(pc, new_e1, pc.conv2, pc.bias2) + (1 - b) * e2 - a * grad2
+        torch.testing.assert_close(trace.forward["conv1"][1], new_e1, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(trace.forward["conv2"][1], new_e2, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(trace.logits[1], pc.fc(new_e2.flatten(1)), atol=1e-5,
+                                   rtol=1e-5)
+        torch.testing.assert_close(trace.feedback["conv1"][0], pc.decoder2(e2))
+        torch.testing.assert_close(trace.reconstruction[0], pc.decoder2(e2))
+    assert trace.h_hat[1] is trace.forward["conv1"][1]
+
+
+def test_pure_feedforward_settings_keep_every_iteration_at_t0():
+    torch.manual_seed(1)
+    model = PredictiveCodingNet(iterations=4, beta=1.0, lam=0.0, alpha=0.0).eval()
+    with torch.no_grad():
+        trace = model(_images())
+    for logits in trace.logits[1:]:
+        torch.testing.assert_close(logits, trace.first)
+
+
+def test_gradient_reaches_every_parameter_and_tied_nothing(pc):
+    model = PredictiveCodingNet(iterations=2)
+    trace = model(_images(), layers=model.reconstruction_taps)
+    loss = sum(z.pow(2).mean() for z in trace.logits) + sum(
+        (g - trace.forward["input"][0]).pow(2).mean() for g in trace.feedback["input"]) + sum(
+        (g - trace.h).pow(2).mean() for g in trace.reconstruction)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert model.decoder2.weight.data_ptr() != model.conv2.weight.data_ptr()
+
+
+def test_clear_errors(pc):
+    with pytest.raises(ValueError, match="eta is a CNN-F setting"):
+        pc(_images(), eta=0.5)
+    with pytest.raises(ValueError, match="unknown layer"):
+        pc(_images(), layers=["conv9"])
+    with pytest.raises(ValueError, match="beta"):
+        PredictiveCodingNet(beta=0.9, lam=0.3)
+    with pytest.raises(ValueError, match="expects images"):
+        pc(torch.rand(2, 3, 28, 28))
+    with pytest.raises(ValueError, match="unknown feedback mode"):
+        pc(_images(), feedback="off")
+
+
+def test_checkpoint_round_trip_and_registry(tmp_path, pc):
+    assert isinstance(build_model("fmnist_pc", iterations=2), PredictiveCodingNet)
+    save_model(pc, tmp_path / "pc.safetensors")
+    loaded = load_model(tmp_path / "pc.safetensors")
+    x = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).last, pc(x).last)
+    assert loaded.config == pc.config and loaded.iterations == 3
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 257])
+def test_derangement_moves_every_index(n):
+    perm = derangement(n)
+    assert sorted(perm.tolist()) == list(range(n))
+    if n > 1:
+        assert (perm != torch.arange(n)).all()
+
+
+@pytest.mark.parametrize("make", [lambda: fmnist_small(iterations=2),
+                                  lambda: PredictiveCodingNet(iterations=2)])
+def test_ablations(make):
+    torch.manual_seed(0)
+    model = make().eval()
+    same = _images(1).expand(5, -1, -1, -1).contiguous()
+    varied = _images(5)
+    with torch.no_grad():
+        # shuffling identical images' feedback changes nothing; different images' does
+        torch.testing.assert_close(model(same, feedback="shuffle").last, model(same).last)
+        assert not torch.allclose(model(varied, feedback="shuffle").last, model(varied).last)
+        zero = model(varied, feedback="zero")
+        assert not torch.allclose(zero.last, model(varied).last)
+        torch.testing.assert_close(zero.first, model(varied).first)  # t = 0 has no feedback
+
+
+def test_extractor_treats_the_pc_model_like_cnnf(pc, tmp_path):
+    n = 8
+    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8)
+    stimuli = StimulusSet("toy", _base_metadata([f"s{i}" for i in range(n)],
+                                                {"label": np.arange(n)}), images=images)
+    ds = extract_dataset(pc, stimuli, tmp_path / "pc.nc", batch_size=n, progress=False)
+    assert {"input", "conv1", "conv2", "conv1_feedback", "logits"} <= set(ds.data_vars)
+    assert ds["conv1"].sizes["iteration"] == 4
+    assert np.isnan(ds["conv1_feedback"].values[:, 0]).all()
+    assert np.isfinite(ds["conv1_feedback"].values[:, 1:]).all()
+
+
+def _trace(states, predictions, logits=None):
+    logits = logits or [torch.zeros(len(states[0]), 3) for _ in states]
+    return Trace(logits, states[0], states, predictions)
+
+
+def test_prediction_error_and_change_recover_planted_values():
+    base = torch.randn(4, 2, 3, 3)
+    states = [base * (1 + 0.1 * t) for t in range(4)]
+    predictions = [states[t] + 0.5 * (t + 1) for t in range(3)]  # offset 0.5 (t + 1)
+    trace = _trace(states, predictions)
+    errors = pc_analysis.prediction_errors(trace)[pc_analysis.LAYER_K]
+    torch.testing.assert_close(errors, torch.tensor([[0.5, 1.0, 1.5]]).expand(4, 3))
+    change = pc_analysis.representational_change(trace)[pc_analysis.LAYER_K]
+    torch.testing.assert_close(change, torch.tensor([[0.0, 0.1, 0.1, 0.1]]).expand(4, 4))
+
+
+def test_correlation_distance_known_values():
+    a = torch.randn(3, 5000, generator=torch.Generator().manual_seed(0))
+    b = torch.randn(3, 5000, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(pc_analysis.correlation_distance(a, 3 * a + 1), torch.zeros(3),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(pc_analysis.correlation_distance(a, -a), 2 * torch.ones(3))
+    assert (pc_analysis.correlation_distance(a, b) - 1).abs().max() < 0.05
+
+
+def test_compare_recovers_a_model_without_recurrence():
+    torch.manual_seed(0)
+    still = PredictiveCodingNet(iterations=3, beta=1.0, lam=0.0, alpha=0.0).eval()
+    twin = PredictiveCodingNet(iterations=0).eval()
+    images, labels = _images(12), torch.arange(12) % 10
+    tables = pc_analysis.compare({"still": still, "copy": copy.deepcopy(still), "cnn": twin},
+                                 images, labels, (0.0, 0.3), iterations=3, batch_size=5,
+                                 progress=False)
+    acc = tables["accuracy"]
+    for (model, mode, _), rows in acc.groupby(["model", "feedback", "noise"]):
+        if model == "cnn":
+            assert mode == "intact" and list(rows["iteration"]) == [0]
+        else:  # no dynamics: every iteration gives the t = 0 answer, in every mode
+            assert rows["value"].nunique() == 1
+    change = tables["change"]
+    assert change[change["model"] == "still"]["value"].abs().max() < 1e-6
+    distance = tables["noise_distance"]
+    assert distance[distance["noise"] == 0]["value"].abs().max() < 1e-5
+    assert (distance[distance["noise"] == 0.3]["value"] > 0.01).all()
+    errors = tables["prediction_error"]
+    np.testing.assert_allclose(errors[errors["iteration"] == 0]["relative"], 1.0)
+    # the same weights see the same noisy images: identical tables
+    for name, table in tables.items():
+        a = table[table["model"] == "still"].drop(columns="model").reset_index(drop=True)
+        b = table[table["model"] == "copy"].drop(columns="model").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, obj=name)
+    assert set(pc_analysis.summary(tables)) == {"still", "copy", "cnn"}
