@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= analysis,dev
+EXTRAS ?= analysis,workflows,notebooks,dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -53,28 +53,15 @@ test: install brainscore  ## the test suite (README's test command)
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks
 
-QS := results/quickstart
+CONFIG ?= quickstart
 
-demo: install  ## the main job on its embedded default (quickstart, CPU, about 15 minutes)
-	$(BIN)/neurocnnf train quickstart --out $(QS)/cnnf --resume --no-progress
-	$(BIN)/neurocnnf train quickstart-cnn --out $(QS)/cnn --resume --no-progress
-	$(BIN)/neurocnnf evaluate $(QS)/cnnf --twin $(QS)/cnn --out $(QS)/robustness --limit 100 \
-		--attacks fgsm,pgd,spsa,transfer --pgd-steps 20 --spsa-steps 5 \
-		--test-iterations 0,1,2,3,4,5 --no-progress
-	$(BIN)/neurocnnf extract $(QS)/cnnf --stimuli kriegeskorte92 --iterations 5 \
-		--perturb noise=0,0.1,0.2,0.4 --reduce pca:256 \
-		--out $(QS)/activations/kriegeskorte92.nc --no-progress
-	$(BIN)/neurocnnf analyze rsa $(QS)/activations/kriegeskorte92.nc --out $(QS)/rsa
-	$(BIN)/neurocnnf extract $(QS)/cnnf --stimuli fashion_mnist:test:500 --iterations 5 \
-		--layers logits,probabilities --perturb noise=0,0.1,0.2,0.4 \
-		--out $(QS)/activations/fashion_mnist_noise.nc --no-progress
-	$(BIN)/neurocnnf analyze difficulty $(QS)/activations/fashion_mnist_noise.nc \
-		--out $(QS)/difficulty
-	$(BIN)/neurocnnf visualize $(QS)/cnnf --out $(QS)/figure6
-	@echo "quickstart outputs in $(QS): checkpoints, robustness/, activations/, rsa/,"
-	@echo "difficulty/, figure6/"
-	@echo "Not yet available: the predictive-coding comparison, the Snakemake workflow,"
-	@echo "notebooks and the one-page report."
+# The main job: the Snakemake workflow on a config (default: the quickstart, CPU, ~15 minutes):
+# train CNN-F, its CNN twin and the predictive-coding comparator, robustness, activations,
+# analyses, figures and the report, all under results/$(CONFIG)/.
+demo: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s workflows/Snakefile \
+		--configfile workflows/config/$(CONFIG).yaml --profile workflows/profiles/local
+	@echo "report: results/$(CONFIG)/report.html (and report.md); notebooks/ read these outputs"
 
 # Table 2 (GPU): FMNIST-adv CNN-F and its CNN twin, 3 seeds, then the evaluation with error bars.
 T2 := results/table2

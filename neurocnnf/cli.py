@@ -17,6 +17,13 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _device(name: str) -> str:
+    """'auto' -> the best available device; anything else as given."""
+    from neurocnnf.train.loop import select_device
+
+    return str(select_device(name)) if name == "auto" else name
+
+
 @app.command()
 def train(
     preset: Annotated[str, typer.Argument(help="preset name (see `neurocnnf presets`) or YAML")],
@@ -63,6 +70,8 @@ def extract(
     time_step: Annotated[float, typer.Option(help="ms per iteration")] = 40.0,
     batch_size: int = 64,
     device: str = "cpu",
+    model_id: Annotated[str | None, typer.Option(help="name stored with the activations "
+                                                 "(default: the run folder's name)")] = None,
     progress: bool = True,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
@@ -76,7 +85,7 @@ def extract(
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
     try:
-        model = load_model(checkpoint, map_location=device)
+        model = load_model(checkpoint, map_location=_device(device))
         stimulus_set = load_stimuli(stimuli)
         for spec in perturb:
             kind, _, levels = spec.partition("=")
@@ -89,7 +98,8 @@ def extract(
         path = run_extraction(
             model, stimulus_set, out, layers=layers.split(",") if layers else None,
             iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
-            reduce=reduction, batch_size=batch_size, model_id=checkpoint_file.parent.name,
+            reduce=reduction, batch_size=batch_size,
+            model_id=model_id or checkpoint_file.parent.name,
             checkpoint_sha256=file_digest(checkpoint_file), progress=progress)
     except (CheckpointError, StimulusError, StoreError, DataNotFoundError, DataIntegrityError,
             ValueError) as error:
@@ -131,7 +141,8 @@ def evaluate(
         run_evaluation(
             checkpoints, out, twin, dataset, limit, eps, _floats(eps_grid),
             tuple(a for a in attacks.split(",") if a), pgd_steps, spsa_steps,
-            tuple(int(t) for t in _floats(test_iterations)), batch_size, seed, device, progress)
+            tuple(int(t) for t in _floats(test_iterations)), batch_size, seed, _device(device),
+            progress)
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
             ImportError) as error:
         _fail(error)
@@ -308,6 +319,28 @@ def visualize(
         _fail(error)
     typer.echo((out / "summary.txt").read_text())
     typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+@app.command()
+def data(
+    names: Annotated[list[str], typer.Argument(help="fashion_mnist, cifar10, kriegeskorte92")],
+    out: Annotated[Path | None, typer.Option(help="write the manifest (JSON) here")] = None,
+    root: Annotated[Path | None, typer.Option(help="data root (default: search order)")] = None,
+) -> None:
+    """Find or download and verify datasets; print (or write) their manifest."""
+    from neurocnnf.data import DataIntegrityError, DataNotFoundError, prepare
+    from neurocnnf.train.checkpoint import atomic_write
+
+    try:
+        manifest = json.dumps(prepare(names, root), indent=2)
+    except (DataNotFoundError, DataIntegrityError, ValueError) as error:
+        _fail(error)
+    if out is None:
+        typer.echo(manifest)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, lambda tmp: Path(tmp).write_text(manifest + "\n"))
+        typer.echo(f"wrote {out}")
 
 
 @app.command()

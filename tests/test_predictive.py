@@ -145,6 +145,8 @@ def test_extractor_treats_the_pc_model_like_cnnf(pc, tmp_path):
     assert ds["conv1"].sizes["iteration"] == 4
     assert np.isnan(ds["conv1_feedback"].values[:, 0]).all()
     assert np.isfinite(ds["conv1_feedback"].values[:, 1:]).all()
+    assert "conv2_feedback" not in ds  # the top layer receives no prediction
+    assert np.isnan(ds["mask_flip_fraction"].values).all()  # no latent masks to flip
 
 
 def _trace(states, predictions, logits=None):

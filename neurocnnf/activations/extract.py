@@ -81,7 +81,7 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
     def with_nan_first(tensors, width):
         nan = torch.full((b, 1, width), float("nan"))
         if not tensors:
-            return nan.numpy()
+            return nan.expand(b, iterations + 1, width).numpy()
         rest = torch.stack([t.reshape(b, -1).float().cpu() for t in tensors], 1)
         return torch.cat([nan, rest], 1).numpy()
 
@@ -101,7 +101,9 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
     change = (logits[:, 1:] - logits[:, :-1]).norm(dim=-1)
     out["logit_change"] = torch.cat([torch.full((b, 1), float("nan")), change.cpu()], 1).numpy()
     flips = [torch.stack(v, 1) for v in trace.mask_flips.values()]  # (B, T) per latent layer
-    mean_flips = torch.stack(flips).mean(0).cpu() if flips else torch.zeros(b, 0)
+    # NaN where a model has no latent masks (the predictive-coding comparator)
+    mean_flips = torch.stack(flips).mean(0).cpu() if flips else torch.full(
+        (b, iterations), float("nan"))
     out["mask_flip_fraction"] = torch.cat([torch.full((b, 1), float("nan")), mean_flips],
                                           1).numpy()
     return out

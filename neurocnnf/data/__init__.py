@@ -7,17 +7,20 @@ from neurocnnf.data.datasets import (
     ImageDataset,
     Kriegeskorte92,
     cifar10,
+    dataset_digest,
     fashion_mnist,
     kriegeskorte92,
     load_dataset,
     parse_idx,
     read_idx,
 )
+from neurocnnf.data.manifest import prepare
 from neurocnnf.data.roots import DataIntegrityError, DataNotFoundError, data_roots
 
 __all__ = [
     "Augment", "Batches", "CIFAR10_CLASSES", "DataIntegrityError", "DataNotFoundError",
     "FASHION_MNIST_CLASSES", "ImageDataset", "Kriegeskorte92", "cifar10", "data_roots",
-    "fashion_mnist", "kriegeskorte92", "load_dataset", "parse_idx", "random_crop_flip",
+    "dataset_digest",
+    "fashion_mnist", "kriegeskorte92", "load_dataset", "parse_idx", "prepare", "random_crop_flip",
     "read_idx", "train_val_split",
 ]

@@ -77,6 +77,13 @@ class ImageDataset:
                             self.source, dict(self.metadata))
 
 
+def dataset_digest(data: ImageDataset) -> str:
+    """sha256 of a dataset's images and labels (what a model was trained or scored on)."""
+    digest = hashlib.sha256(data.images.cpu().numpy().tobytes())
+    digest.update(data.labels.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 # ---------------------------------------------------------------- Fashion-MNIST (IDX)
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -46,7 +46,7 @@ class PredictiveCodingNet(nn.Module):
 
     taps = ("input", "conv1", "conv2")
     encoder_taps: tuple[str, ...] = ()
-    body_taps = taps
+    body_taps = ("input", "conv1")  # the taps that receive top-down predictions
     reconstruction_taps = ("input",)
     eta = None  # a CNN-F setting; this model's dynamics are set by beta, lam and alpha
 

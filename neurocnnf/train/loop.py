@@ -11,7 +11,6 @@ Run folder layout (``out_dir``):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -28,7 +27,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neurocnnf.attacks import logits_fn, pgd
-from neurocnnf.data import Augment, Batches, ImageDataset, load_dataset, train_val_split
+from neurocnnf.data import (
+    Augment,
+    Batches,
+    ImageDataset,
+    dataset_digest,
+    load_dataset,
+    train_val_split,
+)
 from neurocnnf.models import CNNF, build_model
 from neurocnnf.train.checkpoint import (
     atomic_write,
@@ -95,13 +101,6 @@ def lr_factor(step: int, total: int, schedule: str, power: float = 0.9) -> float
     if schedule == "cosine":
         return 1e-5 + (1 - 1e-5) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
-
-
-def dataset_digest(data: ImageDataset) -> str:
-    """sha256 of the images and labels a model was trained on."""
-    digest = hashlib.sha256(data.images.cpu().numpy().tobytes())
-    digest.update(data.labels.cpu().numpy().tobytes())
-    return digest.hexdigest()
 
 
 @torch.no_grad()

@@ -1,0 +1,262 @@
+"""The one-page report of a workflow run: headline numbers, tables and figures, as Markdown and
+as a self-contained HTML page (figures embedded), read from the files under <results>/<name>/.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from neurocnnf import __version__
+
+
+@dataclass
+class Block:
+    """One piece of the report: kind is 'h2', 'text', 'list', 'table', 'figure' or 'pre'."""
+
+    kind: str
+    content: object
+    caption: str = ""
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _pipe_table(text: str) -> pd.DataFrame:
+    """A Markdown pipe table (the first one in ``text``) as a DataFrame of strings."""
+    rows = [line.strip().strip("|").split("|") for line in text.splitlines()
+            if line.strip().startswith("|")]
+    rows = [[cell.strip() for cell in row] for row in rows
+            if not all(set(cell.strip()) <= set("-: ") for cell in row)]
+    return pd.DataFrame(rows[1:], columns=rows[0]) if rows else pd.DataFrame()
+
+
+def model_table(folder: Path) -> pd.DataFrame:
+    """Test accuracy (%) of every trained model and seed: first / last / avg scoring."""
+    rows = []
+    for path in sorted(folder.glob("models/*/seed*/results.json")):
+        result = json.loads(path.read_text())
+        test = result["test"]
+        rows.append({"model": path.parent.parent.name, "seed": path.parent.name[4:],
+                     "iterations": result.get("iterations"),
+                     **{k.replace("acc_", "test % "): round(100 * v, 2)
+                        for k, v in test.items() if k.startswith("acc_")}})
+    return pd.DataFrame(rows)
+
+
+def rsa_table(folder: Path) -> pd.DataFrame:
+    """Per model and brain RDM: the best layer, its similarity at t = 0 and at the last
+    iteration, and the iteration where it peaks."""
+    rows = []
+    for path in sorted(folder.glob("rsa/*/rsa.csv")):
+        table = pd.read_csv(path)
+        for target, part in table.groupby("target"):
+            best = part.loc[part["similarity"].idxmax()]
+            layer = part[part["layer"] == best["layer"]].sort_values("iteration")
+            rows.append({"model": path.parent.name, "brain RDM": target, "layer": best["layer"],
+                         "t=0": round(float(layer["similarity"].iloc[0]), 3),
+                         "last t": round(float(layer["similarity"].iloc[-1]), 3),
+                         "peak at t": int(best["iteration"]),
+                         "method": best.get("method", "")})
+    return pd.DataFrame(rows)
+
+
+def difficulty_table(folder: Path) -> pd.DataFrame:
+    """Per model: Spearman rho of the settling iteration with the perturbation level and with
+    first-pass uncertainty (95% bootstrap CIs), and the accuracy gain at the largest level."""
+    rows = []
+    for path in sorted(folder.glob("difficulty/*/difficulty_summary.json")):
+        summary = json.loads(path.read_text())
+
+        def rho(key: str) -> str:
+            entry = summary[key]
+            return f"{entry['rho']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
+
+        gains = summary["accuracy_gain_by_level"]
+        top = max(gains, key=float)
+        rows.append({"model": path.parent.name, "rho(settling, level)": rho("settling_vs_level"),
+                     "rho(settling, t=0 uncertainty)": rho(
+                         "settling_vs_first_pass_uncertainty"),
+                     "mean settling per level": ", ".join(
+                         f"{float(k):g}: {v:.2f}" for k, v in
+                         summary["mean_settling_by_level"].items()),
+                     f"accuracy gain at level {float(top):g} (pp)": round(100 * gains[top], 1)})
+    return pd.DataFrame(rows)
+
+
+def predictive_coding_table(folder: Path) -> pd.DataFrame:
+    """Accuracy (%) at t = 0 and at the last iteration with feedback intact / zeroed /
+    shuffled, per model and noise level."""
+    summary = _read_json(folder / "predictive_coding" / "summary.json").get("results", {})
+    rows = []
+    for model, levels in summary.items():
+        for level, values in levels.items():
+            if not isinstance(values, dict):
+                continue
+            rows.append({"model": model, "noise": level.removeprefix("noise="),
+                         **{k: round(100 * v, 1) for k, v in values.items()}})
+    return pd.DataFrame(rows)
+
+
+def headline(folder: Path) -> list[str]:
+    """The few numbers a reader wants first."""
+    lines = []
+    models = model_table(folder)
+    if len(models):
+        means = models.groupby("model")["test % last"].mean()
+        lines.append("Test accuracy (last iteration, mean over seeds): " + ", ".join(
+            f"{m} {v:.2f}%" for m, v in means.items()))
+    robust = _pipe_table((folder / "robustness" / "table.md").read_text()) if (
+        folder / "robustness" / "table.md").exists() else pd.DataFrame()
+    if len(robust):
+        lines.append("Robustness table: " + "; ".join(
+            f"{row.iloc[0]}: " + ", ".join(f"{c} {row[c]}" for c in robust.columns[1:4])
+            for _, row in robust.iterrows()))
+    rsa = rsa_table(folder)
+    for _, row in rsa[rsa["brain RDM"] == "macaque_IT"].iterrows():
+        lines.append(f"{row['model']}: best macaque-IT RSA {row['last t']} at the last iteration "
+                     f"vs {row['t=0']} at t = 0 ({row['layer']})")
+    for _, row in difficulty_table(folder).iterrows():
+        lines.append(f"{row['model']}: settling iteration vs perturbation level, Spearman rho "
+                     f"{row['rho(settling, level)']}")
+    pc = _read_json(folder / "predictive_coding" / "summary.json").get("results", {})
+    for model, values in pc.items():
+        levels = [k for k in values if k.startswith("noise=")]
+        if levels and "acc_last_zero" in values[levels[-1]]:
+            v = values[levels[-1]]
+            lines.append(f"{model} at {levels[-1]}: accuracy t=0 {100 * v['acc_t0']:.1f}%, last "
+                         f"{100 * v['acc_last_intact']:.1f}%, feedback zeroed "
+                         f"{100 * v['acc_last_zero']:.1f}%, shuffled "
+                         f"{100 * v['acc_last_shuffle']:.1f}%")
+    return lines
+
+
+def blocks(folder: Path, config: dict | None = None) -> list[Block]:
+    """The report's content, in reading order."""
+    out = [Block("text", f"neurocnnf {__version__}, {date.today().isoformat()}, results in "
+                         f"`{folder}`."),
+           Block("h2", "Headline"), Block("list", headline(folder)),
+           Block("h2", "Models"), Block("table", model_table(folder))]
+    robustness = folder / "robustness"
+    if (robustness / "table.md").exists():
+        out += [Block("h2", "Robustness"),
+                Block("table", _pipe_table((robustness / "table.md").read_text()),
+                      (robustness / "table.md").read_text().splitlines()[0])]
+        out += [Block("figure", p) for p in sorted((robustness / "figures").glob("*.png"))]
+        if (robustness / "report.txt").exists():
+            out.append(Block("pre", (robustness / "report.txt").read_text(),
+                             "gradient-masking checks"))
+    out += [Block("h2", "Neural similarity (RSA with the Kriegeskorte-92 IT RDMs)"),
+            Block("table", rsa_table(folder))]
+    out += [Block("figure", p, f"{p.parent.name}: RSA per layer and iteration")
+            for p in sorted(folder.glob("rsa/*/rsa_vs_iteration.png"))]
+    out += [Block("h2", "Recurrence versus difficulty"), Block("table", difficulty_table(folder))]
+    out += [Block("figure", p, f"{p.parent.name}: settling and accuracy gain per level")
+            for p in sorted(folder.glob("difficulty/*/difficulty.png"))]
+    pc = folder / "predictive_coding"
+    out += [Block("h2", "CNN-F vs predictive coding vs feedforward"),
+            Block("table", predictive_coding_table(folder))]
+    out += [Block("figure", pc / name) for name in ("comparison.png", "ablations.png")
+            if (pc / name).exists()]
+    fig6 = folder / "figure6"
+    if (fig6 / "summary.txt").exists():
+        out += [Block("h2", "Feedback restores perturbed images (Fig. 6)"),
+                Block("pre", (fig6 / "summary.txt").read_text())]
+        out += [Block("figure", fig6 / name) for name in ("restoration.png", "gradcam.png")
+                if (fig6 / name).exists()]
+    plugins = sorted(p.name for p in (folder / "brainscore" / "plugin").glob("*/*") if p.is_dir())
+    if plugins:
+        out += [Block("h2", "Brain-Score"), Block("text", "Plugin(s) ready to submit: "
+                                                  + ", ".join(f"`{p}`" for p in plugins))]
+    if config:
+        import yaml
+
+        out += [Block("h2", "Config"), Block("pre", yaml.safe_dump(config, sort_keys=False))]
+    return out
+
+
+def to_markdown(title: str, content: list[Block], base: Path) -> str:
+    """Markdown with figures linked relative to ``base`` (the report's folder)."""
+    lines = [f"# {title}", ""]
+    for block in content:
+        if block.kind == "h2":
+            lines += [f"## {block.content}", ""]
+        elif block.kind == "text":
+            lines += [str(block.content), ""]
+        elif block.kind == "list":
+            lines += [f"- {item}" for item in block.content] + [""]
+        elif block.kind == "table":
+            if block.caption:
+                lines += [block.caption, ""]
+            lines += [_markdown_table(block.content) if len(block.content) else "(none)", ""]
+        elif block.kind == "figure":
+            path = Path(block.content)
+            lines += [f"![{block.caption or path.stem}]({path.relative_to(base)})", ""]
+        elif block.kind == "pre":
+            lines += ([block.caption, ""] if block.caption else []) + [
+                "```", str(block.content).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def to_html(title: str, content: list[Block]) -> str:
+    """One self-contained page: figures embedded as base64 PNG."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for block in content:
+        if block.kind == "h2":
+            body.append(f"<h2>{html.escape(str(block.content))}</h2>")
+        elif block.kind == "text":
+            body.append(f"<p>{html.escape(str(block.content))}</p>")
+        elif block.kind == "list":
+            body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.content)
+                        + "</ul>")
+        elif block.kind == "table":
+            caption = f"<p>{html.escape(block.caption)}</p>" if block.caption else ""
+            table = block.content.to_html(index=False, border=0) if len(block.content) else \
+                "<p>(none)</p>"
+            body.append(caption + table)
+        elif block.kind == "figure":
+            data = base64.b64encode(Path(block.content).read_bytes()).decode()
+            caption = html.escape(block.caption or Path(block.content).stem)
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+                        f"<figcaption>{caption}</figcaption></figure>")
+        elif block.kind == "pre":
+            caption = f"<p>{html.escape(block.caption)}</p>" if block.caption else ""
+            body.append(f"{caption}<pre>{html.escape(str(block.content))}</pre>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "img{max-width:100%}table{border-collapse:collapse;font-size:90%}"
+             "td,th{padding:2px 8px;border-bottom:1px solid #ddd}pre{background:#f6f6f6;"
+             "padding:8px;overflow-x:auto}figcaption{color:#555;font-size:90%}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_report(folder: str | Path, markdown: str | Path, html_path: str | Path,
+                 name: str | None = None, config: dict | None = None) -> list[Block]:
+    """Write the report of the run in ``folder`` as Markdown and HTML (atomically)."""
+    from neurocnnf.train.checkpoint import atomic_write
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no workflow results in {folder}")
+    title = f"neurocnnf report: {name or folder.name}"
+    content = blocks(folder, config)
+    markdown, html_path = Path(markdown), Path(html_path)
+    text = to_markdown(title, content, markdown.parent)
+    atomic_write(markdown, lambda tmp: Path(tmp).write_text(text))
+    page = to_html(title, content)
+    atomic_write(html_path, lambda tmp: Path(tmp).write_text(page))
+    return content

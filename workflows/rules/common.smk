@@ -1,0 +1,80 @@
+"""Config loading and validation, and the path helpers every rule file uses."""
+
+import shlex
+from pathlib import Path
+
+import jsonschema
+import yaml
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+WORKFLOW_DIR = Path(workflow.main_snakefile).parent
+SCHEMA = WORKFLOW_DIR / "schemas" / "config.schema.yaml"
+
+
+def explain_config_errors(config):
+    """Raise one readable error listing every setting the schema rejects."""
+    validator = jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text()))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
+                 for e in errors]
+        raise ValueError(f"invalid workflow config ({SCHEMA.name}):\n" + "\n".join(lines))
+
+
+if "models" not in config:  # no --configfile: the quickstart, with any --config overrides
+    config.update({**yaml.safe_load((WORKFLOW_DIR / "config" / "quickstart.yaml").read_text()),
+                   **config})
+explain_config_errors(config)
+validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
+
+
+def check_model_names(config):
+    """Every model named by an analysis section must be trained by `models`."""
+    named = [("robustness.model", config["robustness"]["model"]),
+             ("figure6.model", config["figure6"]["model"]),
+             ("brainscore.model", config["brainscore"]["model"])]
+    if "twin" in config["robustness"]:
+        named.append(("robustness.twin", config["robustness"]["twin"]))
+    named += [("similarity.models", m) for m in config["similarity"]["models"]]
+    named += [("difficulty.models", m) for m in config["difficulty"]["models"]]
+    named += [(f"predictive_coding.models.{label}", m)
+              for label, m in config["predictive_coding"]["models"].items()]
+    for where, name in named:
+        if name not in config["models"]:
+            raise ValueError(f"config {config['name']!r}: {where} names model {name!r}, which "
+                             f"is not in models ({sorted(config['models'])})")
+
+
+check_model_names(config)
+
+RES = f"{config['results']}/{config['name']}"
+SEEDS = config["seeds"]
+SEED0 = SEEDS[0]  # the seed whose models the activations and analyses use
+THREADS = config["threads"]
+DEVICE = config["device"]
+GPU = 1 if DEVICE in ("cuda", "auto") else 0
+ENV = "../envs/neurocnnf.yaml"  # relative to the rule files
+
+
+def trained(model, seed=SEED0):
+    """The results.json a finished training run writes last (its checkpoint lies beside)."""
+    return f"{RES}/models/{model}/seed{seed}/results.json"
+
+
+def checkpoint(results_json):
+    return str(Path(results_json).parent / "best.safetensors")
+
+
+def noise_grid(levels):
+    """--perturb argument for a noise grid: noise=L1,L2,..."""
+    return "noise=" + ",".join(str(v) for v in levels)
+
+
+def train_overrides(wildcards):
+    """--set arguments: the model's own settings, then seed and device."""
+    settings = config["models"][wildcards.model].get("set", [])
+    settings = [*settings, f"seed={wildcards.seed}", f"device={DEVICE}",
+                f"name={config['name']}-{wildcards.model}-seed{wildcards.seed}"]
+    return " ".join(f"--set {shlex.quote(s)}" for s in settings)

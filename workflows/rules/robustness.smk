@@ -1,0 +1,36 @@
+ROBUST = config["robustness"]
+
+
+rule robustness:
+    input:
+        models=expand(trained("{model}", "{seed}"), model=ROBUST["model"], seed=SEEDS),
+        twins=expand(trained("{model}", "{seed}"), model=[ROBUST["twin"]] if "twin" in ROBUST else [], seed=SEEDS),
+    output:
+        table=f"{RES}/robustness/table.md",
+        results=f"{RES}/robustness/results.csv",
+        masking=f"{RES}/robustness/report.txt",
+    params:
+        checkpoints=lambda wildcards, input: " ".join(checkpoint(p) for p in input.models),
+        twins=lambda wildcards, input: " ".join(f"--twin {checkpoint(p)}" for p in input.twins),
+        folder=lambda wildcards, output: Path(output.table).parent,
+        dataset=ROBUST["dataset"],
+        images=ROBUST["images"],
+        eps=ROBUST["eps"],
+        attacks=",".join(ROBUST["attacks"]),
+        pgd_steps=ROBUST["pgd_steps"],
+        spsa_steps=ROBUST["spsa_steps"],
+        test_iterations=",".join(map(str, ROBUST["test_iterations"])),
+        device=DEVICE,
+    log:
+        f"{RES}/logs/robustness.log",
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        ENV
+    shell:
+        "OMP_NUM_THREADS={threads} neurocnnf evaluate {params.checkpoints} {params.twins} "
+        "--out {params.folder} --dataset {params.dataset} --limit {params.images} "
+        "--eps {params.eps} --attacks {params.attacks} --pgd-steps {params.pgd_steps} "
+        "--spsa-steps {params.spsa_steps} --test-iterations {params.test_iterations} "
+        "--device {params.device} --no-progress > {log} 2>&1"
