@@ -68,22 +68,22 @@ def rsa_table(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _rho(entry: dict) -> str:
+    return f"{entry['rho']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
+
+
 def difficulty_table(folder: Path) -> pd.DataFrame:
     """Per model: Spearman rho of the settling iteration with the perturbation level and with
     first-pass uncertainty (95% bootstrap CIs), and the accuracy gain at the largest level."""
     rows = []
     for path in sorted(folder.glob("difficulty/*/difficulty_summary.json")):
         summary = json.loads(path.read_text())
-
-        def rho(key: str) -> str:
-            entry = summary[key]
-            return f"{entry['rho']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
-
         gains = summary["accuracy_gain_by_level"]
         top = max(gains, key=float)
-        rows.append({"model": path.parent.name, "rho(settling, level)": rho("settling_vs_level"),
-                     "rho(settling, t=0 uncertainty)": rho(
-                         "settling_vs_first_pass_uncertainty"),
+        rows.append({"model": path.parent.name,
+                     "rho(settling, level)": _rho(summary["settling_vs_level"]),
+                     "rho(settling, t=0 uncertainty)": _rho(
+                         summary["settling_vs_first_pass_uncertainty"]),
                      "mean settling per level": ", ".join(
                          f"{float(k):g}: {v:.2f}" for k, v in
                          summary["mean_settling_by_level"].items()),
