@@ -1,9 +1,10 @@
 """Engine speed and cost relative to the plain CNN, per architecture (ratios from one run).
 
-For each architecture: forward time per iteration, a full T-iteration forward+backward over
-the plain CNN's (T = 0), the analytic FLOP count of that call (torch's FlopCounterMode, which
-counts convolutions and matmuls from their shapes), and the activation memory saved for
-backward. Run: ``python benchmarks/bench_engine.py [--device cuda] [--batch 128]``.
+For each architecture (the CNN-F ones and the predictive-coding comparator ``fmnist_pc``):
+forward time per iteration, a full T-iteration forward+backward over the plain CNN's (T = 0),
+the analytic FLOP count of that call (torch's FlopCounterMode, which counts convolutions and
+matmuls from their shapes), and the activation memory saved for backward.
+Run: ``python benchmarks/bench_engine.py [--device cuda] [--batch 128] [--archs fmnist_pc]``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--iterations", type=int, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_pc", "fmnist_adv",
+                                                       "wrn"])
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, batch {args.batch}, threads {torch.get_num_threads()}")
@@ -97,7 +100,7 @@ def main() -> None:
               f"{'fwd+bwd ratio':>14}{'GFLOP f+b':>10}{'FLOP ratio':>11}{'act MB':>8}"
               f"{'mem ratio':>10}")
     print(header)
-    for arch in ("fmnist_small", "fmnist_adv", "wrn"):
+    for arch in args.archs:
         measure(arch, args, device)
 
 

@@ -1,0 +1,29 @@
+"""Every notebook runs top to bottom against the outputs of a real workflow run."""
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_five_notebooks_exist():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes(path, workflow_run, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("NEUROCNNF_RESULTS", str(workflow_run / "results" / "test"))
+    notebook = nbformat.read(path, as_version=4)
+    assert "parameters" in notebook.cells[1].metadata.get("tags", [])
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [o for cell in notebook.cells if cell.cell_type == "code"
+              for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    images = [o for cell in notebook.cells if cell.cell_type == "code"
+              for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "every notebook shows at least one figure"

@@ -1,0 +1,122 @@
+"""The Snakemake workflow, run for real on the tiny test config (workflows/config/test.yaml)."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, SNAKEFILE, TEST_CONFIG, snakemake
+
+from neurocnnf.activations import open_activations
+
+pytestmark = pytest.mark.slow
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count (empty when nothing is to be done)."""
+    lines = dry_run_output.split("Job stats:")[-1].splitlines() if "Job stats:" in \
+        dry_run_output else []
+    counts = {}
+    for line in lines[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    counts.pop("total", None)
+    return counts
+
+
+def test_every_target_exists_and_is_valid(workflow_run):
+    res = workflow_run / "results" / "test"
+    manifest = json.loads((res / "data" / "manifest.json").read_text())
+    assert manifest["fashion_mnist"]["test"]["n"] == 10000
+    assert manifest["kriegeskorte92"]["n_images"] == 92
+    for model in ("cnnf", "cnn", "pc"):
+        result = json.loads((res / "models" / model / "seed0" / "results.json").read_text())
+        assert 0.1 <= result["test"]["acc_last"] <= 1  # better than chance after 1 epoch
+        assert (res / "models" / model / "seed0" / "best.safetensors").stat().st_size > 1000
+    table = (res / "robustness" / "table.md").read_text()
+    assert "CNN-F (last)" in table and "| CNN |" in table
+    results = pd.read_csv(res / "robustness" / "results.csv")
+    assert results["accuracy"].between(0, 1).all() and set(results["attack"]) >= {"pgd", "fgsm"}
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    for model in ("cnnf", "pc"):
+        ds = open_activations(res / "activations" / model / "similarity.nc")
+        assert ds.sizes["iteration"] == config["iterations"] + 1 and ds.attrs["model_id"] == model
+        rsa = pd.read_csv(res / "rsa" / model / "rsa.csv")
+        assert rsa["similarity"].between(-1, 1).all()
+    assert "PC" in json.loads((res / "predictive_coding" / "summary.json").read_text())["results"]
+    summary = json.loads((res / "difficulty" / "cnnf" / "difficulty_summary.json").read_text())
+    assert {"settling_vs_level", "accuracy_gain_by_level"} <= set(summary)
+    figures = list(res.glob("**/*.png"))
+    assert len(figures) >= 15
+    assert all(p.read_bytes()[:8] == PNG for p in figures)
+    plugin = next((res / "brainscore" / "plugin").glob("*/*/model.py"))
+    assert (plugin.parent / "__init__.py").exists() and (plugin.parent / "test.py").exists()
+    report = (res / "report.md").read_text()
+    for link in [line.split("](")[1][:-1] for line in report.splitlines() if "![" in line]:
+        assert (res / link).exists(), link
+    page = (res / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 8 and "Headline" in page
+
+
+def test_rerunning_does_nothing_and_a_change_reruns_only_its_dependents(workflow_run, tmp_path):
+    again = snakemake(workflow_run, "-n")
+    assert again.returncode == 0 and _job_counts(again.stdout) == {}, again.stdout[-2000:]
+    changed = yaml.safe_load(TEST_CONFIG.read_text())
+    changed["predictive_coding"]["noise"] = [0.0, 0.2]
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    plan = snakemake(workflow_run, "-n", config=path)
+    assert _job_counts(plan.stdout) == {"predictive_coding": 1, "report": 1, "all": 1}
+    changed = yaml.safe_load(TEST_CONFIG.read_text())
+    changed["models"]["pc"]["set"].append("optim.lr=0.001")
+    path.write_text(yaml.safe_dump(changed))
+    plan = snakemake(workflow_run, "-n", config=path)
+    counts = _job_counts(plan.stdout)
+    assert counts["train"] == 1 and "robustness" not in counts  # robustness reads cnnf/cnn only
+    assert {"extract_similarity", "rsa", "predictive_coding", "report"} <= set(counts)
+
+
+def test_a_killed_training_job_resumes(workflow_run):
+    """Training killed after its last epoch but before results.json: the rerun continues
+    from resume.pt (no epoch is trained again) and gives the same test result."""
+    run = workflow_run / "results" / "test" / "models" / "cnn" / "seed0"
+    before = json.loads((run / "results.json").read_text())
+    (run / "results.json").unlink()
+    target = "results/test/models/cnn/seed0/results.json"
+    result = snakemake(workflow_run, "--cores", "2", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (workflow_run / "results" / "test" / "logs" / "train" / "cnn-seed0.log").read_text()
+    assert "epoch 1:" not in log
+    assert json.loads((run / "results.json").read_text())["test"] == before["test"]
+
+
+def test_bad_configs_fail_with_clear_messages(tmp_path):
+    bad = yaml.safe_load(TEST_CONFIG.read_text())
+    bad["iterations"] = -1
+    bad["similarity"]["models"] = ["cnnf", "resnet"]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake(tmp_path, "-n", config=path)
+    assert result.returncode != 0
+    assert "iterations: -1 is less than the minimum of 0" in result.stderr + result.stdout
+    bad["iterations"] = 2
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake(tmp_path, "-n", config=path)
+    assert "similarity.models names model 'resnet'" in result.stderr + result.stdout
+
+
+def test_lint_is_clean_and_every_config_plans(tmp_path):
+    lint = snakemake(tmp_path, "--lint")
+    assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout[-3000:]
+    for config in sorted((REPO / "workflows" / "config").glob("*.yaml")):
+        plan = snakemake(tmp_path, "-n", config=config)
+        assert plan.returncode == 0, (config.name, plan.stderr[-2000:])
+        assert _job_counts(plan.stdout)["report"] == 1
+    slurm = snakemake(tmp_path, "-n", "--profile", str(SNAKEFILE.parent / "profiles" / "slurm"),
+                      config=REPO / "workflows" / "config" / "paper-fmnist.yaml")
+    assert slurm.returncode == 0 and "gpu=1" in slurm.stdout
+    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
