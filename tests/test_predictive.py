@@ -201,3 +201,20 @@ def test_compare_recovers_a_model_without_recurrence():
         b = table[table["model"] == "copy"].drop(columns="model").reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, obj=name)
     assert set(pc_analysis.summary(tables)) == {"still", "copy", "cnn"}
+
+
+def test_trains_with_the_training_loop_and_attacks_reach_it(tmp_path):
+    from test_train import tiny_config
+
+    from neurocnnf.attacks import logits_fn, pgd
+    from neurocnnf.train import train
+
+    config = tiny_config(model={"arch": "fmnist_pc", "iterations": 2,
+                                "options": {"beta": 0.8, "lam": 0.1, "alpha": 0.01}},
+                         optim={"epochs": 1})
+    result = train(config, tmp_path, progress=False)
+    assert result["test"]["acc_last"] > 0.2  # well above chance after one tiny epoch
+    model = load_model(tmp_path).eval()
+    x, y = _images(4), torch.arange(4)
+    adversarial = pgd(logits_fn(model, "e2e", "last"), x, y, eps=0.1, steps=2, step_size=0.05)
+    assert 0 < (adversarial - x).abs().max() <= 0.1 + 1e-6
