@@ -102,7 +102,7 @@ def predictive_coding_table(folder: Path) -> pd.DataFrame:
                 continue
             rows.append({"model": model, "noise": level.removeprefix("noise="),
                          **{k: round(100 * v, 1) for k, v in values.items()}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("")  # the feedforward model has no ablation rows
 
 
 def headline(folder: Path) -> list[str]:

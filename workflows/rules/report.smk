@@ -19,4 +19,4 @@ rule report:
     conda:
         ENV
     script:
-        "../analyses/report.py"
+        "../../analyses/report.py"
