@@ -171,7 +171,7 @@ def blocks(folder: Path, config: dict | None = None) -> list[Block]:
                 Block("pre", (fig6 / "summary.txt").read_text())]
         out += [Block("figure", fig6 / name) for name in ("restoration.png", "gradcam.png")
                 if (fig6 / name).exists()]
-    plugins = sorted(p.name for p in (folder / "brainscore" / "plugin").glob("*/*") if p.is_dir())
+    plugins = sorted(p.parent.name for p in (folder / "brainscore" / "plugin").glob("*/model.py"))
     if plugins:
         out += [Block("h2", "Brain-Score"), Block("text", "Plugin(s) ready to submit: "
                                                   + ", ".join(f"`{p}`" for p in plugins))]

@@ -53,13 +53,14 @@ def test_every_target_exists_and_is_valid(workflow_run):
     figures = list(res.glob("**/*.png"))
     assert len(figures) >= 15
     assert all(p.read_bytes()[:8] == PNG for p in figures)
-    plugin = next((res / "brainscore" / "plugin").glob("*/*/model.py"))
+    plugin = next((res / "brainscore" / "plugin").glob("*/model.py"))
     assert (plugin.parent / "__init__.py").exists() and (plugin.parent / "test.py").exists()
     report = (res / "report.md").read_text()
     for link in [line.split("](")[1][:-1] for line in report.splitlines() if "![" in line]:
         assert (res / link).exists(), link
     page = (res / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 8 and "Headline" in page
+    assert f"`{plugin.parent.name}`" in report  # the Brain-Score plugin is named
 
 
 def test_rerunning_does_nothing_and_a_change_reruns_only_its_dependents(workflow_run, tmp_path):
