@@ -15,7 +15,7 @@ from neurocnnf.models.engine import derangement
 from neurocnnf.nn.functional import rms_normalize
 from neurocnnf.stimuli import StimulusSet
 from neurocnnf.stimuli.sets import _base_metadata
-from neurocnnf.train import load_model, save_model
+from neurocnnf.train import ConfigError, load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +209,13 @@ def test_trains_with_the_training_loop_and_attacks_reach_it(tmp_path):
     from neurocnnf.attacks import logits_fn, pgd
     from neurocnnf.train import train
 
-    config = tiny_config(model={"arch": "fmnist_pc", "iterations": 2,
+    config = tiny_config(model={"arch": "fmnist_pc", "iterations": 2, "eta": None,
                                 "options": {"beta": 0.8, "lam": 0.1, "alpha": 0.01}},
                          optim={"epochs": 1})
     result = train(config, tmp_path, progress=False)
+    bad = tiny_config(model={"arch": "fmnist_pc", "eta": None, "options": {"beta": 2.0}})
+    with pytest.raises(ConfigError, match="model settings: need 0 < beta"):
+        train(bad, tmp_path / "bad", progress=False)
     assert result["test"]["acc_last"] > 0.2  # well above chance after one tiny epoch
     model = load_model(tmp_path).eval()
     x, y = _images(4), torch.arange(4)

@@ -58,6 +58,7 @@ def test_every_preset_loads_and_twins_have_zero_iterations():
     ("no-such-preset", [], "unknown preset"),
     ("quickstart", ["optim.lr=-0.1"], "optim.lr must be > 0"),
     ("fmnist-adv", ["adversarial.eps=1.5"], r"eps must be in \[0, 1\]"),
+    ("quickstart-pc", ["model.eta=0.5"], "must be null for fmnist_pc"),
     ("quickstart", ["optim.learning_rate=0.1"], "unknown setting"),
     ("quickstart", ["model.arch=vgg"], "model.arch"),
     ("quickstart", ["oops"], "section.key=value"),

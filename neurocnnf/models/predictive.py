@@ -156,7 +156,8 @@ class PredictiveCodingNet(nn.Module):
 def fmnist_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 10,
               **options: Any) -> PredictiveCodingNet:
     """The predictive-coding comparator on the FMNIST-small backbone (see module docstring)."""
-    if eta not in (None, 0.1):  # 0.1 is the training config's default for every model
-        raise ValueError("eta does not apply to fmnist_pc; set beta/lam/alpha in model.options")
+    if eta is not None:
+        raise ValueError("eta does not apply to fmnist_pc (set model.eta: null); its dynamics "
+                         "are beta/lam/alpha in model.options")
     return PredictiveCodingNet(num_classes=num_classes, iterations=iterations, **options)
 

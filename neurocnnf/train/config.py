@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     arch: str = "fmnist_small"
     iterations: int = 1  # T used in training; 0 trains the plain-CNN twin
-    eta: float = 0.1
+    eta: float | None = 0.1  # CNN-F step size; null for fmnist_pc (no eta)
     options: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
 
 
@@ -92,7 +92,10 @@ class TrainConfig:
             (self.model.arch in ARCHITECTURES,
              f"model.arch {self.model.arch!r} is not one of {sorted(ARCHITECTURES)}"),
             (self.model.iterations >= 0, "model.iterations must be >= 0"),
-            (0 < self.model.eta <= 1, "model.eta must be in (0, 1]"),
+            (self.model.arch != "fmnist_pc" or self.model.eta is None,
+             "model.eta must be null for fmnist_pc (its dynamics: model.options beta/lam/alpha)"),
+            (self.model.eta is None or 0 < self.model.eta <= 1,
+             "model.eta must be in (0, 1] (or null for fmnist_pc)"),
             (self.data.dataset in ("fashion_mnist", "cifar10"),
              f"data.dataset {self.data.dataset!r} is not 'fashion_mnist' or 'cifar10'"),
             (0 <= self.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),

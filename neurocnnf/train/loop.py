@@ -166,8 +166,12 @@ def train(
     val_batches = Batches(val_set, config.eval_batch_size, device=device)
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model.arch, iterations=config.model.iterations,
-                        eta=config.model.eta, **config.model.options).to(device)
+    step_size = {} if config.model.eta is None else {"eta": config.model.eta}
+    try:
+        model = build_model(config.model.arch, iterations=config.model.iterations, **step_size,
+                            **config.model.options).to(device)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model settings: {error}") from None
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_batches) / ddp.world)
     total_steps = config.optim.epochs * steps_per_epoch
