@@ -80,16 +80,12 @@ def extract(
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.data.download import file_digest
     from neurocnnf.stimuli import StimulusError, load_stimuli
-    from neurocnnf.stimuli import perturb as perturbed
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
     try:
         model = load_model(checkpoint, map_location=_device(device))
-        stimulus_set = load_stimuli(stimuli)
-        for spec in perturb:
-            kind, _, levels = spec.partition("=")
-            stimulus_set = perturbed(stimulus_set, kind, [float(v) for v in levels.split(",")])
+        stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
         reduction = None
         if reduce:
             method, _, k = reduce.partition(":")
@@ -105,6 +101,41 @@ def extract(
             ValueError) as error:
         _fail(error)
     typer.echo(f"wrote {path}")
+
+
+def _perturbed_set(stimulus_set, specs: list[str]):
+    """Apply ``KIND=L1,L2,...`` perturbation grids to a stimulus set, in order."""
+    from neurocnnf.stimuli import StimulusError, perturb
+
+    for spec in specs:
+        kind, sep, levels = spec.partition("=")
+        if not sep or not levels:
+            raise StimulusError(f"--perturb {spec!r} must look like KIND=L1,L2,...")
+        stimulus_set = perturb(stimulus_set, kind, [float(v) for v in levels.split(",")])
+    return stimulus_set
+
+
+@app.command()
+def stimuli(
+    spec: Annotated[str, typer.Argument(help="kriegeskorte92, fashion_mnist[:split[:n]], "
+                                        "cifar10[:split[:n]] or folder:PATH[:CSV]")],
+    out: Annotated[Path, typer.Option(help="folder for images/ and stimuli.csv")],
+    perturb: Annotated[list[str], typer.Option(help="KIND=L1,L2,... e.g. noise=0,0.1,0.2")]
+    = [],  # noqa: B006
+    channels: Annotated[int, typer.Option(help="1 (grey) or 3 (RGB), as the models take")] = 1,
+    size: Annotated[int, typer.Option(help="image side in pixels, as the models take")] = 28,
+    progress: bool = True,
+) -> None:
+    """Build a stimulus set: images rendered as the models see them + stimuli.csv."""
+    from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.stimuli import StimulusError, load_stimuli, write_folder
+
+    try:
+        stimulus_set = _perturbed_set(load_stimuli(spec), perturb)
+        csv = write_folder(stimulus_set, out, channels, size, progress=progress)
+    except (StimulusError, DataNotFoundError, DataIntegrityError, ValueError) as error:
+        _fail(error)
+    typer.echo(f"wrote {len(stimulus_set)} stimuli: {csv}")
 
 
 def _floats(text: str) -> tuple[float, ...]:

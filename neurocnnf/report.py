@@ -153,6 +153,13 @@ def blocks(folder: Path, config: dict | None = None) -> list[Block]:
         if (robustness / "report.txt").exists():
             out.append(Block("pre", (robustness / "report.txt").read_text(),
                              "gradient-masking checks"))
+    sets = {p.parent.name: pd.read_csv(p) for p in sorted(folder.glob("stimuli/*/stimuli.csv"))}
+    if sets:
+        out += [Block("h2", "Stimulus sets"), Block("table", pd.DataFrame([
+            {"set": name, "stimuli": len(table), "sources": table["source_id"].nunique(),
+             "perturbation levels": ", ".join(f"{table['perturbation'].iloc[0]} {v:g}"
+                                              for v in sorted(table["level"].unique()))}
+            for name, table in sets.items()]))]
     out += [Block("h2", "Neural similarity (RSA with the Kriegeskorte-92 IT RDMs)"),
             Block("table", rsa_table(folder))]
     out += [Block("figure", p, f"{p.parent.name}: RSA per layer and iteration")

@@ -16,6 +16,7 @@ from neurocnnf.stimuli import (
     load_stimuli,
     perturb,
     render,
+    write_folder,
 )
 from neurocnnf.stimuli.sets import _base_metadata
 
@@ -109,3 +110,18 @@ def test_adversarial_stimuli_stay_within_eps_and_need_the_model():
     out = render(stimuli, np.arange(12), 1, 28, model=fmnist_small())
     clean = out[:6]
     assert (out[6:] - clean).abs().max() <= 0.1 + 1e-6 and (out[6:] - clean).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 32)])
+def test_a_written_set_reads_back_as_the_same_stimuli(tmp_path, channels, size):
+    """Rendered once (noise applied), read back without being perturbed a second time."""
+    stimuli = perturb(_toy_set(), "noise", [0.0, 0.3], seed=3)
+    csv = write_folder(stimuli, tmp_path / "set", channels, size, progress=False)
+    again = from_folder(tmp_path / "set")
+    rows = np.arange(len(stimuli))
+    expected = render(stimuli, rows, channels, size)
+    np.testing.assert_allclose(render(again, rows, channels, size), expected, atol=0.5 / 255 + 1e-6)
+    table = pd.read_csv(csv)
+    assert list(table["stimulus_id"]) == list(stimuli.metadata["stimulus_id"])
+    assert table["rendered"].all() and set(table["level"]) == {0.0, 0.3}
+    assert list(again.metadata["source_id"]) == list(stimuli.metadata["source_id"])

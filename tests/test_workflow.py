@@ -42,6 +42,9 @@ def test_every_target_exists_and_is_valid(workflow_run):
     results = pd.read_csv(res / "robustness" / "results.csv")
     assert results["accuracy"].between(0, 1).all() and set(results["attack"]) >= {"pgd", "fgsm"}
     config = yaml.safe_load(TEST_CONFIG.read_text())
+    k92 = pd.read_csv(res / "stimuli" / "similarity" / "stimuli.csv")
+    assert len(k92) == 92 * len(config["similarity"]["noise"]) and k92["rendered"].all()
+    assert all((res / "stimuli" / "similarity" / f).exists() for f in k92["filename"])
     for model in ("cnnf", "pc"):
         ds = open_activations(res / "activations" / model / "similarity.nc")
         assert ds.sizes["iteration"] == config["iterations"] + 1 and ds.attrs["model_id"] == model
@@ -50,7 +53,7 @@ def test_every_target_exists_and_is_valid(workflow_run):
     assert "PC" in json.loads((res / "predictive_coding" / "summary.json").read_text())["results"]
     summary = json.loads((res / "difficulty" / "cnnf" / "difficulty_summary.json").read_text())
     assert {"settling_vs_level", "accuracy_gain_by_level"} <= set(summary)
-    figures = list(res.glob("**/*.png"))
+    figures = [p for p in res.glob("**/*.png") if "stimuli" not in p.parts]
     assert len(figures) >= 15
     assert all(p.read_bytes()[:8] == PNG for p in figures)
     plugin = next((res / "brainscore" / "plugin").glob("*/model.py"))

@@ -1,5 +1,6 @@
 """Stimulus sets (Brain-Score conventions) and their perturbed versions."""
 
+from neurocnnf.stimuli.export import write_folder
 from neurocnnf.stimuli.perturb import KINDS, apply, perturb, render
 from neurocnnf.stimuli.sets import (
     StimulusError,
@@ -15,4 +16,5 @@ from neurocnnf.stimuli.sets import (
 __all__ = [
     "KINDS", "StimulusError", "StimulusSet", "apply", "conversion_note", "convert",
     "from_dataset", "from_folder", "kriegeskorte92_set", "load_stimuli", "perturb", "render",
+    "write_folder",
 ]

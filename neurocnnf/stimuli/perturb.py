@@ -94,6 +94,8 @@ def render(stimuli: StimulusSet, rows: np.ndarray, channels: int, size: int,
     sources = stimuli.source_images(meta["source_index"].to_numpy())
     images = torch.stack([convert(s, channels, size) for s in sources])
     kinds, levels = meta["perturbation"].to_numpy(), meta["level"].to_numpy(dtype=float)
+    if "rendered" in meta:  # images written with their perturbation already applied
+        kinds = np.where(meta["rendered"].to_numpy(dtype=bool), "none", kinds)
     out = images.clone()
     for i, (row, kind, level) in enumerate(zip(rows, kinds, levels, strict=True)):
         if kind != "adversarial":

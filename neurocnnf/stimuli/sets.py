@@ -111,7 +111,8 @@ def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
 def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
                 identifier: str | None = None) -> StimulusSet:
     """Images in a folder with a metadata CSV (``stimulus_id`` plus ``filename`` or
-    ``image_file_name``, relative to the folder; other columns are kept)."""
+    ``image_file_name``, relative to the folder; other columns are kept). Rows with
+    ``rendered`` true hold images already perturbed as listed (see ``stimuli.export``)."""
     folder = Path(folder)
     csv = Path(csv) if csv is not None else folder / "stimuli.csv"
     if not csv.exists():
@@ -129,7 +130,9 @@ def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise StimulusError(f"{len(missing)} image(s) listed in {csv} do not exist: {missing[:3]}")
-    extra = {c: table[c].to_numpy() for c in table.columns if c not in ("stimulus_id",)}
+    # source_index addresses ``paths`` (one file per row); every other column is kept
+    extra = {c: table[c].to_numpy() for c in table.columns
+             if c not in ("stimulus_id", "source_index")}
     return StimulusSet(identifier or folder.name, _base_metadata(ids, extra), paths=paths)
 
 

@@ -1,0 +1,50 @@
+"""Write a stimulus set as rendered images + ``stimuli.csv`` (Brain-Score's folder convention).
+
+Every stimulus is rendered as the models see it (perturbation applied, ``channels x size``),
+saved as an 8-bit PNG, and listed in ``stimuli.csv`` with its metadata and ``rendered=True``:
+reading the folder back (``from_folder``) gives the same stimuli without perturbing them twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurocnnf.stimuli.perturb import render
+from neurocnnf.stimuli.sets import StimulusError, StimulusSet
+
+
+def write_folder(stimuli: StimulusSet, folder: str | os.PathLike, channels: int, size: int,
+                 model=None, batch_size: int = 256, progress: bool = True) -> Path:
+    """Render ``stimuli`` into ``folder`` (images/<row>.png + stimuli.csv); returns the CSV.
+
+    The CSV is written last and atomically, so a folder without it is an unfinished export.
+    ``model`` is needed only for adversarial perturbations.
+    """
+    from PIL import Image
+
+    from neurocnnf.train.checkpoint import atomic_write
+
+    if channels not in (1, 3):
+        raise StimulusError(f"channels must be 1 or 3, got {channels}")
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = np.arange(len(stimuli))
+    names = [f"images/{row:06d}.png" for row in rows]
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"render {folder.name}",
+                      disable=not progress):
+        batch = rows[start:start + batch_size]
+        images = render(stimuli, batch, channels, size, model)
+        pixels = (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        for row, array in zip(batch, pixels.numpy(), strict=True):
+            image = Image.fromarray(array[..., 0] if channels == 1 else array)
+            image.save(folder / names[row])
+    table = stimuli.metadata.drop(columns=["source_index"]).copy()
+    table.insert(1, "filename", names)
+    table["rendered"] = True
+    atomic_write(folder / "stimuli.csv", lambda tmp: table.to_csv(tmp, index=False))
+    return folder / "stimuli.csv"
