@@ -66,7 +66,7 @@ def _read_image(path: Path) -> Tensor:
     except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
         raise StimulusError(f"cannot read image {path}: {error}") from None
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.array(array, copy=True))  # PIL arrays are read-only
+    return torch.from_numpy(np.array(array, order="C"))  # a writable copy (PIL: read-only)
 
 
 def convert(image: Tensor, channels: int, size: int) -> Tensor:
