@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # the command line only ever saves figures
 
 app = typer.Typer(help="CNN-F for computational neuroscience and robustness research.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

@@ -5,17 +5,14 @@ Each ``*_data`` function returns an xarray object; each ``plot_*`` function draw
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from neurocnnf.models import CNNF  # noqa: E402
+from neurocnnf.models import CNNF
 
 
 @torch.no_grad()

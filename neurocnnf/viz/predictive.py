@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from neurocnnf.analysis.predictive_coding import LAYER_K  # noqa: E402
+from neurocnnf.analysis.predictive_coding import LAYER_K
 
 
 def _baseline(ax: plt.Axes, rows: pd.DataFrame, label: str) -> None:
