@@ -1,7 +1,13 @@
 """The Snakemake workflow, run for real on the tiny test config (workflows/config/test.yaml)."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -124,3 +130,36 @@ def test_lint_is_clean_and_every_config_plans(tmp_path):
                       config=REPO / "workflows" / "config" / "paper-fmnist.yaml")
     assert slurm.returncode == 0 and "gpu=1" in slurm.stdout
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+
+
+def test_a_workflow_killed_mid_training_resumes_at_the_next_epoch(tmp_path):
+    """Ctrl-C (SIGINT to the process group) after the first epoch; the rerun trains only the
+    remaining epochs."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["models"]["cnnf"]["set"] = ["optim.epochs=3", "data.train_limit=3000",
+                                       "data.test_limit=200", "model.iterations=1"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    target = "results/test/models/cnnf/seed0/results.json"
+    run = tmp_path / "results" / "test" / "models" / "cnnf" / "seed0"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--configfile", str(path),
+               "--directory", str(tmp_path), "--cores", "2", target]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text():
+        assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=120)
+    assert not (run / "results.json").exists()
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= done < 3
+    result = snakemake(tmp_path, "--cores", "2", "--rerun-incomplete", target, config=path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text()
+              .splitlines()]
+    assert epochs == [1, 2, 3]
+    log = (tmp_path / "results" / "test" / "logs" / "train" / "cnnf-seed0.log").read_text()
+    assert "epoch 1:" not in log and "epoch 3:" in log  # the rerun's log: later epochs only
