@@ -27,7 +27,7 @@ from neurocnnf.brainscore.scoring import (  # noqa: E402
     score_assembly,
     score_benchmark,
 )
-from neurocnnf.models import fmnist_small  # noqa: E402
+from neurocnnf.models import PredictiveCodingNet, fmnist_small  # noqa: E402
 from neurocnnf.train import save_model  # noqa: E402
 
 KAR2019_BINS = [(start, start + 10) for start in range(70, 250, 10)]
@@ -101,6 +101,17 @@ def test_look_at_answers_kar2019_bins_with_changing_iterations(workspace):
     assert not np.allclose(first, last)  # responses change over time: no NaN in Kar2019
     with pytest.raises(ValueError, match="unknown region 'MT'"):
         brain_model.start_recording("MT", KAR2019_BINS)
+
+
+def test_the_predictive_coding_comparator_is_a_brain_model_too(workspace):
+    _, _, stimuli = workspace
+    torch.manual_seed(0)
+    brain_model = _brain_model(PredictiveCodingNet(iterations=3).eval(), "pc-test")
+    brain_model.start_recording("V4", KAR2019_BINS)
+    responses = brain_model.look_at(_subset(stimuli, 8))
+    assert responses.dims == ("presentation", "neuroid", "time_bin")
+    assert sorted(set(responses["iteration"].values)) == [0, 1, 2, 3]
+    assert not np.allclose(responses.isel(time_bin=0).values, responses.isel(time_bin=-1).values)
 
 
 def _subset(full, n):

@@ -4,6 +4,7 @@ Documented defaults, from the depth of each tap in the feedforward hierarchy:
   fmnist_small: V1, V2 -> conv1; V4, IT -> conv2 (the model has two conv layers)
   fmnist_adv:   V1 -> conv1, V2 -> conv2, V4 -> conv3, IT -> conv4
   wrn:          V1 -> conv1, V2 -> group1, V4 -> group2, IT -> group3
+  fmnist_pc:    as fmnist_small (the predictive-coding comparator on the same backbone)
 Only body layers (after layer k) change across iterations; encoder layers are constant.
 """
 
@@ -15,6 +16,7 @@ REGION_LAYER_MAPS: dict[str, dict[str, str]] = {
     "fmnist_small": {"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
     "fmnist_adv": {"V1": "conv1", "V2": "conv2", "V4": "conv3", "IT": "conv4"},
     "wrn": {"V1": "conv1", "V2": "group1", "V4": "group2", "IT": "group3"},
+    "fmnist_pc": {"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
 }
 
 
