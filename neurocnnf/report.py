@@ -115,10 +115,9 @@ def headline(folder: Path) -> list[str]:
             f"{m} {v:.2f}%" for m, v in means.items()))
     robust = _pipe_table((folder / "robustness" / "table.md").read_text()) if (
         folder / "robustness" / "table.md").exists() else pd.DataFrame()
-    if len(robust):
-        lines.append("Robustness table: " + "; ".join(
-            f"{row.iloc[0]}: " + ", ".join(f"{c} {row[c]}" for c in robust.columns[1:4])
-            for _, row in robust.iterrows()))
+    if {"Clean", "Min"} <= set(robust.columns):
+        lines.append("Robustness (% correct, clean / worst attack): " + "; ".join(
+            f"{row.iloc[0]} {row['Clean']} / {row['Min']}" for _, row in robust.iterrows()))
     rsa = rsa_table(folder)
     for _, row in rsa[rsa["brain RDM"] == "macaque_IT"].iterrows():
         lines.append(f"{row['model']}: best macaque-IT RSA {row['last t']} at the last iteration "
