@@ -29,6 +29,10 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _read_text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def _pipe_table(text: str) -> pd.DataFrame:
     """A Markdown pipe table (the first one in ``text``) as a DataFrame of strings."""
     rows = [line.strip().strip("|").split("|") for line in text.splitlines()
@@ -113,8 +117,7 @@ def headline(folder: Path) -> list[str]:
         means = models.groupby("model")["test % last"].mean()
         lines.append("Test accuracy (last iteration, mean over seeds): " + ", ".join(
             f"{m} {v:.2f}%" for m, v in means.items()))
-    robust = _pipe_table((folder / "robustness" / "table.md").read_text()) if (
-        folder / "robustness" / "table.md").exists() else pd.DataFrame()
+    robust = _pipe_table(_read_text(folder / "robustness" / "table.md"))
     if {"Clean", "Min"} <= set(robust.columns):
         lines.append("Robustness (% correct, clean / worst attack): " + "; ".join(
             f"{row.iloc[0]} {row['Clean']} / {row['Min']}" for _, row in robust.iterrows()))
@@ -144,10 +147,10 @@ def blocks(folder: Path, config: dict | None = None) -> list[Block]:
            Block("h2", "Headline"), Block("list", headline(folder)),
            Block("h2", "Models"), Block("table", model_table(folder))]
     robustness = folder / "robustness"
-    if (robustness / "table.md").exists():
+    table_md = _read_text(robustness / "table.md")
+    if table_md:
         out += [Block("h2", "Robustness"),
-                Block("table", _pipe_table((robustness / "table.md").read_text()),
-                      (robustness / "table.md").read_text().splitlines()[0])]
+                Block("table", _pipe_table(table_md), table_md.splitlines()[0])]
         out += [Block("figure", p) for p in sorted((robustness / "figures").glob("*.png"))]
         if (robustness / "report.txt").exists():
             out.append(Block("pre", (robustness / "report.txt").read_text(),

@@ -1,1 +1,1 @@
-"""Analyses on activation datasets: RSA, CKA, encoding (PLS/ridge), recurrence vs difficulty."""
+"""Analyses: RSA, CKA, encoding (PLS/ridge), recurrence vs difficulty, predictive coding."""

@@ -143,29 +143,30 @@ def compare(
         raise ValueError("compare needs at least one model")
     sums = {name: _Sums() for name in ("accuracy", "prediction_error", "change",
                                        "noise_distance")}
-    runs = [(name, mode, sigma) for name, model in models.items()
-            for mode in (modes if model.iterations else ("intact",)) for sigma in noise_levels]
+    runs = [(name, mode) for name, model in models.items()
+            for mode in (modes if model.iterations else ("intact",))]
     bar = tqdm(runs, desc="predictive-coding comparison", disable=not progress)
-    for name, mode, sigma in bar:
+    for name, mode in bar:
         model = models[name]
         steps = iterations if model.iterations else 0
         device = next(model.parameters()).device
         for start in range(0, len(images), batch_size):
             clean = images[start:start + batch_size].to(device)
             y = labels[start:start + batch_size].to(device)
-            noisy = add_noise(clean, sigma, seed * 1_000_003 + start)
-            trace = model(noisy, iterations=steps, layers=None, feedback=mode)
-            key = (name, mode, sigma)
-            correct = torch.stack([(z.argmax(1) == y).float() for z in trace.logits], 1)
-            sums["accuracy"].add(key, correct)
-            for layer, values in prediction_errors(trace).items():
-                sums["prediction_error"].add(key + (layer,), values)
-            for layer, values in representational_change(trace).items():
-                sums["change"].add(key + (layer,), values)
-            reference = trace if sigma == 0 else model(clean, iterations=steps, layers=None,
-                                                       feedback=mode)
-            for layer, values in noise_distances(trace, reference).items():
-                sums["noise_distance"].add(key + (layer,), values)
+            reference = model(clean, iterations=steps, layers=None, feedback=mode)
+            for sigma in noise_levels:  # the clean trace serves every noise level
+                noisy = add_noise(clean, sigma, seed * 1_000_003 + start)
+                trace = reference if sigma == 0 else model(noisy, iterations=steps,
+                                                           layers=None, feedback=mode)
+                key = (name, mode, sigma)
+                correct = torch.stack([(z.argmax(1) == y).float() for z in trace.logits], 1)
+                sums["accuracy"].add(key, correct)
+                for layer, values in prediction_errors(trace).items():
+                    sums["prediction_error"].add(key + (layer,), values)
+                for layer, values in representational_change(trace).items():
+                    sums["change"].add(key + (layer,), values)
+                for layer, values in noise_distances(trace, reference).items():
+                    sums["noise_distance"].add(key + (layer,), values)
     keys = ["model", "feedback", "noise"]
     tables = {"accuracy": sums["accuracy"].frame(keys)}
     for table in ("prediction_error", "change", "noise_distance"):

@@ -112,7 +112,7 @@ def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
     if "label" not in stimuli.metadata:
         raise ValueError(f"{images}: the comparison needs labelled images")
     x = render(stimuli, np.arange(len(stimuli)), channels, size)
-    labels = torch.as_tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
+    labels = torch.tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
     tables = pc.compare(models, x, labels, noise_levels, iterations, batch_size=batch_size,
                         progress=progress)
     for name, table in tables.items():

@@ -80,10 +80,7 @@ class CNNF(nn.Module):
         step_size = self.eta if eta is None else _check_eta(eta)
         self.check_input(x)
         check_feedback_mode(feedback)
-        if layers is not None:
-            unknown = set(layers) - set(self.taps)
-            if unknown:
-                raise ValueError(f"unknown layer(s) {sorted(unknown)}; this model has {self.taps}")
+        check_layers(layers, self.taps)
         state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
         h = self.encoder(x, state)
         logits, h_hat, reconstruction = [self.body(h, state)], [h], []
@@ -128,6 +125,13 @@ def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str) -> Non
         raise ValueError("images contain NaN or infinite values")
 
 
+def check_layers(layers: Collection[str] | None, taps: tuple[str, ...]) -> None:
+    """Raise a clear error for requested tap names the model does not have (None: all)."""
+    unknown = set(layers or ()) - set(taps)
+    if unknown:
+        raise ValueError(f"unknown layer(s) {sorted(unknown)}; this model has {taps}")
+
+
 def check_feedback_mode(mode: str) -> None:
     if mode not in FEEDBACK_MODES:
         raise ValueError(f"unknown feedback mode {mode!r}; use one of {FEEDBACK_MODES}")
@@ -139,13 +143,11 @@ def mix_feedback(signal: Tensor, mode: FeedbackMode) -> Tensor:
     'shuffle' gives every image the signal of another image of the batch (a fixed derangement,
     the same on every call and iteration, so results are reproducible).
     """
-    if mode == "intact":
-        return signal
+    check_feedback_mode(mode)
     if mode == "zero":
         return torch.zeros_like(signal)
     if mode == "shuffle":
         return signal[derangement(signal.shape[0]).to(signal.device)]
-    check_feedback_mode(mode)
     return signal
 
 

@@ -31,6 +31,7 @@ from neurocnnf.models.engine import (
     check_feedback_mode,
     check_images,
     check_iterations,
+    check_layers,
     mix_feedback,
 )
 from neurocnnf.models.trace import Trace
@@ -116,22 +117,20 @@ class PredictiveCodingNet(nn.Module):
         steps = self.iterations if iterations is None else check_iterations(iterations)
         check_images(x, self.input_shape, "fmnist_pc")
         check_feedback_mode(feedback)
-        if layers is not None and set(layers) - set(self.taps):
-            raise ValueError(f"unknown layer(s) {sorted(set(layers) - set(self.taps))}; "
-                             f"this model has {self.taps}")
+        check_layers(layers, self.taps)
         keep = set(self.taps) if layers is None else set(layers)
         e0 = (x - 0.5) / 0.5
         drive1 = self._block(e0, self.conv1, self.bias1)
         e1, e2 = drive1, self._block(drive1, self.conv2, self.bias2)
-        states = {"input": [e0], "conv1": [e1], "conv2": [e2]}
+        states = {"input": [e0] * (steps + 1), "conv1": [e1], "conv2": [e2]}
         predictions: dict[str, list[Tensor]] = {"input": [], "conv1": []}
         logits = [self.fc(e2.flatten(1))]
+        memory = 1.0 - self.beta - self.lam
         for _ in range(steps):
             pred0 = mix_feedback(self.decoder1(e1), feedback)
             pred1 = mix_feedback(self.decoder2(e2), feedback)
             predictions["input"].append(pred0)
             predictions["conv1"].append(pred1)
-            memory = 1.0 - self.beta - self.lam
             new_e1 = (self.beta * drive1 + self.lam * pred1 + memory * e1
                       - self.alpha * self._error_gradient(e0, pred0, self.decoder1))
             new_e2 = (self.beta * self._block(new_e1, self.conv2, self.bias2)
@@ -140,7 +139,6 @@ class PredictiveCodingNet(nn.Module):
             e1, e2 = new_e1, new_e2
             states["conv1"].append(e1)
             states["conv2"].append(e2)
-            states["input"].append(e0)
             logits.append(self.fc(e2.flatten(1)))
         forward = {name: values for name, values in states.items() if name in keep}
         fed_back = {name: values for name, values in predictions.items() if name in keep}

@@ -10,12 +10,16 @@ import seaborn as sns
 from neurocnnf.analysis.predictive_coding import LAYER_K
 
 
+def _recurrent(table: pd.DataFrame) -> pd.Series:
+    """Rows of models that iterate (a feedforward model has iteration 0 only)."""
+    return table.groupby("model")["iteration"].transform("max") > 0
+
+
 def _baseline(ax: plt.Axes, rows: pd.DataFrame, label: str) -> None:
     """Feedforward models (t = 0 only) as dashed horizontal lines."""
-    for model, part in rows.groupby("model"):
-        if part["iteration"].max() == 0:
-            ax.axhline(float(part["value"].iloc[0]), ls="--", color="grey", lw=1,
-                       label=f"{model} ({label})")
+    for model, part in rows[~_recurrent(rows)].groupby("model"):
+        ax.axhline(float(part["value"].iloc[0]), ls="--", color="grey", lw=1,
+                   label=f"{model} ({label})")
 
 
 def comparison_panels(tables: dict[str, pd.DataFrame]) -> plt.Figure:
@@ -44,13 +48,12 @@ def comparison_panels(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     axes[2].set(title=f"noisy vs clean, layer k (sigma {sigma:g})",
                 ylabel="1 - Pearson r")
     accuracy = intact("accuracy")
-    recurrent = accuracy[accuracy.groupby("model")["iteration"].transform("max") > 0]
-    sns.lineplot(data=recurrent, x="iteration", y="value", hue="noise", style="model",
+    recurrent = _recurrent(accuracy)
+    sns.lineplot(data=accuracy[recurrent], x="iteration", y="value", hue="noise", style="model",
                  marker="o", palette="viridis", ax=axes[3])
-    for sigma, part in accuracy[accuracy.groupby("model")["iteration"].transform("max")
-                                == 0].groupby("noise"):
+    for (model, sigma), part in accuracy[~recurrent].groupby(["model", "noise"]):
         axes[3].axhline(float(part["value"].iloc[0]), ls=":", color="grey", lw=1)
-        axes[3].annotate(f"CNN {sigma:g}", (0, float(part["value"].iloc[0])), fontsize=7,
+        axes[3].annotate(f"{model} {sigma:g}", (0, float(part["value"].iloc[0])), fontsize=7,
                          color="grey")
     axes[3].set(title="accuracy per iteration (dotted: plain CNN)", ylabel="accuracy")
     axes[3].legend(fontsize=7, ncol=2, loc="lower left")
@@ -61,9 +64,9 @@ def comparison_panels(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 def ablation_accuracy(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Accuracy per iteration with feedback intact, zeroed or shuffled; one panel per noise."""
     accuracy = tables["accuracy"]
-    recurrent = accuracy[accuracy.groupby("model")["iteration"].transform("max") > 0]
-    grid = sns.relplot(data=recurrent, x="iteration", y="value", hue="model", style="feedback",
-                       col="noise", kind="line", marker="o", height=3.2, aspect=1.0)
+    grid = sns.relplot(data=accuracy[_recurrent(accuracy)], x="iteration", y="value",
+                       hue="model", style="feedback", col="noise", kind="line", marker="o",
+                       height=3.2, aspect=1.0)
     grid.set_axis_labels("iteration", "accuracy")
     grid.figure.suptitle("feedback ablations", y=1.03)
     return grid.figure
