@@ -1,8 +1,10 @@
 """Adaptive halting: model(x, halt=tol, max_iterations=T) stops each image when it settles."""
 
+import numpy as np
 import pytest
 import torch
 
+from neurocnnf.activations import extract_dataset
 from neurocnnf.analysis.difficulty import settling_iteration
 from neurocnnf.models import fmnist_small
 from neurocnnf.models.engine import relative_logit_change
@@ -110,6 +112,45 @@ def test_difficulty_analysis_reads_halted_logits(model, images):
     assert early.any()
     # the last iteration whose logits were already final is the one before halting
     assert (settled[early] == halted[early] - 1).all()
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_extraction_stores_halted_at(model, images, tmp_path, suffix):
+    from neurocnnf.stimuli import StimulusSet
+    from neurocnnf.stimuli.sets import _base_metadata
+
+    pixels = (images * 255).round().to(torch.uint8)
+    stimuli = StimulusSet("halt8", _base_metadata([f"s{i}" for i in range(8)]), images=pixels)
+    change, _ = _changes(model, pixels.float() / 255)
+    tolerance = float(change[1].sort().values[3:5].mean())
+    ds = extract_dataset(model, stimuli, tmp_path / f"acts{suffix}", layers=["conv2", "logits"],
+                         iterations=T, halt=tolerance, progress=False).set_coords("halted_at")
+    with torch.no_grad():
+        trace = model(pixels.float() / 255, halt=tolerance, max_iterations=T)
+    np.testing.assert_array_equal(ds["halted_at"].values, trace.halted_at.numpy())
+    assert "halted_at" in ds["conv2"].coords and ds["conv2"].sizes["iteration"] == T + 1
+    stopped = int(np.argmin(ds["halted_at"].values))
+    t = int(ds["halted_at"].values[stopped])
+    assert t < T and (ds["logit_change"].values[stopped, t + 1:] == 0).all()
+
+
+@pytest.mark.data
+def test_difficulty_analysis_reports_where_images_halted(model, tmp_path):
+    import pandas as pd
+
+    from neurocnnf.activations import extract
+    from neurocnnf.analysis.runs import run_difficulty
+    from neurocnnf.stimuli import load_stimuli, perturb
+
+    noisy = perturb(load_stimuli("fashion_mnist:test:16"), "noise", [0.0, 0.3])
+    store = extract(model, noisy, tmp_path / "d.nc", layers=["logits", "probabilities"],
+                    iterations=T, halt=0.05, progress=False)
+    run_difficulty(store, tmp_path / "difficulty")
+    table = pd.read_csv(tmp_path / "difficulty" / "difficulty.csv")
+    halted = table["halted_at"].to_numpy()
+    assert halted.min() >= 1 and halted.max() <= T
+    early = halted < T
+    assert (table["settling_iteration"][early] <= halted[early] - 1).all()
 
 
 def test_halting_trains(model, images):
