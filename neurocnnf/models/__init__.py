@@ -1,4 +1,4 @@
-"""The CNN-F engine, its Trace and the architectures."""
+"""The CNN-F engine, its Trace, the architectures and ``from_backbone`` (any feedforward net)."""
 
 from neurocnnf.models.architectures import (
     ARCHITECTURES,

@@ -114,8 +114,11 @@ def from_backbone(
     taps: module names to read out (default: top-level blocks that contain a ReLU, else every
         ReLU); reconstruction_taps: the body taps of the intermediate reconstruction loss
         (default: all body taps).
+    batchnorm: 'fold' a BatchNorm2d after a conv into it (evaluation statistics) or 'error'.
+    norm: insert the RMS norm + bias + feedback norm of the theory (changes the function).
     mean, std: per-channel input normalization applied to images in [0, 1] (default 0 and 1:
         the backbone sees the images as given, and T = 0 reproduces ``backbone(x)``).
+    iterations, eta: the CNN-F defaults (T and the step size); name: stored in the config.
     """
     c = input_shape[0]
     mean = tuple(mean) if mean is not None else (0.0,) * c
@@ -126,9 +129,8 @@ def from_backbone(
                             f"{tuple(output.shape)}")
     converter = _Converter(graph, taps, _default_taps(backbone), batchnorm, norm)
     encoder, body = converter.split(reconstruct_at)
-    model = _assemble(encoder, body, input_shape, output.shape[1], reconstruction_taps,
-                      mean, std, name, iterations, eta)
-    return model
+    return _assemble(encoder, body, input_shape, output.shape[1], reconstruction_taps,
+                     mean, std, name, iterations, eta)
 
 
 def from_config(config: dict[str, Any], iterations: int = 1, eta: float = 0.1) -> CNNF:
