@@ -70,7 +70,8 @@ class Trace:
 
     @property
     def avg(self) -> Tensor:
-        """Mean of the logits over all T+1 passes, (N, classes)."""
+        """Mean of the logits over all T+1 passes, (N, classes) (a halted image's repeated
+        last logits count in the mean)."""
         return torch.stack(self.logits).mean(0)
 
     def scored(self, scoring: Scoring = "last") -> Tensor:
