@@ -2,11 +2,11 @@
 
 import os
 
-from neurocnnf.models import CNNF, Trace, build_model
+from neurocnnf.models import CNNF, Trace, build_model, from_backbone
 
 __version__ = "0.1.0"
 
-__all__ = ["CNNF", "Trace", "__version__", "build_model", "load"]
+__all__ = ["CNNF", "Trace", "__version__", "build_model", "from_backbone", "load"]
 
 
 def load(path: str | os.PathLike, map_location: str = "cpu") -> CNNF:

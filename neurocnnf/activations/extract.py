@@ -11,6 +11,9 @@ logit_change = ||logits_t - logits_(t-1)|| (NaN at 0), mask_flip_fraction = frac
 AdaReLU/AdaPool latents that changed since the previous pass, averaged over latent layers.
 Coords: stimulus_id and every metadata column on presentation; iteration, time_bin_start and
 time_bin_end (ms) on iteration; neuroid_id, channel, y, x (suffixed by the variable) on neuroids.
+With adaptive halting (``halt=tol``): ``halted_at`` (presentation; float32 holding whole
+numbers), the iteration at which each image stopped; later iterations repeat its last state.
+``ds.set_coords("halted_at")`` makes it a coordinate that every variable carries along.
 """
 
 from __future__ import annotations
@@ -68,11 +71,15 @@ def model_digest(model: CNNF) -> str:
 
 
 def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iterations: int,
-                 eta: float | None, feedback: bool = True) -> dict[str, np.ndarray]:
-    """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32."""
+                 eta: float | None, feedback: bool = True, halt: float | None = None
+                 ) -> dict[str, np.ndarray]:
+    """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
+    with ``halt``, also ``halted_at`` (B,)."""
     taps = [name for name in layers if name in model.taps]
+    halting = {} if halt is None else {"halt": halt}
     with torch.no_grad():
-        trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True)
+        trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True,
+                      **halting)
     b = images.shape[0]
 
     def stack(tensors):
@@ -106,6 +113,8 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
         (b, iterations), float("nan"))
     out["mask_flip_fraction"] = torch.cat([torch.full((b, 1), float("nan")), mean_flips],
                                           1).numpy()
+    if trace.halted_at is not None:
+        out["halted_at"] = trace.halted_at.cpu().numpy().astype(np.float32)
     return out
 
 
@@ -170,8 +179,11 @@ def extract(
     model_id: str = "model",
     checkpoint_sha256: str | None = None,
     progress: bool = True,
+    halt: float | None = None,
 ) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
+
+    ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
 
     Peak memory is one batch of activations (plus the reduction maps), whatever the number of
     stimuli. Returns the path of the finished store.
@@ -187,7 +199,7 @@ def extract(
     model.eval()
     channels, size = model.input_shape[0], model.input_shape[1]
     first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
-    probe = trace_arrays(model, first_image, names, steps, eta, feedback)
+    probe = trace_arrays(model, first_image, names, steps, eta, feedback, halt)
     with torch.no_grad():
         probe_trace = model(first_image, iterations=0, layers=[n for n in names if n in model.taps])
     shapes = {n: tuple(probe_trace.forward[n][0].shape[1:]) for n in names if n in model.taps}
@@ -197,6 +209,8 @@ def extract(
                                  batch_size) if reduce is not None else {}
 
     def dims_of(var: str) -> tuple[str, ...]:
+        if var == "halted_at":
+            return ("presentation",)
         if var in SCALARS:
             return ("presentation", "iteration")
         base = var.removesuffix("_feedback")
@@ -213,12 +227,12 @@ def extract(
                     stimulus_set=stimuli.identifier, n=len(stimuli), layers=names,
                     iterations=steps, eta=eta if eta is not None else model.eta,
                     feedback=feedback, reduce=None if reduce is None else vars(reduce),
-                    time_bins=vars(time_bins))
+                    time_bins=vars(time_bins), **({} if halt is None else {"halt": halt}))
     skeleton = xr.Dataset(coords=coords, attrs={
         "model_id": model_id, "checkpoint_sha256": settings["model_sha256"],
         "model_config": json.dumps(model.config), "iterations": steps,
         "eta": float("nan") if settings["eta"] is None else settings["eta"],  # NaN: not CNN-F
-        "layers": json.dumps([v for v in probe if v not in SCALARS]),
+        "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
         "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
         "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
         "reduction": json.dumps(settings["reduce"]), FINGERPRINT: json.dumps(settings,
@@ -233,7 +247,7 @@ def extract(
             for start in range(writer.done, len(stimuli), batch_size):
                 batch = rows[start:start + batch_size]
                 images = render(stimuli, batch, channels, size, model).to(device)
-                arrays = trace_arrays(model, images, names, steps, eta, feedback)
+                arrays = trace_arrays(model, images, names, steps, eta, feedback, halt)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")
                     if base in reductions:

@@ -68,6 +68,8 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
         "correct_first": logits[:, 0].argmax(1) == labels,
         "correct_last": logits[:, -1].argmax(1) == labels,
     })
+    if "halted_at" in ds:  # extracted with adaptive halting: where each image stopped
+        table["halted_at"] = ds["halted_at"].values.astype(int)
     table.to_csv(out / "difficulty.csv", index=False)
     speed_accuracy(ds["probabilities"].values, labels).to_csv(out / "speed_accuracy.csv",
                                                                index=False)

@@ -85,7 +85,7 @@ def _commitment_class():
             self._identifier = identifier
             self.steps = model.iterations if iterations is None else iterations
             self.region_layer_map = region_layer_map or default_region_layer_map(
-                model.config["arch"])
+                model.config["arch"], model.taps)
             unknown = set(self.region_layer_map.values()) - set(model.taps)
             if unknown:
                 raise ValueError(f"region_layer_map names unknown layer(s) {sorted(unknown)}; "

@@ -151,7 +151,7 @@ def export_plugin(
     folder = Path(out) / identifier
     (folder / "region_layer_map").mkdir(parents=True, exist_ok=True)
     layers = [n for n in Unrolled(model, steps).layer_names() if not n.startswith("logits-t")]
-    mapping = region_layer_map or default_region_layer_map(arch)
+    mapping = region_layer_map or default_region_layer_map(arch, model.taps)
     (folder / "region_layer_map" / f"{identifier}.json").write_text(json.dumps(mapping, indent=2))
     (folder / "__init__.py").write_text(INIT)
     (folder / "model.py").write_text(MODEL.format(

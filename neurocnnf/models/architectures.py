@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from neurocnnf.models.backbone import from_config
 from neurocnnf.models.engine import CNNF
 from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
 from neurocnnf.nn import (
@@ -193,4 +194,6 @@ def build_from_config(config: dict, iterations: int = 1, eta: float | None = 0.1
         return wrn(**config, iterations=iterations, eta=eta)
     if arch in ("fmnist_small", "fmnist_adv"):
         return feedback_convnet(arch, **config, iterations=iterations, eta=eta)
+    if arch == "backbone":
+        return from_config(config, iterations=iterations, eta=eta)
     raise ValueError(f"unknown architecture {arch!r} in model config")

@@ -65,6 +65,8 @@ class CNNF(nn.Module):
         mask_stats: bool = False,
         decode: bool = False,
         feedback: FeedbackMode = "intact",
+        halt: float | None = None,
+        max_iterations: int | None = None,
     ) -> Trace:
         """Run T iterations of feedback and feedforward on images ``x``.
 
@@ -75,20 +77,39 @@ class CNNF(nn.Module):
         decode: also carry each h_hat_t down to pixel space (``Trace.decoded``).
         feedback: 'intact', or an ablation of the top-down signal (the logits that enter the
             generative pass): 'zero' replaces it by zeros, 'shuffle' by another image's.
+        halt: adaptive halting tolerance (None: every image runs all T iterations). Each image
+            stops at the first iteration t >= 1 whose relative logit change
+            ||z_t - z_(t-1)|| / ||z_(t-1)|| is below ``halt`` (the criterion of
+            ``analysis.difficulty.settling_iteration``) and leaves the batch, so later passes
+            run on the remaining images only. ``trace.halted_at`` (N,) holds each image's
+            stopping iteration (T for images that never settle); the trace keeps T + 1 entries,
+            a halted image repeating its last state (its mask-flip fractions are 0).
+            halt=0 runs every image for T iterations. With feedback='shuffle', images are
+            paired among those still running.
+        max_iterations: the cap T when halting (an alias of ``iterations``; give one of them).
         """
-        steps = self.iterations if iterations is None else check_iterations(iterations)
+        if halt is None and max_iterations is not None:
+            raise ValueError("max_iterations caps adaptive halting: pass halt=tolerance too, or "
+                             "use iterations=T for a fixed number of iterations")
+        if max_iterations is not None and iterations is not None:
+            raise ValueError("give iterations or max_iterations, not both")
+        cap = iterations if max_iterations is None else max_iterations
+        steps = self.iterations if cap is None else check_iterations(cap)
         step_size = self.eta if eta is None else _check_eta(eta)
+        tolerance = None if halt is None else check_tolerance(halt)
         self.check_input(x)
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
         state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
         h = self.encoder(x, state)
+        if tolerance is not None:
+            return self._halting(x, h, state, steps, tolerance, feedback, decode)
         logits, h_hat, reconstruction = [self.body(h, state)], [h], []
         for _ in range(steps):
-            g_k = self.body.feedback(mix_feedback(logits[-1], feedback), state)
+            g_k, h_next, z = self._iterate(logits[-1], h_hat[-1], state, feedback)
             reconstruction.append(g_k)
-            h_hat.append(online_update(h_hat[-1], g_k, step_size))
-            logits.append(self.body(h_hat[-1], state))
+            h_hat.append(h_next)
+            logits.append(z)
         forward = {
             name: values * (steps + 1) if name in self.encoder_taps else values
             for name, values in state.forward.items()
@@ -96,6 +117,56 @@ class CNNF(nn.Module):
         decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
         return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips,
                      decoded)
+
+    def _iterate(self, logits: Tensor, h_hat: Tensor, state: InferenceState,
+                 feedback: FeedbackMode) -> tuple[Tensor, Tensor, Tensor]:
+        """One iteration: feedback from ``logits`` (g(k)), eq. 6 update of h_hat, forward pass."""
+        g_k = self.body.feedback(mix_feedback(logits, feedback), state)
+        h_next = online_update(h_hat, g_k, state.eta)
+        return g_k, h_next, self.body(h_next, state)
+
+    def _halting(self, x: Tensor, h: Tensor, state: InferenceState, steps: int,
+                 tolerance: float, feedback: FeedbackMode, decode: bool) -> Trace:
+        """The iterations with per-image halting and batch compaction (see ``forward``)."""
+        n = x.shape[0]
+        running = torch.arange(n, device=x.device)  # batch rows still iterating
+        rows = [running]  # rows[t]: the images computed in forward pass t
+        halted_at = torch.full((n,), steps, dtype=torch.long, device=x.device)
+        logits, h_hat, reconstruction = [self.body(h, state)], [h], []
+        z, h_now = logits[0], h
+        for t in range(1, steps + 1):
+            if not len(running):
+                break
+            g_k, h_now, z_next = self._iterate(z, h_now, state, feedback)
+            reconstruction.append(g_k)
+            h_hat.append(h_now)
+            logits.append(z_next)
+            rows.append(running)
+            stop = relative_logit_change(z_next, z) < tolerance
+            z = z_next
+            if t < steps and bool(stop.any()):
+                halted_at[running[stop]] = t
+                keep = torch.nonzero(~stop).flatten()
+                running, z, h_now = running[keep], z[keep], h_now[keep]
+                keep_rows(state, self.body, keep)
+        after = rows[1:]  # feedback pass t-1 and the mask flips of pass t use rows[t]
+        forward = {
+            name: values * (steps + 1) if name in self.encoder_taps
+            else rectangular(values, rows, n, steps + 1)
+            for name, values in state.forward.items()
+        }
+        h_hat = rectangular(h_hat, rows, n, steps + 1)
+        decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
+        return Trace(
+            rectangular(logits, rows, n, steps + 1), h, h_hat,
+            rectangular(reconstruction, after, n, steps),
+            forward,
+            {name: rectangular(v, after, n, steps) if name in self.body_taps else v
+             for name, v in state.feedback.items()},  # encoder taps: from decode, whole batch
+            {name: rectangular(v, after, n, steps, repeat=False)
+             for name, v in state.mask_flips.items()},
+            decoded, halted_at,
+        )
 
     def _to_pixels(self, features: Tensor, state: InferenceState) -> Tensor:
         """Features at layer k -> pixel scale through the encoder's transposed layers."""
@@ -161,6 +232,48 @@ def derangement(n: int, seed: int = 0) -> Tensor:
         perm[[i, j]] = perm[[j, i]]
         fixed = torch.nonzero(perm == torch.arange(n)).flatten()
     return perm
+
+
+def relative_logit_change(new: Tensor, old: Tensor) -> Tensor:
+    """||new - old|| / ||old|| per image, (N, classes) -> (N,): the settling criterion."""
+    return (new - old).norm(dim=1) / old.norm(dim=1).clamp_min(1e-12)
+
+
+def keep_rows(state: InferenceState, module: nn.Module, keep: Tensor) -> None:
+    """Compact the per-call latents of ``module`` and its children to the batch rows ``keep``.
+
+    Every tensor a layer keeps in its state slot (masks, pooling indices, remembered
+    feedback) has the batch as its first dimension.
+    """
+    for child in module.modules():
+        slot = state.slot(child)
+        for key, value in slot.items():
+            if isinstance(value, Tensor):
+                slot[key] = value[keep]
+
+
+def rectangular(entries: list[Tensor], rows: list[Tensor], n: int, length: int,
+                repeat: bool = True) -> list[Tensor]:
+    """Per-pass tensors of the images still running -> ``length`` tensors (n, ...).
+
+    ``entries[t]`` holds the batch rows ``rows[t]``; an image no longer computed repeats its
+    last value (``repeat``) or is 0. Entry 0 covers the whole batch.
+    """
+    out: list[Tensor] = []
+    for t in range(length):
+        if t < len(entries) and entries[t].shape[0] == n:
+            out.append(entries[t])
+            continue
+        before = out[-1] if repeat else torch.zeros_like(out[-1])
+        out.append(before.index_copy(0, rows[t], entries[t]) if t < len(entries) else before)
+    return out
+
+
+def check_tolerance(tolerance: float) -> float:
+    if isinstance(tolerance, bool) or not float(tolerance) >= 0:
+        raise ValueError(f"halt must be a tolerance >= 0 (relative logit change), got "
+                         f"{tolerance!r}")
+    return float(tolerance)
 
 
 def check_iterations(iterations: int) -> int:

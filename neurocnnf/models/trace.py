@@ -28,6 +28,9 @@ class Trace:
         that changed between consecutive feedforward passes (only when asked for).
     decoded: T+1 tensors (N, C, H, W), h_hat_t carried to pixel space through the transposed
         encoder, as the feedback would continue (only when asked for).
+    halted_at: (N,) int64, with adaptive halting (``model(x, halt=tol)``): the iteration at
+        which each image stopped (T if it never settled). Entries after it repeat the image's
+        state at ``halted_at`` (mask flips are 0). None for a fixed-T call.
     """
 
     logits: list[Tensor]
@@ -38,11 +41,22 @@ class Trace:
     feedback: dict[str, list[Tensor]] = field(default_factory=dict)
     mask_flips: dict[str, list[Tensor]] = field(default_factory=dict)
     decoded: list[Tensor] = field(default_factory=list)
+    halted_at: Tensor | None = None
 
     @property
     def iterations(self) -> int:
         """T, the number of feedback iterations after the first feedforward pass."""
         return len(self.logits) - 1
+
+    @property
+    def computed(self) -> Tensor:
+        """(T+1, N) bool: True where iteration t of image n was computed, False where it
+        repeats a halted image's last state (all True without halting)."""
+        n = self.logits[0].shape[0]
+        steps = torch.arange(self.iterations + 1, device=self.logits[0].device)[:, None]
+        if self.halted_at is None:
+            return torch.ones(self.iterations + 1, n, dtype=torch.bool, device=steps.device)
+        return steps <= self.halted_at[None, :]
 
     @property
     def first(self) -> Tensor:
@@ -56,7 +70,8 @@ class Trace:
 
     @property
     def avg(self) -> Tensor:
-        """Mean of the logits over all T+1 passes, (N, classes)."""
+        """Mean of the logits over all T+1 passes, (N, classes) (a halted image's repeated
+        last logits count in the mean)."""
         return torch.stack(self.logits).mean(0)
 
     def scored(self, scoring: Scoring = "last") -> Tensor:
