@@ -6,9 +6,18 @@ Documented defaults, from the depth of each tap in the feedforward hierarchy:
   wrn:          V1 -> conv1, V2 -> group1, V4 -> group2, IT -> group3
   fmnist_pc:    as fmnist_small (the predictive-coding comparator on the same backbone)
 Only body layers (after layer k) change across iterations; encoder layers are constant.
+
+Region -> time windows of the iterations (``TimeBins(start_ms, step_ms)``, see docs/brainscore.md
+for the evidence): each region's iteration 0 starts at the response onset that the region's
+Brain-Score data use (V1, V2: 50 ms, FreemanZiemba2013's 50-200 ms window; V4, IT: 70 ms,
+MajajHong2015's 70-170 ms and Kar2019's 70-250 ms), and every region takes 40 ms per iteration
+(one CNN-F iteration updates all layers together: a whole-network feedback loop, ~ the 30-40 ms
+by which IT solves Kar et al. 2019's late images after the control images).
 """
 
 from __future__ import annotations
+
+from neurocnnf.activations.timebins import TimeBins
 
 REGIONS = ("V1", "V2", "V4", "IT")
 
@@ -24,3 +33,16 @@ def default_region_layer_map(arch: str) -> dict[str, str]:
     if arch not in REGION_LAYER_MAPS:
         raise ValueError(f"no region-layer commitment for architecture {arch!r}")
     return dict(REGION_LAYER_MAPS[arch])
+
+
+REGION_TIME_BINS: dict[str, TimeBins] = {
+    "V1": TimeBins(50.0, 40.0),
+    "V2": TimeBins(50.0, 40.0),
+    "V4": TimeBins(70.0, 40.0),
+    "IT": TimeBins(70.0, 40.0),
+}
+
+
+def default_time_bins() -> dict[str, TimeBins]:
+    """Region -> the time windows of the iterations (a copy of REGION_TIME_BINS)."""
+    return dict(REGION_TIME_BINS)
