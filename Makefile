@@ -35,7 +35,7 @@ $(BS_STAMP): pyproject.toml constraints-brainscore.txt
 	$(BS)/python -m pip install -q -c constraints-brainscore.txt numpy pandas xarray \
 		scikit-learn importlib-metadata scipy h5py netCDF4 boto3 Pillow tqdm "dask[array]" \
 		opencv-python gitpython fire pybtex peewee psycopg2-binary networkx psutil requests \
-		h5netcdf zarr safetensors pyyaml typer pytest matplotlib seaborn
+		h5netcdf zarr safetensors pyyaml typer pytest pytest-check matplotlib seaborn
 	$(BS)/python -m pip install -q --no-deps -e .
 	touch $@
 
