@@ -62,8 +62,8 @@ class TimeBins:
         one_hot = np.eye(iterations + 1)
         if mode == "nearest":
             return one_hot[self.iteration_for(requested[:, 0], iterations)]
-        lower = self.starts(iterations)
-        upper = self.ends(iterations)
+        lower = self.starts(iterations).astype(float)
+        upper = self.ends(iterations).astype(float)
         lower[0], upper[-1] = -np.inf, np.inf
         overlap = np.clip(np.minimum(requested[:, 1:], upper) - np.maximum(requested[:, :1], lower),
                           0, None)

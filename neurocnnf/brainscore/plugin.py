@@ -48,8 +48,10 @@ def weights_path(identifier: str, url: str | None, sha256: str,
                     f"({type(error).__name__}); nothing was cached, so the next load tries "
                     "again. Set NEUROCNNF_WEIGHTS to a local copy to skip the download.") from None
             except DataIntegrityError as error:
-                raise WeightsError(f"{identifier}: the file at {url} is not the exported "
-                                   f"checkpoint, nothing was cached ({error})") from None
+                raise WeightsError(
+                    f"{identifier}: what was downloaded from {url} is not the exported "
+                    "checkpoint (broken off, or another file); nothing was cached, so the next "
+                    f"load downloads again. {error}") from None
     if not path.exists():
         raise WeightsError(f"{identifier}: weights file {path} does not exist (set "
                            "NEUROCNNF_WEIGHTS to the checkpoint file)")
