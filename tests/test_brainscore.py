@@ -295,3 +295,35 @@ def test_layer_scores_cover_every_layer_and_iteration_and_find_the_planted_one(w
     raw = scores.set_index(["layer", "iteration"])["raw"]
     assert raw[("conv2", 0)] > 0.5 and raw[("conv2", 0)] > raw["conv1"].max()
     assert raw[("conv2", 0)] >= raw[("conv2", 1)] - 0.05  # the map was planted at t = 0
+
+
+@pytest.mark.slow
+def test_the_score_command_uses_the_assemblys_own_time_bin(workspace, tmp_path):
+    root, model, stimuli = workspace
+    checkpoint = tmp_path / "run" / "best.safetensors"
+    save_model(model, checkpoint, epoch=1)
+    brain_model = _brain_model(model)
+    brain_model.start_recording("IT", [(190, 230)])
+    late = brain_model.look_at(stimuli).values  # iteration 3 alone
+    centred = late - late.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:10]
+    mapped = centred @ axes.T @ np.random.default_rng(4).standard_normal((10, 20))
+    assembly = _assembly(mapped, stimuli, repetitions=2, noise=0.2 * mapped.std())
+    assembly = NeuroidAssembly(assembly.values, coords={
+        **{c: (d, v) for c, d, v in _presentation_and_neuroid_coords(assembly)},
+        "time_bin_start": ("time_bin", [190]), "time_bin_end": ("time_bin", [230])},
+        dims=["presentation", "neuroid", "time_bin"])
+    save_assembly(assembly, tmp_path / "late.nc")
+    done = subprocess.run([sys.executable, "-m", "neurocnnf.cli", "brainscore", "score",
+                           str(checkpoint), str(tmp_path / "late.nc"), "--out",
+                           str(tmp_path / "scores.csv")],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, RESULTCACHING_HOME=str(root / "cache" / "rc")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "scores.csv")
+    assert list(table["time_bin"]) == ["(190, 230)"]
+    row = table.iloc[0]
+    assert row["raw"] > 0.6
+    assert row["explained_variance"] == pytest.approx(row["raw"] ** 2 / row["ceiling"])
