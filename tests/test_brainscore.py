@@ -217,6 +217,7 @@ def test_scores_a_planted_linear_map_high_and_random_neurons_near_zero(workspace
     assert good.layer == "conv2"
 
 
+@pytest.mark.slow
 def test_each_of_the_assemblys_own_time_bins_is_scored(workspace):
     _, model, stimuli = workspace
     brain_model = _brain_model(model)
