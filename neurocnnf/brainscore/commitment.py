@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocnnf.activations.timebins import TimeBins
+from neurocnnf.activations.timebins import MODES, TimeBins
 from neurocnnf.brainscore.regions import REGIONS, default_region_layer_map, default_time_bins
 from neurocnnf.brainscore.unrolled import Unrolled
 from neurocnnf.models import CNNF
@@ -104,7 +104,8 @@ def _commitment_class():
                 raise ValueError(f"region_layer_map names unknown layer(s) {sorted(unknown)}; "
                                  f"this model has {model.taps}")
             self.time_bins = {**default_time_bins(), **(time_bins or {})}
-            TimeBins().weights([(0, 0)], 0, time_mode)  # an unknown mode fails here, not later
+            if time_mode not in MODES:
+                raise ValueError(f"unknown time-bin mode {time_mode!r}; choose from {list(MODES)}")
             self.time_mode = time_mode
             self.class_names = list(class_names) if class_names is not None else None
             self.activations_model = activations_model(model, identifier, self.steps)
