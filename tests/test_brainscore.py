@@ -39,6 +39,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("bs")
     configure_environment(root / "cache")
     os.environ["RESULTCACHING_DISABLE"] = "1"
+    os.environ["BS_INSTALL_DEPENDENCIES"] = "no"  # our choice as users: no pip at load time
     rng = np.random.default_rng(0)
     rows, paths = [], {}
     for i in range(96):

@@ -150,14 +150,18 @@ def plugin_identifier(checkpoint: Path, iterations: int, arch: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]", "_", name)
 
 
+def _dataset(model) -> str:
+    """The training dataset named in the checkpoint's config ("unknown" if none)."""
+    return str(getattr(model, "checkpoint_metadata", {}).get("config", {}).get("data", {})
+               .get("dataset", "unknown"))
+
+
 def class_names(model) -> list[str] | None:
     """The model's classes in logit order, from its training config (None if unknown)."""
     from neurocnnf.data.datasets import CIFAR10_CLASSES, FASHION_MNIST_CLASSES
 
-    dataset = (getattr(model, "checkpoint_metadata", {}).get("config", {}).get("data", {})
-               .get("dataset", ""))
     names = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}.get(
-        str(dataset).replace("-", "_").lower())
+        _dataset(model).replace("-", "_").lower())
     return list(names) if names and len(names) == model.num_classes else None
 
 
@@ -228,11 +232,9 @@ def _write(folder: Path, model, checkpoint: Path, identifier: str, steps: int,
         iterations=steps, class_names=class_names(model), layers=layers, bibtex=BIBTEX))
     (folder / "test.py").write_text(TEST.format(identifier=identifier))
     parameters = sum(p.numel() for p in model.parameters())
-    dataset = (getattr(model, "checkpoint_metadata", {}).get("config", {}).get("data", {})
-               .get("dataset", "unknown"))
     (folder / "metadata.yml").write_text(METADATA.format(
         identifier=identifier, parameters=parameters, layers=len(model.taps),
-        size_mb=checkpoint.stat().st_size / 2**20, dataset=dataset, iterations=steps))
+        size_mb=checkpoint.stat().st_size / 2**20, dataset=_dataset(model), iterations=steps))
     (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
     (folder / EXPORT_RECORD).write_text(json.dumps({
         "identifier": identifier, "submittable": weights_url is not None,
