@@ -95,3 +95,32 @@ def test_loading_sets_only_unset_cache_variables_and_never_install_dependencies(
     assert install == "None"  # the user's decision, not ours
     assert resultcaching == "/users/own/choice"
     assert brainio == str(tmp_path / ".cache" / "neurocnnf" / "brainscore" / "brainio")
+
+
+@pytest.mark.slow
+def test_the_export_command_says_whether_the_plugin_is_submittable(tmp_path):
+    import torch
+
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.train import save_model
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "run" / "best.safetensors"
+    save_model(fmnist_small(iterations=1).eval(), checkpoint, epoch=1)
+
+    def export(*options):
+        return subprocess.run([sys.executable, "-m", "neurocnnf.cli", "brainscore", "export",
+                               str(checkpoint), str(tmp_path / "plugins"), *options],
+                              capture_output=True, text=True, timeout=300)
+
+    local = export()
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert "local only, not submittable" in local.stdout
+    url = "https://example.org/best.safetensors"
+    wrong = export("--weights-url", url, "--weights-sha256", "0" * 64)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    assert "is not the checkpoint's sha256" in wrong.stderr
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    published = export("--weights-url", url, "--weights-sha256", digest)
+    assert published.returncode == 0, published.stderr[-2000:]
+    assert f"submittable: the plugin downloads the weights from {url}" in published.stdout
