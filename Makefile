@@ -35,7 +35,7 @@ $(BS_STAMP): pyproject.toml constraints-brainscore.txt
 	$(BS)/python -m pip install -q -c constraints-brainscore.txt numpy pandas xarray \
 		scikit-learn importlib-metadata scipy h5py netCDF4 boto3 Pillow tqdm "dask[array]" \
 		opencv-python gitpython fire pybtex peewee psycopg2-binary networkx psutil requests \
-		h5netcdf zarr safetensors pyyaml typer pytest matplotlib seaborn
+		h5netcdf zarr safetensors pyyaml typer pytest pytest-check matplotlib seaborn
 	$(BS)/python -m pip install -q --no-deps -e .
 	touch $@
 
@@ -48,7 +48,7 @@ test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/python -m pytest -q --durations=10
 	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
 	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py tests/test_predictive.py tests/test_backbone.py \
-		tests/test_brainscore.py
+		tests/test_brainscore.py tests/test_brainscore_plugin.py tests/test_brainscore_timebins.py
 
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses

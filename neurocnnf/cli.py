@@ -192,19 +192,41 @@ app.add_typer(brainscore_app, name="brainscore")
 def brainscore_export(
     checkpoint: Path,
     out: Path,
-    url: Annotated[str | None, typer.Option(help="where the weights will be downloadable")]
-    = None,
+    weights_url: Annotated[str | None, typer.Option(
+        help="where the checkpoint file is published (its sha256 is recorded and checked on "
+             "download); without it the plugin is local only, not submittable")] = None,
+    weights_sha256: Annotated[str | None, typer.Option(
+        help="the published file's sha256, checked against the checkpoint")] = None,
+    package_url: Annotated[str | None, typer.Option(
+        help="depend on `neurocnnf @ URL` (e.g. git+https://...) instead of carrying a "
+             "generated copy of the inference code")] = None,
     iterations: int | None = None,
 ) -> None:
     """Write a brain-score/vision plugin folder (models/<identifier>/) for a checkpoint."""
     from neurocnnf.brainscore.export import export_plugin
+    from neurocnnf.brainscore.vendor import VendorError
+    from neurocnnf.data.download import file_digest
     from neurocnnf.train import CheckpointError
+    from neurocnnf.train.checkpoint import resolve_checkpoint
 
     try:
-        folder = export_plugin(checkpoint, out, url=url, iterations=iterations)
-    except CheckpointError as error:
+        if weights_sha256 is not None:
+            if weights_url is None:
+                raise ValueError("--weights-sha256 goes with --weights-url")
+            actual = file_digest(resolve_checkpoint(checkpoint))
+            if weights_sha256.lower() != actual:
+                raise ValueError(f"--weights-sha256 {weights_sha256} is not the checkpoint's "
+                                 f"sha256 {actual}: publish this checkpoint file")
+        folder = export_plugin(checkpoint, out, weights_url=weights_url, iterations=iterations,
+                               package_url=package_url)
+    except (CheckpointError, VendorError, ValueError) as error:
         _fail(error)
     typer.echo(f"wrote {folder}")
+    if weights_url:
+        typer.echo(f"submittable: the plugin downloads the weights from {weights_url}")
+    else:
+        typer.echo("local only, not submittable: the plugin reads the weights from this "
+                   "machine; publish the checkpoint and export again with --weights-url URL")
 
 
 @brainscore_app.command("score")
@@ -214,19 +236,26 @@ def brainscore_score(
                                           "a NeuroidAssembly NetCDF file")],
     region: str = "IT",
     iterations: int | None = None,
+    time_mode: Annotated[str, typer.Option(
+        help="how a time bin is answered: overlap (iterations weighted by their overlap "
+             "with the bin) or nearest (the iteration starting nearest)")] = "overlap",
     all_layers: Annotated[bool, typer.Option(help="score every layer x iteration (local)")]
     = False,
     out: Annotated[Path | None, typer.Option(help="CSV of the scores")] = None,
 ) -> None:
-    """Score a checkpoint on a public benchmark, or offline on a local assembly."""
+    """Score a checkpoint on a public benchmark, or offline on a local assembly.
+
+    A local assembly is scored in each of its own time bins: raw (median r), ceiling and
+    explained_variance = raw^2 / ceiling (Brain-Score's convention since January 2026).
+    """
     from neurocnnf.brainscore.commitment import make_brain_model
     from neurocnnf.brainscore.export import plugin_identifier
     from neurocnnf.brainscore.scoring import (
         ScoringError,
         layer_scores,
         load_assembly,
-        score_assembly,
         score_benchmark,
+        score_time_bins,
     )
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
@@ -240,17 +269,22 @@ def brainscore_score(
             assembly, stimuli = load_assembly(target)
             if all_layers:
                 table = layer_scores(model, identifier, assembly, stimuli, region, steps)
-                typer.echo(table.to_string(index=False))
-                if out:
-                    table.to_csv(out, index=False)
-                return
-            result = score_assembly(make_brain_model(model, identifier, iterations=steps),
-                                    assembly, stimuli, region)
-            typer.echo(json.dumps(result.__dict__, indent=2))
+            else:
+                import pandas as pd
+
+                brain_model = make_brain_model(model, identifier, time_mode=time_mode,
+                                               iterations=steps)
+                table = pd.DataFrame([result.__dict__ for result in score_time_bins(
+                    brain_model, assembly, stimuli, region)])
+            typer.echo(table.to_string(index=False))
+            if out:
+                table.to_csv(out, index=False)
         else:
-            score = score_benchmark(make_brain_model(model, identifier, iterations=steps),
-                                    target)
-            typer.echo(f"{target}: {score:.4f}")
+            brain_model = make_brain_model(model, identifier, time_mode=time_mode,
+                                           iterations=steps)
+            result = score_benchmark(brain_model, target)
+            typer.echo(f"{target}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
+                                                 if v is not None))
     except (CheckpointError, ScoringError, ValueError) as error:
         _fail(error)
 

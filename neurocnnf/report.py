@@ -180,15 +180,25 @@ def blocks(folder: Path, config: dict | None = None) -> list[Block]:
                 Block("pre", (fig6 / "summary.txt").read_text())]
         out += [Block("figure", fig6 / name) for name in ("restoration.png", "gradcam.png")
                 if (fig6 / name).exists()]
-    plugins = sorted(p.parent.name for p in (folder / "brainscore" / "plugin").glob("*/model.py"))
-    if plugins:
-        out += [Block("h2", "Brain-Score"), Block("text", "Plugin(s) ready to submit: "
-                                                  + ", ".join(f"`{p}`" for p in plugins))]
+    out += brainscore_blocks(folder)
     if config:
         import yaml
 
         out += [Block("h2", "Config"), Block("pre", yaml.safe_dump(config, sort_keys=False))]
     return out
+
+
+def brainscore_blocks(folder: Path) -> list[Block]:
+    """The exported Brain-Score plugins, each submittable or local only (from export.json)."""
+    plugins = [json.loads(p.read_text())
+               for p in sorted((folder / "brainscore" / "plugin").glob("*/export.json"))]
+    if not plugins:
+        return []
+    return [Block("h2", "Brain-Score"), Block("text", "Plugin(s): " + "; ".join(
+        f"`{p['identifier']}`: " + (f"submittable (weights at {p['weights_url']})"
+                                    if p["submittable"] else "local only, not submittable "
+                                    "(export again with --weights-url URL)")
+        for p in plugins))]
 
 
 def to_markdown(title: str, content: list[Block], base: Path) -> str:

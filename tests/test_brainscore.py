@@ -26,6 +26,7 @@ from neurocnnf.brainscore.scoring import (  # noqa: E402
     save_assembly,
     score_assembly,
     score_benchmark,
+    score_time_bins,
 )
 from neurocnnf.models import PredictiveCodingNet, fmnist_small  # noqa: E402
 from neurocnnf.train import save_model  # noqa: E402
@@ -38,6 +39,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("bs")
     configure_environment(root / "cache")
     os.environ["RESULTCACHING_DISABLE"] = "1"
+    os.environ["BS_INSTALL_DEPENDENCIES"] = "no"  # our choice as users: no pip at load time
     rng = np.random.default_rng(0)
     rows, paths = [], {}
     for i in range(96):
@@ -95,7 +97,7 @@ def test_look_at_answers_kar2019_bins_with_changing_iterations(workspace):
     responses = brain_model.look_at(_subset(stimuli, 12))
     assert responses.dims == ("presentation", "neuroid", "time_bin")
     assert responses.sizes["time_bin"] == 18
-    iterations = list(responses["iteration"].values)
+    iterations = list(responses["iteration_mean"].values)
     assert iterations[0] == 0 and iterations[-1] == 4 and len(set(iterations)) == 5
     first, last = responses.isel(time_bin=0).values, responses.isel(time_bin=-1).values
     assert not np.allclose(first, last)  # responses change over time: no NaN in Kar2019
@@ -110,8 +112,61 @@ def test_the_predictive_coding_comparator_is_a_brain_model_too(workspace):
     brain_model.start_recording("V4", KAR2019_BINS)
     responses = brain_model.look_at(_subset(stimuli, 8))
     assert responses.dims == ("presentation", "neuroid", "time_bin")
-    assert sorted(set(responses["iteration"].values)) == [0, 1, 2, 3]
+    assert sorted(set(responses["iteration_mean"].values)) == [0, 1, 2, 3]
     assert not np.allclose(responses.isel(time_bin=0).values, responses.isel(time_bin=-1).values)
+
+
+def test_majajhong_bin_is_the_overlap_weighted_mix_of_iterations_0_to_2(workspace):
+    _, model, stimuli = workspace
+    subset = _subset(stimuli, 6)
+    brain_model = _brain_model(model)
+    raw = brain_model.activations_model(subset, layers=[f"conv2-t{t}" for t in range(5)])
+    per_iteration = [raw[{"neuroid": raw["layer"].values == f"conv2-t{t}"}]
+                     .transpose("presentation", "neuroid").values for t in range(5)]
+    brain_model.start_recording("IT", [(70, 170)])
+    mixed = brain_model.look_at(subset).transpose("presentation", "neuroid").values
+    # IT windows 70-110, 110-150, 150-190 ms: overlaps of 40, 40 and 20 ms with 70-170 ms
+    by_hand = 0.4 * per_iteration[0] + 0.4 * per_iteration[1] + 0.2 * per_iteration[2]
+    np.testing.assert_allclose(mixed, by_hand, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(mixed, per_iteration[0])  # the feedback reaches the static bin
+    nearest = make_brain_model(model, "cnnf-test-nearest", time_mode="nearest")
+    nearest.start_recording("IT", [(70, 170)])
+    np.testing.assert_allclose(nearest.look_at(subset).transpose("presentation", "neuroid")
+                               .values, per_iteration[0], rtol=1e-5, atol=1e-6)
+
+
+def test_microsaccade_trials_work_as_in_brainscores_model_commitment(workspace):
+    _, model, stimuli = workspace
+    brain_model = _brain_model(model)
+    assert brain_model.activations_model._extractor._microsaccade_helper.visual_degrees == 8
+    brain_model.start_recording("V1", [(50, 100)])
+    responses = brain_model.look_at(_subset(stimuli, 4), number_of_trials=2,
+                                    require_variance=True)
+    assert responses.sizes["presentation"] == 8
+    shifts = responses["microsaccade_shift_x_pixels"].values
+    assert len(set(np.round(shifts, 6))) == 2
+    values = responses.transpose("presentation", "neuroid").values
+    first, second = values[shifts == 0], values[shifts != 0]
+    assert first.shape == second.shape and not np.allclose(first, second)
+    plain = brain_model.look_at(_subset(stimuli, 4))  # and back to one trial
+    assert plain.sizes["presentation"] == 4
+
+
+def test_label_task_answers_with_the_models_own_classes(workspace):
+    _, model, stimuli = workspace
+    names = [f"class{i}" for i in range(10)]
+    brain_model = make_brain_model(model, "cnnf-test-labels", class_names=names)
+    brain_model.start_task("label", ["class3", "class7"])
+    labels = brain_model.look_at(_subset(stimuli, 6))
+    assert labels.sizes["presentation"] == 6
+    assert set(labels.values.ravel()) <= {"class3", "class7"}
+    logits = brain_model.activations_model(_subset(stimuli, 6), layers=["logits-last"])
+    expected = np.where(logits.values[:, 3] >= logits.values[:, 7], "class3", "class7")
+    assert list(labels.values.ravel()) == list(expected)
+    with pytest.raises(NotImplementedError, match="labels only its own classes"):
+        brain_model.start_task("label", "imagenet")
+    with pytest.raises(NotImplementedError, match="unnamed"):
+        _brain_model(model).start_task("label", ["class3"])
 
 
 def _subset(full, n):
@@ -157,8 +212,40 @@ def test_scores_a_planted_linear_map_high_and_random_neurons_near_zero(workspace
     good = score_assembly(brain_model, assembly, loaded_stimuli, "IT")
     bad = score_assembly(brain_model, random, stimuli, "IT")
     assert good.raw > 0.6 and good.ceiling is not None and good.ceiling > 0.6
+    assert good.explained_variance == pytest.approx(good.raw ** 2 / good.ceiling)
+    assert good.time_bin == (70, 170)
     assert abs(bad.raw) < 0.2, bad
     assert good.layer == "conv2"
+
+
+@pytest.mark.slow
+def test_each_of_the_assemblys_own_time_bins_is_scored(workspace):
+    _, model, stimuli = workspace
+    brain_model = _brain_model(model)
+    brain_model.start_recording("IT", [(70, 110)])
+    early = brain_model.look_at(stimuli).values  # iteration 0 alone
+    centred = early - early.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:10]
+    rng = np.random.default_rng(3)
+    mapped = centred @ axes.T @ rng.standard_normal((10, 20))
+    late = rng.standard_normal(mapped.shape)  # nothing the model explains
+    one = _assembly(mapped, stimuli, repetitions=2, noise=0.2 * mapped.std())
+    two = _assembly(late, stimuli, repetitions=2, noise=0.2, seed=1)
+    both = NeuroidAssembly(np.concatenate([one.values, two.values], axis=-1), coords={
+        **{c: (d, v) for c, d, v in _presentation_and_neuroid_coords(one)},
+        "time_bin_start": ("time_bin", [70, 190]), "time_bin_end": ("time_bin", [110, 230])},
+        dims=["presentation", "neuroid", "time_bin"])
+    results = score_time_bins(brain_model, both, stimuli, "IT")
+    assert [r.time_bin for r in results] == [(70, 110), (190, 230)]
+    assert results[0].raw > 0.6 and abs(results[1].raw) < 0.2
+    with pytest.raises(ScoringError, match="2 time bins"):
+        score_assembly(brain_model, both, stimuli, "IT")
+
+
+def _presentation_and_neuroid_coords(assembly):
+    from brainscore_core.supported_data_standards.brainio.assemblies import walk_coords
+
+    return [(c, d, v) for c, d, v in walk_coords(assembly) if d != ("time_bin",)]
 
 
 def test_public_benchmark_offline_is_one_clear_error(workspace):
@@ -171,8 +258,9 @@ def test_exported_plugin_registers_in_a_fresh_interpreter(workspace, tmp_path):
     root, model, _ = workspace
     checkpoint = tmp_path / "run" / "best.safetensors"
     save_model(model, checkpoint, epoch=1)
-    plugin = export_plugin(checkpoint, tmp_path / "plugin", url="https://example.org/w.safetensors")
-    for name in ("__init__.py", "model.py", "test.py", "metadata.yaml", "requirements.txt"):
+    plugin = export_plugin(checkpoint, tmp_path / "plugin",
+                           weights_url="https://example.org/w.safetensors")
+    for name in ("__init__.py", "model.py", "test.py", "metadata.yml", "requirements.txt"):
         assert (plugin / name).exists(), name
     identifier = plugin.name
     assert (plugin / "region_layer_map" / f"{identifier}.json").exists()
@@ -209,3 +297,35 @@ def test_layer_scores_cover_every_layer_and_iteration_and_find_the_planted_one(w
     raw = scores.set_index(["layer", "iteration"])["raw"]
     assert raw[("conv2", 0)] > 0.5 and raw[("conv2", 0)] > raw["conv1"].max()
     assert raw[("conv2", 0)] >= raw[("conv2", 1)] - 0.05  # the map was planted at t = 0
+
+
+@pytest.mark.slow
+def test_the_score_command_uses_the_assemblys_own_time_bin(workspace, tmp_path):
+    root, model, stimuli = workspace
+    checkpoint = tmp_path / "run" / "best.safetensors"
+    save_model(model, checkpoint, epoch=1)
+    brain_model = _brain_model(model)
+    brain_model.start_recording("IT", [(190, 230)])
+    late = brain_model.look_at(stimuli).values  # iteration 3 alone
+    centred = late - late.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:10]
+    mapped = centred @ axes.T @ np.random.default_rng(4).standard_normal((10, 20))
+    assembly = _assembly(mapped, stimuli, repetitions=2, noise=0.2 * mapped.std())
+    assembly = NeuroidAssembly(assembly.values, coords={
+        **{c: (d, v) for c, d, v in _presentation_and_neuroid_coords(assembly)},
+        "time_bin_start": ("time_bin", [190]), "time_bin_end": ("time_bin", [230])},
+        dims=["presentation", "neuroid", "time_bin"])
+    save_assembly(assembly, tmp_path / "late.nc")
+    done = subprocess.run([sys.executable, "-m", "neurocnnf.cli", "brainscore", "score",
+                           str(checkpoint), str(tmp_path / "late.nc"), "--out",
+                           str(tmp_path / "scores.csv")],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, RESULTCACHING_HOME=str(root / "cache" / "rc")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "scores.csv")
+    assert list(table["time_bin"]) == ["(190, 230)"]
+    row = table.iloc[0]
+    assert row["raw"] > 0.6
+    assert row["explained_variance"] == pytest.approx(row["raw"] ** 2 / row["ceiling"])

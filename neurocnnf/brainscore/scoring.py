@@ -4,6 +4,11 @@ A local assembly is a NetCDF DataArray (presentation x neuroid [x time_bin]) wit
 ``stimulus_id``, ``stimulus_path`` (absolute, or relative to the file) and optionally
 ``object_name`` (PLS splits are stratified by it) and ``repetition`` (then the score is divided
 by Brain-Score's split-half internal-consistency ceiling, Spearman-Brown corrected).
+
+Scores are reported as ``raw`` (median Pearson r), ``ceiling`` and ``explained_variance``:
+raw^2 / ceiling, Brain-Score's convention for neural benchmarks since January 2026
+(``brainscore_vision.benchmark_helpers.neural_common.explained_variance``; before that
+(raw / ceiling)^2), so the number is comparable with the leaderboard.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ class ScoringError(RuntimeError):
 class ScoreResult:
     raw: float  # median Pearson r over neuroids (cross-validated PLS)
     ceiling: float | None  # split-half internal consistency, None without repetitions
-    ceiled: float | None  # raw / ceiling
+    explained_variance: float | None  # raw^2 / ceiling: Brain-Score's convention (2026-01)
     region: str
     layer: str
+    time_bin: tuple[float, float]  # (start, end) ms of the assembly's bin
 
 
 def save_assembly(assembly, path: str | os.PathLike) -> Path:
@@ -74,60 +80,95 @@ def _has_coord(assembly, name: str) -> bool:
     return name in assembly.coords or any(name in names for names in levels)
 
 
-def score_assembly(brain_model, assembly, stimuli, region: str = "IT",
-                   time_bin: tuple[int, int] = (70, 170)) -> ScoreResult:
-    """Brain-Score's PLS metric of the model's ``region`` responses against ``assembly``."""
-    from brainscore_vision import load_ceiling, load_metric
-    from brainscore_vision.benchmark_helpers.neural_common import average_repetition
+def time_bins_of(assembly) -> list[tuple[float, float]]:
+    """The assembly's own (start, end) time bins, as Brain-Score's benchmarks read them."""
+    from brainscore_vision.benchmark_helpers.neural_common import timebins_from_assembly
 
+    if not _has_coord(assembly, "time_bin_start") and "time_bin" not in assembly.coords:
+        raise ScoringError("the assembly has no time bins: give it time_bin_start and "
+                           "time_bin_end coords (ms), e.g. 70 and 170 for MajajHong2015's IT")
+    return [tuple(np.asarray(b).tolist()) for b in timebins_from_assembly(assembly)]
+
+
+def score_assembly(brain_model, assembly, stimuli, region: str = "IT",
+                   time_bin: tuple[float, float] | None = None,
+                   record: tuple[float, float] | None = None) -> ScoreResult:
+    """Brain-Score's PLS metric of the model's ``region`` responses against ``assembly``.
+
+    ``time_bin``: the assembly's bin to score (default: its only one); ``record``: the bin
+    the model is asked for (default: the same bin).
+    """
+    from brainscore_vision import load_ceiling, load_metric
+    from brainscore_vision.benchmark_helpers.neural_common import (
+        average_repetition,
+        explained_variance,
+    )
+
+    bins = time_bins_of(assembly)
+    if time_bin is None:
+        if len(bins) != 1:
+            raise ScoringError(f"the assembly has {len(bins)} time bins: score them one at a "
+                               "time (score_time_bins)")
+        time_bin = bins[0]
+    if tuple(time_bin) not in bins:
+        raise ScoringError(f"time bin {time_bin} is not one of the assembly's {bins}")
     if "time_bin" in assembly.dims:
-        if assembly.sizes["time_bin"] != 1:
-            raise ScoringError("score one time bin at a time: select it from the assembly")
-        assembly = assembly.squeeze("time_bin")
+        assembly = assembly.isel(time_bin=bins.index(tuple(time_bin)))
     has_repetitions = _has_coord(assembly, "repetition") and len(
         np.unique(assembly["repetition"].values)) > 1
     target = average_repetition(assembly) if has_repetitions else assembly
-    brain_model.start_recording(region, [time_bin])
+    brain_model.start_recording(region, [record or time_bin])
     source = brain_model.look_at(stimuli)
     kwargs = {}
     if _has_coord(target, "object_name"):
         kwargs = {"crossvalidation_kwargs": {"stratification_coord": "object_name"}}
-    raw = float(load_metric("pls", **kwargs)(source, target).values)
-    ceiling = None
-    if has_repetitions:
-        ceiling = float(load_ceiling("internal_consistency")(assembly).values)
-    return ScoreResult(raw, ceiling, raw / ceiling if ceiling else None, region,
-                       brain_model.region_layer_map[region])
+    raw = load_metric("pls", **kwargs)(source, target)
+    ceiling = load_ceiling("internal_consistency")(assembly) if has_repetitions else None
+    explained = float(explained_variance(raw, ceiling).values) if ceiling is not None else None
+    return ScoreResult(float(raw.values), None if ceiling is None else float(ceiling.values),
+                       explained, region, brain_model.region_layer_map[region], tuple(time_bin))
+
+
+def score_time_bins(brain_model, assembly, stimuli, region: str = "IT") -> list[ScoreResult]:
+    """``score_assembly`` for each of the assembly's own time bins."""
+    return [score_assembly(brain_model, assembly, stimuli, region, time_bin)
+            for time_bin in time_bins_of(assembly)]
 
 
 def layer_scores(model, identifier: str, assembly, stimuli, region: str = "IT",
                  iterations: int | None = None):
     """PLS score of every layer at every iteration for ``region`` (a tidy DataFrame).
 
-    Each (layer, iteration) is committed in turn and recorded in the time bin that the default
-    ``TimeBins`` gives that iteration. The best row is the data-driven region -> layer choice.
+    Each (layer, iteration) is committed in turn: the model answers with that iteration alone
+    (its own window, nearest-start mode) against the assembly's only time bin. The best row is
+    the data-driven region -> layer (and iteration) choice.
     """
     import pandas as pd
 
-    from neurocnnf.activations.timebins import TimeBins
     from neurocnnf.brainscore.commitment import make_brain_model
+    from neurocnnf.brainscore.regions import default_time_bins
 
     steps = model.iterations if iterations is None else iterations
-    bins = TimeBins()
+    windows = default_time_bins()[region]
     rows = []
     for layer in model.taps:
         brain_model = make_brain_model(model, f"{identifier}-{layer}", {region: layer},
-                                       iterations=steps)
+                                       time_mode="nearest", iterations=steps)
         for t in range(steps + 1):
-            window = (int(bins.starts(steps)[t]), int(bins.ends(steps)[t]))
-            result = score_assembly(brain_model, assembly, stimuli, region, window)
+            record = (float(windows.starts(steps)[t]), float(windows.ends(steps)[t]))
+            result = score_assembly(brain_model, assembly, stimuli, region, record=record)
             rows.append({"region": region, "layer": layer, "iteration": t, "raw": result.raw,
-                         "ceiling": result.ceiling, "ceiled": result.ceiled})
+                         "ceiling": result.ceiling,
+                         "explained_variance": result.explained_variance})
     return pd.DataFrame(rows)
 
 
-def score_benchmark(brain_model, benchmark_id: str) -> float:
-    """``brainscore_vision.load_benchmark(benchmark_id)(model)``; offline: one clear error."""
+def score_benchmark(brain_model, benchmark_id: str) -> dict[str, float | None]:
+    """``brainscore_vision.load_benchmark(benchmark_id)(model)``; offline: one clear error.
+
+    Returns the benchmark's ``score`` (for neural benchmarks raw^2 / ceiling, Brain-Score's
+    current convention) with its ``raw`` and ``ceiling`` where the score carries them.
+    """
     from brainscore_vision import load_benchmark
 
     try:
@@ -142,4 +183,9 @@ def score_benchmark(brain_model, benchmark_id: str) -> float:
                 "cannot be reached from here. Score offline against a local NeuroidAssembly "
                 "with `neurocnnf brainscore score CKPT path/to/assembly.nc`.") from None
         raise
-    return float(np.asarray(score.values).ravel()[0])
+    def number(value) -> float | None:
+        return None if value is None else float(np.asarray(getattr(value, "values", value))
+                                                   .ravel()[0])
+
+    return {"score": number(score), "raw": number(score.attrs.get("raw")),
+            "ceiling": number(score.attrs.get("ceiling"))}

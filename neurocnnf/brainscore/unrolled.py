@@ -4,11 +4,13 @@ Forward hooks keep only the last call of a module, so a module that runs once pe
 would show only the last iteration. ``Unrolled`` runs the model once and passes every recorded
 feature through its own Identity: ``<tap>-t<t>`` for each tap and iteration, ``logits-t<t>``,
 ``logits-last`` and ``logits-avg``. Brain-Score's PytorchWrapper (or THINGSvision) can then
-read any of them by name.
+read any of them by name. With ``rgb_input`` a grey model takes RGB input and sees its
+ITU-R 601 luma (Brain-Score's microsaccades shift only 3-channel images).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from neurocnnf.models import CNNF
@@ -17,11 +19,13 @@ from neurocnnf.models import CNNF
 class Unrolled(nn.Module):
     """``forward(x)`` returns the scored logits; every per-iteration output has a module name."""
 
-    def __init__(self, model: CNNF, iterations: int | None = None, scoring: str = "last") -> None:
+    def __init__(self, model: CNNF, iterations: int | None = None, scoring: str = "last",
+                 rgb_input: bool = False) -> None:
         super().__init__()
         self.model = model
         self.steps = model.iterations if iterations is None else iterations
         self.scoring = scoring
+        self.luma = rgb_input and model.input_shape[0] == 1
         for name in self.layer_names():  # direct children, so that a layer name is its path
             self.add_module(name, nn.Identity())
 
@@ -32,6 +36,9 @@ class Unrolled(nn.Module):
         return names + ["logits-last", "logits-avg"]
 
     def forward(self, x: Tensor) -> Tensor:
+        """x: (N, C, H, W) in [0, 1]; C = 3 for a grey model with ``rgb_input``."""
+        if self.luma:
+            x = torch.tensordot(x, x.new_tensor([0.299, 0.587, 0.114]), dims=([1], [0]))[:, None]
         trace = self.model(x, iterations=self.steps, layers=None)
         for tap, values in trace.forward.items():
             for t, value in enumerate(values):
