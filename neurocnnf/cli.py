@@ -82,6 +82,7 @@ def extract(
     from neurocnnf.activations import extract as run_extraction
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.data.download import file_digest
+    from neurocnnf.lock import LockError
     from neurocnnf.stimuli import StimulusError, load_stimuli
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
@@ -100,8 +101,8 @@ def extract(
             reduce=reduction, batch_size=batch_size,
             model_id=model_id or checkpoint_file.parent.name,
             checkpoint_sha256=file_digest(checkpoint_file), progress=progress)
-    except (CheckpointError, StimulusError, StoreError, DataNotFoundError, DataIntegrityError,
-            ValueError) as error:
+    except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,
+            DataIntegrityError, ValueError) as error:
         _fail(error)
     typer.echo(f"wrote {path}")
 
