@@ -12,10 +12,14 @@ by batch to a temporary NetCDF file that is then renamed, so a finished path is 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
+import sys
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,12 +139,12 @@ class PartialStore:
             return self.path
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self._disk_errors(tmp):
+            _remove(tmp)  # left by a run killed while converting
+        error = _in_child(lambda: self._to_netcdf(tmp, skeleton, variables))
+        if error is not None:
             _remove(tmp)
-            try:
-                self._to_netcdf(tmp, skeleton, variables)
-            except BaseException:
-                _remove(tmp)
-                raise
+            raise self._write_error(tmp, error)
+        with self._disk_errors(self.path):
             os.replace(tmp, self.path)
         _remove(self.partial)
         return self.path
@@ -172,11 +176,46 @@ class PartialStore:
         try:
             yield
         except OSError as error:
-            total = self.settings.get("n", "?")
-            raise StoreError(
-                f"cannot write {target}: {error.strerror or error}; {self.done} of {total} "
-                f"presentations are saved in {self.partial}: free space (or fix the cause) and "
-                "run the same command again to resume") from None
+            raise self._write_error(target, error.strerror or str(error)) from None
+
+    def _write_error(self, target: Path, reason: str) -> StoreError:
+        return StoreError(
+            f"cannot write {target}: {reason}; {self.done} of {self.settings.get('n', '?')} "
+            f"presentations are saved in {self.partial}: free space (or fix the cause) and run "
+            "the same command again to resume")
+
+
+def _in_child(work: Callable[[], None]) -> str | None:
+    """Run ``work`` in a forked child; None if it succeeded, else its error (one line).
+
+    HDF5 cannot recover from a failed write (a full disk): the process that made it crashes at
+    exit. In a child that crash stays there. The child dies with its parent (Linux), so a
+    killed extraction leaves no writer behind.
+    """
+    read, write = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child never returns
+        os.close(read)
+        try:
+            if sys.platform.startswith("linux"):
+                ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before that
+                os._exit(1)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # HDF5 reports its failures at length
+            work()
+            os._exit(0)
+        except BaseException as error:
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            os.write(write, reason.splitlines()[0].split(" (")[0][:500].encode())
+            os._exit(1)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        reason = pipe.read().decode(errors="replace")
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status == 0:
+        return None
+    return reason or f"the writer ended with status {status}"
 
 
 def _normalized(settings: dict) -> dict:
