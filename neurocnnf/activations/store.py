@@ -107,7 +107,7 @@ class PartialStore:
                                fill_value=np.nan)
                 array.attrs.update({"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
             np.savez(tmp / EXTRAS, **extras)
-            store._save_progress(tmp)
+            store._save_progress(tmp, 0)
             os.replace(tmp, store.partial)
         return store
 
@@ -121,8 +121,8 @@ class PartialStore:
             group = zarr.open_group(str(self.partial), mode="r+")
             for name, values in arrays.items():
                 group[name][start:stop] = values
-            self.done = stop
-            self._save_progress(self.partial)
+            self._save_progress(self.partial, stop)
+        self.done = stop
 
     def finish(self, skeleton: xr.Dataset, variables: dict[str, tuple]) -> Path:
         """Turn the complete partial store into ``path`` (NetCDF: converted; Zarr: renamed)."""
@@ -166,8 +166,8 @@ class PartialStore:
                 for start in range(0, shape[0], self.chunk):
                     variable[start:start + self.chunk] = source[name][start:start + self.chunk]
 
-    def _save_progress(self, folder: Path) -> None:
-        progress = {"done": self.done, "chunk": self.chunk, "settings": self.settings}
+    def _save_progress(self, folder: Path, done: int) -> None:
+        progress = {"done": done, "chunk": self.chunk, "settings": self.settings}
         atomic_write(folder / PROGRESS, lambda tmp: Path(tmp).write_text(json.dumps(progress)))
 
     @contextmanager
