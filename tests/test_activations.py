@@ -108,6 +108,9 @@ def test_unknown_layers_and_missing_store_are_clear_errors(model, tmp_path):
         open_activations(tmp_path / "none.nc")
     with pytest.raises(StoreError, match=".nc .*or .zarr"):
         extract(model, _stimuli(2), tmp_path / "x.csv", progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder of .*file/x.nc"):
+        extract(model, _stimuli(2), tmp_path / "file" / "x.nc", progress=False)
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])

@@ -33,7 +33,13 @@ from neurocnnf.activations.reduce import (
     random_projection,
     to_arrays,
 )
-from neurocnnf.activations.store import FINGERPRINT, PartialStore, open_activations, store_format
+from neurocnnf.activations.store import (
+    FINGERPRINT,
+    PartialStore,
+    StoreError,
+    open_activations,
+    store_format,
+)
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
@@ -202,13 +208,19 @@ def extract(
     model, stimuli (ids, order, perturbations), layers, iterations, eta, reduction or time bins
     differ. A batch holds at most ``max_batch_mb`` MiB of unreduced activations (``batch_size``
     is lowered to fit; every model call is one batch), so peak memory is bounded whatever the
-    number of stimuli and the batch size asked for. Returns the path of the finished store.
+    number of stimuli and the batch size asked for (a PCA also holds the features of the <= 500
+    images it is fitted on). Returns the path of the finished store.
     """
     out = Path(out)
     store_format(out)  # a bad suffix fails before any work
     if len(stimuli) == 0:
         raise ValueError(f"stimulus set {stimuli.identifier!r} is empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the folder of {out}: {error.strerror}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise StoreError(f"cannot write to {out.parent}: permission denied")
     time_bins = time_bins or TimeBins()
     names = resolve_layers(model, layers)
     steps = model.iterations if iterations is None else iterations
