@@ -76,6 +76,8 @@ def extract(
     model_id: Annotated[str | None, typer.Option(help="name stored with the activations "
                                                  "(default: the run folder's name)")] = None,
     progress: bool = True,
+    restart_if_changed: Annotated[bool, typer.Option(
+        help="start over if OUT.partial was made from other inputs (default: refuse)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
     from neurocnnf.activations import Reduce, StoreError, TimeBins
@@ -100,7 +102,8 @@ def extract(
             iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
             reduce=reduction, batch_size=batch_size,
             model_id=model_id or checkpoint_file.parent.name,
-            checkpoint_sha256=file_digest(checkpoint_file), progress=progress)
+            checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
+            restart_if_changed=restart_if_changed)
     except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,
             DataIntegrityError, ValueError) as error:
         _fail(error)

@@ -189,6 +189,36 @@ def test_resuming_from_a_reordered_stimulus_csv_is_refused(inputs, reference, tm
     _assert_finished_like(out, reference(".nc"))
 
 
+def test_other_settings_are_refused_by_name_or_restart_when_asked(tmp_path, monkeypatch):
+    """In-process: the refusal names each differing setting; restart_if_changed starts over."""
+    from neurocnnf.activations import StoreError, extract
+    from neurocnnf.activations.store import PartialStore
+
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=3).eval()
+    stimuli = load_stimuli("fashion_mnist:test:10")
+    out = tmp_path / "a.zarr"
+    write = PartialStore.write
+
+    def dies_after_the_first_batch(self, start, arrays):
+        if start > 0:
+            raise KeyboardInterrupt
+        write(self, start, arrays)
+
+    monkeypatch.setattr(PartialStore, "write", dies_after_the_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        extract(model, stimuli, out, batch_size=4, progress=False)
+    monkeypatch.setattr(PartialStore, "write", write)
+    before = _snapshot(partial_path(out))
+    with pytest.raises(StoreError, match=r"other inputs \(iterations: 3 -> 2; layers changed\)"):
+        extract(model, stimuli, out, iterations=2, layers=["conv2"], progress=False)
+    assert _snapshot(partial_path(out)) == before and not lock_path(out).exists()
+    extract(model, stimuli, out, iterations=2, restart_if_changed=True, progress=False)
+    expected = extract(model, stimuli, tmp_path / "b.zarr", iterations=2, progress=False)
+    with open_activations(out) as ds, open_activations(expected) as straight:
+        xr.testing.assert_identical(ds.load(), straight.load())
+
+
 def _no_core_dumps() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 

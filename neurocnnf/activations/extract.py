@@ -199,6 +199,7 @@ def extract(
     checkpoint_sha256: str | None = None,
     progress: bool = True,
     max_batch_mb: float = MAX_BATCH_MB,
+    restart_if_changed: bool = False,
 ) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
 
@@ -206,10 +207,11 @@ def extract(
     once (LockError). Batches go to ``<out>.partial`` (see ``store``): a rerun after a kill
     continues where it stopped, and is refused (StoreError, partial store untouched) if the
     model, stimuli (ids, order, perturbations), layers, iterations, eta, reduction or time bins
-    differ. A batch holds at most ``max_batch_mb`` MiB of unreduced activations (``batch_size``
-    is lowered to fit; every model call is one batch), so peak memory is bounded whatever the
-    number of stimuli and the batch size asked for (a PCA also holds the features of the <= 500
-    images it is fitted on). Returns the path of the finished store.
+    differ (``restart_if_changed``: it is deleted and extraction starts over). A batch holds at
+    most ``max_batch_mb`` MiB of unreduced activations (``batch_size`` is lowered to fit; every
+    model call is one batch), so peak memory is bounded whatever the number of stimuli and the
+    batch size asked for (a PCA also holds the features of the <= 500 images it is fitted on).
+    Returns the path of the finished store.
     """
     out = Path(out)
     store_format(out)  # a bad suffix fails before any work
@@ -234,7 +236,7 @@ def extract(
                     reduce=None if reduce is None else vars(reduce), time_bins=vars(time_bins),
                     dtype="float32")
     with output_lock(out):
-        store = PartialStore.resume(out, settings)
+        store = PartialStore.resume(out, settings, restart_if_changed)
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
         probe = trace_arrays(model, first_image, names, steps, eta, feedback)
         per_image = sum(array.nbytes for array in probe.values())

@@ -31,6 +31,7 @@ from neurocnnf.train.checkpoint import atomic_write
 FINGERPRINT = "neurocnnf_fingerprint"
 PROGRESS = "neurocnnf-progress.json"
 EXTRAS = "neurocnnf-extras.npz"
+RESTART = "extract --restart-if-changed"
 
 
 class StoreError(ValueError):
@@ -64,12 +65,25 @@ class PartialStore:
         self.settings, self.done, self.chunk, self.extras = settings, done, chunk, extras
 
     @classmethod
-    def resume(cls, path: Path, settings: dict) -> PartialStore | None:
+    def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False
+               ) -> PartialStore | None:
         """The partial store of ``path`` if there is one (None otherwise); StoreError if it was
-        made with other settings or cannot be resumed (it is left untouched)."""
+        made with other settings or cannot be resumed (it is left untouched), unless
+        ``restart_if_changed``: then it is deleted (None)."""
         partial = partial_path(path)
         if not partial.exists():
             return None
+        try:
+            return cls._resume(path, settings)
+        except StoreError:
+            if not restart_if_changed:
+                raise
+            _remove(partial)
+            return None
+
+    @classmethod
+    def _resume(cls, path: Path, settings: dict) -> PartialStore:
+        partial = partial_path(path)
         try:
             progress = json.loads((partial / PROGRESS).read_text())
             done, chunk, made_with = progress["done"], progress["chunk"], progress["settings"]
@@ -77,13 +91,13 @@ class PartialStore:
                 arrays = dict(extras)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StoreError(f"{partial} is not a resumable extraction ({error}); delete it to "
-                             "start over") from None
+                             f"start over ({RESTART} does)") from None
         settings = _normalized(settings)
         changed = _differences(made_with, settings)
         if changed:
             raise StoreError(f"{partial} holds an unfinished extraction made from other inputs "
                              f"({changed}); it is left as it is: run again with the inputs it "
-                             "was made from, or delete it to start over")
+                             f"was made from, or delete it to start over ({RESTART} does)")
         return cls(path, settings, done, chunk, arrays)
 
     @classmethod
