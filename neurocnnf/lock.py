@@ -39,7 +39,8 @@ def output_lock(path: str | os.PathLike) -> Iterator[Path]:
         os.write(fd, json.dumps(owner).encode())
         yield lock
     finally:
-        os.unlink(lock)  # still under the flock: no one else can hold this file now
+        if _is_file_of(fd, lock):  # (unless someone removed it by hand)
+            lock.unlink()  # still under the flock: no one else can hold this file
         os.close(fd)
 
 
@@ -53,13 +54,17 @@ def _acquire(path: Path, lock: Path) -> int:
             os.close(fd)
             raise LockError(f"{path} is being written by {holder} (lock file {lock}); wait for "
                             "it to finish or stop it, then run again") from None
-        # the previous owner may have removed the file between our open and flock: retry
-        try:
-            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+        if _is_file_of(fd, lock):
+            return fd
+        os.close(fd)  # its previous owner removed it between our open and flock: retry
+
+
+def _is_file_of(fd: int, lock: Path) -> bool:
+    """Whether ``lock`` is still the file open as ``fd``."""
+    try:
+        return os.stat(lock).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _describe(fd: int) -> str:
