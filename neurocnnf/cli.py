@@ -76,12 +76,15 @@ def extract(
     model_id: Annotated[str | None, typer.Option(help="name stored with the activations "
                                                  "(default: the run folder's name)")] = None,
     progress: bool = True,
+    restart_if_changed: Annotated[bool, typer.Option(
+        help="start over if OUT.partial was made from other inputs (default: refuse)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
     from neurocnnf.activations import Reduce, StoreError, TimeBins
     from neurocnnf.activations import extract as run_extraction
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.data.download import file_digest
+    from neurocnnf.lock import LockError
     from neurocnnf.stimuli import StimulusError, load_stimuli
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
@@ -99,9 +102,10 @@ def extract(
             iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
             reduce=reduction, batch_size=batch_size,
             model_id=model_id or checkpoint_file.parent.name,
-            checkpoint_sha256=file_digest(checkpoint_file), progress=progress)
-    except (CheckpointError, StimulusError, StoreError, DataNotFoundError, DataIntegrityError,
-            ValueError) as error:
+            checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
+            restart_if_changed=restart_if_changed)
+    except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,
+            DataIntegrityError, ValueError) as error:
         _fail(error)
     typer.echo(f"wrote {path}")
 

@@ -108,6 +108,9 @@ def test_unknown_layers_and_missing_store_are_clear_errors(model, tmp_path):
         open_activations(tmp_path / "none.nc")
     with pytest.raises(StoreError, match=".nc .*or .zarr"):
         extract(model, _stimuli(2), tmp_path / "x.csv", progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder of .*file/x.nc"):
+        extract(model, _stimuli(2), tmp_path / "file" / "x.nc", progress=False)
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
@@ -115,8 +118,7 @@ def test_killed_extraction_resumes_to_the_same_file(model, tmp_path, suffix, mon
     stimuli = _stimuli(12)
     straight = extract_dataset(model, stimuli, tmp_path / f"straight{suffix}", batch_size=4,
                                progress=False)
-    writer_class = (store_module.NetCDFWriter if suffix == ".nc" else store_module.ZarrWriter)
-    original = writer_class.write
+    original = store_module.PartialStore.write
     calls = {"n": 0}
 
     def dies_on_third(self, start, arrays):
@@ -125,12 +127,12 @@ def test_killed_extraction_resumes_to_the_same_file(model, tmp_path, suffix, mon
             raise KeyboardInterrupt
         original(self, start, arrays)
 
-    monkeypatch.setattr(writer_class, "write", dies_on_third)
+    monkeypatch.setattr(store_module.PartialStore, "write", dies_on_third)
     target = tmp_path / f"resumed{suffix}"
     with pytest.raises(KeyboardInterrupt):
         extract(model, stimuli, target, batch_size=4, progress=False)
     assert not target.exists() and store_module.partial_path(target).exists()
-    monkeypatch.setattr(writer_class, "write", original)
+    monkeypatch.setattr(store_module.PartialStore, "write", original)
     resumed = extract_dataset(model, stimuli, target, batch_size=4, progress=False)
     np.testing.assert_array_equal(resumed["conv2"].values, straight["conv2"].values)
     assert resumed.sizes["presentation"] == 12

@@ -29,14 +29,29 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from neurocnnf.activations.reduce import Projection, fit_pca, random_projection
-from neurocnnf.activations.store import FINGERPRINT, make_writer, open_activations
+from neurocnnf.activations.reduce import (
+    Projection,
+    fit_pca,
+    from_arrays,
+    random_projection,
+    to_arrays,
+)
+from neurocnnf.activations.store import (
+    FINGERPRINT,
+    PartialStore,
+    StoreError,
+    open_activations,
+    store_format,
+)
 from neurocnnf.activations.timebins import TimeBins
+from neurocnnf.data.download import file_digest
+from neurocnnf.lock import output_lock
 from neurocnnf.models import CNNF
 from neurocnnf.stimuli import StimulusSet, conversion_note, render
 
 OUTPUTS = ("h_hat", "logits", "probabilities")
 SCALARS = ("reconstruction_error", "logit_change", "mask_flip_fraction")
+MAX_BATCH_MB = 256.0  # unreduced activations per batch (one model call), MiB
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,19 @@ def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, sha
             for n in big}
 
 
+def stimulus_digest(stimuli: StimulusSet) -> str:
+    """sha256 of a stimulus set as extraction reads it: the metadata (every column, rows in
+    order: ids, perturbation kinds and levels), the perturbation seed and the source images
+    (the tensor in memory, or each file's bytes)."""
+    digest = hashlib.sha256(stimuli.metadata.to_csv(index=False).encode())
+    digest.update(str(stimuli.seed).encode())
+    if stimuli.images is not None:
+        digest.update(stimuli.images.contiguous().numpy().tobytes())
+    for path in stimuli.paths or []:
+        digest.update(file_digest(path).encode())
+    return digest.hexdigest()
+
+
 def extract(
     model: CNNF,
     stimuli: StimulusSet,
@@ -179,73 +207,70 @@ def extract(
     model_id: str = "model",
     checkpoint_sha256: str | None = None,
     progress: bool = True,
+    max_batch_mb: float = MAX_BATCH_MB,
+    restart_if_changed: bool = False,
     halt: float | None = None,
 ) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
 
     ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
 
-    Peak memory is one batch of activations (plus the reduction maps), whatever the number of
-    stimuli. Returns the path of the finished store.
+    While it runs, ``<out>.lock`` names the process writing ``out``; a second writer fails at
+    once (LockError). Batches go to ``<out>.partial`` (see ``store``): a rerun after a kill
+    continues where it stopped, and is refused (StoreError, partial store untouched) if the
+    model, stimuli (ids, order, perturbations), layers, iterations, eta, reduction or time bins
+    differ (``restart_if_changed``: it is deleted and extraction starts over). A batch holds at
+    most ``max_batch_mb`` MiB of unreduced activations (``batch_size`` is lowered to fit; every
+    model call is one batch), so peak memory is bounded whatever the number of stimuli and the
+    batch size asked for (a PCA also holds the features of the <= 500 images it is fitted on).
+    Returns the path of the finished store.
     """
-    from neurocnnf import __version__
-
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    store_format(out)  # a bad suffix fails before any work
+    if len(stimuli) == 0:
+        raise ValueError(f"stimulus set {stimuli.identifier!r} is empty")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the folder of {out}: {error.strerror}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise StoreError(f"cannot write to {out.parent}: permission denied")
     time_bins = time_bins or TimeBins()
     names = resolve_layers(model, layers)
     steps = model.iterations if iterations is None else iterations
     device = next(model.parameters()).device
     model.eval()
     channels, size = model.input_shape[0], model.input_shape[1]
-    first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
-    probe = trace_arrays(model, first_image, names, steps, eta, feedback, halt)
-    with torch.no_grad():
-        probe_trace = model(first_image, iterations=0, layers=[n for n in names if n in model.taps])
-    shapes = {n: tuple(probe_trace.forward[n][0].shape[1:]) for n in names if n in model.taps}
-    shapes.update({"h_hat": tuple(probe_trace.h.shape[1:]),
-                   "logits": (model.num_classes,), "probabilities": (model.num_classes,)})
-    reductions = _fit_reductions(model, stimuli, names, steps, eta, reduce, shapes, device,
-                                 batch_size) if reduce is not None else {}
-
-    def dims_of(var: str) -> tuple[str, ...]:
-        if var == "halted_at":
-            return ("presentation",)
-        if var in SCALARS:
-            return ("presentation", "iteration")
-        base = var.removesuffix("_feedback")
-        return ("presentation", "iteration", f"neuroid_{base}")
-
-    variables = {var: (dims_of(var), "f4") for var in probe}
-    coords = _metadata_coords(stimuli)
-    coords.update({"iteration": ("iteration", np.arange(steps + 1)),
-                   "time_bin_start": ("iteration", time_bins.starts(steps)),
-                   "time_bin_end": ("iteration", time_bins.ends(steps))})
-    for n in names:
-        coords.update(_neuroid_coords(n, (reductions[n].size,) if n in reductions else shapes[n]))
     settings = dict(model_id=model_id, model_sha256=checkpoint_sha256 or model_digest(model),
-                    stimulus_set=stimuli.identifier, n=len(stimuli), layers=names,
-                    iterations=steps, eta=eta if eta is not None else model.eta,
-                    feedback=feedback, reduce=None if reduce is None else vars(reduce),
-                    time_bins=vars(time_bins), **({} if halt is None else {"halt": halt}))
-    skeleton = xr.Dataset(coords=coords, attrs={
-        "model_id": model_id, "checkpoint_sha256": settings["model_sha256"],
-        "model_config": json.dumps(model.config), "iterations": steps,
-        "eta": float("nan") if settings["eta"] is None else settings["eta"],  # NaN: not CNN-F
-        "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
-        "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
-        "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
-        "reduction": json.dumps(settings["reduce"]), FINGERPRINT: json.dumps(settings,
-                                                                              sort_keys=True),
-    })
-    writer = make_writer(out, skeleton, variables, batch_size)
-    rows = np.arange(len(stimuli))
-    complete = False
-    try:
-        with tqdm(total=len(stimuli), initial=writer.done, desc=f"extract {out.name}",
+                    stimulus_set=stimuli.identifier, stimuli=stimulus_digest(stimuli),
+                    n=len(stimuli), layers=names, iterations=steps,
+                    eta=eta if eta is not None else model.eta, feedback=feedback,
+                    reduce=None if reduce is None else vars(reduce), time_bins=vars(time_bins),
+                    dtype="float32", **({} if halt is None else {"halt": halt}))
+    with output_lock(out):
+        store = PartialStore.resume(out, settings, restart_if_changed)
+        first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
+        probe = trace_arrays(model, first_image, names, steps, eta, feedback, halt)
+        per_image = sum(array.nbytes for array in probe.values())
+        chunk = store.chunk if store else max(1, min(batch_size,
+                                                     int(max_batch_mb * 2**20) // per_image))
+        shapes = _feature_shapes(model, first_image, names)
+        if store is not None:
+            reductions = from_arrays(store.extras, reduce.method) if reduce else {}
+        else:
+            reductions = _fit_reductions(model, stimuli, names, steps, eta, reduce, shapes,
+                                         device, chunk) if reduce else {}
+        variables = {var: (_dims(var), "f4") for var in probe}
+        skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
+                             time_bins)
+        if store is None:
+            store = PartialStore.create(out, skeleton, variables, chunk, settings,
+                                        to_arrays(reductions))
+        rows = np.arange(len(stimuli))
+        with tqdm(total=len(stimuli), initial=store.done, desc=f"extract {out.name}",
                   unit="img", disable=not progress) as bar:
-            for start in range(writer.done, len(stimuli), batch_size):
-                batch = rows[start:start + batch_size]
+            for start in range(store.done, len(stimuli), store.chunk):
+                batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
                 arrays = trace_arrays(model, images, names, steps, eta, feedback, halt)
                 for var, array in arrays.items():
@@ -254,12 +279,53 @@ def extract(
                         flat = torch.from_numpy(array).reshape(-1, array.shape[-1])
                         arrays[var] = reductions[base](flat).reshape(len(batch), steps + 1,
                                                                     -1).numpy()
-                writer.write(start, arrays)
+                store.write(start, arrays)
                 bar.update(len(batch))
-        complete = True
-    finally:
-        writer.close(complete)
-    return out
+        return store.finish(skeleton, variables)
+
+
+def _feature_shapes(model: CNNF, image: torch.Tensor, names: list[str]) -> dict[str, tuple]:
+    """Feature shape (C, H, W) or (D,) of each requested layer and output."""
+    with torch.no_grad():
+        trace = model(image, iterations=0, layers=[n for n in names if n in model.taps])
+    shapes = {n: tuple(trace.forward[n][0].shape[1:]) for n in names if n in model.taps}
+    shapes.update({"h_hat": tuple(trace.h.shape[1:]), "logits": (model.num_classes,),
+                   "probabilities": (model.num_classes,)})
+    return shapes
+
+
+def _dims(var: str) -> tuple[str, ...]:
+    if var == "halted_at":
+        return ("presentation",)
+    if var in SCALARS:
+        return ("presentation", "iteration")
+    return ("presentation", "iteration", f"neuroid_{var.removesuffix('_feedback')}")
+
+
+def _skeleton(model: CNNF, stimuli: StimulusSet, names: list[str], probe: dict, shapes: dict,
+              reductions: dict[str, Projection], settings: dict,
+              time_bins: TimeBins) -> xr.Dataset:
+    """Coords and attrs of the activation dataset (no data variables)."""
+    from neurocnnf import __version__
+
+    steps = settings["iterations"]
+    coords = _metadata_coords(stimuli)
+    coords.update({"iteration": ("iteration", np.arange(steps + 1)),
+                   "time_bin_start": ("iteration", time_bins.starts(steps)),
+                   "time_bin_end": ("iteration", time_bins.ends(steps))})
+    for n in names:
+        coords.update(_neuroid_coords(n, (reductions[n].size,) if n in reductions else shapes[n]))
+    channels, size = model.input_shape[0], model.input_shape[1]
+    return xr.Dataset(coords=coords, attrs={
+        "model_id": settings["model_id"], "checkpoint_sha256": settings["model_sha256"],
+        "model_config": json.dumps(model.config), "iterations": steps,
+        "eta": float("nan") if settings["eta"] is None else settings["eta"],  # NaN: not CNN-F
+        "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
+        "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
+        "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
+        "reduction": json.dumps(settings["reduce"]),
+        FINGERPRINT: json.dumps(settings, sort_keys=True),
+    })
 
 
 def extract_dataset(model: CNNF, stimuli: StimulusSet, path: str | os.PathLike,

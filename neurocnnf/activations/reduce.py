@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,3 +44,20 @@ def fit_pca(features: Tensor, k: int) -> Projection:
     mean = features.mean(0)
     _, _, v = torch.linalg.svd(features - mean, full_matrices=False)
     return Projection("pca", mean, v[:k].T.contiguous())
+
+
+def to_arrays(projections: dict[str, Projection]) -> dict[str, np.ndarray]:
+    """Projections by layer as arrays '<layer>.mean' (D,), '<layer>.components' (D, k)."""
+    arrays = {}
+    for layer, projection in projections.items():
+        arrays[f"{layer}.mean"] = projection.mean.numpy()
+        arrays[f"{layer}.components"] = projection.components.numpy()
+    return arrays
+
+
+def from_arrays(arrays: dict[str, np.ndarray], method: str) -> dict[str, Projection]:
+    """The inverse of ``to_arrays``."""
+    layers = [key.removesuffix(".mean") for key in arrays if key.endswith(".mean")]
+    return {layer: Projection(method, torch.from_numpy(arrays[f"{layer}.mean"]),
+                              torch.from_numpy(arrays[f"{layer}.components"]))
+            for layer in layers}

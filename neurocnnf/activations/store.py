@@ -1,26 +1,41 @@
-"""Activation stores: NetCDF (h5netcdf) and Zarr, written batch by batch, and their reader.
+"""Activation stores: NetCDF (h5netcdf) or Zarr, written through a resumable partial store.
 
-A store is written under ``<path>.partial`` and renamed to ``<path>`` when complete, so a
-finished path is always a whole file. The presentations written so far (NetCDF: the attribute
-``neurocnnf_done``; Zarr: the appended length) are where an interrupted extraction resumes.
+Batches are written to ``<path>.partial``, a Zarr store sized for every presentation with one
+chunk per batch. After each batch is on disk, ``neurocnnf-progress.json`` there is replaced
+(atomically) with the count of presentations done and the settings of the extraction (model,
+stimuli, layers, ...). A kill at any point loses at most the batch in flight: a rerun with the
+same settings continues at ``done`` (batches are chunk-aligned, so rewriting one never touches
+another); a rerun with other settings is refused and the partial store left as it is. When
+every batch is written, the partial store becomes ``<path>``: renamed (Zarr), or converted batch
+by batch to a temporary NetCDF file that is then renamed, so a finished path is always whole.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
+import sys
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-DONE = "neurocnnf_done"
+from neurocnnf.train.checkpoint import atomic_write
+
 FINGERPRINT = "neurocnnf_fingerprint"
+PROGRESS = "neurocnnf-progress.json"
+EXTRAS = "neurocnnf-extras.npz"
+RESTART = "extract --restart-if-changed"
 
 
 class StoreError(ValueError):
-    """An activation store that cannot be resumed or read."""
+    """An activation store that cannot be written, resumed or read."""
 
 
 def store_format(path: Path) -> str:
@@ -35,83 +50,205 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-class NetCDFWriter:
-    """Coordinates written by xarray, then data variables filled slice by slice (h5netcdf)."""
+class PartialStore:
+    """``<path>.partial`` of one extraction: open an existing one (``resume``) or ``create`` it,
+    ``write`` batches, then ``finish`` into ``<path>``.
 
-    def __init__(self, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple],
-                 chunk: int) -> None:
-        import h5netcdf
+    ``done``: presentations on disk; ``chunk``: presentations per batch (fixed at creation);
+    ``extras``: arrays saved with the store at creation (e.g. the reduction maps).
+    Disk errors (full disk, quota, file size limit) raise StoreError; the store stays resumable.
+    """
 
+    def __init__(self, path: Path, settings: dict, done: int, chunk: int,
+                 extras: dict[str, np.ndarray]) -> None:
         self.path, self.partial = path, partial_path(path)
-        fingerprint = skeleton.attrs[FINGERPRINT]
-        if self.partial.exists() and _readable_fingerprint(self.partial) == fingerprint:
-            self.file = h5netcdf.File(self.partial, "a")
-        else:
-            _remove(self.partial)
-            skeleton.attrs[DONE] = 0
-            skeleton.to_netcdf(self.partial, engine="h5netcdf")
-            self.file = h5netcdf.File(self.partial, "a")
+        self.settings, self.done, self.chunk, self.extras = settings, done, chunk, extras
+
+    @classmethod
+    def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False
+               ) -> PartialStore | None:
+        """The partial store of ``path`` if there is one (None otherwise); StoreError if it was
+        made with other settings or cannot be resumed (it is left untouched), unless
+        ``restart_if_changed``: then it is deleted (None)."""
+        partial = partial_path(path)
+        if not partial.exists():
+            return None
+        try:
+            return cls._resume(path, settings)
+        except StoreError:
+            if not restart_if_changed:
+                raise
+            _remove(partial)
+            return None
+
+    @classmethod
+    def _resume(cls, path: Path, settings: dict) -> PartialStore:
+        partial = partial_path(path)
+        try:
+            progress = json.loads((partial / PROGRESS).read_text())
+            done, chunk, made_with = progress["done"], progress["chunk"], progress["settings"]
+            with np.load(partial / EXTRAS) as extras:
+                arrays = dict(extras)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StoreError(f"{partial} is not a resumable extraction ({error}); delete it to "
+                             f"start over ({RESTART} does)") from None
+        settings = _normalized(settings)
+        changed = _differences(made_with, settings)
+        if changed:
+            raise StoreError(f"{partial} holds an unfinished extraction made from other inputs "
+                             f"({changed}); it is left as it is: run again with the inputs it "
+                             f"was made from, or delete it to start over ({RESTART} does)")
+        return cls(path, settings, done, chunk, arrays)
+
+    @classmethod
+    def create(cls, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
+               settings: dict, extras: dict[str, np.ndarray]) -> PartialStore:
+        """A new partial store: coords and attrs of ``skeleton``, empty (NaN) float ``variables``
+        (name -> (dims, dtype)) chunked by ``chunk`` presentations, and ``extras``."""
+        import zarr
+
+        store = cls(path, _normalized(settings), 0, chunk, extras)
+        tmp = store.partial.with_name(store.partial.name + ".tmp")
+        with store._disk_errors(tmp):
+            _remove(tmp)  # left by a run killed while creating it
+            skeleton.to_zarr(tmp, mode="w", consolidated=False, **_zarr_options())
+            group = zarr.open_group(str(tmp), mode="r+")
+            create = getattr(group, "create_array", None) or group.create_dataset  # zarr 3 | 2
             coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
             for name, (dims, dtype) in variables.items():
-                shape = tuple(self.file.dimensions[d].size for d in dims)
-                chunks = (min(chunk, shape[0]),) + shape[1:]
-                variable = self.file.create_variable(name, dims, dtype=dtype, chunks=chunks,
-                                                     fillvalue=np.nan)
+                shape = tuple(skeleton.sizes[d] for d in dims)
+                array = create(name, shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype,
+                               fill_value=np.nan)
+                array.attrs.update({"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
+            np.savez(tmp / EXTRAS, **extras)
+            store._save_progress(tmp, 0)
+            os.replace(tmp, store.partial)
+        return store
+
+    def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        """Write presentations ``start:start + len`` (``start`` = ``done``, one chunk) of every
+        variable, then record them as done."""
+        import zarr
+
+        stop = start + len(next(iter(arrays.values())))
+        with self._disk_errors(self.partial):
+            group = zarr.open_group(str(self.partial), mode="r+")
+            for name, values in arrays.items():
+                group[name][start:stop] = values
+            self._save_progress(self.partial, stop)
+        self.done = stop
+
+    def finish(self, skeleton: xr.Dataset, variables: dict[str, tuple]) -> Path:
+        """Turn the complete partial store into ``path`` (NetCDF: converted; Zarr: renamed)."""
+        import zarr
+
+        if store_format(self.path) == "zarr":
+            with self._disk_errors(self.path), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Object at neurocnnf-")  # ours
+                zarr.consolidate_metadata(str(self.partial))
+                _remove(self.path)
+                os.replace(self.partial, self.path)
+            for name in (PROGRESS, EXTRAS):
+                (self.path / name).unlink(missing_ok=True)
+            return self.path
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self._disk_errors(tmp):
+            _remove(tmp)  # left by a run killed while converting
+        error = _in_child(lambda: self._to_netcdf(tmp, skeleton, variables))
+        if error is not None:
+            _remove(tmp)
+            raise self._write_error(tmp, error)
+        with self._disk_errors(self.path):
+            os.replace(tmp, self.path)
+        _remove(self.partial)
+        return self.path
+
+    def _to_netcdf(self, tmp: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
+        """Coordinates written by xarray, then each variable copied chunk by chunk."""
+        import h5netcdf
+        import zarr
+
+        source = zarr.open_group(str(self.partial), mode="r")
+        skeleton.to_netcdf(tmp, engine="h5netcdf")
+        coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
+        with h5netcdf.File(tmp, "a") as file:
+            for name, (dims, dtype) in variables.items():
+                shape = source[name].shape
+                variable = file.create_variable(name, dims, dtype=dtype, fillvalue=np.nan,
+                                                chunks=(min(self.chunk, shape[0]),) + shape[1:])
                 variable.attrs["coordinates"] = coordinates
-        self.done = int(self.file.attrs[DONE])
+                for start in range(0, shape[0], self.chunk):
+                    variable[start:start + self.chunk] = source[name][start:start + self.chunk]
 
-    def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
-        stop = start + len(next(iter(arrays.values())))
-        for name, values in arrays.items():
-            self.file.variables[name][start:stop] = values
-        self.file.attrs[DONE] = stop
-        self.file.flush()
-        self.done = stop
+    def _save_progress(self, folder: Path, done: int) -> None:
+        progress = {"done": done, "chunk": self.chunk, "settings": self.settings}
+        atomic_write(folder / PROGRESS, lambda tmp: Path(tmp).write_text(json.dumps(progress)))
 
-    def close(self, complete: bool) -> None:
-        self.file.close()
-        if complete:
-            _remove(self.path)
-            os.replace(self.partial, self.path)
+    @contextmanager
+    def _disk_errors(self, target: Path):
+        """OSError while writing (full disk, quota, size limit) -> one StoreError line."""
+        try:
+            yield
+        except OSError as error:
+            raise self._write_error(target, error.strerror or str(error)) from None
+
+    def _write_error(self, target: Path, reason: str) -> StoreError:
+        return StoreError(
+            f"cannot write {target}: {reason}; {self.done} of {self.settings.get('n', '?')} "
+            f"presentations are saved in {self.partial}: free space (or fix the cause) and run "
+            "the same command again to resume")
 
 
-class ZarrWriter:
-    """The first batch creates the store (coords included); later batches are appended."""
+def _in_child(work: Callable[[], None]) -> str | None:
+    """Run ``work`` in a forked child; None if it succeeded, else its error (one line).
 
-    def __init__(self, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple],
-                 chunk: int) -> None:
-        self.path, self.partial, self.skeleton = path, partial_path(path), skeleton
-        self.variables, self.chunk = variables, chunk
-        self.done = 0
-        if self.partial.exists():
-            try:
-                existing = xr.open_zarr(self.partial)
-            except Exception:  # an unreadable half-written store: start over
-                existing = None
-            if existing is not None and existing.attrs.get(FINGERPRINT) == \
-                    skeleton.attrs[FINGERPRINT]:
-                self.done = existing.sizes["presentation"]
-            else:
-                _remove(self.partial)
+    HDF5 cannot recover from a failed write (a full disk): the process that made it crashes at
+    exit. In a child that crash stays there. The child dies with its parent (Linux), so a
+    killed extraction leaves no writer behind.
+    """
+    read, write = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child never returns
+        os.close(read)
+        try:
+            if sys.platform.startswith("linux"):
+                ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before that
+                os._exit(1)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # HDF5 reports its failures at length
+            work()
+            os._exit(0)
+        except BaseException as error:
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            os.write(write, reason.splitlines()[0].split(" (")[0][:500].encode())
+            os._exit(1)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        reason = pipe.read().decode(errors="replace")
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status == 0:
+        return None
+    return reason or f"the writer ended with status {status}"
 
-    def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
-        stop = start + len(next(iter(arrays.values())))
-        part = self.skeleton.isel(presentation=slice(start, stop))
-        part = part.assign({name: (self.variables[name][0], values)
-                            for name, values in arrays.items()})
-        if start == 0:
-            encoding = {name: {"chunks": (self.chunk,) + values.shape[1:]}
-                        for name, values in arrays.items()}
-            part.to_zarr(self.partial, mode="w", encoding=encoding, **_zarr_options())
+
+def _normalized(settings: dict) -> dict:
+    """Settings as they read back from JSON (tuples as lists), for comparisons."""
+    return json.loads(json.dumps(settings, sort_keys=True))
+
+
+def _differences(old: dict, new: dict) -> str:
+    """'key: old -> new' for short values, 'key changed' for long ones (digests)."""
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if len(repr(before)) + len(repr(after)) <= 60:
+            parts.append(f"{key}: {before!r} -> {after!r}")
         else:
-            part.drop_vars([c for c in part.coords if "presentation" not in part[c].dims]) \
-                .to_zarr(self.partial, append_dim="presentation", **_zarr_options())
-        self.done = stop
-
-    def close(self, complete: bool) -> None:
-        if complete:
-            _remove(self.path)
-            os.replace(self.partial, self.path)
+            parts.append(f"{key} changed")
+    return "; ".join(parts)
 
 
 def _zarr_options() -> dict:
@@ -119,19 +256,6 @@ def _zarr_options() -> dict:
     import zarr
 
     return {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
-
-
-def make_writer(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int):
-    writer = NetCDFWriter if store_format(path) == "netcdf" else ZarrWriter
-    return writer(path, skeleton, variables, chunk)
-
-
-def _readable_fingerprint(path: Path) -> str | None:
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as existing:
-            return existing.attrs.get(FINGERPRINT)
-    except Exception:  # a file killed mid-write may not open: it is rewritten
-        return None
 
 
 def _remove(path: Path) -> None:

@@ -45,7 +45,7 @@ rule extract_similarity:
         "OMP_NUM_THREADS={threads} neurocnnf extract {params.checkpoint} --out {output} "
         "--stimuli folder:{params.stimuli} --iterations {params.iterations} "
         "--reduce {params.reduce} --model-id {wildcards.model} "
-        "--device {params.device} --no-progress > {log} 2>&1"
+        "--device {params.device} --restart-if-changed --no-progress > {log} 2>&1"
 
 
 rule extract_difficulty:
@@ -68,4 +68,5 @@ rule extract_difficulty:
         "OMP_NUM_THREADS={threads} neurocnnf extract {params.checkpoint} --out {output} "
         "--stimuli folder:{params.stimuli} --iterations {params.iterations} "
         "--layers logits,probabilities "
-        "--model-id {wildcards.model} --device {params.device} --no-progress > {log} 2>&1"
+        "--model-id {wildcards.model} --device {params.device} --restart-if-changed "
+        "--no-progress > {log} 2>&1"
