@@ -38,14 +38,15 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (set and restored at once: there is no way to only read it)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
