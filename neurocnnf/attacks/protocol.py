@@ -117,12 +117,12 @@ def run_evaluation(
     from neurocnnf.outputs import check_output_folder
     from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
-    from neurocnnf.viz import robustness as fig
 
     check_request(attacks, len(twins), limit, test_iterations, pgd_steps, spsa_steps,
                   batch_size)
     specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
     check_output_folder(out)
+    from neurocnnf.viz import robustness as fig  # slow to import: after the checks
     files = [resolve_checkpoint(p) for p in [*twins, *checkpoints]]
     names = unique_names(files)
     twin_names, names = names[:len(twins)], names[len(twins):]
