@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from neurocnnf.device import DeviceError, check_device_name
 from neurocnnf.models import ARCHITECTURES
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -120,12 +121,14 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
-            (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-             f"device {self.device!r} is not auto, cpu, cuda[:N] or mps"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        try:
+            check_device_name(self.device)
+        except DeviceError as error:
+            raise ConfigError(str(error)) from None
         return self
 
 
