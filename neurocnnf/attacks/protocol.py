@@ -136,9 +136,9 @@ def run_evaluation(
         frames.append(evaluate(twin_model, images, labels, cnn_specs, twin=None,
                                batch_size=batch_size, seed=seed, name=name, label="CNN",
                                progress=progress))
-    for index, (path, name) in enumerate(zip(checkpoints, names, strict=True)):
+    for index, (path, name) in enumerate(zip(files[len(twins):], names, strict=True)):
         model = load_model(path, map_location=device)
-        label = _label(model, resolve_checkpoint(path))
+        label = _label(model, path)
         twin_model = twin_models[index % len(twin_models)] if twin_models else None
         frames.append(evaluate(model, images, labels, specs, twin=twin_model,
                                batch_size=batch_size, seed=seed, name=name, label=label,
