@@ -169,6 +169,7 @@ def test_stimuli_of_a_folder_with_a_filename_column_and_no_orphans(tmp_path):
     assert snapshot(out) == before
 
 
+@pytest.mark.data
 def test_dataset_subsets_take_exactly_n_balanced_and_empty_csv_is_an_error(tmp_path):
     from neurocnnf.stimuli import load_stimuli
 
@@ -190,6 +191,7 @@ def test_dataset_subsets_take_exactly_n_balanced_and_empty_csv_is_an_error(tmp_p
         assert result.exit_code == 2 and message in error_line(result)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("perturb, message", [
     ("noise=nan", "noise levels [nan] are out of range: noise takes noise sd"),
     ("noise=-0.1", "noise levels [-0.1] are out of range"),
@@ -247,6 +249,7 @@ def test_model_input_far_outside_pixel_range_warns_and_float64_is_refused():
 # ---------------------------------------------------------------- training and evaluation
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("real, override, message", [
     (True, "data.train_limit=0", "data.train_limit must be >= 1 or null, got 0"),
     (False, "data.train_limit=-5", "data.train_limit must be >= 1 or null, got -5"),
@@ -276,6 +279,8 @@ def test_evaluate_refuses_bad_ranges(checkpoint, tmp_path, real, option, message
     refused(result, message, out, before)
 
 
+@pytest.mark.data
+@pytest.mark.slow
 def test_tampered_checkpoint_metadata_is_refused(checkpoint, tmp_path):
     from neurocnnf.train import CheckpointError, load_model
 
@@ -367,6 +372,8 @@ def test_output_folder_not_writable_is_refused(checkpoint):
     assert "output folder /proc/neurocnnf-test is not writable" in error_line(result)
 
 
+@pytest.mark.data
+@pytest.mark.slow
 def test_train_does_not_overwrite_a_run_and_resume_names_the_changed_keys(tmp_path):
     out = tmp_path / "run"
     first = cli("train", "quickstart", "--out", out, *TINY_TRAIN)
