@@ -151,14 +151,19 @@ def train(
     jobs; continue with ``resume=True``); the test set is then not scored yet.
     restart_if_changed: when resuming a run folder trained with another config, set its resume
     state aside (``resume.stale.pt``) and start over instead of raising (workflows use this).
-    overwrite: without ``resume``, replace a run already in ``out_dir`` (else ConfigError).
+    overwrite: without ``resume``, delete a run already in ``out_dir`` and train anew (else
+    ConfigError).
     """
     config.validate()
     out = Path(out_dir)
     existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing and not resume and not overwrite:
-        raise ConfigError(f"{out} already holds a run ({', '.join(existing)}): use --resume to "
-                          "continue it or --overwrite to replace it")
+    if existing and not resume:
+        if not overwrite:
+            raise ConfigError(f"{out} already holds a run ({', '.join(existing)}): use --resume "
+                              "to continue it or --overwrite to replace it")
+        if os.environ.get("RANK", "0") == "0":  # the old run goes as a whole, not file by file
+            for name in existing:
+                (out / name).unlink(missing_ok=True)
     device = resolve_device(config.device)
     ddp = _start_distributed(device)
     if ddp.world > 1 and device.type == "cuda":
