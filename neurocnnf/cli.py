@@ -21,10 +21,23 @@ def _fail(error: Exception) -> None:
 
 
 def _device(name: str) -> str:
-    """'auto' -> the best available device; anything else as given."""
-    from neurocnnf.train.loop import select_device
+    """The device a --device option names, checked to be available here (else exit 2)."""
+    from neurocnnf.device import DeviceError, resolve_device
 
-    return str(select_device(name)) if name == "auto" else name
+    try:
+        return str(resolve_device(name))
+    except DeviceError as error:
+        _fail(error)
+
+
+def _writable(folder: Path) -> None:
+    """Exit 2 before any work when the output folder cannot be written."""
+    from neurocnnf.outputs import OutputError, check_output_folder
+
+    try:
+        check_output_folder(folder)
+    except OutputError as error:
+        _fail(error)
 
 
 @app.command()
@@ -33,6 +46,7 @@ def train(
     out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/run"),
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. optim.lr=0.01")] = [],  # noqa: B006
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in OUT")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace a run already in OUT")] = False,
     restart_if_changed: Annotated[bool, typer.Option(
         help="with --resume: start over if OUT was trained with another config")] = False,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps")] = None,
@@ -46,9 +60,14 @@ def train(
     overrides = list(set_) + ([f"device={device}"] if device else [])
     try:
         config = load_config(preset, overrides)
+    except ConfigError as error:
+        _fail(error)
+    _device(config.device)
+    _writable(out)
+    try:
         typer.echo(f"training {config.name} -> {out}")
         results = run_training(config, out, resume=resume, progress=progress,
-                               restart_if_changed=restart_if_changed)
+                               restart_if_changed=restart_if_changed, overwrite=overwrite)
     except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError) as error:
         _fail(error)
     if results:  # empty on the non-main ranks of a torchrun job
@@ -118,7 +137,7 @@ def _perturbed_set(stimulus_set, specs: list[str]):
         kind, sep, levels = spec.partition("=")
         if not sep or not levels:
             raise StimulusError(f"--perturb {spec!r} must look like KIND=L1,L2,...")
-        stimulus_set = perturb(stimulus_set, kind, [float(v) for v in levels.split(",")])
+        stimulus_set = perturb(stimulus_set, kind, _numbers(levels, f"--perturb {kind}", float))
     return stimulus_set
 
 
@@ -137,6 +156,7 @@ def stimuli(
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.stimuli import StimulusError, load_stimuli, write_folder
 
+    _writable(out)
     try:
         stimulus_set = _perturbed_set(load_stimuli(spec), perturb)
         csv = write_folder(stimulus_set, out, channels, size, progress=progress)
@@ -145,8 +165,13 @@ def stimuli(
     typer.echo(f"wrote {len(stimulus_set)} stimuli: {csv}")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(",") if v)
+def _numbers(text: str, option: str, kind: type = float) -> tuple:
+    """'0.1,0.2' -> (0.1, 0.2) as ``kind`` (float or int); exit 2 naming the option if not."""
+    try:
+        return tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        _fail(ValueError(f"{option} {text!r}: expected comma-separated "
+                         f"{'integers' if kind is int else 'numbers'}"))
 
 
 @app.command()
@@ -175,12 +200,13 @@ def evaluate(
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.train import CheckpointError
 
+    grid = _numbers(eps_grid, "--eps-grid")
+    iterations = _numbers(test_iterations, "--test-iterations", int)
     try:
         run_evaluation(
-            checkpoints, out, twin, dataset, limit, eps, _floats(eps_grid),
-            tuple(a for a in attacks.split(",") if a), pgd_steps, spsa_steps,
-            tuple(int(t) for t in _floats(test_iterations)), batch_size, seed, _device(device),
-            progress)
+            checkpoints, out, twin, dataset, limit, eps, grid,
+            tuple(a.strip() for a in attacks.split(",") if a.strip()), pgd_steps, spsa_steps,
+            iterations, batch_size, seed, _device(device), progress)
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
             ImportError) as error:
         _fail(error)
@@ -310,6 +336,7 @@ def analyze_rsa(
     from neurocnnf.analysis.runs import run_rsa
     from neurocnnf.data import DataNotFoundError
 
+    _writable(out)
     try:
         table = run_rsa(activations, out, method, n_boot)
     except (StoreError, DataNotFoundError, ValueError) as error:
@@ -329,6 +356,7 @@ def analyze_difficulty(
     from neurocnnf.activations import StoreError
     from neurocnnf.analysis.runs import run_difficulty
 
+    _writable(out)
     try:
         summary = run_difficulty(activations, out, tolerance)
     except (StoreError, ValueError) as error:
@@ -353,6 +381,7 @@ def analyze_predictive_coding(
     from neurocnnf.stimuli import StimulusError
     from neurocnnf.train import CheckpointError
 
+    _writable(out)
     checkpoints = {}
     for item in model:
         name, sep, path = item.partition("=")
@@ -360,8 +389,8 @@ def analyze_predictive_coding(
             _fail(ValueError(f"--model {item!r} must look like NAME=CHECKPOINT"))
         checkpoints[name] = Path(path)
     try:
-        summary = run_predictive_coding(checkpoints, out, images, _floats(noise), iterations,
-                                        batch_size, progress)
+        summary = run_predictive_coding(checkpoints, out, images, _numbers(noise, "--noise"),
+                                        iterations, batch_size, progress)
     except (CheckpointError, StimulusError, ValueError, FileNotFoundError) as error:
         _fail(error)
     typer.echo(json.dumps(summary, indent=2))
@@ -384,6 +413,7 @@ def visualize(
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.viz.figure6 import run_figure6
 
+    _writable(out)
     try:
         written = run_figure6(load_model(checkpoint), out, dataset, n_show, n_stats, layer, eps,
                               seed)
@@ -403,6 +433,8 @@ def data(
     from neurocnnf.data import DataIntegrityError, DataNotFoundError, prepare
     from neurocnnf.train.checkpoint import atomic_write
 
+    if out is not None:
+        _writable(out.parent)
     try:
         manifest = json.dumps(prepare(names, root), indent=2)
     except (DataNotFoundError, DataIntegrityError, ValueError) as error:

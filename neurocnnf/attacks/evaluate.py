@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from neurocnnf.attacks.pgd import fgsm, logits_fn, pgd
 from neurocnnf.attacks.spsa import spsa
 from neurocnnf.models import CNNF
+from neurocnnf.models.engine import check_iterations
 
 WHITE_BOX = ("fgsm", "pgd", "apgd-ce", "apgd-t")
 BLACK_BOX = ("spsa", "square", "transfer")
@@ -116,11 +117,19 @@ def _worst_of_restarts(run, model: CNNF, x: Tensor, y: Tensor, scoring: str,
     return best
 
 
+MAX_BATCH = 256  # images per model call in evaluation, whatever batch_size the caller asks
+
+
 @torch.no_grad()
 def predict(model: CNNF, x: Tensor, scoring: str = "last",
             iterations: int | None = None) -> Tensor:
-    """Predicted labels (N,) under a scoring ('first', 'last' or 'avg')."""
-    return model(x, iterations=iterations).scored(scoring).argmax(1)
+    """Predicted labels (N,) under a scoring ('first', 'last' or 'avg').
+
+    The model runs on at most ``MAX_BATCH`` images at a time and keeps no layer activations,
+    so memory is bounded whatever N is; only the (N,) labels are kept.
+    """
+    return torch.cat([model(chunk, iterations=iterations).scored(scoring).argmax(1)
+                      for chunk in x.split(MAX_BATCH)])
 
 
 def evaluate(
@@ -144,10 +153,18 @@ def evaluate(
     ``name`` identifies the checkpoint, ``label`` the family it belongs to (seeds of one
     setting share a label; figures average over them).
     Seeds are fixed per (attack, batch), so the same inputs give the same adversarial images.
+    Memory is bounded: the model sees at most ``min(batch_size, MAX_BATCH)`` images at a time,
+    and only one batch of adversarial images is kept (shared by the scorings that reuse it).
     """
+    if len(labels) == 0 or len(images) != len(labels):
+        raise ValueError(f"evaluate needs as many labels as images (>= 1), got {len(images)} "
+                         f"images and {len(labels)} labels")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = min(batch_size, MAX_BATCH)
     model.eval()
     device = next(model.parameters()).device
-    steps = model.iterations if iterations is None else iterations
+    steps = model.iterations if iterations is None else check_iterations(iterations)
     original = model.iterations
     model.iterations = steps
     if steps == 0:
@@ -156,29 +173,28 @@ def evaluate(
     try:
         total = len(specs) * len(scorings) * -(-len(labels) // batch_size)
         bar = tqdm(total=total, desc=f"evaluate {name}", disable=not progress)
-        cache: dict[tuple, Tensor] = {}
         for spec in specs:
             # for a plain CNN, e2e is the first pass: the same attack, the same examples
             key = replace(spec, target="first") if steps == 0 else spec
-            for scoring in scorings:
-                correct, started = 0, time.perf_counter()
-                for b, start in enumerate(range(0, len(labels), batch_size)):
-                    x = images[start:start + batch_size].to(device)
-                    y = labels[start:start + batch_size].to(device)
-                    reuse = key.target == "first" or key.attack in ("clean", "transfer")
-                    slot = (key, b) if reuse else (key, b, scoring)
-                    if slot not in cache:
+            reuse = key.target == "first" or key.attack in ("clean", "transfer")
+            correct, seconds = dict.fromkeys(scorings, 0), dict.fromkeys(scorings, 0.0)
+            for b, start in enumerate(range(0, len(labels), batch_size)):
+                x = images[start:start + batch_size].to(device)
+                y = labels[start:start + batch_size].to(device)
+                adv = None
+                for scoring in scorings:
+                    started = time.perf_counter()
+                    if adv is None or not reuse:
                         generator = torch.Generator().manual_seed(
                             seed * 7919 + zlib.crc32(repr(key).encode()) + b)
-                        cache[slot] = make_adversarial(key, model, x, y, scoring, generator,
-                                                       twin).cpu()
-                    adv = cache[slot].to(device)
-                    correct += int((predict(model, adv, scoring) == y).sum())
+                        adv = make_adversarial(key, model, x, y, scoring, generator, twin)
+                    correct[scoring] += int((predict(model, adv, scoring) == y).sum())
+                    seconds[scoring] += time.perf_counter() - started
                     bar.update(1)
-                rows.append({"model": name, "label": label or name, "iterations": steps,
-                             "trained_iterations": original, "scoring": scoring,
-                             **asdict(spec), "accuracy": correct / len(labels),
-                             "n": len(labels), "seconds": time.perf_counter() - started})
+            rows += [{"model": name, "label": label or name, "iterations": steps,
+                      "trained_iterations": original, "scoring": scoring, **asdict(spec),
+                      "accuracy": correct[scoring] / len(labels), "n": len(labels),
+                      "seconds": seconds[scoring]} for scoring in scorings]
         bar.close()
     finally:
         model.iterations = original
@@ -247,14 +263,16 @@ def masking_report(results: pd.DataFrame, tolerance: float = 0.01) -> list[Check
     3. accuracy goes to ~0 (<= 5%) at the largest eps tried (>= 0.3) under white-box attack;
     4. black-box accuracy (SPSA, Square, transfer) >= the lowest white-box accuracy.
     ``tolerance``: accuracy slack (sampling noise) before a check fails.
+    Each check compares one series: one model (label, name, test iterations), one scoring.
     """
     checks = []
-    keys = ["model", "scoring", "target", "eps"]
+    model_keys = ["label", "model", "iterations"]
+    keys = [*model_keys, "scoring", "target", "eps"]
     pgd_rows = results[results["attack"] == "pgd"]
     for key, group in pgd_rows.groupby(keys):
         fgsm_rows = results[(results["attack"] == "fgsm")
                             & (results[keys] == pd.Series(key, index=keys)).all(axis=1)]
-        label = "{} {} {} eps={}".format(*key)
+        label = "{} {} {} eps={}".format(_series_name(*key[:3]), *key[3:])
         if not fgsm_rows.empty:
             pgd_acc, fgsm_acc = group["accuracy"].min(), fgsm_rows["accuracy"].min()
             checks.append(Check("PGD <= FGSM", pgd_acc <= fgsm_acc + tolerance,
@@ -266,24 +284,28 @@ def masking_report(results: pd.DataFrame, tolerance: float = 0.01) -> list[Check
                                 f"{label}: steps {list(by_steps['steps'])} -> accuracy "
                                 f"{[round(a, 3) for a in by_steps['accuracy']]}"))
     white = results[results["attack"].isin(WHITE_BOX)]
-    for (model, scoring), group in white.groupby(["model", "scoring"]):
+    for key, group in white.groupby([*model_keys, "scoring"]):
         largest = group["eps"].max()
         if largest >= 0.3:
             acc = group[group["eps"] == largest]["accuracy"].min()
             checks.append(Check("large eps -> ~0", acc <= 0.05,
-                                f"{model} {scoring}: white-box accuracy {acc:.3f} at eps "
-                                f"{largest}"))
+                                f"{_series_name(*key[:3])} {key[3]}: white-box accuracy "
+                                f"{acc:.3f} at eps {largest}"))
     black = results[results["attack"].isin(BLACK_BOX)]
-    for (model, scoring, eps), group in black.groupby(["model", "scoring", "eps"]):
-        same = white[(white["model"] == model) & (white["scoring"] == scoring)
-                     & (white["eps"] == eps)]
+    keys = [*model_keys, "scoring", "eps"]
+    for key, group in black.groupby(keys):
+        same = white[(white[keys] == pd.Series(key, index=keys)).all(axis=1)]
         if not same.empty:
             worst_white, worst_black = same["accuracy"].min(), group["accuracy"].min()
             which = group.loc[group["accuracy"].idxmin(), "attack"]
             checks.append(Check("black-box >= white-box", worst_black >= worst_white - tolerance,
-                                f"{model} {scoring} eps={eps}: {which} {worst_black:.3f} vs "
-                                f"white-box {worst_white:.3f}"))
+                                f"{_series_name(*key[:3])} {key[3]} eps={key[4]}: {which} "
+                                f"{worst_black:.3f} vs white-box {worst_white:.3f}"))
     return checks
+
+
+def _series_name(label: str, model: str, iterations: int) -> str:
+    return f"{model}{'' if label == model else f' ({label})'} T={iterations}"
 
 
 def format_report(checks: list[Check]) -> str:

@@ -45,10 +45,51 @@ def attack_plan(eps: float, eps_grid: list[float], attacks: list[str], pgd_steps
     return specs
 
 
-def _identity(model, path: Path) -> tuple[str, str]:
+REQUESTABLE = ("fgsm", "pgd", "spsa", "transfer", "apgd-ce", "apgd-t", "square")
+
+
+def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
+                  test_iterations: tuple[int, ...], pgd_steps: int, spsa_steps: int,
+                  batch_size: int) -> None:
+    """Raise ValueError for an evaluation that cannot run as asked (before any work)."""
+    unknown = [a for a in attacks if a not in REQUESTABLE]
+    if unknown:
+        raise ValueError(f"unknown attack(s) {unknown}; choose from {', '.join(REQUESTABLE)} "
+                         "(lower case, comma-separated)")
+    if "transfer" in attacks and not twins:
+        raise ValueError("the transfer attack needs the plain-CNN twin: pass --twin CHECKPOINT "
+                         "or leave transfer out of --attacks")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1 (or omitted for the whole test set), got {limit}")
+    negative = [t for t in test_iterations if t < 0]
+    if negative:
+        raise ValueError(f"--test-iterations must be integers >= 0, got {negative}")
+    for name, value in (("--pgd-steps", pgd_steps), ("--spsa-steps", spsa_steps),
+                        ("--batch-size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def unique_names(paths: list[Path]) -> list[str]:
+    """A distinct name per checkpoint file: its folder/stem, with more parent folders where
+    two would share a name (runs/cnnf/seed0/best and runs/cnn/seed0/best)."""
+    parts = [p.resolve().with_suffix("").parts for p in paths]
+    depth = [2] * len(paths)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
+        clashes = {n for n in names if names.count(n) > 1}
+        if not clashes:
+            return names
+        grown = [d + 1 if n in clashes and d < len(p) else d
+                 for p, d, n in zip(parts, depth, names, strict=True)]
+        if grown == depth:  # the same file twice
+            raise ValueError(f"checkpoint(s) given twice: {sorted(clashes)}")
+        depth = grown
+
+
+def _label(model, path: Path) -> str:
     meta = getattr(model, "checkpoint_metadata", {})
-    name = f"{path.parent.name}/{path.stem}" if path.is_file() else path.name
-    return name, meta.get("config", {}).get("name", path.parent.name)
+    return meta.get("config", {}).get("name", path.parent.name)
 
 
 def run_evaluation(
@@ -73,27 +114,31 @@ def run_evaluation(
     With several seeds, pass one twin per checkpoint (same order): checkpoint i takes its
     transfer examples from twin i (modulo the number of twins), and every twin is a CNN row.
     """
+    from neurocnnf.outputs import check_output_folder
     from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
-    from neurocnnf.viz import robustness as fig
 
+    check_request(attacks, len(twins), limit, test_iterations, pgd_steps, spsa_steps,
+                  batch_size)
+    specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
+    check_output_folder(out)
+    from neurocnnf.viz import robustness as fig  # slow to import: after the checks
+    files = [resolve_checkpoint(p) for p in [*twins, *checkpoints]]
+    names = unique_names(files)
+    twin_names, names = names[:len(twins)], names[len(twins):]
     test = load_dataset(dataset, "test")
     n = len(test) if limit is None else min(limit, len(test))
     images, labels = test.images[:n].float() / 255, test.labels[:n]
     twin_models = [load_model(t, map_location=device) for t in twins]
-    if not twin_models:
-        attacks = tuple(a for a in attacks if a != "transfer")
-    specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
     frames = []
     cnn_specs = [s for s in specs if s.attack != "transfer"]
-    for path, twin_model in zip(twins, twin_models, strict=True):
-        name, _ = _identity(twin_model, resolve_checkpoint(path))
+    for name, twin_model in zip(twin_names, twin_models, strict=True):
         frames.append(evaluate(twin_model, images, labels, cnn_specs, twin=None,
                                batch_size=batch_size, seed=seed, name=name, label="CNN",
                                progress=progress))
-    for index, path in enumerate(checkpoints):
+    for index, (path, name) in enumerate(zip(files[len(twins):], names, strict=True)):
         model = load_model(path, map_location=device)
-        name, label = _identity(model, resolve_checkpoint(path))
+        label = _label(model, path)
         twin_model = twin_models[index % len(twin_models)] if twin_models else None
         frames.append(evaluate(model, images, labels, specs, twin=twin_model,
                                batch_size=batch_size, seed=seed, name=name, label=label,

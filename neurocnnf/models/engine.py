@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection
 from typing import Any, Literal
 
@@ -183,11 +184,22 @@ class CNNF(nn.Module):
 
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take."""
-        check_images(x, self.input_shape, self.config.get("arch", "model"))
+        check_images(x, self.input_shape, self.config.get("arch", "model"),
+                     next(self.parameters()).dtype)
 
 
-def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str) -> None:
-    """Raise a clear error unless ``x`` is a finite float batch (N, *input_shape)."""
+class InputRangeWarning(UserWarning):
+    """Images far outside the pixel scale [0, 1] the models are trained on."""
+
+
+RANGE_SLACK = 0.5  # how far outside [0, 1] a batch may reach before the warning
+
+
+def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str,
+                 dtype: torch.dtype = torch.float32) -> None:
+    """The one check of model input: raise a clear error unless ``x`` is a finite batch
+    (N, *input_shape) of the model's float ``dtype``; warn (once per call site,
+    :class:`InputRangeWarning`) when it reaches further than ``RANGE_SLACK`` outside [0, 1]."""
     c, hgt, wid = input_shape
     expected = f"(N, {c}, {hgt}, {wid})"
     if not isinstance(x, Tensor):
@@ -198,8 +210,17 @@ def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str) -> Non
         raise ValueError(f"{arch} expects images {expected}, got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"images must be float in [0, 1], got {x.dtype} (divide uint8 by 255)")
+    if x.dtype != dtype:
+        raise TypeError(f"images must be {dtype} like the model's weights, got {x.dtype} "
+                        f"(convert with x.to({dtype}))")
     if not torch.isfinite(x).all():
         raise ValueError("images contain NaN or infinite values")
+    if x.numel():
+        low, high = torch.aminmax(x.detach())
+        if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+            warnings.warn("images lie far outside the pixel scale [0, 1] the models expect "
+                          "(uint8: divide by 255; do not normalize): results are meaningless",
+                          InputRangeWarning, stacklevel=4)
 
 
 def check_layers(layers: Collection[str] | None, taps: tuple[str, ...]) -> None:

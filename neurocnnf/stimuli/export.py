@@ -8,6 +8,8 @@ reading the folder back (``from_folder``) gives the same stimuli without perturb
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,29 +24,47 @@ def write_folder(stimuli: StimulusSet, folder: str | os.PathLike, channels: int,
                  model=None, batch_size: int = 256, progress: bool = True) -> Path:
     """Render ``stimuli`` into ``folder`` (images/<row>.png + stimuli.csv); returns the CSV.
 
-    The CSV is written last and atomically, so a folder without it is an unfinished export.
+    The images are rendered into a hidden temporary folder first; only when every image is
+    written do they replace ``images/``, then the CSV is written atomically. A failure leaves
+    ``folder`` as it was (no orphan images). A CSV column naming the source files
+    (``filename``, ``image_file_name``, ``path``) is kept as ``source_<name>``.
     ``model`` is needed only for adversarial perturbations.
     """
     from PIL import Image
 
-    from neurocnnf.train.checkpoint import atomic_write
+    from neurocnnf.train.checkpoint import atomic_write, current_umask
 
     if channels not in (1, 3):
         raise StimulusError(f"channels must be 1 or 3, got {channels}")
+    if size < 1:
+        raise StimulusError(f"size must be >= 1 pixel, got {size}")
     folder = Path(folder)
-    (folder / "images").mkdir(parents=True, exist_ok=True)
     rows = np.arange(len(stimuli))
     names = [f"images/{row:06d}.png" for row in rows]
-    for start in tqdm(range(0, len(rows), batch_size), desc=f"render {folder.name}",
-                      disable=not progress):
-        batch = rows[start:start + batch_size]
-        images = render(stimuli, batch, channels, size, model)
-        pixels = (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        for row, array in zip(batch, pixels.numpy(), strict=True):
-            image = Image.fromarray(array[..., 0] if channels == 1 else array)
-            image.save(folder / names[row])
-    table = stimuli.metadata.drop(columns=["source_index"]).copy()
+    renamed = {c: f"source_{c}" for c in ("filename", "image_file_name", "path", "rendered")
+               if c in stimuli.metadata}
+    table = stimuli.metadata.drop(columns=["source_index", *(
+        c for c in renamed.values() if c in stimuli.metadata)]).rename(columns=renamed)
     table.insert(1, "filename", names)
     table["rendered"] = True
-    atomic_write(folder / "stimuli.csv", lambda tmp: table.to_csv(tmp, index=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".images-"))
+    try:
+        for start in tqdm(range(0, len(rows), batch_size), desc=f"render {folder.name}",
+                          disable=not progress):
+            batch = rows[start:start + batch_size]
+            images = render(stimuli, batch, channels, size, model)
+            pixels = (images * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            for row, array in zip(batch, pixels.numpy(), strict=True):
+                image = Image.fromarray(array[..., 0] if channels == 1 else array)
+                image.save(staging / Path(names[row]).name)
+        os.chmod(staging, 0o777 & ~current_umask())
+        old = folder / "images"
+        if old.exists():
+            old.rename(staging.with_name(staging.name + ".old"))
+        staging.rename(old)
+        atomic_write(folder / "stimuli.csv", lambda tmp: table.to_csv(tmp, index=False))
+    finally:
+        for leftover in (staging, staging.with_name(staging.name + ".old")):
+            shutil.rmtree(leftover, ignore_errors=True)
     return folder / "stimuli.csv"

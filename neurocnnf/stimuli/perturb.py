@@ -25,16 +25,42 @@ from neurocnnf.stimuli.sets import StimulusError, StimulusSet, convert
 
 KINDS = ("noise", "blur", "contrast", "occlusion", "adversarial")
 IDENTITY = {"noise": 0.0, "blur": 0.0, "contrast": 1.0, "occlusion": 0.0, "adversarial": 0.0}
+# the levels each kind accepts, inclusive: (low, high, what the level means)
+RANGES = {"noise": (0.0, 1.0, "noise sd in pixel scale"), "blur": (0.0, 16.0, "sigma in pixels"),
+          "contrast": (0.0, 1.0, "contrast kept"), "occlusion": (0.0, 1.0, "fraction covered"),
+          "adversarial": (0.0, 1.0, "L_inf radius in pixel scale")}
+
+
+def check_levels(kind: str, levels: list[float] | tuple[float, ...]) -> list[float]:
+    """``levels`` as floats; StimulusError for an unknown kind, a level outside the kind's
+    range (NaN included) or a level given twice."""
+    if kind not in KINDS:
+        raise StimulusError(f"unknown perturbation {kind!r}; choose from {KINDS}")
+    if not len(levels):
+        raise StimulusError("perturb needs at least one level")
+    low, high, meaning = RANGES[kind]
+    values = [float(v) for v in levels]
+    bad = [v for v in values if not low <= v <= high]  # False for NaN too
+    if bad:
+        raise StimulusError(f"{kind} levels {bad} are out of range: {kind} takes {meaning} in "
+                            f"[{low:g}, {high:g}]")
+    names = [f"{v:g}" for v in values]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise StimulusError(f"{kind} level(s) {repeated} given twice: each level once")
+    return values
 
 
 def perturb(stimuli: StimulusSet, kind: str, levels: list[float] | tuple[float, ...],
             seed: int = 0) -> StimulusSet:
-    """A set with one row per (stimulus, level); ``levels`` may include the identity level."""
-    if kind not in KINDS:
-        raise StimulusError(f"unknown perturbation {kind!r}; choose from {KINDS}")
-    if not levels:
-        raise StimulusError("perturb needs at least one level")
+    """A set with one row per (stimulus, level); ``levels`` may include the identity level.
+
+    Only unperturbed stimuli are perturbed: a set is perturbed along one kind."""
+    levels = check_levels(kind, levels)
     base = stimuli.metadata[stimuli.metadata["perturbation"] == "none"]
+    if base.empty:
+        raise StimulusError(f"{stimuli.identifier} has no unperturbed stimuli to perturb with "
+                            f"{kind} (it is perturbed already: one --perturb per set)")
     frames = []
     for level in levels:
         frame = base.copy()

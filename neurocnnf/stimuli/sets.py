@@ -56,23 +56,47 @@ class StimulusSet:
         return [_read_image(self.paths[int(i)]) for i in indices]
 
 
-def _read_image(path: Path) -> Tensor:
+BACKGROUND = 0.5  # grey on which transparent pixels are composited (pixel scale)
+NAME_COLUMNS = ("stimulus_id", "source_id", "filename", "image_file_name", "path",
+                "perturbation", "category")
+
+
+def _read_image(path: Path, background: float = BACKGROUND) -> Tensor:
+    """float32 (C, H, W) in [0, 1]: 8- and 16-bit images at their full range; images with
+    transparency composited on the grey ``background``."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            mode = "L" if image.mode in ("L", "1", "I;16", "I") else "RGB"
-            array = np.asarray(image.convert(mode))
+            if image.mode.startswith("I"):  # 16-bit grey ('I;16*', or 'I' from a PNG)
+                array = np.asarray(image).astype(np.float32)
+                if image.mode == "I" and (image.format != "PNG" or array.max() > 65535):
+                    raise StimulusError(f"{path}: 32-bit integer images are not supported; "
+                                        "save as 8- or 16-bit PNG")
+                array /= 65535.0
+            elif image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or image.has_transparency_data:
+                grey = image.mode in ("LA", "La") or (image.mode == "P" and _grey_palette(image))
+                pixels = np.asarray(image.convert("LA" if grey else "RGBA"), np.float32) / 255.0
+                alpha = pixels[..., -1:]
+                array = pixels[..., :-1] * alpha + background * (1.0 - alpha)
+            else:
+                mode = "L" if image.mode in ("L", "1") else "RGB"
+                array = np.asarray(image.convert(mode), np.float32) / 255.0
     except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
         raise StimulusError(f"cannot read image {path}: {error}") from None
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.array(array, order="C"))  # a writable copy (PIL: read-only)
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _grey_palette(image) -> bool:
+    rgb = np.asarray(image.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def convert(image: Tensor, channels: int, size: int) -> Tensor:
-    """uint8 (C, H, W) -> float (channels, size, size) in [0, 1]: luma or grey->RGB, then a
-    bilinear antialiased resize of the square centre crop."""
-    x = image.float().div(255.0)
+    """uint8 (C, H, W), or float in [0, 1] -> float (channels, size, size) in [0, 1]: luma or
+    grey->RGB, then a bilinear antialiased resize of the square centre crop."""
+    x = image.float().div(255.0) if image.dtype == torch.uint8 else image.float()
     if x.shape[0] == 3 and channels == 1:
         x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
     elif x.shape[0] == 1 and channels == 3:
@@ -95,8 +119,10 @@ def conversion_note(stimuli: StimulusSet, channels: int, size: int) -> str:
     c, h, w = first.shape
     colour = {(3, 1): "RGB->grey (ITU-R 601 luma)", (1, 3): "grey->RGB (repeat)"}.get(
         (c, channels), "channels kept")
+    alpha = (f"; transparency composited on grey {BACKGROUND}" if stimuli.images is None
+             else "")
     return (f"{colour}; {h}x{w} -> centre crop {min(h, w)} -> {size}x{size} "
-            "(bilinear, antialias); scaled to [0, 1]")
+            f"(bilinear, antialias); scaled to [0, 1]{alpha}")
 
 
 def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
@@ -108,25 +134,49 @@ def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
     return frame
 
 
+def read_table(csv: Path) -> pd.DataFrame:
+    """A metadata CSV with every column that names things (ids, file names, categories, any
+    ``*_id`` / ``*_name`` column) read as text: ``001`` stays ``001``, ``1e3`` stays ``1e3``."""
+    try:
+        header = pd.read_csv(csv, nrows=0).columns
+        names = [c for c in header if c in NAME_COLUMNS or str(c).endswith(("_id", "_name"))]
+        table = pd.read_csv(csv, dtype=dict.fromkeys(names, str))
+    except pd.errors.EmptyDataError:
+        raise StimulusError(f"{csv} is empty: it needs a header with stimulus_id and filename, "
+                            "and one row per stimulus") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise StimulusError(f"{csv}: not a readable CSV ({error})") from None
+    if table.empty:
+        raise StimulusError(f"{csv} lists no stimuli (a header but no rows)")
+    return table
+
+
 def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
                 identifier: str | None = None) -> StimulusSet:
     """Images in a folder with a metadata CSV (``stimulus_id`` plus ``filename`` or
     ``image_file_name``, relative to the folder; other columns are kept). Rows with
-    ``rendered`` true hold images already perturbed as listed (see ``stimuli.export``)."""
+    ``rendered`` true hold images already perturbed as listed (see ``stimuli.export``).
+    Naming columns are read as text (see ``read_table``)."""
     folder = Path(folder)
     csv = Path(csv) if csv is not None else folder / "stimuli.csv"
-    if not csv.exists():
+    if not csv.is_file():
         raise StimulusError(f"metadata CSV {csv} does not exist")
-    table = pd.read_csv(csv)
+    table = read_table(csv)
     if "stimulus_id" not in table.columns:
         raise StimulusError(f"{csv} has no 'stimulus_id' column (columns: {list(table.columns)})")
     path_column = next((c for c in ("filename", "image_file_name", "path") if c in table), None)
     if path_column is None:
         raise StimulusError(f"{csv} needs a 'filename' (or 'image_file_name') column")
-    if table["stimulus_id"].duplicated().any():
-        raise StimulusError(f"{csv}: stimulus_id values are not unique")
-    ids = table["stimulus_id"].astype(str).tolist()
-    paths = [folder / str(p) for p in table[path_column]]
+    for column in ("stimulus_id", path_column):
+        empty = np.flatnonzero(table[column].isna().to_numpy())
+        if len(empty):
+            raise StimulusError(f"{csv}: {column} is empty (or NA) in row(s) "
+                                f"{(empty + 2).tolist()[:5]} (line numbers)")
+    repeated = table["stimulus_id"][table["stimulus_id"].duplicated()].unique().tolist()
+    if repeated:
+        raise StimulusError(f"{csv}: stimulus_id values are not unique: {repeated[:5]}")
+    ids = table["stimulus_id"].tolist()
+    paths = [folder / p for p in table[path_column]]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise StimulusError(f"{len(missing)} image(s) listed in {csv} do not exist: {missing[:3]}")
@@ -138,17 +188,26 @@ def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
 
 def from_dataset(name: str, split: str = "test", n: int | None = 1000, seed: int = 0,
                  root=None) -> StimulusSet:
-    """A class-balanced subset of Fashion-MNIST or CIFAR-10 (``n`` images, seeded)."""
+    """``n`` images of Fashion-MNIST or CIFAR-10, class-balanced (seeded): n // classes of
+    each class, and one more of the first n % classes classes. None: the whole split."""
     data = load_dataset(name, split, root)
     rng = np.random.default_rng(seed)
     labels = data.labels.numpy()
-    if n is None or n >= len(labels):
+    if n is not None and not 1 <= n <= len(labels):
+        raise StimulusError(f"{name}:{split}:{n}: n must be in [1, {len(labels)}] "
+                            f"(the {split} split's size)")
+    if n is None or n == len(labels):
         chosen = np.arange(len(labels))
     else:
-        per_class = n // len(data.classes)
+        k = len(data.classes)
+        members = [np.flatnonzero(labels == c) for c in range(k)]
+        wanted, total = [0] * k, 0
+        while total < n:  # round robin over the classes that still have images
+            for c in range(k):
+                if total < n and wanted[c] < len(members[c]):
+                    wanted[c], total = wanted[c] + 1, total + 1
         chosen = np.sort(np.concatenate([
-            rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-            for c in range(len(data.classes))
+            rng.choice(m, w, replace=False) for m, w in zip(members, wanted, strict=True)
         ]))
     ids = [f"{data.name}-{split}-{i:05d}" for i in chosen]
     extra = {"label": labels[chosen], "category": [data.classes[c] for c in labels[chosen]],
@@ -174,6 +233,8 @@ def load_stimuli(spec: str, root=None) -> StimulusSet:
     if name in ("fashion_mnist", "cifar10"):
         parts = rest.split(":") if rest else []
         split = parts[0] if parts else "test"
+        if len(parts) > 2 or (len(parts) > 1 and not parts[1].strip().isdigit()):
+            raise StimulusError(f"{spec!r}: use {name}[:split[:n]] with n a positive integer")
         n = int(parts[1]) if len(parts) > 1 else 1000
         return from_dataset(name, split, n, root=root)
     if name == "folder":

@@ -8,10 +8,9 @@ from neurocnnf.train.config import (
     config_from_dict,
     load_config,
 )
-from neurocnnf.train.loop import evaluate, select_device, train
+from neurocnnf.train.loop import evaluate, train
 
 __all__ = [
     "CheckpointError", "ConfigError", "TrainConfig", "available_presets", "config_from_dict",
-    "evaluate", "load_config", "load_model", "read_metadata", "save_model", "select_device",
-    "train",
+    "evaluate", "load_config", "load_model", "read_metadata", "save_model", "train",
 ]

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from neurocnnf.models import CNNF, build_from_config
+from neurocnnf.models import CNNF, build_from_config, build_model
 
 FORMAT = "neurocnnf-checkpoint/1"
 
@@ -28,17 +28,28 @@ class CheckpointError(ValueError):
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file after a kill."""
+    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file after a kill.
+
+    The file gets the mode a plain ``open`` would give it (0666 less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask (set and restored at once: there is no way to only read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_model(model: CNNF, path: Path, **metadata: Any) -> None:
@@ -70,9 +81,14 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error})") from None
     if raw is None:
         raise CheckpointError(f"{path}: a safetensors file, but not a neurocnnf checkpoint")
-    meta = json.loads(raw)
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r}")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON ({error})") \
+            from None
+    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+    if found != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {found!r}")
     return meta
 
 
@@ -80,10 +96,10 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     """Rebuild a model from a checkpoint file, or a run folder (its best checkpoint)."""
     path = resolve_checkpoint(path)
     meta = read_metadata(path)
-    try:
-        model = build_from_config(meta["model"], meta["iterations"], meta["eta"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: cannot rebuild the model ({error})") from None
+    with torch.device("meta"):  # shapes only: the metadata is checked before any allocation
+        skeleton = _rebuild(meta, path)
+    check_metadata(meta, skeleton, stored_shapes(path), path)
+    model = _rebuild(meta, path)
     try:
         state = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError) as error:
@@ -93,19 +109,75 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     return model.to(map_location).eval()
 
 
-def load_weights(model: CNNF, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` into ``model``; a clear error for missing, extra or mis-shaped tensors."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+def _rebuild(meta: dict[str, Any], path: Path) -> CNNF:
+    try:
+        return build_from_config(meta["model"], meta["iterations"], meta["eta"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot rebuild the model ({error})") from None
+
+
+def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a safetensors file, read from its header only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: weights cannot be read ({error})") from None
+
+
+def check_metadata(meta: dict[str, Any], skeleton: CNNF, shapes: dict[str, tuple[int, ...]],
+                   path: Path) -> None:
+    """Raise CheckpointError unless the metadata describes the stored tensors: the arch label
+    matches the architecture it names, and the model it builds has the stored shapes.
+
+    ``skeleton``: the model the metadata builds, on the meta device (no memory).
+    """
+    arch = meta["model"].get("arch")
+    config = meta.get("config")
+    trained = config["model"].get("arch", arch) if isinstance(config, dict) and isinstance(
+        config.get("model"), dict) else arch
+    if trained != arch:
+        raise CheckpointError(f"{path}: metadata names two architectures ({arch!r} in model, "
+                              f"{trained!r} in config): the checkpoint was edited")
+    if arch in ("fmnist_small", "fmnist_adv"):  # fixed layouts: the label must fit the layout
+        with torch.device("meta"):
+            reference = build_model(arch, num_classes=skeleton.num_classes).config
+        if reference != skeleton.config:
+            changed = sorted(k for k in reference if reference[k] != skeleton.config.get(k))
+            raise CheckpointError(f"{path}: labelled {arch!r} but its layout differs from "
+                                  f"{arch} in {changed}: the checkpoint was edited")
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    check_tensors(expected, shapes, str(path), arch)
+
+
+def check_tensors(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]],
+                  source: str, arch: str | None) -> None:
+    """CheckpointError for missing, extra or mis-shaped tensors (name -> shape on each side)."""
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
     if missing or unexpected or wrong:
         detail = "; ".join(
             f"{label}: {names[:5]}{' ...' if len(names) > 5 else ''}"
             for label, names in [("missing", missing), ("unexpected", unexpected),
                                  ("wrong shape", wrong)] if names
         )
-        raise CheckpointError(f"{source} does not match {model.config.get('arch')}: {detail}")
+        raise CheckpointError(f"{source} does not match {arch}: {detail}")
+
+
+def load_weights(model: CNNF, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model``; a clear error for missing, extra or mis-shaped tensors
+    and for non-finite values (NaN or inf weights)."""
+    check_tensors({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                  {k: tuple(v.shape) for k, v in state.items()}, source,
+                  model.config.get("arch"))
+    broken = sorted(k for k, v in state.items()
+                    if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:
+        raise CheckpointError(f"{source}: non-finite (NaN or inf) values in {broken[:5]}"
+                              f"{' ...' if len(broken) > 5 else ''}; refusing to load")
     model.load_state_dict(state)
 
 

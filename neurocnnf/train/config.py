@@ -7,12 +7,15 @@ A preset may name a ``base`` preset and override parts of it (the ``*-cnn`` twin
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from neurocnnf.device import DeviceError, check_device_name
 from neurocnnf.models import ARCHITECTURES
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -99,6 +102,12 @@ class TrainConfig:
             (self.data.dataset in ("fashion_mnist", "cifar10"),
              f"data.dataset {self.data.dataset!r} is not 'fashion_mnist' or 'cifar10'"),
             (0 <= self.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+            (self.data.train_limit is None or self.data.train_limit >= 1,
+             f"data.train_limit must be >= 1 or null, got {self.data.train_limit}"),
+            (self.data.test_limit is None or self.data.test_limit >= 1,
+             f"data.test_limit must be >= 1 or null, got {self.data.test_limit}"),
+            (self.data.augment_pad >= 0, "data.augment_pad must be >= 0"),
+            (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
             (self.optim.optimizer in ("sgd", "adam"), "optim.optimizer must be 'sgd' or 'adam'"),
             (self.optim.lr > 0, f"optim.lr must be > 0, got {self.optim.lr}"),
             (self.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
@@ -112,12 +121,14 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
-            (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-             f"device {self.device!r} is not auto, cpu, cuda[:N] or mps"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        try:
+            check_device_name(self.device)
+        except DeviceError as error:
+            raise ConfigError(str(error)) from None
         return self
 
 
@@ -127,14 +138,40 @@ def _build(cls, values: dict[str, Any], where: str):
     if unknown:
         raise ConfigError(f"unknown setting(s) {sorted(unknown)} in {where}; "
                           f"known: {sorted(known)}")
+    types = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
         sub = known[name].default_factory
-        if isinstance(sub, type) and dataclasses.is_dataclass(sub) and isinstance(value, dict):
+        key = f"{where}.{name}".removeprefix("config.")
+        if isinstance(sub, type) and dataclasses.is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} = {value!r}: expected a mapping of settings")
             kwargs[name] = _build(sub, value, f"{where}.{name}")
         else:
-            kwargs[name] = value
+            kwargs[name] = _check_type(key, value, types[name])
     return cls(**kwargs)
+
+
+def _check_type(key: str, value: Any, expected: Any) -> Any:
+    """``value`` if it has the setting's type (an int is accepted as a float), else
+    ConfigError naming the key, the value and the expected type."""
+    allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) \
+        else (expected,)
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if kind is type(None) and value is None:
+            return value
+        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin in (str, bool, dict) and isinstance(value, origin):
+            return value
+    names = " or ".join("null" if k is type(None) else getattr(typing.get_origin(k) or k,
+                                                                "__name__", str(k))
+                        for k in allowed)
+    raise ConfigError(f"{key} = {value!r}: expected {names.replace('dict', 'a mapping')}, "
+                      f"got {type(value).__name__}")
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:

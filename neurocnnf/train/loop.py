@@ -35,6 +35,7 @@ from neurocnnf.data import (
     load_dataset,
     train_val_split,
 )
+from neurocnnf.device import resolve_device
 from neurocnnf.models import CNNF, build_model
 from neurocnnf.train.checkpoint import (
     atomic_write,
@@ -47,18 +48,20 @@ from neurocnnf.train.checkpoint import (
 from neurocnnf.train.config import ConfigError, TrainConfig, save_config
 from neurocnnf.train.losses import adversarial_loss, standard_loss
 
+RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
+             "resume.pt", "results.json")
 
-def select_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every setting that differs between two configs."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((f"{prefix}{key}", a, b))
+    return out
 
 
 @dataclass
@@ -139,6 +142,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     restart_if_changed: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a model as ``config`` says; returns the final results (also in results.json).
 
@@ -147,10 +151,20 @@ def train(
     jobs; continue with ``resume=True``); the test set is then not scored yet.
     restart_if_changed: when resuming a run folder trained with another config, set its resume
     state aside (``resume.stale.pt``) and start over instead of raising (workflows use this).
+    overwrite: without ``resume``, delete a run already in ``out_dir`` and train anew (else
+    ConfigError).
     """
     config.validate()
     out = Path(out_dir)
-    device = select_device(config.device)
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not resume:
+        if not overwrite:
+            raise ConfigError(f"{out} already holds a run ({', '.join(existing)}): use --resume "
+                              "to continue it or --overwrite to replace it")
+        if os.environ.get("RANK", "0") == "0":  # the old run goes as a whole, not file by file
+            for name in existing:
+                (out / name).unlink(missing_ok=True)
+    device = resolve_device(config.device)
     ddp = _start_distributed(device)
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -163,6 +177,10 @@ def train(
     train_batches = Batches(train_set, config.optim.batch_size, shuffle=True,
                             augment=augment if augment.pad or augment.flip else None,
                             seed=config.seed, device=device, drop_last=True)
+    if len(train_batches) == 0:
+        raise ConfigError(f"optim.batch_size {config.optim.batch_size} is larger than the "
+                          f"{len(train_set)} training images: not one step would be trained "
+                          "(lower optim.batch_size or raise data.train_limit)")
     val_batches = Batches(val_set, config.eval_batch_size, device=device)
 
     torch.manual_seed(config.seed)
@@ -183,7 +201,10 @@ def train(
     state = load_resume_state(resume_path) if resume and resume_path.exists() else None
     if state is not None and state["config"] != config.to_dict():
         if not restart_if_changed:
-            raise ConfigError(f"{out} was trained with a different config; resume needs the same")
+            changed = ", ".join(f"{key} ({old!r} -> {new!r})" for key, old, new
+                                in config_differences(state["config"], config.to_dict()))
+            raise ConfigError(f"{out} was trained with a different config; resume needs the "
+                              f"same. Changed: {changed}")
         resume_path.replace(out / "resume.stale.pt")
         tqdm.write(f"{out}: the config changed; starting over (old state in resume.stale.pt)")
         state = None

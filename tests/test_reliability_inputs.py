@@ -1,0 +1,441 @@
+"""Bad input gets one clear line, exit code != 0, and nothing already written changes
+(issue 14, "Silent wrong answers"). The train/evaluate cases run the real CLI in a subprocess.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_EVAL = ["--limit", "10", "--attacks", "fgsm", "--eps-grid", "0.1", "--no-progress"]
+TINY_TRAIN = ["--set", "data.train_limit=256", "--set", "data.test_limit=100",
+              "--set", "optim.epochs=1", "--device", "cpu", "--no-progress"]
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real command line in a fresh process (stdout + stderr as text)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "neurocnnf.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def invoke(*args: str):
+    """The command line in this process (typer's runner), for the quick cases."""
+    from neurocnnf.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def run(real: bool, *args: str):
+    """The command line in a subprocess (``real``) or in this process (faster)."""
+    return cli(*args) if real else invoke(*args)
+
+
+def error_line(result) -> str:
+    """The one error line of a failed command (no traceback)."""
+    text = result.stderr if isinstance(result, subprocess.CompletedProcess) else result.output
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def refused(result, message: str, out: Path, before: dict[str, str]) -> None:
+    """Exit code 2, ``message`` in the one error line, and ``out`` as it was."""
+    code = result.returncode if isinstance(result, subprocess.CompletedProcess) \
+        else result.exit_code
+    assert code == 2, (code, getattr(result, "stderr", None) or result.output)
+    assert message in error_line(result)
+    assert snapshot(out) == before
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``folder`` (hidden files included)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def occupied(folder: Path) -> dict[str, str]:
+    """A folder with something already written in it; returns its snapshot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "keep.txt").write_text("written before\n")
+    return snapshot(folder)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.train import save_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "cnnf" / "seed0" / "best.safetensors"
+    save_model(fmnist_small(iterations=1), path)
+    return path
+
+
+def tampered(checkpoint: Path, out: Path, edit=None, tensors=None, raw: str | None = None
+             ) -> Path:
+    """A copy of ``checkpoint`` with its metadata edited (``edit(meta)``, or ``raw`` text)
+    and/or its tensors replaced."""
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["neurocnnf"])
+    state = load_file(str(checkpoint))
+    if edit:
+        edit(meta)
+    if tensors:
+        state.update(tensors(state))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out), metadata={"neurocnnf": raw if raw is not None else json.dumps(meta)})
+    return out
+
+
+def image_folder(folder: Path, ids: list[str], column: str = "filename", size: int = 8,
+                 corrupt: int | None = None) -> Path:
+    """A folder of small grey PNGs with a metadata CSV naming them in ``column``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = []
+    for i, _ in enumerate(ids):
+        name = f"img{i:04d}.png"
+        if i == corrupt:
+            (folder / name).write_bytes(b"not a png")
+        else:
+            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(folder / name)
+        names.append(name)
+    pd.DataFrame({"stimulus_id": ids, column: names}).to_csv(folder / "stimuli.csv", index=False)
+    return folder
+
+
+# ---------------------------------------------------------------- attacks asked for
+
+
+@pytest.mark.parametrize("real, attacks, message", [
+    (True, "FGSM", "unknown attack(s) ['FGSM']; choose from fgsm, pgd, spsa, transfer"),
+    (False, "fgsm,bogus", "unknown attack(s) ['bogus']; choose from fgsm"),
+    (False, "fgsm,transfer", "the transfer attack needs the plain-CNN twin: pass --twin"),
+])
+def test_evaluate_refuses_unknown_or_impossible_attacks(checkpoint, tmp_path, real, attacks,
+                                                        message):
+    out = tmp_path / "robustness"
+    before = occupied(out)
+    result = run(real, "evaluate", checkpoint, "--out", out, *FAST_EVAL, "--attacks", attacks)
+    refused(result, message, out, before)
+
+
+# ---------------------------------------------------------------- stimulus sets
+
+
+def test_naming_columns_are_read_as_text(tmp_path):
+    from neurocnnf.stimuli import load_stimuli
+
+    ids = ["001", "002", "1e3", "1", "01"]
+    source = image_folder(tmp_path / "src", ids)
+    assert load_stimuli(f"folder:{source}").metadata["stimulus_id"].tolist() == ids
+    result = invoke("stimuli", f"folder:{source}", "--out", tmp_path / "out", "--no-progress")
+    assert result.exit_code == 0, result.output
+    written = load_stimuli(f"folder:{tmp_path / 'out'}").metadata
+    assert written["stimulus_id"].tolist() == ids
+    assert written["source_filename"].tolist() == [f"img{i:04d}.png" for i in range(5)]
+
+
+def test_stimuli_of_a_folder_with_a_filename_column_and_no_orphans(tmp_path):
+    from neurocnnf.stimuli import load_stimuli
+
+    good = image_folder(tmp_path / "good", [f"s{i}" for i in range(3)])
+    out = tmp_path / "out"
+    result = invoke("stimuli", f"folder:{good}", "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(load_stimuli(f"folder:{out}")) == 3
+    before = snapshot(out)
+    # image 260 (in the second batch of 256) is unreadable: the export fails after writing
+    # a batch, and must leave the earlier export as it was
+    bad = image_folder(tmp_path / "bad", [f"b{i}" for i in range(261)], corrupt=260)
+    result = invoke("stimuli", f"folder:{bad}", "--out", out, "--no-progress")
+    assert result.exit_code == 2
+    assert "cannot read image" in error_line(result) and "img0260.png" in result.output
+    assert snapshot(out) == before
+
+
+@pytest.mark.data
+def test_dataset_subsets_take_exactly_n_balanced_and_empty_csv_is_an_error(tmp_path):
+    from neurocnnf.stimuli import load_stimuli
+
+    for n in (5, 15):
+        labels = load_stimuli(f"fashion_mnist:test:{n}").metadata["label"]
+        assert len(labels) == n and np.bincount(labels).max() - np.bincount(labels).min() <= 1
+    for spec, message in [("fashion_mnist:test:0", "n must be in [1, 10000]"),
+                          ("fashion_mnist:test:x", "n a positive integer")]:
+        out = tmp_path / "zero"
+        before = occupied(out)
+        result = invoke("stimuli", spec, "--out", out, "--no-progress")
+        assert result.exit_code == 2 and message in error_line(result)
+        assert snapshot(out) == before
+    for text, message in [("", "is empty"), ("stimulus_id,filename\n", "lists no stimuli")]:
+        folder = tmp_path / "empty"
+        folder.mkdir(exist_ok=True)
+        (folder / "stimuli.csv").write_text(text)
+        result = invoke("stimuli", f"folder:{folder}", "--out", tmp_path / "e", "--no-progress")
+        assert result.exit_code == 2 and message in error_line(result)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("perturb, message", [
+    ("noise=nan", "noise levels [nan] are out of range: noise takes noise sd"),
+    ("noise=-0.1", "noise levels [-0.1] are out of range"),
+    ("contrast=0.5,2", "contrast levels [2.0] are out of range"),
+    ("occlusion=1.5", "occlusion levels [1.5] are out of range"),
+    ("blur=1,1.0", "blur level(s) ['1'] given twice"),
+    ("noise=0.1,abc", "--perturb noise '0.1,abc': expected comma-separated numbers"),
+])
+def test_perturbation_levels_are_checked_per_kind(tmp_path, perturb, message):
+    out = tmp_path / "out"
+    before = occupied(out)
+    result = invoke("stimuli", "fashion_mnist:test:10", "--out", out, "--perturb", perturb,
+                    "--no-progress")
+    refused(result, message, out, before)
+
+
+def test_16_bit_and_transparent_images_are_read_at_their_range(tmp_path):
+    from neurocnnf.stimuli import conversion_note, load_stimuli, render
+
+    deep = (np.linspace(0, 65535, 64).reshape(8, 8)).astype(np.uint16)  # mean 0.5 of range
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255  # red ...
+    rgba[:4, :, 3] = 255  # ... opaque in the top half, transparent below
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    pd.DataFrame({"stimulus_id": ["deep", "rgba"], "filename": ["deep.png", "rgba.png"]}
+                 ).to_csv(tmp_path / "stimuli.csv", index=False)
+    stimuli = load_stimuli(f"folder:{tmp_path}")
+    images = render(stimuli, np.arange(2), 3, 8)
+    assert images[0].mean().item() == pytest.approx(deep.mean() / 65535, abs=1e-3)
+    assert images[1, :, :4].tolist() == torch.tensor([1.0, 0, 0])[:, None, None].expand(
+        3, 4, 8).tolist()
+    assert torch.allclose(images[1, :, 4:], torch.full((3, 4, 8), 0.5))  # the stated grey
+    assert "transparency composited on grey 0.5" in conversion_note(stimuli, 3, 8)
+
+
+def test_model_input_far_outside_pixel_range_warns_and_float64_is_refused():
+    import warnings
+
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.models.engine import InputRangeWarning
+
+    model = fmnist_small(iterations=1).eval()
+    x = torch.rand(2, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(x)  # in range: silent
+    for scale in (255.0, 1e6, 3e38):
+        with pytest.warns(InputRangeWarning, match=r"far outside the pixel scale \[0, 1\]"):
+            model(x * scale)
+    with pytest.raises(TypeError, match="images must be torch.float32 .* got torch.float64"):
+        model(x.double())
+
+
+# ---------------------------------------------------------------- training and evaluation
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("real, override, message", [
+    (True, "data.train_limit=0", "data.train_limit must be >= 1 or null, got 0"),
+    (False, "data.train_limit=-5", "data.train_limit must be >= 1 or null, got -5"),
+    (False, "optim.batch_size=512", "optim.batch_size 512 is larger than the 256 training images"),
+    (True, "model.iterations=abc", "model.iterations = 'abc': expected int, got str"),
+    (False, "optim.lr=abc", "optim.lr = 'abc': expected float, got str"),
+    (False, "optim.batch_size=1.5", "optim.batch_size = 1.5: expected int, got float"),
+])
+def test_train_refuses_bad_settings_before_training(tmp_path, real, override, message):
+    out = tmp_path / "run"
+    before = occupied(out)
+    result = run(real, "train", "quickstart", "--out", out, *TINY_TRAIN, "--set", override)
+    refused(result, message, out, before)
+
+
+@pytest.mark.parametrize("real, option, message", [
+    (True, ["--limit", "-3"], "--limit must be >= 1"),
+    (False, ["--limit", "0"], "--limit must be >= 1"),
+    (False, ["--test-iterations=-1"], "--test-iterations must be integers >= 0, got [-1]"),
+    (False, ["--test-iterations", "1.5"],
+     "--test-iterations '1.5': expected comma-separated integers"),
+])
+def test_evaluate_refuses_bad_ranges(checkpoint, tmp_path, real, option, message):
+    out = tmp_path / "robustness"
+    before = occupied(out)
+    result = run(real, "evaluate", checkpoint, "--out", out, *FAST_EVAL, *option)
+    refused(result, message, out, before)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_tampered_checkpoint_metadata_is_refused(checkpoint, tmp_path):
+    from neurocnnf.train import CheckpointError, load_model
+
+    bad_json = tampered(checkpoint, tmp_path / "json.safetensors", raw="{not json")
+    result = invoke("info", bad_json)
+    assert result.exit_code == 2 and "metadata is not valid JSON" in error_line(result)
+
+    def relabel(meta):
+        meta["model"]["arch"] = "fmnist_adv"
+
+    with pytest.raises(CheckpointError, match="labelled 'fmnist_adv' but its layout differs"):
+        load_model(tampered(checkpoint, tmp_path / "arch.safetensors", relabel))
+
+    def nan(state):
+        return {"body.layers.8.weight": torch.full_like(state["body.layers.8.weight"],
+                                                        float("nan"))}
+
+    out = tmp_path / "robustness"
+    before = occupied(out)
+    result = cli("evaluate", tampered(checkpoint, tmp_path / "nan" / "best.safetensors",
+                                      tensors=nan), "--out", out, *FAST_EVAL)
+    assert result.returncode == 2
+    assert "non-finite (NaN or inf) values in ['body.layers.8.weight']" in error_line(result)
+    assert snapshot(out) == before
+
+
+def test_huge_sizes_in_metadata_are_refused_before_allocating(checkpoint, tmp_path):
+    def hidden(meta):
+        meta["model"]["hidden"] = [20000, 20000]  # 1.6 GB of float32 weights
+
+    path = tampered(checkpoint, tmp_path / "huge.safetensors", hidden)
+    code = ("import resource, sys\nfrom neurocnnf.train import CheckpointError, load_model\n"
+            f"try:\n    load_model({str(path)!r})\nexcept CheckpointError as e:\n"
+            "    print(e)\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    message, peak_kib = result.stdout.strip().splitlines()
+    assert "layout differs from fmnist_small in ['hidden']" in message
+    assert int(peak_kib) < 1_000_000  # far below the 1.6 GB the metadata asks for
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("real, command, device, message", [
+    (True, "train", "cuda", "device 'cuda' requested but CUDA is not available on this machine"),
+    (False, "extract", "cuda",
+     "device 'cuda' requested but CUDA is not available on this machine"),
+    (True, "evaluate", "cuda",
+     "device 'cuda' requested but CUDA is not available on this machine"),
+    (False, "evaluate", "mps", "device 'mps' requested but MPS is not available on this machine"),
+    (False, "train", "gpu", "unknown device 'gpu'; use auto, cpu, cuda, cuda:N or mps"),
+])
+def test_one_device_resolver_with_one_message(checkpoint, tmp_path, real, command, device,
+                                              message):
+    out = tmp_path / "out"
+    before = occupied(out)
+    args = {"train": ["train", "quickstart", "--out", out, *TINY_TRAIN[:-3]],
+            "extract": ["extract", checkpoint, "--out", out / "a.nc", "--stimuli",
+                        "fashion_mnist:test:10", "--no-progress"],
+            "evaluate": ["evaluate", checkpoint, "--out", out, *FAST_EVAL]}[command]
+    result = run(real, *args, "--device", device)
+    refused(result, message, out, before)
+
+
+@pytest.mark.parametrize("real, command", [(True, "train"), (True, "evaluate"),
+                                           (False, "stimuli"), (False, "visualize"),
+                                           (False, "data")])
+def test_output_folder_under_a_file_fails_before_any_work(checkpoint, tmp_path, real, command):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be\n")
+    out = blocker / "out"
+    args = {"train": ["train", "quickstart", "--out", out, *TINY_TRAIN],
+            # so many attacks that the command would run for hours if it worked first
+            "evaluate": ["evaluate", checkpoint, "--out", out, "--limit", "10000",
+                         "--attacks", "fgsm,pgd,spsa", "--pgd-steps", "1000", "--no-progress"],
+            "stimuli": ["stimuli", "fashion_mnist:test:10", "--out", out, "--no-progress"],
+            "visualize": ["visualize", checkpoint, "--out", out],
+            "data": ["data", "fashion_mnist", "--out", out / "manifest.json"]}[command]
+    result = cli(*args, timeout=120) if real else invoke(*args)
+    assert (result.returncode if real else result.exit_code) == 2
+    assert "which is a file; give a folder path" in error_line(result)
+    assert blocker.read_text() == "a file where a folder should be\n"
+
+
+def test_output_folder_not_writable_is_refused(checkpoint):
+    result = invoke("stimuli", "fashion_mnist:test:10", "--out", "/proc/neurocnnf-test",
+                    "--no-progress")
+    assert result.exit_code == 2
+    assert "output folder /proc/neurocnnf-test is not writable" in error_line(result)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_train_does_not_overwrite_a_run_and_resume_names_the_changed_keys(tmp_path):
+    out = tmp_path / "run"
+    first = cli("train", "quickstart", "--out", out, *TINY_TRAIN)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = snapshot(out)
+    again = invoke("train", "quickstart", "--out", out, *TINY_TRAIN)
+    refused(again, "already holds a run (config.yaml, metrics.jsonl, last.safetensors, "
+            "best.safetensors, resume.pt, results.json): use --resume to continue it or "
+            "--overwrite to replace it", out, before)
+    changed = invoke("train", "quickstart", "--out", out, *TINY_TRAIN, "--resume",
+                     "--set", "optim.lr=0.01", "--set", "seed=3")
+    refused(changed, "Changed: optim.lr (0.002 -> 0.01), seed (0 -> 3)", out, before)
+    replaced = invoke("train", "quickstart", "--out", out, *TINY_TRAIN, "--overwrite",
+                      "--set", "seed=3")
+    assert replaced.exit_code == 0, replaced.output[-2000:]
+    assert "seed: 3" in (out / "config.yaml").read_text()
+
+
+def test_atomic_writes_keep_the_umask_mode(tmp_path):
+    from neurocnnf.train.checkpoint import atomic_write
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", lambda tmp: Path(tmp).write_text("x"))
+        os.umask(0o077)
+        atomic_write(tmp_path / "b.txt", lambda tmp: Path(tmp).write_text("x"))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_evaluation_memory_is_bounded_whatever_the_batch_size():
+    from neurocnnf.attacks import evaluate as attacks
+    from neurocnnf.models import fmnist_small
+
+    model = fmnist_small(iterations=1)
+    sizes = []
+    model.register_forward_hook(lambda module, args, output: sizes.append(len(args[0])))
+    images, labels = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    specs = [attacks.AttackSpec("clean"), attacks.AttackSpec("fgsm", 0.1, "first")]
+    rows = attacks.evaluate(model, images, labels, specs, batch_size=100_000, progress=False)
+    assert max(sizes) == attacks.MAX_BATCH and sum(sizes) > 300
+    assert rows["n"].tolist() == [300] * 4
+    assert len(attacks.predict(model, images)) == 300
+
+
+def test_masking_report_compares_one_series_per_check(tmp_path):
+    from neurocnnf.attacks.evaluate import AttackSpec, evaluate, masking_report
+    from neurocnnf.attacks.protocol import unique_names
+    from neurocnnf.models import fmnist_small
+
+    runs = [tmp_path / m / "seed0" / "best.safetensors" for m in ("cnnf", "cnn")]
+    assert unique_names(runs) == ["cnnf/seed0/best", "cnn/seed0/best"]
+    images, labels = torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,))
+    specs = [AttackSpec("pgd", 0.1, "first", 1), AttackSpec("pgd", 0.1, "first", 3)]
+    # two models that share a name (as the quickstart's seed0/best did): two series
+    results = pd.concat([
+        evaluate(fmnist_small(iterations=0), images, labels, specs, name="seed0/best",
+                 label="CNN", progress=False),
+        evaluate(fmnist_small(iterations=2), images, labels, specs, name="seed0/best",
+                 label="quickstart", progress=False)])
+    steps = [c.detail for c in masking_report(results) if c.name == "more steps never help"]
+    assert len(steps) == 3  # CNN last; CNN-F last and avg
+    assert all("steps [1, 3] ->" in detail for detail in steps), steps
