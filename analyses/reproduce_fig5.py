@@ -2,6 +2,7 @@
 
     python analyses/reproduce_fig5.py evaluate RUN [RUN ...] --out results/fig5   # per model
     python analyses/reproduce_fig5.py figures --out results/fig5                   # combine
+    python analyses/reproduce_fig5.py register RUN --name NAME ...               # ship a model
 
 `evaluate` writes one CSV per run (skipped when it exists, so the step resumes): clean; FGSM
 and PGD-40 aimed at the first pass and end to end (e2e) over the eps grid; APGD-CE (e2e) at
@@ -87,9 +88,10 @@ def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None) -> Path
     trained = model.iterations
     label = "CNN" if trained == 0 else f"CNN-F-{trained}"
     name = run.name
-    specs = [s for s in sweep_specs() if twin is not None or s.attack != "transfer"]
+    transfer = twin is not None and trained > 0  # a CNN's transfer attack is its own PGD
+    specs = [s for s in sweep_specs() if transfer or s.attack != "transfer"]
     frames = [evaluate(model, images, labels, specs, scorings=("last",), name=name, label=label,
-                       twin=load_model(twin) if twin is not None else None).assign(sweep="")]
+                       twin=load_model(twin) if transfer else None).assign(sweep="")]
     if trained >= 5:
         frames.append(test_iteration_sweep(model, images, labels, name, label))
     out.mkdir(parents=True, exist_ok=True)
@@ -114,7 +116,8 @@ def figures(out: Path) -> None:
     results = pd.concat([pd.read_csv(p) for p in sorted(out.glob("*.csv"))
                          if p.name != "fig5_points.csv"], ignore_index=True)
     results["sweep"] = results["sweep"].fillna("")
-    main = results[results["sweep"] == ""]
+    main = results[(results["sweep"] == "")
+                   & ~((results["attack"] == "transfer") & (results["trained_iterations"] == 0))]
     points = stronger_of_targets(main)
     points.to_csv(out / "fig5_points.csv", index=False)
     fig.save(fig.accuracy_vs_eps(points, "fgsm", "stronger"), out / "fig5a_fgsm.png")
@@ -139,17 +142,43 @@ def figures(out: Path) -> None:
         + markdown(table.mul(100).round(1)) + "\n")
 
 
+def robustness_summary(csv: Path) -> dict[str, float | int]:
+    """The card's robustness fields from one run's evaluation CSV (accuracy, fractions)."""
+    rows = pd.read_csv(csv)
+    rows = rows[rows["sweep"].isna() & ~((rows["attack"] == "transfer")
+                                         & (rows["trained_iterations"] == 0))]
+    at = rows[rows["eps"] == TABLE_EPS]
+    pgd40 = at[(at["attack"] == "pgd") & (at["steps"] == STEPS)]
+    return {"n_images": int(rows["n"].max()), "eps": TABLE_EPS,
+            "pgd40_eps0.1_first": float(pgd40[pgd40["target"] == "first"]["accuracy"].min()),
+            "pgd40_eps0.1_e2e": float(pgd40[pgd40["target"] == "e2e"]["accuracy"].min()),
+            "pgd40_eps0.1_worst": float(pgd40["accuracy"].min()),
+            "worst_attack_eps0.1": float(at["accuracy"].min()),
+            "attacks": "FGSM, PGD-40 first/e2e, PGD-10, APGD-CE-50 e2e, transfer (CNN-F only)",
+            "evaluation": "analyses/reproduce_fig5.py"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["evaluate", "figures"])
+    parser.add_argument("step", choices=["evaluate", "figures", "register"])
     parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=Path("results/fig5"))
     parser.add_argument("--n", type=int, default=300, help="first N test images")
     parser.add_argument("--twin", type=Path, help="plain-CNN run for the transfer attack")
+    parser.add_argument("--name", help="register: the pretrained name")
+    parser.add_argument("--description", default="", help="register: one line")
+    parser.add_argument("--hardware", default="", help="register: where it was trained")
+    parser.add_argument("--commit", default="", help="register: the training code's commit")
     args = parser.parse_args()
     if args.step == "evaluate":
         for run in args.runs:
             print(evaluate_run(run, args.out, args.n, args.twin), flush=True)
+    elif args.step == "register":
+        from neurocnnf.pretrained.cards import register
+
+        (run,) = args.runs
+        print(register(run, args.name, args.description, args.hardware, args.commit,
+                       robustness_summary(args.out / f"{run.name}.csv")))
     else:
         figures(args.out)
 
