@@ -466,5 +466,57 @@ def info(checkpoint: Path) -> None:
         _fail(error)
 
 
+pretrained_app = typer.Typer(help="Trained models shipped with the package (model cards).",
+                             no_args_is_help=True)
+app.add_typer(pretrained_app, name="pretrained")
+
+
+@pretrained_app.command("list")
+def pretrained_list() -> None:
+    """One line per model: name, architecture, iterations, clean and PGD-40 accuracy."""
+    from neurocnnf import pretrained
+
+    for name in pretrained.list():
+        card = pretrained.card(name)
+        clean = card["accuracy"]["test_full"]["acc_last"]
+        robust = card["robustness"].get("pgd40_eps0.1_worst")
+        robust_text = "" if robust is None else f"  PGD-40 eps 0.1: {robust:.1%}"
+        typer.echo(f"{name:24s} {card['arch']:12s} T={card['iterations']}  "
+                   f"clean {clean:.1%}{robust_text}  {card['description']}")
+
+
+@pretrained_app.command("info")
+def pretrained_info(name: str) -> None:
+    """Print a model's card (JSON)."""
+    from neurocnnf import pretrained
+    from neurocnnf.train import CheckpointError
+
+    try:
+        typer.echo(json.dumps(pretrained.card(name), indent=2))
+    except CheckpointError as error:
+        _fail(error)
+
+
+@pretrained_app.command("export")
+def pretrained_export(
+    name: str,
+    out: Annotated[Path, typer.Argument(help="folder to write: best.safetensors + card.json")],
+) -> None:
+    """Write a model as a run folder (every command takes it; or pass `pretrained:NAME`)."""
+    import shutil
+
+    from neurocnnf import pretrained
+    from neurocnnf.train import CheckpointError
+
+    try:
+        weights = pretrained.path(name)
+    except CheckpointError as error:
+        _fail(error)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, out / "best.safetensors")
+    (out / "card.json").write_text(json.dumps(pretrained.card(name), indent=2) + "\n")
+    typer.echo(f"{name} -> {out}")
+
+
 if __name__ == "__main__":
     app()

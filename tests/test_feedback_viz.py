@@ -10,6 +10,7 @@ from neurocnnf.stimuli.perturb import apply
 from neurocnnf.viz.feedback import (
     decision_cells_data,
     grad_cam_data,
+    match_scale,
     plot_decision_cells,
     plot_grad_cam,
     plot_restoration,
@@ -98,3 +99,14 @@ def test_grad_cam_highlights_the_region_the_logit_depends_on():
     plot_grad_cam(only, gradcam, np.zeros((2, 2), int))
     with pytest.raises(ValueError, match="unknown CAM method"):
         grad_cam_data(model, only, "conv2", method="cam++")
+
+
+def test_decoded_images_are_shown_on_the_inputs_scale_with_their_pattern_kept():
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 1, (1, 8, 8))
+    decoded = 40.0 * rng.normal(size=(1, 8, 8)) - 7.0  # feature scale, far outside [0, 1]
+    shown = match_scale(decoded, reference)
+    assert np.isclose(shown.mean(), reference.mean()) and np.isclose(shown.std(), reference.std())
+    assert np.corrcoef(shown.ravel(), decoded.ravel())[0, 1] > 0.999999  # same pattern, same sign
+    flat = match_scale(np.full((1, 8, 8), 3.0), reference)
+    assert np.allclose(flat, reference.mean())

@@ -182,7 +182,12 @@ def load_weights(model: CNNF, state: dict[str, torch.Tensor], source: str) -> No
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint file a path names (a run folder names its best checkpoint)."""
+    """The checkpoint file a path names: a file, a run folder (its best checkpoint) or
+    ``pretrained:NAME`` (a model of :mod:`neurocnnf.pretrained`, its sha256 checked)."""
+    if str(path).startswith("pretrained:"):
+        from neurocnnf.pretrained import resolve
+
+        return resolve(str(path))
     path = Path(path)
     if path.is_dir():
         for name in ("best.safetensors", "last.safetensors", "model.safetensors"):

@@ -46,30 +46,46 @@ def restoration_data(model: CNNF, clean: torch.Tensor, perturbed: dict[str, torc
         attrs={"distance": "mean squared difference of h_hat_t and the clean image's h"})
 
 
+def match_scale(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``image`` affinely rescaled to the mean and s.d. of ``reference`` (arrays of one shape).
+
+    The decoded h_hat_t lives on the scale of the RMS-normalized features, not of pixels; this
+    puts every decoded image on one stated, comparable scale (its input's) without changing
+    its pattern (a positive gain and an offset). A constant image maps to the reference mean.
+    """
+    spread = image.std()
+    gain = reference.std() / spread if spread > 0 else 0.0
+    return (image - image.mean()) * gain + reference.mean()
+
+
 def plot_restoration(data: xr.Dataset, image: int = 0, classes=None) -> plt.Figure:
     """Rows: kinds; columns: the input, then the reconstruction at each iteration with the
-    prediction and its confidence."""
+    prediction and its confidence. Each reconstruction is shown matched to its row's input
+    mean and s.d. (:func:`match_scale`), then clipped to [0, 1]."""
     kinds, steps = data.sizes["kind"], data.sizes["iteration"]
-    fig, axes = plt.subplots(kinds, steps + 1, figsize=(1.6 * (steps + 1), 1.7 * kinds),
+    fig, axes = plt.subplots(kinds, steps + 1, figsize=(1.6 * (steps + 1), 1.7 * kinds + 0.3),
                              squeeze=False)
     cmap = "gray" if data.sizes["channel"] == 1 else None
 
     def show(ax, array):
         picture = np.clip(np.moveaxis(array, 0, -1), 0, 1)
-        ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap=cmap)
+        ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap=cmap,
+                  vmin=0, vmax=1)
         ax.set(xticks=[], yticks=[])
 
     for row, kind in enumerate(data["kind"].values):
         part = data.sel(kind=kind).isel(image=image)
-        show(axes[row, 0], part["input"].values)
+        source = part["input"].values
+        show(axes[row, 0], source)
         axes[row, 0].set_ylabel(str(kind))
         for t in range(steps):
-            show(axes[row, t + 1], part["reconstruction"].values[t])
+            show(axes[row, t + 1], match_scale(part["reconstruction"].values[t], source))
             label = int(part["prediction"].values[t])
             name = classes[label] if classes is not None else label
             axes[row, t + 1].set_title(f"t={t}: {name}\n{part['confidence'].values[t]:.2f}",
                                        fontsize=7)
     axes[0, 0].set_title("input", fontsize=8)
+    fig.suptitle("decoded h_hat_t, matched to the input's mean and s.d.", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -55,9 +55,10 @@ def accuracy_vs_eps(results: pd.DataFrame, attack: str = "pgd", target: str = "f
     return fig
 
 
-def accuracy_vs_training_iterations(results: pd.DataFrame, attack: str = "pgd") -> plt.Figure:
+def accuracy_vs_training_iterations(results: pd.DataFrame, attack: str = "pgd",
+                                    target: str = "first") -> plt.Figure:
     """Fig. 5c: accuracy against eps for models trained with different numbers of iterations."""
-    data = _attack_rows(results, attack, "first", "last").assign(
+    data = _attack_rows(results, attack, target, "last").assign(
         trained=lambda d: d["trained_iterations"].map(lambda t: "CNN" if t == 0 else f"CNN-F-{t}"))
     fig, ax = plt.subplots(figsize=(5, 3.6))
     sns.lineplot(data=data, x="eps", y="accuracy", hue="trained", marker="o", errorbar="sd",

@@ -1,0 +1,187 @@
+"""Reproduce the paper's Fig. 5 (standard training, Fashion-MNIST) from trained run folders.
+
+    python analyses/reproduce_fig5.py evaluate RUN [RUN ...] --out results/fig5   # per model
+    python analyses/reproduce_fig5.py figures --out results/fig5                   # combine
+    python analyses/reproduce_fig5.py register RUN --name NAME ...               # ship a model
+
+`evaluate` writes one CSV per run (skipped when it exists, so the step resumes): clean; FGSM
+and PGD-40 aimed at the first pass and end to end (e2e) over the eps grid; APGD-CE (e2e) at
+the table's eps; for CNN-F models trained with T >= 5, the Fig. 5d sweep (PGD-40 on the first
+pass, scored after 0..10 test iterations). `figures` takes, per point, the stronger of the
+first/e2e attacks (the paper's rule, sec. 3.1), draws Fig. 5a-d with error bars over seeds and
+writes the gradient-masking report. Everything goes through neurocnnf's attacks and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from neurocnnf.attacks.evaluate import (
+    AttackSpec,
+    evaluate,
+    format_report,
+    make_adversarial,
+    markdown,
+    masking_report,
+    predict,
+)
+from neurocnnf.data import load_dataset
+from neurocnnf.train import load_model
+from neurocnnf.viz import robustness as fig
+
+EPS_GRID = (0.02, 0.05, 0.1, 0.2)
+TABLE_EPS = 0.1
+STEPS = 40
+
+
+def sweep_specs(eps_grid: tuple[float, ...] = EPS_GRID) -> list[AttackSpec]:
+    """Clean; FGSM and PGD-40 on both targets at every eps; PGD-10 (the more-steps check),
+    APGD-CE (e2e) and transfer from the CNN twin at the table's eps; PGD-40 at eps 0.5 (the
+    large-eps check)."""
+    specs = [AttackSpec("clean")]
+    for eps in eps_grid:
+        for target in ("first", "e2e"):
+            specs += [AttackSpec("fgsm", eps, target), AttackSpec("pgd", eps, target, STEPS)]
+    specs += [AttackSpec("pgd", TABLE_EPS, "first", STEPS // 4),
+              AttackSpec("apgd-ce", TABLE_EPS, "e2e", 50),
+              AttackSpec("transfer", TABLE_EPS, "first", STEPS),
+              AttackSpec("pgd", 0.5, "first", STEPS)]
+    return specs
+
+
+def test_iteration_sweep(model, images, labels, name: str, label: str,
+                         iterations=range(11), batch_size: int = 250) -> pd.DataFrame:
+    """Fig. 5d: PGD-40 examples made once per eps on the first pass, scored after each number
+    of test iterations (the examples do not depend on it)."""
+    rows = []
+    for eps in (0.0, *EPS_GRID):
+        spec = AttackSpec("pgd", eps, "first", STEPS) if eps else AttackSpec("clean")
+        adversarial = torch.cat([
+            make_adversarial(spec, model, images[s:s + batch_size], labels[s:s + batch_size],
+                             "last", torch.Generator().manual_seed(zlib.crc32(repr(spec).encode())
+                                                                   + s))
+            for s in range(0, len(labels), batch_size)])
+        for t in iterations:
+            correct = (predict(model, adversarial, "last", iterations=t) == labels).float()
+            rows.append({"model": name, "label": label, "iterations": t,
+                         "trained_iterations": model.iterations, "scoring": "last",
+                         "attack": spec.attack, "eps": eps, "target": "first",
+                         "steps": spec.steps, "accuracy": float(correct.mean()),
+                         "n": len(labels), "sweep": "test_iterations"})
+    return pd.DataFrame(rows)
+
+
+def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None) -> Path:
+    """One run folder -> ``out/<run name>.csv`` (kept if it already exists). ``twin``: the
+    plain CNN whose PGD-40 examples the transfer attack scores (omitted without it)."""
+    target = out / f"{run.name}.csv"
+    if target.exists():
+        return target
+    model = load_model(run)
+    test = load_dataset("fashion_mnist", "test")
+    images, labels = test.images[:n].float() / 255, test.labels[:n]
+    trained = model.iterations
+    label = "CNN" if trained == 0 else f"CNN-F-{trained}"
+    name = run.name
+    transfer = twin is not None and trained > 0  # a CNN's transfer attack is its own PGD
+    specs = [s for s in sweep_specs() if transfer or s.attack != "transfer"]
+    frames = [evaluate(model, images, labels, specs, scorings=("last",), name=name, label=label,
+                       twin=load_model(twin) if transfer else None).assign(sweep="")]
+    if trained >= 5:
+        frames.append(test_iteration_sweep(model, images, labels, name, label))
+    out.mkdir(parents=True, exist_ok=True)
+    pd.concat(frames, ignore_index=True).to_csv(target.with_suffix(".tmp"), index=False)
+    target.with_suffix(".tmp").replace(target)
+    return target
+
+
+def stronger_of_targets(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model, attack, eps and steps: the lower accuracy of the first and e2e attacks, as
+    target 'stronger' (the paper reports the stronger attack per point)."""
+    attacked = results[results["attack"].isin(["fgsm", "pgd"])]
+    keys = ["model", "label", "iterations", "trained_iterations", "scoring", "attack", "eps",
+            "steps"]
+    stronger = attacked.groupby(keys, as_index=False).agg(accuracy=("accuracy", "min"),
+                                                           n=("n", "first"))
+    return pd.concat([results[results["attack"] == "clean"], stronger.assign(target="stronger")])
+
+
+def figures(out: Path) -> None:
+    """Fig. 5a-d, the stronger-attack table and the masking report from ``out/*.csv``."""
+    results = pd.concat([pd.read_csv(p) for p in sorted(out.glob("*.csv"))
+                         if p.name != "fig5_points.csv"], ignore_index=True)
+    results["sweep"] = results["sweep"].fillna("")
+    main = results[(results["sweep"] == "")
+                   & ~((results["attack"] == "transfer") & (results["trained_iterations"] == 0))]
+    points = stronger_of_targets(main)
+    points.to_csv(out / "fig5_points.csv", index=False)
+    fig.save(fig.accuracy_vs_eps(points, "fgsm", "stronger"), out / "fig5a_fgsm.png")
+    fig.save(fig.accuracy_vs_eps(points, "pgd", "stronger"), out / "fig5b_pgd40.png")
+    fig.save(fig.accuracy_vs_training_iterations(points, target="stronger"),
+             out / "fig5c_training_iterations.png")
+    sweep = results[results["sweep"] == "test_iterations"]
+    if not sweep.empty:
+        fig.save(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
+    (out / "masking_report.txt").write_text(format_report(masking_report(main)) + "\n")
+    wide = points[points["attack"] != "clean"].pivot_table(
+        index=["label", "attack"], columns="eps", values="accuracy", aggfunc="mean")
+    at_eps = main[(main["eps"] == TABLE_EPS) | (main["attack"] == "clean")].assign(
+        column=lambda d: d["attack"] + " " + d["target"] + " " + d["steps"].astype(str))
+    table = at_eps.pivot_table(index="label", columns="column", values="accuracy",
+                               aggfunc="mean")
+    table["worst"] = table.drop(columns=[c for c in table if c.startswith("clean")]).min(1)
+    (out / "fig5_table.md").write_text(
+        "Stronger of first/e2e per point (accuracy %, mean over seeds):\n\n"
+        + markdown(wide.mul(100).round(1))
+        + f"\n\nEvery attack at eps = {TABLE_EPS} (attack, target, steps):\n\n"
+        + markdown(table.mul(100).round(1)) + "\n")
+
+
+def robustness_summary(csv: Path) -> dict[str, float | int]:
+    """The card's robustness fields from one run's evaluation CSV (accuracy, fractions)."""
+    rows = pd.read_csv(csv)
+    rows = rows[rows["sweep"].isna() & ~((rows["attack"] == "transfer")
+                                         & (rows["trained_iterations"] == 0))]
+    at = rows[rows["eps"] == TABLE_EPS]
+    pgd40 = at[(at["attack"] == "pgd") & (at["steps"] == STEPS)]
+    return {"n_images": int(rows["n"].max()), "eps": TABLE_EPS,
+            "pgd40_eps0.1_first": float(pgd40[pgd40["target"] == "first"]["accuracy"].min()),
+            "pgd40_eps0.1_e2e": float(pgd40[pgd40["target"] == "e2e"]["accuracy"].min()),
+            "pgd40_eps0.1_worst": float(pgd40["accuracy"].min()),
+            "worst_attack_eps0.1": float(at["accuracy"].min()),
+            "attacks": "FGSM, PGD-40 first/e2e, PGD-10, APGD-CE-50 e2e, transfer (CNN-F only)",
+            "evaluation": "analyses/reproduce_fig5.py"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=["evaluate", "figures", "register"])
+    parser.add_argument("runs", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("results/fig5"))
+    parser.add_argument("--n", type=int, default=300, help="first N test images")
+    parser.add_argument("--twin", type=Path, help="plain-CNN run for the transfer attack")
+    parser.add_argument("--name", help="register: the pretrained name")
+    parser.add_argument("--description", default="", help="register: one line")
+    parser.add_argument("--hardware", default="", help="register: where it was trained")
+    parser.add_argument("--commit", default="", help="register: the training code's commit")
+    args = parser.parse_args()
+    if args.step == "evaluate":
+        for run in args.runs:
+            print(evaluate_run(run, args.out, args.n, args.twin), flush=True)
+    elif args.step == "register":
+        from neurocnnf.pretrained.cards import register
+
+        (run,) = args.runs
+        print(register(run, args.name, args.description, args.hardware, args.commit,
+                       robustness_summary(args.out / f"{run.name}.csv")))
+    else:
+        figures(args.out)
+
+
+if __name__ == "__main__":
+    main()
