@@ -31,6 +31,7 @@ from neurocnnf.attacks.evaluate import (
     predict,
 )
 from neurocnnf.data import load_dataset
+from neurocnnf.device import resolve_device
 from neurocnnf.train import load_model
 from neurocnnf.viz import robustness as fig
 
@@ -58,6 +59,8 @@ def test_iteration_sweep(model, images, labels, name: str, label: str,
                          iterations=range(11), batch_size: int = 250) -> pd.DataFrame:
     """Fig. 5d: PGD-40 examples made once per eps on the first pass, scored after each number
     of test iterations (the examples do not depend on it)."""
+    device = next(model.parameters()).device
+    images, labels = images.to(device), labels.to(device)
     rows = []
     for eps in (0.0, *EPS_GRID):
         spec = AttackSpec("pgd", eps, "first", STEPS) if eps else AttackSpec("clean")
@@ -76,13 +79,14 @@ def test_iteration_sweep(model, images, labels, name: str, label: str,
     return pd.DataFrame(rows)
 
 
-def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None) -> Path:
+def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None,
+                 device: str = "cpu") -> Path:
     """One run folder -> ``out/<run name>.csv`` (kept if it already exists). ``twin``: the
     plain CNN whose PGD-40 examples the transfer attack scores (omitted without it)."""
     target = out / f"{run.name}.csv"
     if target.exists():
         return target
-    model = load_model(run)
+    model = load_model(run, map_location=device)
     test = load_dataset("fashion_mnist", "test")
     images, labels = test.images[:n].float() / 255, test.labels[:n]
     trained = model.iterations
@@ -90,8 +94,9 @@ def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None) -> Path
     name = run.name
     transfer = twin is not None and trained > 0  # a CNN's transfer attack is its own PGD
     specs = [s for s in sweep_specs() if transfer or s.attack != "transfer"]
+    twin_model = load_model(twin, map_location=device) if transfer else None
     frames = [evaluate(model, images, labels, specs, scorings=("last",), name=name, label=label,
-                       twin=load_model(twin) if transfer else None).assign(sweep="")]
+                       twin=twin_model).assign(sweep="")]
     if trained >= 5:
         frames.append(test_iteration_sweep(model, images, labels, name, label))
     out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/fig5"))
     parser.add_argument("--n", type=int, default=300, help="first N test images")
     parser.add_argument("--twin", type=Path, help="plain-CNN run for the transfer attack")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     parser.add_argument("--name", help="register: the pretrained name")
     parser.add_argument("--description", default="", help="register: one line")
     parser.add_argument("--hardware", default="", help="register: where it was trained")
@@ -172,7 +178,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "evaluate":
         for run in args.runs:
-            print(evaluate_run(run, args.out, args.n, args.twin), flush=True)
+            device = str(resolve_device(args.device))
+            print(evaluate_run(run, args.out, args.n, args.twin, device), flush=True)
     elif args.step == "register":
         from neurocnnf.pretrained.cards import register
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fig. 5 and recurrence-vs-difficulty reproduction (docs/reproduction.md), resumable: rerun the
+# same command after an interruption. Usage: analyses/reproduce_fig5.sh OUT [SEEDS] [EPOCHS]
+#   OUT     folder for runs and results (e.g. results/reproduction)
+#   SEEDS   e.g. "0 1 2" (default "0")
+#   EPOCHS  training epochs of every model (default 6; the paper does not state FMNIST-small's)
+# DEVICE=cuda to train and attack on a GPU; N_IMAGES test images for the attacks (default 200).
+set -euo pipefail
+out=${1:?usage: reproduce_fig5.sh OUT [SEEDS] [EPOCHS]}
+seeds=${2:-0}
+epochs=${3:-6}
+device=${DEVICE:-auto}
+here=$(cd "$(dirname "$0")" && pwd)
+train() {  # preset, run folder, extra --set options
+  local preset=$1 run=$2; shift 2
+  neurocnnf train "$preset" --out "$run" --set optim.epochs="$epochs" --device "$device" \
+    --resume --no-progress "$@"
+}
+for seed in $seeds; do
+  train fmnist-small-cnn "$out/runs/cnn-s$seed" --set seed="$seed"
+  for k in 1 2 5; do
+    train fmnist-small "$out/runs/cnnf$k-s$seed" --set seed="$seed" --set model.iterations=$k
+  done
+done
+for seed in $seeds; do
+  for run in cnn cnnf1 cnnf2 cnnf5; do
+    python "$here/reproduce_fig5.py" evaluate "$out/runs/$run-s$seed" \
+      --twin "$out/runs/cnn-s$seed" --out "$out/fig5" --n "${N_IMAGES:-200}" --device "$device"
+  done
+done
+python "$here/reproduce_fig5.py" figures --out "$out/fig5"
+# recurrence vs difficulty on CNN-F-5 (first seed): 500 images per kind, 10 test iterations
+first=${seeds%% *}
+for spec in noise=0,0.1,0.2,0.3,0.4 blur=0,0.5,1,1.5,2 occlusion=0,0.1,0.2,0.3,0.4 \
+            adversarial=0,0.02,0.05,0.1; do
+  kind=${spec%%=*}
+  neurocnnf extract "$out/runs/cnnf5-s$first" --stimuli fashion_mnist:test:500 --perturb "$spec" \
+    --iterations 10 --layers logits,probabilities --out "$out/difficulty/$kind.nc" --no-progress
+  neurocnnf analyze difficulty "$out/difficulty/$kind.nc" --out "$out/difficulty/$kind"
+done
