@@ -86,6 +86,7 @@ write_configs() {
         echo "KillWait=10"
         echo "AccountingStorageType=accounting_storage/slurmdbd"
         echo "AccountingStorageHost=localhost"
+        echo "AccountingStoreFlags=job_comment"
         echo "JobCompType=jobcomp/none"
         if [[ $gpus -gt 0 ]]; then
             echo "GresTypes=gpu"
