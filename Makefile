@@ -45,7 +45,8 @@ install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses
-	$(BIN)/python -m pytest -q --durations=10
+	@# NEUROCNNF_TEST_SLURM=start: the slurm tests start a local SLURM (root; else they skip)
+	NEUROCNNF_TEST_SLURM=start $(BIN)/python -m pytest -q --durations=10
 	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
 	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py tests/test_predictive.py tests/test_backbone.py \
 		tests/test_brainscore.py tests/test_brainscore_plugin.py tests/test_brainscore_timebins.py \
