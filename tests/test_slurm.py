@@ -1,8 +1,8 @@
 """The workflow and multi-process training on a real SLURM (workflows/cluster/local-slurm.sh).
 
 A SLURM controller that already answers is used as it is; otherwise, with
-NEUROCNNF_TEST_SLURM=start (`make test` sets it), a single-node SLURM is started as root for the
-session and stopped at its end. Without either the tests skip, saying why.
+NEUROCNNF_TEST_SLURM=start (`make test-slurm` sets it), a single-node SLURM is started as root
+for the session and stopped at its end. Without either the tests skip, saying why.
 """
 
 import json
@@ -52,7 +52,7 @@ def slurm() -> dict[str, str]:
         if os.environ.get("NEUROCNNF_TEST_SLURM") != "start":
             pytest.skip("no SLURM controller answers `scontrol ping`; NEUROCNNF_TEST_SLURM=start "
                         "lets the tests start one (as root) with workflows/cluster/local-slurm.sh"
-                        " (make test does)")
+                        " (make test-slurm does)")
         up = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=900)
         if up.returncode != 0:
             subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=300)
