@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -76,7 +77,26 @@ class Distributed:
         return self.rank == 0
 
 
+def _slurm_to_torchrun_environment() -> None:
+    """`srun --ntasks N` without torchrun: set torchrun's variables from SLURM's task ones.
+
+    Rendezvous on the step's first node, port 20000 + job id mod 20000 (MASTER_ADDR and
+    MASTER_PORT, when set, win). Nothing happens under torchrun or outside a multi-task step.
+    """
+    env = os.environ
+    if "WORLD_SIZE" in env or int(env.get("SLURM_STEP_NUM_TASKS", "1")) <= 1:
+        return
+    if "MASTER_ADDR" not in env:
+        nodes = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_STEP_NODELIST"]],
+                               capture_output=True, text=True, check=True).stdout.split()
+        env["MASTER_ADDR"] = nodes[0]
+    env.setdefault("MASTER_PORT", str(20000 + int(env["SLURM_JOB_ID"]) % 20000))
+    env.update(WORLD_SIZE=env["SLURM_STEP_NUM_TASKS"], RANK=env["SLURM_PROCID"],
+               LOCAL_RANK=env["SLURM_LOCALID"])
+
+
 def _start_distributed(device: torch.device) -> Distributed:
+    _slurm_to_torchrun_environment()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed()

@@ -1,0 +1,283 @@
+"""The workflow and multi-process training on a real SLURM (workflows/cluster/local-slurm.sh).
+
+A SLURM controller that already answers is used as it is; otherwise, with
+NEUROCNNF_TEST_SLURM=start (`make test-slurm` sets it), a single-node SLURM is started as root
+for the session and stopped at its end. Without either the tests skip, saying why.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import REPO, SNAKEFILE, TEST_CONFIG
+from safetensors.torch import load_file
+from test_workflow import _job_counts
+
+from neurocnnf.train.checkpoint import load_resume_state
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+SCRIPT = REPO / "workflows" / "cluster" / "local-slurm.sh"
+PROFILE = REPO / "workflows" / "profiles" / "slurm" / "config.yaml"
+LOCAL_THREADS = 2  # the local run's threads (config `threads`, --cores 2): same numbers
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+TRAIN = ["optim.epochs=3", "data.train_limit=3000", "data.test_limit=200", "model.iterations=1"]
+
+
+def _out(*command: str) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+
+
+def _controller_answers() -> bool:
+    if shutil.which("scontrol") is None:
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=120)
+    return ping.returncode == 0 and "UP" in ping.stdout
+
+
+@pytest.fixture(scope="session")
+def slurm() -> dict[str, str]:
+    """The environment the slurm profile reads (partitions, account) for a running SLURM."""
+    started = False
+    if not _controller_answers():
+        if os.environ.get("NEUROCNNF_TEST_SLURM") != "start":
+            pytest.skip("no SLURM controller answers `scontrol ping`; NEUROCNNF_TEST_SLURM=start "
+                        "lets the tests start one (as root) with workflows/cluster/local-slurm.sh"
+                        " (make test-slurm does)")
+        up = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=900)
+        if up.returncode != 0:
+            subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=300)
+            reason = (up.stderr.strip() or up.stdout.strip()).splitlines()[-1:]
+            pytest.skip(f"a local SLURM did not start: {' '.join(reason)}")
+        started = True
+    partitions = _out("sinfo", "-h", "-o", "%R").split()
+    cpu = os.environ.get("NEUROCNNF_SLURM_PARTITION", "cpu")
+    env = {"NEUROCNNF_SLURM_PARTITION": cpu,
+           "NEUROCNNF_SLURM_GPU_PARTITION": os.environ.get(
+               "NEUROCNNF_SLURM_GPU_PARTITION", "gpu" if "gpu" in partitions else cpu),
+           "NEUROCNNF_SLURM_ACCOUNT": os.environ.get(
+               "NEUROCNNF_SLURM_ACCOUNT", "neurocnnf" if started else "")}
+    yield env
+    if started:
+        subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=300, check=True)
+
+
+def _site_profile(folder: Path) -> Path:
+    """workflows/profiles/slurm as a site would adapt it to this machine: CPUs capped at the
+    local run's threads (light jobs 1, so two run at once), memory / 16; all else as shipped
+    (partitions and account from the environment, runtimes, executor)."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    profile["default-resources"].update(cpus_per_task=1,
+                                        mem_mb=profile["default-resources"]["mem_mb"] // 16)
+    for resources in profile["set-resources"].values():
+        resources["cpus_per_task"] = min(resources["cpus_per_task"], LOCAL_THREADS)
+        if "mem_mb" in resources:
+            resources["mem_mb"] //= 16
+    profile["set-threads"] = {rule: min(n, LOCAL_THREADS)
+                              for rule, n in profile["set-threads"].items()}
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+def _snakemake_command(workdir: Path, profile: Path, config: Path, *targets: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--configfile", str(config),
+            "--directory", str(workdir), "--profile", str(profile), *targets]
+
+
+def _environment(slurm: dict[str, str], **extra: str) -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, **slurm, "PATH": path, "PYTHONPATH": str(REPO), **extra}
+
+
+def _submit(slurm, workdir: Path, profile: Path, config: Path = TEST_CONFIG, *targets: str,
+            **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_snakemake_command(workdir, profile, config, *targets),
+                          capture_output=True, text=True, timeout=1500,
+                          env=_environment(slurm, **extra))
+
+
+def _sacct(job_ids: list[str]) -> pd.DataFrame:
+    """One row per SLURM job (allocation lines only)."""
+    fields = "JobID,State,AllocCPUS,ReqMem,Timelimit,Partition,Account"
+    text = _out("sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), "-o", fields)
+    rows = [line.split("|") for line in text.splitlines() if line]
+    return pd.DataFrame(rows, columns=fields.split(",")).set_index("JobID")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm, tmp_path_factory) -> dict:
+    """The test config submitted through the slurm profile: workdir, profile, jobs
+    (SLURM job id -> rule) and the run's output."""
+    folder = tmp_path_factory.mktemp("slurm")
+    profile = _site_profile(folder / "profile")
+    started = time.monotonic()
+    run = _submit(slurm, folder / "work", profile)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    jobs = {job: Path(log).relative_to(folder / "work" / ".snakemake" / "slurm_logs").parts[0]
+            .removeprefix("rule_") for job, log in SUBMITTED.findall(output)}
+    return {"workdir": folder / "work", "profile": profile, "jobs": jobs, "output": output,
+            "seconds": time.monotonic() - started}
+
+
+def test_every_job_ran_as_a_slurm_job(slurm_run):
+    planned = _job_counts(slurm_run["output"])
+    planned.pop("all")  # the target rule runs nothing
+    submitted = pd.Series(slurm_run["jobs"]).value_counts().to_dict()
+    assert submitted == planned
+    states = _sacct(list(slurm_run["jobs"]))["State"]
+    assert len(states) == sum(planned.values()) and (states == "COMPLETED").all(), states
+
+
+def _slurm_time(minutes: int) -> str:
+    """sacct's Timelimit for a runtime in minutes: [D-]HH:MM:SS."""
+    days, rest = divmod(minutes, 24 * 60)
+    clock = f"{rest // 60:02d}:{rest % 60:02d}:00"
+    return f"{days}-{clock}" if days else clock
+
+
+def test_the_profile_resources_reach_sbatch(slurm_run, slurm):
+    profile = yaml.safe_load((slurm_run["profile"] / "config.yaml").read_text())
+    jobs = _sacct(list(slurm_run["jobs"]))
+    rules = set()
+    for job, rule in slurm_run["jobs"].items():
+        asked = {**profile["default-resources"], **profile["set-resources"].get(rule, {})}
+        partition = (slurm["NEUROCNNF_SLURM_GPU_PARTITION"] if rule in ("train", "robustness")
+                     else slurm["NEUROCNNF_SLURM_PARTITION"])
+        got = jobs.loc[job]
+        assert int(got["AllocCPUS"]) == asked["cpus_per_task"], (rule, got)
+        assert got["ReqMem"] == f"{asked['mem_mb']}M", (rule, got)
+        assert got["Timelimit"] == _slurm_time(asked["runtime"]), (rule, got)
+        assert got["Partition"] == partition, (rule, got)
+        if slurm["NEUROCNNF_SLURM_ACCOUNT"]:
+            assert got["Account"] == slurm["NEUROCNNF_SLURM_ACCOUNT"], (rule, got)
+        rules.add(rule)
+    assert {"data", "train", "robustness", "predictive_coding", "report"} <= rules
+    # the rule's threads follow set-threads inside the job
+    log = slurm_run["output"]
+    assert f"OMP_NUM_THREADS={profile['set-threads']['train']} neurocnnf train" in log
+
+
+def test_the_outputs_equal_a_local_run(slurm_run, workflow_run):
+    ours, local = slurm_run["workdir"] / "results" / "test", workflow_run / "results" / "test"
+    for model in ("cnnf", "cnn", "pc"):
+        a = json.loads((ours / "models" / model / "seed0" / "results.json").read_text())
+        b = json.loads((local / "models" / model / "seed0" / "results.json").read_text())
+        assert a["test"] == b["test"] and a["best_epoch"] == b["best_epoch"], model
+        weights = [load_file(root / "models" / model / "seed0" / "best.safetensors")
+                   for root in (ours, local)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1]), model
+    for table in ("robustness/results.csv", "rsa/cnnf/rsa.csv", "rsa/pc/rsa.csv",
+                  "predictive_coding/accuracy.csv", "difficulty/cnnf/difficulty.csv"):
+        a, b = (pd.read_csv(root / table).drop(columns="seconds", errors="ignore")
+                for root in (ours, local))  # seconds: time taken, the one thing that differs
+        pd.testing.assert_frame_equal(a, b, obj=table)
+    assert (ours / "report.html").exists()
+
+
+def test_a_missing_partition_gives_slurms_error(slurm, tmp_path):
+    profile = _site_profile(tmp_path / "profile")
+    run = _submit(slurm, tmp_path / "work", profile, TEST_CONFIG, "results/test/data/manifest.json",
+                  NEUROCNNF_SLURM_PARTITION="no-such-partition")
+    assert run.returncode != 0
+    assert "invalid partition name specified" in (run.stdout + run.stderr).lower()
+
+
+def _wait_for_an_epoch(metrics: Path, process: subprocess.Popen, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while not metrics.exists() or not metrics.read_text().strip():
+        assert process.poll() is None, "the job ended before its first epoch"
+        assert time.monotonic() < deadline, "no epoch within the time limit"
+        time.sleep(0.2)
+
+
+def _running_job(name_part: str) -> str:
+    """The id of the one running SLURM job whose comment or name contains ``name_part``."""
+    lines = _out("squeue", "-h", "-t", "R", "-o", "%i|%j|%k").splitlines()
+    ids = [line.split("|")[0] for line in lines if name_part in line]
+    assert len(ids) == 1, lines
+    return ids[0]
+
+
+def test_a_job_cancelled_mid_training_is_resubmitted_and_resumes(slurm_run, slurm, tmp_path):
+    """scancel after epoch 1 of 3: the workflow fails; the rerun submits a new SLURM job that
+    continues from resume.pt (epochs 2 and 3 only)."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["models"]["cnnf"]["set"] = TRAIN
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    workdir = slurm_run["workdir"]
+    run = workdir / "results" / "test" / "models" / "cnnf" / "seed0"
+    target = "results/test/models/cnnf/seed0/results.json"
+    shutil.rmtree(run)  # the run of slurm_run: this one's epochs are watched below
+    command = _snakemake_command(workdir, slurm_run["profile"], path, target)
+    process = subprocess.Popen(command, env=_environment(slurm), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_an_epoch(run / "metrics.jsonl", process)
+        cancelled = _running_job("rule_train")
+        subprocess.run(["scancel", cancelled], check=True)
+        assert process.wait(timeout=300) != 0
+    finally:
+        process.kill()
+    assert not (run / "results.json").exists()
+    assert 1 <= len((run / "metrics.jsonl").read_text().splitlines()) < 3
+    assert _sacct([cancelled])["State"].iloc[0].startswith("CANCELLED")
+    again = _submit(slurm, workdir, slurm_run["profile"], path, target)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    resubmitted = [job for job, _ in SUBMITTED.findall(again.stdout + again.stderr)]
+    assert len(resubmitted) == 1 and resubmitted[0] != cancelled
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text()
+              .splitlines()]
+    assert epochs == [1, 2, 3]
+    log = (workdir / "results" / "test" / "logs" / "train" / "cnnf-seed0.log").read_text()
+    assert "epoch 1:" not in log and "epoch 3:" in log  # the new job trained the rest only
+
+
+def _srun_train(slurm, out: Path, *extra: str) -> list[str]:
+    """`srun` of 2 tasks (1 CPU each), each a `neurocnnf train` process: one gloo world."""
+    return ["srun", "--ntasks", "2", "--cpus-per-task", "1", "--mem-per-cpu", "1000",
+            "--time", "10", "--partition", slurm["NEUROCNNF_SLURM_PARTITION"],
+            "--job-name", f"neurocnnf-{out.name}", sys.executable, "-m", "neurocnnf.cli",
+            "train", "quickstart", "--out", str(out), "--no-progress", "--set",
+            "data.train_limit=512", "--set", "data.test_limit=100", "--set", "optim.epochs=2",
+            "--set", "optim.batch_size=32", "--set", "device=cpu", *extra]
+
+
+def test_srun_two_task_training_resumes_bit_identically(slurm, tmp_path):
+    env = _environment(slurm, OMP_NUM_THREADS="1")
+    straight = subprocess.run(_srun_train(slurm, tmp_path / "straight"), env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    split = tmp_path / "split"
+    process = subprocess.Popen(_srun_train(slurm, split), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_an_epoch(split / "metrics.jsonl", process)
+        subprocess.run(["scancel", _running_job("neurocnnf-split")], check=True)
+        assert process.wait(timeout=120) != 0
+    finally:
+        process.kill()
+    assert not (split / "results.json").exists()
+    resumed = subprocess.run(_srun_train(slurm, split, "--resume"), env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(tmp_path / "straight" / "last.safetensors")
+    b = load_file(split / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [json.loads(line)["epoch"] for line in (split / "metrics.jsonl").read_text()
+            .splitlines()] == [1, 2]
+    # two processes shared each epoch: 512 images / 32 per batch / 2 ranks = 8 steps an epoch
+    state = load_resume_state(split / "resume.pt")
+    assert state["scheduler"]["last_epoch"] == 2 * 8
