@@ -5,6 +5,8 @@ Each ``*_data`` function returns an xarray object; each ``plot_*`` function draw
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 import xarray as xr
 
 from neurocnnf.models import CNNF
+from neurocnnf.models.engine import InputRangeWarning
 
 
 @torch.no_grad()
@@ -119,7 +122,9 @@ def decision_cells_data(model: CNNF, image: torch.Tensor, directions: torch.Tens
     a, b = torch.meshgrid(steps, steps, indexing="ij")
     u, v = directions[0].view(image.shape), directions[1].view(image.shape)
     points = image[None] + a.reshape(-1, 1, 1, 1) * u + b.reshape(-1, 1, 1, 1) * v
-    trace = model(points, iterations=iterations, decode=True)
+    with warnings.catch_warnings():  # the plane leaves the pixel range by design
+        warnings.simplefilter("ignore", InputRangeWarning)
+        trace = model(points, iterations=iterations, decode=True)
     movement = (trace.decoded[-1] - trace.decoded[0]).flatten(1)
     shape = (resolution, resolution)
     return xr.Dataset(
