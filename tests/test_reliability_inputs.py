@@ -312,9 +312,11 @@ def test_huge_sizes_in_metadata_are_refused_before_allocating(checkpoint, tmp_pa
         meta["model"]["hidden"] = [20000, 20000]  # 1.6 GB of float32 weights
 
     path = tampered(checkpoint, tmp_path / "huge.safetensors", hidden)
-    code = ("import resource, sys\nfrom neurocnnf.train import CheckpointError, load_model\n"
+    # VmHWM: this process's own peak (ru_maxrss would carry over pytest's size across exec)
+    code = ("from neurocnnf.train import CheckpointError, load_model\n"
             f"try:\n    load_model({str(path)!r})\nexcept CheckpointError as e:\n"
-            "    print(e)\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "    print(e)\nstatus = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+            "print(status.split()[0])\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=120)
