@@ -60,11 +60,17 @@ def _imports(tree: ast.AST) -> tuple[set[str], set[str]]:
 
 
 def _partial(module: str, names: tuple[str, ...]) -> str:
-    """The named top-level definitions of ``module`` with the imports that they use."""
+    """The named top-level definitions of ``module`` with the module constants and imports
+    that they use."""
     source = _file(module).read_text()
     tree = ast.parse(source)
+    chosen = "\n".join(ast.get_source_segment(source, node) for node in tree.body
+                       if getattr(node, "name", None) in names)
     parts = [ast.get_source_segment(source, node) for node in tree.body
-             if getattr(node, "name", None) in names]
+             if getattr(node, "name", None) in names
+             or (isinstance(node, ast.Assign | ast.AnnAssign) and any(
+                 isinstance(t, ast.Name) and re.search(rf"\b{re.escape(t.id)}\b", chosen)
+                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target])))]
     body = "\n\n\n".join(parts)
     header = []
     for node in tree.body:
