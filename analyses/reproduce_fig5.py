@@ -32,6 +32,7 @@ from neurocnnf.attacks.evaluate import (
 )
 from neurocnnf.data import load_dataset
 from neurocnnf.device import resolve_device
+from neurocnnf.io import save_figure
 from neurocnnf.train import load_model
 from neurocnnf.viz import robustness as fig
 
@@ -128,13 +129,13 @@ def figures(out: Path) -> None:
     # the curves: FGSM and PGD-40 over the grid (not the PGD-10 and eps-0.5 check rows)
     curves = points[((points["attack"] != "pgd") | (points["steps"] == STEPS))
                     & (points["eps"] <= max(EPS_GRID))]
-    fig.save(fig.accuracy_vs_eps(curves, "fgsm", "stronger"), out / "fig5a_fgsm.png")
-    fig.save(fig.accuracy_vs_eps(curves, "pgd", "stronger"), out / "fig5b_pgd40.png")
-    fig.save(fig.accuracy_vs_training_iterations(curves, target="stronger"),
+    save_figure(fig.accuracy_vs_eps(curves, "fgsm", "stronger"), out / "fig5a_fgsm.png")
+    save_figure(fig.accuracy_vs_eps(curves, "pgd", "stronger"), out / "fig5b_pgd40.png")
+    save_figure(fig.accuracy_vs_training_iterations(curves, target="stronger"),
              out / "fig5c_training_iterations.png")
     sweep = results[results["sweep"] == "test_iterations"]
     if not sweep.empty:
-        fig.save(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
+        save_figure(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
     (out / "masking_report.txt").write_text(format_report(masking_report(main)) + "\n")
     wide = curves[curves["attack"] != "clean"].pivot_table(
         index=["label", "attack"], columns="eps", values="accuracy", aggfunc="mean")

@@ -431,7 +431,7 @@ def data(
 ) -> None:
     """Find or download and verify datasets; print (or write) their manifest."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError, prepare
-    from neurocnnf.train.checkpoint import atomic_write
+    from neurocnnf.io import atomic_write
 
     if out is not None:
         _writable(out.parent)

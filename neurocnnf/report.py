@@ -266,7 +266,7 @@ def to_html(title: str, content: list[Block]) -> str:
 def write_report(folder: str | Path, markdown: str | Path, html_path: str | Path,
                  name: str | None = None, config: dict | None = None) -> list[Block]:
     """Write the report of the run in ``folder`` as Markdown and HTML (atomically)."""
-    from neurocnnf.train.checkpoint import atomic_write
+    from neurocnnf.io import atomic_write
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -395,7 +395,7 @@ def test_train_does_not_overwrite_a_run_and_resume_names_the_changed_keys(tmp_pa
 
 
 def test_atomic_writes_keep_the_umask_mode(tmp_path):
-    from neurocnnf.train.checkpoint import atomic_write
+    from neurocnnf.io import atomic_write
 
     previous = os.umask(0o022)
     try:

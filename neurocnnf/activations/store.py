@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurocnnf.train.checkpoint import atomic_write
+from neurocnnf.io import atomic_write
 
 FINGERPRINT = "neurocnnf_fingerprint"
 PROGRESS = "neurocnnf-progress.json"

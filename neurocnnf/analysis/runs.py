@@ -23,8 +23,8 @@ def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
             n_boot: int = 100, data_root=None) -> pd.DataFrame:
     """RSA of every layer x iteration with macaque and human IT (Kriegeskorte 92 images)."""
     from neurocnnf.data import kriegeskorte92
+    from neurocnnf.io import save_figure as save
     from neurocnnf.viz import analysis as fig
-    from neurocnnf.viz.robustness import save
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +50,8 @@ def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
 def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 0.05
                    ) -> dict:
     """Settling iteration and accuracy per perturbation level (needs 'label' and 'level')."""
+    from neurocnnf.io import save_figure as save
     from neurocnnf.viz import analysis as fig
-    from neurocnnf.viz.robustness import save
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,10 +98,10 @@ def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
     import torch
 
     from neurocnnf.analysis import predictive_coding as pc
+    from neurocnnf.io import save_figure as save
     from neurocnnf.stimuli import load_stimuli, render
     from neurocnnf.train import load_model
     from neurocnnf.viz import predictive as fig
-    from neurocnnf.viz.robustness import save
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

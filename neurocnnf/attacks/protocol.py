@@ -16,6 +16,7 @@ from neurocnnf.attacks.evaluate import (
     paper_table,
 )
 from neurocnnf.data import load_dataset
+from neurocnnf.io import save_figure
 
 
 def attack_plan(eps: float, eps_grid: list[float], attacks: list[str], pgd_steps: int = 40,
@@ -87,11 +88,6 @@ def unique_names(paths: list[Path]) -> list[str]:
         depth = grown
 
 
-def _label(model, path: Path) -> str:
-    meta = getattr(model, "checkpoint_metadata", {})
-    return meta.get("config", {}).get("name", path.parent.name)
-
-
 def run_evaluation(
     checkpoints: list[Path],
     out: Path,
@@ -115,7 +111,7 @@ def run_evaluation(
     transfer examples from twin i (modulo the number of twins), and every twin is a CNN row.
     """
     from neurocnnf.outputs import check_output_folder
-    from neurocnnf.train import load_model
+    from neurocnnf.train import load_checkpoint, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
     check_request(attacks, len(twins), limit, test_iterations, pgd_steps, spsa_steps,
@@ -137,8 +133,8 @@ def run_evaluation(
                                batch_size=batch_size, seed=seed, name=name, label="CNN",
                                progress=progress))
     for index, (path, name) in enumerate(zip(files[len(twins):], names, strict=True)):
-        model = load_model(path, map_location=device)
-        label = _label(model, path)
+        loaded = load_checkpoint(path, map_location=device)
+        model, label = loaded.model, loaded.name
         twin_model = twin_models[index % len(twin_models)] if twin_models else None
         frames.append(evaluate(model, images, labels, specs, twin=twin_model,
                                batch_size=batch_size, seed=seed, name=name, label=label,
@@ -171,14 +167,14 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     (out / "table.md").write_text(f"Accuracy (%) at eps = {eps} (pixel scale), "
                                   f"n = {int(main['n'].max())}\n\n{table}\n")
     (out / "report.txt").write_text(report + "\n")
-    fig.save(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
-    fig.save(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
+    save_figure(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
+    save_figure(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
     if main["trained_iterations"].nunique() > 1:
-        fig.save(fig.accuracy_vs_training_iterations(main),
+        save_figure(fig.accuracy_vs_training_iterations(main),
                  out / "figures" / "fig5c_training_iterations.png")
     sweep = results[results["sweep"] == "test_iterations"]
     if not sweep.empty:
-        fig.save(fig.accuracy_vs_test_iterations(sweep),
+        save_figure(fig.accuracy_vs_test_iterations(sweep),
                  out / "figures" / "fig5d_test_iterations.png")
     print(table)
     print(report)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Collection
-from typing import Any, Literal
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
+from neurocnnf.models.protocol import FeedbackMode
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn import AdaPool, AdaReLU, FeedbackSequential, InferenceState, Tap
 from neurocnnf.nn.functional import online_update
 
-FeedbackMode = Literal["intact", "zero", "shuffle"]
-FEEDBACK_MODES = ("intact", "zero", "shuffle")
+FEEDBACK_MODES: tuple[str, ...] = get_args(FeedbackMode)
 
 
 class CNNF(nn.Module):

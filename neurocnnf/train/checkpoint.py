@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +18,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from neurocnnf.io import atomic_write
 from neurocnnf.models import CNNF, build_from_config, build_model
+from neurocnnf.models.protocol import FeedbackModel
 
 FORMAT = "neurocnnf-checkpoint/1"
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or does not match the model."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file after a kill.
-
-    The file gets the mode a plain ``open`` would give it (0666 less the umask).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def current_umask() -> int:
-    """The process's umask (set and restored at once: there is no way to only read it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def save_model(model: CNNF, path: Path, **metadata: Any) -> None:
@@ -92,8 +69,24 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> CNNF:
-    """Rebuild a model from a checkpoint file, or a run folder (its best checkpoint)."""
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A model rebuilt from a checkpoint and the checkpoint's metadata (its JSON header)."""
+
+    model: FeedbackModel
+    metadata: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The training run's name (config ``name``), else the run folder's name."""
+        return self.metadata.get("config", {}).get("name") or self.path.parent.name
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                    ) -> LoadedCheckpoint:
+    """Rebuild a model from a checkpoint file, or a run folder (its best checkpoint), in eval
+    mode on ``map_location``, with the metadata it was saved with."""
     path = resolve_checkpoint(path)
     meta = read_metadata(path)
     with torch.device("meta"):  # shapes only: the metadata is checked before any allocation
@@ -105,8 +98,13 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: weights cannot be read ({error})") from None
     load_weights(model, state, str(path))
-    model.checkpoint_metadata = meta
-    return model.to(map_location).eval()
+    return LoadedCheckpoint(model.to(map_location).eval(), meta, path)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+               ) -> FeedbackModel:
+    """The model of :func:`load_checkpoint` alone."""
+    return load_checkpoint(path, map_location).model
 
 
 def _rebuild(meta: dict[str, Any], path: Path) -> CNNF:

@@ -37,9 +37,9 @@ from neurocnnf.data import (
     train_val_split,
 )
 from neurocnnf.device import resolve_device
+from neurocnnf.io import atomic_write
 from neurocnnf.models import CNNF, build_model
 from neurocnnf.train.checkpoint import (
-    atomic_write,
     load_resume_state,
     load_weights,
     read_metadata,

@@ -10,9 +10,9 @@ import torch
 
 from neurocnnf.attacks import logits_fn, pgd
 from neurocnnf.data import load_dataset
+from neurocnnf.io import save_figure as save
 from neurocnnf.stimuli.perturb import apply
 from neurocnnf.viz import feedback
-from neurocnnf.viz.robustness import save
 
 PERTURBATIONS = {"noise": 0.3, "blur": 1.5, "occlusion": 0.25}
 
