@@ -328,17 +328,20 @@ app.add_typer(analyze_app, name="analyze")
 def analyze_rsa(
     activations: Annotated[Path, typer.Argument(help="store of the kriegeskorte92 stimuli")],
     out: Path = Path("results/rsa"),
-    method: Annotated[str, typer.Option(help="spearman or kendall")] = "spearman",
+    method: Annotated[str, typer.Option(
+        help="RDM comparison (rsatoolbox's names): spearman, tau-a (Kendall's tau-a) or corr "
+             "(Pearson)")] = "spearman",
     n_boot: int = 100,
 ) -> None:
     """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
     from neurocnnf.activations import StoreError
+    from neurocnnf.analysis.rsa import check_method
     from neurocnnf.analysis.runs import run_rsa
     from neurocnnf.data import DataNotFoundError
 
     _writable(out)
     try:
-        table = run_rsa(activations, out, method, n_boot)
+        table = run_rsa(activations, out, check_method(method), n_boot)
     except (StoreError, DataNotFoundError, ValueError) as error:
         _fail(error)
     best = table.loc[table.groupby("target")["similarity"].idxmax()]

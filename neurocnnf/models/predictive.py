@@ -2,12 +2,20 @@
 
 Feedforward blocks are those of ``fmnist_small`` (conv 5x5 + RMS norm + bias + ReLU + max-pool,
 twice, then FC). Untied decoders D_l (transposed convs) predict the layer below from the layer
-above; the states e_1 (32x14x14) and e_2 (64x7x7) are updated per iteration (Predify, eq. 1):
+above; the states e_1 (32x14x14) and e_2 (64x7x7) are updated per iteration as in Predify
+(Choksi et al. 2021, Eq. 2; ``PCoder.forward`` in predify/modules/base.py):
 
     e_l(t+1) = beta * FF_l(e_{l-1}(t+1)) + lam * D_{l+1}(e_{l+1}(t)) + (1 - beta - lam) * e_l(t)
                - alpha * grad_{e_l} E_{l-1}(t),   E_{l-1} = 1/2 ||e_{l-1}(t) - D_l(e_l(t))||^2
 
 per sample (sum over units), with e_0 the normalized image and no feedback term at the top.
+Defaults beta 0.8, lam 0.1, alpha 0.01: the values of the paper's experiments ("beta_n = 0.8,
+lambda_n = 0.1, alpha_n = 0.01 for all the encoders/decoders"), not the library's defaults
+(0.33, 0.33, 0.01 in ``PNetSameHP``). alpha scales another error than Predify's: its ``PCoder``
+differentiates ``mse_loss`` (mean over batch x units) and ``PCoderN`` multiplies by
+numel / sqrt(C) (C: units of the prediction that one state unit reaches), a step of
+2 alpha / sqrt(C) * D^T(D(e) - below) against our alpha * D^T(D(e) - below); our alpha 0.01 is
+PCoderN's 0.02 at conv1 (C = 16) and about 0.11 at conv2 (C = 512).
 Iteration 0 is the plain feedforward pass, so t = 0 equals the CNN, as in CNN-F. The call
 returns the same :class:`~neurocnnf.models.trace.Trace` as CNN-F:
 
