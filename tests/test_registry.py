@@ -139,6 +139,9 @@ def test_unknown_names_list_the_known_ones(tmp_path):
         config_from_dict({"model": {"arch": "resnet"}})
     with pytest.raises(ValueError, match="already registered"):
         register_architecture("wrn", build_model)
+    with pytest.raises(ValueError, match="needs a build or a rebuild function"):
+        register_architecture("nothing", None)
+    assert "nothing" not in architecture_names()
     path = tmp_path / "m.safetensors"
     save_model(fmnist_small(), path)
     _edit_metadata(path, lambda meta: meta["model"].update(arch="resnet"))

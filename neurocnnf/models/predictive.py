@@ -42,7 +42,8 @@ from neurocnnf.nn.functional import rms_normalize
 
 
 class PredictiveCodingNet(nn.Module):
-    """Two feedforward conv blocks with untied predictive decoders and Predify updates.
+    """Two feedforward conv blocks with untied predictive decoders and Predify updates; a
+    :class:`~neurocnnf.models.protocol.FeedbackModel` like CNN-F.
 
     beta: feedforward weight; lam: feedback (prediction) weight; alpha: step on the gradient of
     the prediction error of the layer below. 1 - beta - lam is the memory weight.

@@ -75,6 +75,9 @@ def register_architecture(
         raise ValueError(f"architecture {name!r} is already registered")
     if build is None and rebuild is None:
         raise ValueError(f"architecture {name!r} needs a build or a rebuild function")
+    if build is None and fixed_layout is not None:
+        raise ValueError(f"architecture {name!r}: a fixed_layout is checked against its build "
+                         "function; give one")
     entry = Architecture(name, build, rebuild,
                          None if regions is None else MappingProxyType(dict(regions)),
                          has_eta, fixed_layout)

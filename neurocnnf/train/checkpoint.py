@@ -138,10 +138,10 @@ def check_metadata(meta: dict[str, Any], skeleton: FeedbackModel,
     if trained != arch:
         raise CheckpointError(f"{path}: metadata names two architectures ({arch!r} in model, "
                               f"{trained!r} in config): the checkpoint was edited")
-    fixed = architecture(arch).fixed_layout
-    if fixed is not None:  # a fixed layout: the label must fit the layout
+    entry = architecture(arch)
+    if entry.fixed_layout is not None:  # the label must fit the layout
         with torch.device("meta"):
-            reference = architecture(arch).build(**{k: skeleton.config[k] for k in fixed}).config
+            reference = entry.build(**{k: skeleton.config[k] for k in entry.fixed_layout}).config
         if reference != skeleton.config:
             changed = sorted(k for k in reference if reference[k] != skeleton.config.get(k))
             raise CheckpointError(f"{path}: labelled {arch!r} but its layout differs from "
