@@ -46,7 +46,7 @@ from neurocnnf.activations.store import (
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
-from neurocnnf.models import CNNF
+from neurocnnf.models import FeedbackModel
 from neurocnnf.stimuli import StimulusSet, conversion_note, render
 
 OUTPUTS = ("h_hat", "logits", "probabilities")
@@ -65,7 +65,7 @@ class Reduce:
     seed: int = 0
 
 
-def resolve_layers(model: CNNF, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+def resolve_layers(model: FeedbackModel, layers: list[str] | tuple[str, ...] | None) -> list[str]:
     """Taps and output names to extract (None: every tap and every output)."""
     names = list(model.taps) + list(OUTPUTS)
     if layers is None:
@@ -76,7 +76,7 @@ def resolve_layers(model: CNNF, layers: list[str] | tuple[str, ...] | None) -> l
     return list(layers)
 
 
-def model_digest(model: CNNF) -> str:
+def model_digest(model: FeedbackModel) -> str:
     """sha256 over the model's tensors (a checkpoint-independent identity)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -85,7 +85,7 @@ def model_digest(model: CNNF) -> str:
     return digest.hexdigest()
 
 
-def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iterations: int,
+def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], iterations: int,
                  eta: float | None, feedback: bool = True, halt: float | None = None
                  ) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
@@ -110,7 +110,7 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
     out: dict[str, np.ndarray] = {}
     for name in taps:
         out[name] = stack(trace.forward[name])
-        if feedback and name in model.body_taps:
+        if feedback and name in model.feedback_taps:
             out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
                                                        out[name].shape[2])
     logits = torch.stack(trace.logits, 1).float()
@@ -194,7 +194,7 @@ def stimulus_digest(stimuli: StimulusSet) -> str:
 
 
 def extract(
-    model: CNNF,
+    model: FeedbackModel,
     stimuli: StimulusSet,
     out: str | os.PathLike,
     layers: list[str] | None = None,
@@ -284,7 +284,8 @@ def extract(
         return store.finish(skeleton, variables)
 
 
-def _feature_shapes(model: CNNF, image: torch.Tensor, names: list[str]) -> dict[str, tuple]:
+def _feature_shapes(model: FeedbackModel, image: torch.Tensor, names: list[str]
+                    ) -> dict[str, tuple]:
     """Feature shape (C, H, W) or (D,) of each requested layer and output."""
     with torch.no_grad():
         trace = model(image, iterations=0, layers=[n for n in names if n in model.taps])
@@ -302,8 +303,8 @@ def _dims(var: str) -> tuple[str, ...]:
     return ("presentation", "iteration", f"neuroid_{var.removesuffix('_feedback')}")
 
 
-def _skeleton(model: CNNF, stimuli: StimulusSet, names: list[str], probe: dict, shapes: dict,
-              reductions: dict[str, Projection], settings: dict,
+def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], probe: dict,
+              shapes: dict, reductions: dict[str, Projection], settings: dict,
               time_bins: TimeBins) -> xr.Dataset:
     """Coords and attrs of the activation dataset (no data variables)."""
     from neurocnnf import __version__
@@ -328,7 +329,7 @@ def _skeleton(model: CNNF, stimuli: StimulusSet, names: list[str], probe: dict, 
     })
 
 
-def extract_dataset(model: CNNF, stimuli: StimulusSet, path: str | os.PathLike,
+def extract_dataset(model: FeedbackModel, stimuli: StimulusSet, path: str | os.PathLike,
                     **kwargs) -> xr.Dataset:
     """``extract`` then open the result."""
     return open_activations(extract(model, stimuli, path, **kwargs))

@@ -57,6 +57,11 @@ class CNNF(nn.Module):
         """All read-out layer names, bottom to top."""
         return self.encoder_taps + self.body_taps
 
+    @property
+    def feedback_taps(self) -> tuple[str, ...]:
+        """The taps that receive g_t(l) every iteration: the body taps."""
+        return self.body_taps
+
     def forward(
         self,
         x: Tensor,

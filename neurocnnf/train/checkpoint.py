@@ -19,8 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from neurocnnf.io import atomic_write
-from neurocnnf.models import CNNF, build_from_config, build_model
-from neurocnnf.models.protocol import FeedbackModel
+from neurocnnf.models import FeedbackModel, architecture, build_from_config
 
 FORMAT = "neurocnnf-checkpoint/1"
 
@@ -29,7 +28,7 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or does not match the model."""
 
 
-def save_model(model: CNNF, path: Path, **metadata: Any) -> None:
+def save_model(model: FeedbackModel, path: Path, **metadata: Any) -> None:
     """Write weights and metadata (JSON-serializable values) to ``path`` atomically."""
     from neurocnnf import __version__
 
@@ -107,7 +106,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     return load_checkpoint(path, map_location).model
 
 
-def _rebuild(meta: dict[str, Any], path: Path) -> CNNF:
+def _rebuild(meta: dict[str, Any], path: Path) -> FeedbackModel:
     try:
         return build_from_config(meta["model"], meta["iterations"], meta["eta"])
     except (KeyError, TypeError, ValueError) as error:
@@ -125,8 +124,8 @@ def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: weights cannot be read ({error})") from None
 
 
-def check_metadata(meta: dict[str, Any], skeleton: CNNF, shapes: dict[str, tuple[int, ...]],
-                   path: Path) -> None:
+def check_metadata(meta: dict[str, Any], skeleton: FeedbackModel,
+                   shapes: dict[str, tuple[int, ...]], path: Path) -> None:
     """Raise CheckpointError unless the metadata describes the stored tensors: the arch label
     matches the architecture it names, and the model it builds has the stored shapes.
 
@@ -139,9 +138,10 @@ def check_metadata(meta: dict[str, Any], skeleton: CNNF, shapes: dict[str, tuple
     if trained != arch:
         raise CheckpointError(f"{path}: metadata names two architectures ({arch!r} in model, "
                               f"{trained!r} in config): the checkpoint was edited")
-    if arch in ("fmnist_small", "fmnist_adv"):  # fixed layouts: the label must fit the layout
+    entry = architecture(arch)
+    if entry.fixed_layout is not None:  # the label must fit the layout
         with torch.device("meta"):
-            reference = build_model(arch, num_classes=skeleton.num_classes).config
+            reference = entry.build(**{k: skeleton.config[k] for k in entry.fixed_layout}).config
         if reference != skeleton.config:
             changed = sorted(k for k in reference if reference[k] != skeleton.config.get(k))
             raise CheckpointError(f"{path}: labelled {arch!r} but its layout differs from "
@@ -165,7 +165,7 @@ def check_tensors(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[
         raise CheckpointError(f"{source} does not match {arch}: {detail}")
 
 
-def load_weights(model: CNNF, state: dict[str, torch.Tensor], source: str) -> None:
+def load_weights(model: FeedbackModel, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy ``state`` into ``model``; a clear error for missing, extra or mis-shaped tensors
     and for non-finite values (NaN or inf weights)."""
     check_tensors({k: tuple(v.shape) for k, v in model.state_dict().items()},

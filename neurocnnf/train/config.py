@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from neurocnnf.device import DeviceError, check_device_name
-from neurocnnf.models import ARCHITECTURES
+from neurocnnf.models import architecture, architecture_names
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     arch: str = "fmnist_small"
     iterations: int = 1  # T used in training; 0 trains the plain-CNN twin
-    eta: float | None = 0.1  # CNN-F step size; null for fmnist_pc (no eta)
+    eta: float | None = 0.1  # CNN-F step size; null: the default (must be null for fmnist_pc)
     options: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
 
 
@@ -91,14 +91,17 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first setting that cannot work."""
+        buildable = architecture_names(buildable=True)
+        if self.model.arch not in buildable:
+            raise ConfigError(f"model.arch {self.model.arch!r} is not one of {list(buildable)}")
+        has_eta = architecture(self.model.arch).has_eta
         checks = [
-            (self.model.arch in ARCHITECTURES,
-             f"model.arch {self.model.arch!r} is not one of {sorted(ARCHITECTURES)}"),
             (self.model.iterations >= 0, "model.iterations must be >= 0"),
-            (self.model.arch != "fmnist_pc" or self.model.eta is None,
-             "model.eta must be null for fmnist_pc (its dynamics: model.options beta/lam/alpha)"),
+            (has_eta or self.model.eta is None,
+             f"model.eta must be null for {self.model.arch}: it has no CNN-F step size (its "
+             "dynamics are set in model.options)"),
             (self.model.eta is None or 0 < self.model.eta <= 1,
-             "model.eta must be in (0, 1] (or null for fmnist_pc)"),
+             "model.eta must be in (0, 1] (or null: the architecture's default)"),
             (self.data.dataset in ("fashion_mnist", "cifar10"),
              f"data.dataset {self.data.dataset!r} is not 'fashion_mnist' or 'cifar10'"),
             (0 <= self.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),

@@ -38,7 +38,7 @@ from neurocnnf.data import (
 )
 from neurocnnf.device import resolve_device
 from neurocnnf.io import atomic_write
-from neurocnnf.models import CNNF, build_model
+from neurocnnf.models import FeedbackModel, build_model
 from neurocnnf.train.checkpoint import (
     load_resume_state,
     load_weights,
@@ -127,7 +127,8 @@ def lr_factor(step: int, total: int, schedule: str, power: float = 0.9) -> float
 
 
 @torch.no_grad()
-def evaluate(model: CNNF, batches: Batches, iterations: int | None = None) -> dict[str, float]:
+def evaluate(model: FeedbackModel, batches: Batches, iterations: int | None = None
+             ) -> dict[str, float]:
     """Accuracy of the first, last and averaged logits over ``batches``."""
     model.eval()
     correct = {"first": 0, "last": 0, "avg": 0}
@@ -270,8 +271,9 @@ def train(
     return results
 
 
-def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, config: TrainConfig,
-                 epoch: int, ddp: Distributed, device: torch.device, progress: bool) -> dict:
+def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, scheduler,
+                 config: TrainConfig, epoch: int, ddp: Distributed, device: torch.device,
+                 progress: bool) -> dict:
     model.train()
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if config.bf16 and device.type == "cuda" else contextlib.nullcontext())
@@ -319,7 +321,7 @@ def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, confi
             "images_per_s": totals["seen"] * ddp.world / (time.perf_counter() - started)}
 
 
-def _final_test(model: CNNF, out: Path, test_set: ImageDataset, config: TrainConfig,
+def _final_test(model: FeedbackModel, out: Path, test_set: ImageDataset, config: TrainConfig,
                 device: torch.device) -> dict[str, Any]:
     best = out / "best.safetensors"
     load_weights(model, load_file(str(best), device=str(device)), str(best))

@@ -11,13 +11,14 @@ import torch
 from neurocnnf.attacks import logits_fn, pgd
 from neurocnnf.data import load_dataset
 from neurocnnf.io import save_figure as save
+from neurocnnf.models import FeedbackModel
 from neurocnnf.stimuli.perturb import apply
 from neurocnnf.viz import feedback
 
 PERTURBATIONS = {"noise": 0.3, "blur": 1.5, "occlusion": 0.25}
 
 
-def perturbed_versions(model, images: torch.Tensor, labels: torch.Tensor, eps: float,
+def perturbed_versions(model: FeedbackModel, images: torch.Tensor, labels: torch.Tensor, eps: float,
                        seed: int) -> dict[str, torch.Tensor]:
     """Noisy, blurred, occluded and adversarial (PGD-20 on the first pass) copies."""
     versions = {}
@@ -29,8 +30,8 @@ def perturbed_versions(model, images: torch.Tensor, labels: torch.Tensor, eps: f
     return versions
 
 
-def run_figure6(model, out: str | Path, dataset: str = "fashion_mnist", n_show: int = 4,
-                n_stats: int = 200, layer: str | None = None, eps: float = 0.1,
+def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_mnist",
+                n_show: int = 4, n_stats: int = 200, layer: str | None = None, eps: float = 0.1,
                 seed: int = 0) -> dict[str, Path]:
     """Write restoration/decision-cell/Grad-CAM data and figures; returns the written files."""
     out = Path(out)
