@@ -42,7 +42,7 @@ def run_figure6(model, out: str | Path, dataset: str = "fashion_mnist", n_show: 
     classes = load_dataset(dataset, "test", data_root).classes
     channels, size, _ = model.input_shape
     images = render(stimuli, np.arange(len(stimuli)), channels, size)
-    labels = torch.as_tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
+    labels = torch.tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
     versions = perturbed_versions(model, stimuli, eps)
     written = {}
     data = feedback.restoration_data(model, images, versions)
