@@ -333,8 +333,8 @@ def analyze_rsa(
 ) -> None:
     """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
     from neurocnnf.activations import StoreError
-    from neurocnnf.pipelines.rsa import run_rsa
     from neurocnnf.data import DataNotFoundError
+    from neurocnnf.pipelines.rsa import run_rsa
 
     _writable(out)
     try:
@@ -410,8 +410,8 @@ def visualize(
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.data import DataNotFoundError
-    from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.pipelines.figure6 import run_figure6
+    from neurocnnf.train import CheckpointError, load_model
 
     _writable(out)
     try:

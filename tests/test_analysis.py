@@ -109,9 +109,9 @@ def test_rsa_and_difficulty_runs_write_tables_and_figures(tmp_path):
     import torch
 
     from neurocnnf.activations import Reduce, extract
+    from neurocnnf.models import fmnist_small
     from neurocnnf.pipelines.difficulty import run_difficulty
     from neurocnnf.pipelines.rsa import run_rsa
-    from neurocnnf.models import fmnist_small
     from neurocnnf.stimuli import kriegeskorte92_set, load_stimuli, perturb
 
     torch.manual_seed(0)
