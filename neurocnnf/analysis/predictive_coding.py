@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from neurocnnf.analysis.encoding import pearson_per_column
 from neurocnnf.models import Trace
 
 LAYER_K = "layer_k"
@@ -66,10 +65,12 @@ def representational_change(trace: Trace) -> dict[str, Tensor]:
 
 
 def correlation_distance(a: Tensor, b: Tensor) -> Tensor:
-    """1 - Pearson r per sample between (N, ...) tensors a and b: (N,), in [0, 2] (r = 0 for a
-    constant sample)."""
-    r = pearson_per_column(_flat(a).T.cpu().double().numpy(), _flat(b).T.cpu().double().numpy())
-    return 1.0 - torch.from_numpy(r).float().to(a.device)
+    """1 - Pearson r per sample between (N, ...) tensors a and b: (N,), in [0, 2]."""
+    a, b = _flat(a), _flat(b)
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    return 1.0 - r
 
 
 def noise_distances(noisy: Trace, clean: Trace) -> dict[str, Tensor]:
