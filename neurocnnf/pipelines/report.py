@@ -108,7 +108,7 @@ def robustness_table(layout: ResultsLayout, eps: float | None = None
     path = layout.robustness / "results.csv"
     if not path.exists():
         return pd.DataFrame(), ""
-    results = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    results = pd.read_csv(path)
     main = results[results["sweep"].fillna("") == ""]
     if eps is None:
         eps = float(main.loc[main["attack"] != "clean", "eps"].max())
