@@ -108,3 +108,34 @@ def test_layering_analysis_below_viz_below_pipelines():
         assert layer not in _reachable(edges, layer), f"an import cycle through {layer}"
     importers = {name for name, targets in edges.items() if "pipelines" in targets}
     assert importers <= {"cli"}, f"{importers} import the runners' layer"
+
+
+def test_the_report_reads_robustness_from_results_csv(tmp_path):
+    import pandas as pd
+
+    from neurocnnf.pipelines.report import headline, robustness_table
+
+    layout = ResultsLayout(tmp_path)
+    # (attack, eps, target, steps, accuracy): FGSM / PGD-first on a grid, e2e at the table's eps
+    plan = [("fgsm", eps, "first", 0, 0.6 - eps) for eps in (0.05, 0.1, 0.2)]
+    plan += [("pgd", eps, "first", 40, 0.5 - eps) for eps in (0.05, 0.1, 0.2)]
+    plan += [("pgd", 0.1, "e2e", 40, 0.3)]
+    rows = []
+    for model, iterations, scorings in (("cnn", 0, ("last",)), ("cnnf", 2, ("last", "avg"))):
+        clean = ("clean", 0.0, "", 0, 0.9 if iterations else 0.8)
+        rows += [{"model": model, "iterations": iterations, "scoring": scoring, "attack": attack,
+                  "eps": eps, "target": target, "steps": steps, "accuracy": accuracy, "n": 20,
+                  "sweep": ""}
+                 for scoring in scorings
+                 for attack, eps, target, steps, accuracy in [clean, *plan]]
+    layout.robustness.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(layout.robustness / "results.csv", index=False)
+    table, caption = robustness_table(layout)
+    assert caption.startswith("Accuracy (%) at eps = 0.1") and "n = 20" in caption
+    table = table.set_index("model")
+    assert list(table.index) == ["CNN", "CNN-F (last)", "CNN-F (avg)"]
+    assert table.loc["CNN-F (last)", "Clean"] == "90.00"
+    assert table.loc["CNN", "PGD (first)"] == "40.00" and table.loc["CNN-F (avg)", "Min"] == "30.00"
+    assert robustness_table(layout, 0.2)[0].set_index("model").loc["CNN", "Min"] == "30.00"
+    assert "CNN-F (last) 90.00 / 30.00" in " ".join(headline(layout))
+    assert robustness_table(ResultsLayout(tmp_path / "none"))[0].empty

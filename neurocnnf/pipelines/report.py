@@ -101,20 +101,23 @@ def predictive_coding_table(layout: ResultsLayout) -> pd.DataFrame:
 def robustness_table(layout: ResultsLayout, eps: float | None = None
                      ) -> tuple[pd.DataFrame, str]:
     """Table 2's shape (rows CNN / CNN-F (last) / CNN-F (avg), accuracy % per attack and the
-    minimum) from the evaluation's results.csv at ``eps`` (default: the largest attacked eps),
-    and its caption; an empty table when there is no results.csv."""
+    minimum) from the evaluation's results.csv at ``eps`` (default: the eps at which the most
+    attacks ran, the evaluation's table eps), and its caption; an empty table when there is no
+    results.csv."""
     from neurocnnf.attacks.evaluate import paper_table
 
     path = layout.robustness / "results.csv"
     if not path.exists():
         return pd.DataFrame(), ""
     results = pd.read_csv(path)
-    main = results[results["sweep"].fillna("") == ""]
-    if eps is None:
-        eps = float(main.loc[main["attack"] != "clean", "eps"].max())
+    main = results[results["sweep"].isna() | (results["sweep"] == "")]
+    if eps is None:  # the table's eps: the one every attack ran at (the grid is FGSM/PGD's)
+        attacked = main[main["attack"] != "clean"].astype({"target": str})
+        eps = float(attacked.groupby("eps")[["attack", "target"]].value_counts()
+                    .groupby(level="eps").size().idxmax())
     table = paper_table(main, eps)
     caption = f"Accuracy (%) at eps = {eps:g} (pixel scale), n = {int(main['n'].max())}"
-    return table.rename_axis("model").reset_index().fillna(""), caption
+    return table.rename_axis("model").reset_index().astype(object).fillna(""), caption
 
 
 def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
@@ -131,7 +134,7 @@ def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
         lines.append("Robustness (% correct, clean / worst attack): " + "; ".join(
             f"{row['model']} {row['Clean']} / {row['Min']}" for _, row in robustness.iterrows()))
     rsa = rsa_table(layout)
-    for _, row in rsa[rsa["brain RDM"] == "macaque_IT"].iterrows():
+    for _, row in (rsa[rsa["brain RDM"] == "macaque_IT"] if len(rsa) else rsa).iterrows():
         lines.append(f"{row['model']}: best macaque-IT RSA {row['last t']} at the last iteration "
                      f"vs {row['t=0']} at t = 0 ({row['layer']})")
     for _, row in difficulty_table(layout).iterrows():
