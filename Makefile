@@ -7,7 +7,7 @@ EXTRAS ?= analysis,workflows,notebooks,dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install brainscore test test-slurm lint demo table2 bench clean
+.PHONY: install brainscore test test-slurm lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,19 +69,6 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s workflows/Snakefile \
 		--configfile workflows/config/$(CONFIG).yaml --profile workflows/profiles/local
 	@echo "report: results/$(CONFIG)/report.html (and report.md); notebooks/ read these outputs"
-
-# Table 2 (GPU): FMNIST-adv CNN-F and its CNN twin, 3 seeds, then the evaluation with error bars.
-T2 := results/table2
-table2: install
-	for seed in 0 1 2; do \
-		$(BIN)/neurocnnf train fmnist-adv --out $(T2)/cnnf-s$$seed --set seed=$$seed --resume; \
-		$(BIN)/neurocnnf train fmnist-adv-cnn --out $(T2)/cnn-s$$seed --set seed=$$seed --resume; \
-	done
-	$(BIN)/neurocnnf evaluate $(T2)/cnnf-s0 $(T2)/cnnf-s1 $(T2)/cnnf-s2 --twin $(T2)/cnn-s0 \
-		--twin $(T2)/cnn-s1 --twin $(T2)/cnn-s2 --limit 10000 --eps 0.1 --pgd-steps 40 \
-		--spsa-steps 100 --attacks fgsm,pgd,spsa,transfer,apgd-ce,apgd-t,square \
-		--device $(DEVICE) --out $(T2)/evaluation
-DEVICE ?= cuda
 
 bench: install
 	cd benchmarks && ../$(BIN)/python bench_engine.py && ../$(BIN)/python bench_train.py

@@ -336,8 +336,8 @@ def analyze_rsa(
     """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
     from neurocnnf.activations import StoreError
     from neurocnnf.analysis.rsa import check_method
-    from neurocnnf.analysis.runs import run_rsa
     from neurocnnf.data import DataNotFoundError
+    from neurocnnf.pipelines.rsa import run_rsa
 
     _writable(out)
     try:
@@ -357,7 +357,7 @@ def analyze_difficulty(
 ) -> None:
     """Iterations to self-consistency and accuracy gain against perturbation level."""
     from neurocnnf.activations import StoreError
-    from neurocnnf.analysis.runs import run_difficulty
+    from neurocnnf.pipelines.difficulty import run_difficulty
 
     _writable(out)
     try:
@@ -380,7 +380,7 @@ def analyze_predictive_coding(
 ) -> None:
     """CNN-F vs predictive coding vs feedforward: prediction error, representational change,
     noisy-vs-clean distance and accuracy per iteration, with feedback zeroed / shuffled."""
-    from neurocnnf.analysis.runs import run_predictive_coding
+    from neurocnnf.pipelines.predictive_coding import run_predictive_coding
     from neurocnnf.stimuli import StimulusError
     from neurocnnf.train import CheckpointError
 
@@ -413,8 +413,8 @@ def visualize(
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.data import DataNotFoundError
+    from neurocnnf.pipelines.figure6 import run_figure6
     from neurocnnf.train import CheckpointError, load_model
-    from neurocnnf.viz.figure6 import run_figure6
 
     _writable(out)
     try:

@@ -6,9 +6,9 @@ from scipy import stats
 
 from neurocnnf.analysis.cka import linear_cka
 from neurocnnf.analysis.difficulty import (
+    accuracy_gain_by_level,
     entropy_halting,
     first_correct_iteration,
-    gain_by_difficulty,
     settling_iteration,
     spearman_with_ci,
     speed_accuracy,
@@ -126,8 +126,8 @@ def test_harder_items_taking_longer_is_detected():
     result = spearman_with_ci(level, iterations)
     assert result["rho"] > 0.7 and result["ci_low"] > 0.5
     logits = _planted_logits(np.repeat([0, 6], 50))
-    table = gain_by_difficulty(logits, np.zeros(100, int), np.repeat(["easy", "hard"], 50))
-    assert table.set_index("difficulty").loc["easy", "first"] == 1.0
+    table = accuracy_gain_by_level(logits, np.zeros(100, int), np.repeat(["easy", "hard"], 50))
+    assert table.set_index("level").loc["easy", "first"] == 1.0
 
 
 @pytest.mark.data
@@ -135,8 +135,9 @@ def test_rsa_and_difficulty_runs_write_tables_and_figures(tmp_path):
     import torch
 
     from neurocnnf.activations import Reduce, extract
-    from neurocnnf.analysis.runs import run_difficulty, run_rsa
     from neurocnnf.models import fmnist_small
+    from neurocnnf.pipelines.difficulty import run_difficulty
+    from neurocnnf.pipelines.rsa import run_rsa
     from neurocnnf.stimuli import kriegeskorte92_set, load_stimuli, perturb
 
     torch.manual_seed(0)
