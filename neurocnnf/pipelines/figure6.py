@@ -29,8 +29,8 @@ def perturbed_versions(model: FeedbackModel, stimuli: StimulusSet, eps: float) -
                          model) for kind, level in levels.items()}
 
 
-def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_mnist", n_show: int = 4,
-                n_stats: int = 200, layer: str | None = None, eps: float = 0.1,
+def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_mnist",
+                n_show: int = 4, n_stats: int = 200, layer: str | None = None, eps: float = 0.1,
                 seed: int = 0, data_root: str | Path | None = None) -> dict[str, Path]:
     """Write restoration/decision-cell/Grad-CAM data and figures for ``n_stats`` test images
     (class-balanced, seeded); returns the written figures."""
