@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from neurocnnf.analysis.rsa import unit_rows
 from neurocnnf.models import Trace
 
 LAYER_K = "layer_k"
@@ -65,12 +66,11 @@ def representational_change(trace: Trace) -> dict[str, Tensor]:
 
 
 def correlation_distance(a: Tensor, b: Tensor) -> Tensor:
-    """1 - Pearson r per sample between (N, ...) tensors a and b: (N,), in [0, 2]."""
-    a, b = _flat(a), _flat(b)
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
-    return 1.0 - r
+    """1 - Pearson r per sample between (N, ...) tensors a and b: (N,), in [0, 2] (a constant
+    sample has r = 0, as in :func:`neurocnnf.analysis.rsa.unit_rows`)."""
+    r = (unit_rows(_flat(a).double().cpu().numpy()) * unit_rows(_flat(b).double().cpu().numpy())
+         ).sum(1)
+    return torch.from_numpy(1.0 - r).float()
 
 
 def noise_distances(noisy: Trace, clean: Trace) -> dict[str, Tensor]:
