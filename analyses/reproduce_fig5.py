@@ -21,15 +21,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from neurocnnf.attacks.evaluate import (
-    AttackSpec,
-    evaluate,
-    format_report,
-    make_adversarial,
-    markdown,
-    masking_report,
-    predict,
-)
+from neurocnnf.attacks import AttackSpec
+from neurocnnf.attacks.evaluate import evaluate, make_adversarial, predict
+from neurocnnf.attacks.masking import format_report, masking_report
+from neurocnnf.attacks.tables import markdown
 from neurocnnf.data import load_dataset
 from neurocnnf.device import resolve_device
 from neurocnnf.io import save_figure
