@@ -123,7 +123,7 @@ def image_folder(folder: Path, ids: list[str], column: str = "filename", size: i
 
 
 @pytest.mark.parametrize("real, attacks, message", [
-    (True, "FGSM", "unknown attack(s) ['FGSM']; choose from fgsm, pgd, spsa, transfer"),
+    (True, "FGSM", "unknown attack(s) ['FGSM']; choose from fgsm, pgd, spsa, apgd-ce"),
     (False, "fgsm,bogus", "unknown attack(s) ['bogus']; choose from fgsm"),
     (False, "fgsm,transfer", "the transfer attack needs the plain-CNN twin: pass --twin"),
 ])
