@@ -50,7 +50,9 @@ def attack_plan(eps: float, eps_grid: list[float], attacks: list[str], pgd_steps
 def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
                   test_iterations: tuple[int, ...], pgd_steps: int, spsa_steps: int,
                   batch_size: int) -> None:
-    """Raise ValueError for an evaluation that cannot run as asked (before any work)."""
+    """Raise ValueError for an evaluation that cannot run as asked, ImportError (naming the
+    ``attacks`` extra) when an attack asked for needs torchattacks and it is missing; before
+    any work."""
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         raise ValueError(f"unknown attack(s) {unknown}; choose from {', '.join(attack_names())} "
