@@ -99,7 +99,7 @@ def test_images(dataset: str, limit: int | None) -> tuple[Tensor, Tensor]:
     n = len(stimuli) if limit is None else min(limit, len(stimuli))
     channels, size = stimuli.images.shape[1], stimuli.images.shape[2]
     images = render(stimuli, np.arange(n), channels, size)
-    labels = torch.as_tensor(stimuli.metadata["label"].to_numpy()[:n], dtype=torch.int64)
+    labels = torch.tensor(stimuli.metadata["label"].to_numpy()[:n], dtype=torch.int64)
     return images, labels
 
 
