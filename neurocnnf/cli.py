@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from neurocnnf.attacks.registry import attack_names
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # the command line only ever saves figures
 
 app = typer.Typer(help="CNN-F for computational neuroscience and robustness research.",
@@ -185,7 +187,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="first N test images")] = 1000,
     eps: Annotated[float, typer.Option(help="eps of the table (pixel scale)")] = 0.1,
     eps_grid: Annotated[str, typer.Option(help="eps values of the curves")] = "0.02,0.05,0.1,0.2",
-    attacks: Annotated[str, typer.Option(help="fgsm,pgd,spsa,transfer,apgd-ce,apgd-t,square")]
+    attacks: Annotated[str, typer.Option(help=",".join(attack_names()))]
     = "fgsm,pgd,spsa,transfer",
     pgd_steps: int = 40,
     spsa_steps: int = 20,
@@ -196,13 +198,14 @@ def evaluate(
     progress: bool = True,
 ) -> None:
     """Robustness of CNN-F checkpoints: the paper's table, Fig. 5 curves, masking report."""
-    from neurocnnf.attacks.protocol import run_evaluation
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.train import CheckpointError
 
     grid = _numbers(eps_grid, "--eps-grid")
     iterations = _numbers(test_iterations, "--test-iterations", int)
     try:
+        from neurocnnf.pipelines.robustness import run_evaluation
+
         run_evaluation(
             checkpoints, out, twin, dataset, limit, eps, grid,
             tuple(a.strip() for a in attacks.split(",") if a.strip()), pgd_steps, spsa_steps,
