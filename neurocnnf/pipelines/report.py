@@ -104,7 +104,7 @@ def robustness_table(layout: ResultsLayout, eps: float | None = None
     minimum) from the evaluation's results.csv at ``eps`` (default: the eps at which the most
     attacks ran, the evaluation's table eps), and its caption; an empty table when there is no
     results.csv."""
-    from neurocnnf.attacks.evaluate import paper_table
+    from neurocnnf.attacks.tables import paper_table
 
     path = layout.robustness / "results.csv"
     if not path.exists():
