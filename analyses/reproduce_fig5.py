@@ -25,9 +25,9 @@ from neurocnnf.attacks import AttackSpec
 from neurocnnf.attacks.evaluate import WORST_CASE, evaluate, make_adversarial, predict
 from neurocnnf.attacks.masking import format_report, masking_report
 from neurocnnf.attacks.tables import markdown
-from neurocnnf.data import load_dataset
 from neurocnnf.device import resolve_device
 from neurocnnf.io import save_figure
+from neurocnnf.pipelines.robustness import test_images
 from neurocnnf.train import load_model
 from neurocnnf.viz import robustness as fig
 
@@ -83,8 +83,7 @@ def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None,
     if target.exists():
         return target
     model = load_model(run, map_location=device)
-    test = load_dataset("fashion_mnist", "test")
-    images, labels = test.images[:n].float() / 255, test.labels[:n]
+    images, labels = test_images("fashion_mnist", n)
     trained = model.iterations
     label = "CNN" if trained == 0 else f"CNN-F-{trained}"
     name = run.name
