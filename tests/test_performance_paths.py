@@ -17,20 +17,29 @@ from neurocnnf.train.config import ConfigError, config_from_dict
 
 needs_compiler = pytest.mark.skipif(not shutil.which("g++") and not shutil.which("c++"),
                                     reason="torch.compile on CPU needs a C++ compiler")
-TOLERANCE = dict(rtol=1e-5, atol=1e-6)  # inductor may reorder float sums
+
+
+def _close(compiled, eager, tolerance=1e-5):
+    """Equal up to float32 reordering: max |difference| <= tolerance * max(1, max |eager|)
+    (inductor fuses the norms' sums in another order than eager kernels; measured on a
+    2-core CPU: 1.0e-6 of the scale after two iterations, fmnist_small)."""
+    assert compiled.shape == eager.shape and compiled.dtype == eager.dtype
+    scale = max(1.0, float(eager.abs().max()))
+    gap = float((compiled - eager).abs().max())
+    assert gap <= tolerance * scale, f"max difference {gap:.2e} at scale {scale:.2f}"
 
 
 def _traces_close(eager, compiled, layers):
     assert len(eager.logits) == len(compiled.logits)
     for name in ("logits", "h_hat", "reconstruction"):
         for a, b in zip(getattr(eager, name), getattr(compiled, name), strict=True):
-            torch.testing.assert_close(b, a, **TOLERANCE)
-    torch.testing.assert_close(compiled.h, eager.h, **TOLERANCE)
+            _close(b, a)
+    _close(compiled.h, eager.h)
     for name in layers:
         for kind in ("forward", "feedback"):
             pairs = zip(getattr(eager, kind)[name], getattr(compiled, kind)[name], strict=True)
             for a, b in pairs:
-                torch.testing.assert_close(b, a, **TOLERANCE)
+                _close(b, a)
     for name, flips in eager.mask_flips.items():
         for a, b in zip(flips, compiled.mask_flips[name], strict=True):
             torch.testing.assert_close(b, a, rtol=0, atol=2e-3)  # a near-zero unit may flip
@@ -56,7 +65,7 @@ def test_compiled_training_step_equals_eager_trace_and_gradients(arch):
     (eager, eager_grads), (fast, fast_grads) = results[False], results[True]
     _traces_close(eager, fast, layers)
     for name, grad in eager_grads.items():
-        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-6)
+        _close(fast_grads[name], grad, tolerance=1e-4)  # summed over the batch and passes
 
 
 @pytest.mark.slow

@@ -241,10 +241,10 @@ def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str,
     if x.dtype != dtype:
         raise TypeError(f"images must be {dtype} like the model's weights, got {x.dtype} "
                         f"(convert with x.to({dtype}))")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
     if x.numel():
-        low, high = torch.aminmax(x.detach())
+        low, high = torch.aminmax(x.detach())  # NaN if any is NaN: one pass checks both
+        if not bool(torch.isfinite(low) & torch.isfinite(high)):
+            raise ValueError("images contain NaN or infinite values")
         if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
             warnings.warn("images lie far outside the pixel scale [0, 1] the models expect "
                           "(uint8: divide by 255; do not normalize): results are meaningless",
