@@ -83,8 +83,13 @@ table2: install
 		--device $(DEVICE) --out $(T2)/evaluation
 DEVICE ?= cuda
 
+# Speed tools (no assertions; see benchmarks/README.md): engine cost and inference vs FLOP time,
+# compiled vs eager training steps, extraction throughput and memory. CPU.
 bench: install
-	cd benchmarks && ../$(BIN)/python bench_engine.py && ../$(BIN)/python bench_train.py
+	cd benchmarks && ../$(BIN)/python bench_engine.py --batch 128 --iterations 1 5 \
+		--archs fmnist_small fmnist_adv --repeats 3 \
+		&& ../$(BIN)/python bench_train.py --compile --repeats 3 \
+		&& ../$(BIN)/python bench_extract.py --n 512
 
 clean:
 	rm -rf $(VENV) $(BS_VENV) .pytest_cache .ruff_cache

@@ -77,7 +77,7 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
 
 def compile_speedup(args: argparse.Namespace, device: torch.device) -> None:
     """Eager vs compiled training steps of one model, alternating; medians and ratios."""
-    print(f"{'arch':<13}{'T':>3}{'adv':>5}{'eager s':>9}{'compiled s':>11}{'speed-up':>9}"
+    print(f"{'arch':<13}{'T':>3}{'adv':>6}{'eager s':>9}{'compiled s':>11}{'speed-up':>9}"
           f"{'CPU-time speed-up':>18}{'compile s':>10}")
     for arch, t in args.settings:
         for adversarial in args.modes:
@@ -106,7 +106,7 @@ def compile_speedup(args: argparse.Namespace, device: torch.device) -> None:
                                             time.process_time() - cpu))
             eager = [statistics.median(v) for v in zip(*times[False], strict=True)]
             fast = [statistics.median(v) for v in zip(*times[True], strict=True)]
-            print(f"{arch:<13}{t:>3}{adversarial!s:>5}{eager[0]:>9.2f}{fast[0]:>11.2f}"
+            print(f"{arch:<13}{t:>3}{adversarial!s:>6}{eager[0]:>9.2f}{fast[0]:>11.2f}"
                   f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{compile_s:>10.0f}",
                   flush=True)
 

@@ -35,10 +35,11 @@ def _traces_close(eager, compiled, layers):
         for a, b in zip(getattr(eager, name), getattr(compiled, name), strict=True):
             _close(b, a)
     _close(compiled.h, eager.h)
-    for name in layers:
-        for kind in ("forward", "feedback"):
-            pairs = zip(getattr(eager, kind)[name], getattr(compiled, kind)[name], strict=True)
-            for a, b in pairs:
+    assert set(eager.forward) == set(compiled.forward) == set(layers)
+    assert set(eager.feedback) == set(compiled.feedback)
+    for kind in ("forward", "feedback"):
+        for name, values in getattr(eager, kind).items():
+            for a, b in zip(values, getattr(compiled, kind)[name], strict=True):
                 _close(b, a)
     for name, flips in eager.mask_flips.items():
         for a, b in zip(flips, compiled.mask_flips[name], strict=True):
