@@ -86,6 +86,8 @@ def test_compile_setting_is_validated():
     assert config_from_dict({"compile": True}).compile is True
     with pytest.raises(ConfigError, match="compile"):
         config_from_dict({"compile": "yes"})
+    with pytest.raises(ConfigError, match="fmnist_pc has no compiled path"):
+        config_from_dict({"compile": True, "model": {"arch": "fmnist_pc", "eta": None}})
 
 
 def _stimuli(n):

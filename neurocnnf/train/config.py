@@ -123,6 +123,8 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
+            (not self.compile or self.model.arch != "fmnist_pc",
+             "compile: true applies to the CNN-F engine; fmnist_pc has no compiled path"),
             (not self.compile or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
              "compile: true needs a C++ compiler on PATH (torch.compile's CPU code); "
              "install g++ or set compile: false"),
