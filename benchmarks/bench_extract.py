@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,14 +103,17 @@ def main() -> None:
         return
     ours, theirs = versus_pytorch_wrapper(args.arch, args.n // 2, args.iterations, args.batch,
                                           args.dtype)
-    print(f"same images from PNG files, every layer at every iteration: neurocnnf extract "
-          f"{ours:.0f} img/s, Brain-Score PytorchWrapper on the unrolled model {theirs:.0f} "
-          f"img/s (ratio {ours / theirs:.2f})")
+    print(f"same images from PNG files, every layer at every iteration, alternating: "
+          f"Brain-Score PytorchWrapper on the unrolled model {theirs:.1f} img/s; neurocnnf "
+          + "; ".join(f"extract to {kind} {rate:.1f} img/s (ratio {rate / theirs:.2f})"
+                      for kind, rate in ours.items()))
 
 
 def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
-                           dtype: str = "float32") -> tuple[float, float]:
-    """images/s of our extraction and of Brain-Score's PytorchWrapper on the same PNG files."""
+                           dtype: str = "float32", repeats: int = 2
+                           ) -> tuple[dict[str, float], float]:
+    """images/s of our extraction (to .zarr and .nc) and of Brain-Score's PytorchWrapper on
+    the same PNG files, alternating ``repeats`` times (medians)."""
     import pandas as pd
     from PIL import Image
 
@@ -129,16 +133,22 @@ def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
         pd.DataFrame({"stimulus_id": [str(i) for i in range(n)],
                       "filename": [f"{i}.png" for i in range(n)]}).to_csv(
             folder / "stimuli.csv", index=False)
-        start = time.perf_counter()
-        extract(model, from_folder(folder), folder / "a.nc", iterations=iterations,
-                batch_size=batch, progress=False, dtype=dtype)
-        ours = n / (time.perf_counter() - start)
         wrapper = activations_model(model, f"bench-{arch}", iterations)
         layers = [name for name in Unrolled(model, iterations).layer_names()
                   if not name.startswith("logits")]
-        start = time.perf_counter()
-        wrapper([str(folder / f"{i}.png") for i in range(n)], layers=layers)
-        theirs = n / (time.perf_counter() - start)
+        paths = [str(folder / f"{i}.png") for i in range(n)]
+        times: dict[str, list[float]] = {".zarr": [], ".nc": [], "wrapper": []}
+        for repeat in range(repeats):  # alternating, so that the medians share the load
+            for kind in times:
+                start = time.perf_counter()
+                if kind == "wrapper":
+                    wrapper(paths, layers=layers)
+                else:
+                    extract(model, from_folder(folder), folder / f"a{repeat}{kind}",
+                            iterations=iterations, batch_size=batch, progress=False, dtype=dtype)
+                times[kind].append(time.perf_counter() - start)
+    rates = {kind: n / statistics.median(values) for kind, values in times.items()}
+    ours, theirs = {k: v for k, v in rates.items() if k != "wrapper"}, rates["wrapper"]
     return ours, theirs
 
 
