@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from neurocnnf.activations import extract, extract_dataset
 from neurocnnf.activations.extract import resolve_layers, trace_arrays
 from neurocnnf.models import build_model, fmnist_small
+from neurocnnf.nn.functional import unpool
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
 from neurocnnf.train.config import ConfigError, config_from_dict
@@ -124,3 +125,15 @@ def test_batches_written_in_the_background_equal_the_model_called_batch_by_batch
     for name in ds.data_vars:
         np.testing.assert_array_equal(ds[name].values,
                                       np.concatenate([batch[name] for batch in batches]))
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_unpool_restores_even_and_odd_input_sizes(size):
+    """unpool passes the output size to torch only for odd inputs; both round-trip exactly."""
+    f = torch.randn(2, 3, size, size)
+    pooled, indices = F.max_pool2d(f, 2, return_indices=True)
+    restored = unpool(pooled, indices, f.shape)
+    assert restored.shape == f.shape
+    expected = F.max_unpool2d(pooled, indices, 2, output_size=f.shape[-2:])
+    assert torch.equal(restored, expected)
+    assert torch.equal(restored.flatten(2).gather(2, indices.flatten(2)), pooled.flatten(2))
