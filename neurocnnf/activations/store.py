@@ -261,8 +261,8 @@ def _zarr_options() -> dict:
 
 
 def _uncompressed() -> dict:
-    """No compressor: activations barely compress and compressing them costs more than the
-    model's forward pass (zarr 3 | zarr 2 spelling)."""
+    """No compressor (zarr 3 | zarr 2 spelling): batches and the NetCDF conversion skip the
+    codec, at the cost of larger .zarr stores (the finished .nc was always uncompressed)."""
     import zarr
 
     return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {
