@@ -70,8 +70,13 @@ demo: install
 		--configfile workflows/config/$(CONFIG).yaml --profile workflows/profiles/local
 	@echo "report: results/$(CONFIG)/report.html (and report.md); notebooks/ read these outputs"
 
+# Speed tools (no assertions; see benchmarks/README.md): engine cost and inference vs FLOP time,
+# compiled vs eager training steps, extraction throughput and memory. CPU.
 bench: install
-	cd benchmarks && ../$(BIN)/python bench_engine.py && ../$(BIN)/python bench_train.py
+	cd benchmarks && ../$(BIN)/python bench_engine.py --batch 128 --iterations 1 5 \
+		--archs fmnist_small fmnist_adv --repeats 3 \
+		&& ../$(BIN)/python bench_train.py --compile --repeats 3 \
+		&& ../$(BIN)/python bench_extract.py --n 512
 
 clean:
 	rm -rf $(VENV) $(BS_VENV) .pytest_cache .ruff_cache

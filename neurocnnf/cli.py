@@ -99,6 +99,11 @@ def extract(
     progress: bool = True,
     restart_if_changed: Annotated[bool, typer.Option(
         help="start over if OUT.partial was made from other inputs (default: refuse)")] = False,
+    dtype: Annotated[str, typer.Option(help="storage type: float32 or float16 (half the "
+                                       "bytes, recorded in the attrs)")] = "float32",
+    compile_model: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the model's iterations (pays off on large sets: "
+        "compiling takes minutes on a small CPU)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
     from neurocnnf.activations import Reduce, StoreError, TimeBins
@@ -112,6 +117,7 @@ def extract(
 
     try:
         model = load_model(checkpoint, map_location=_device(device))
+        model.compiled = compile_model
         stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
         reduction = None
         if reduce:
@@ -124,7 +130,7 @@ def extract(
             reduce=reduction, batch_size=batch_size,
             model_id=model_id or checkpoint_file.parent.name,
             checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
-            restart_if_changed=restart_if_changed)
+            restart_if_changed=restart_if_changed, dtype=dtype)
     except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,
             DataIntegrityError, ValueError) as error:
         _fail(error)

@@ -1,6 +1,6 @@
 """Per-iteration activations of a CNN-F for a stimulus set, as a labelled xarray dataset.
 
-Variables (dims presentation x iteration x neuroid_<var>, float32):
+Variables (dims presentation x iteration x neuroid_<var>, float32, or float16 if asked):
   <tap>             forward features f_t(l) of each requested layer (post-AdaReLU)
   <tap>_feedback    feedback g_t(l) arriving at that layer in the pass that led to iteration t
                     (NaN at iteration 0; body layers only)
@@ -38,6 +38,7 @@ from neurocnnf.activations.reduce import (
 )
 from neurocnnf.activations.store import (
     FINGERPRINT,
+    BatchWriter,
     PartialStore,
     StoreError,
     open_activations,
@@ -52,6 +53,7 @@ from neurocnnf.stimuli import StimulusSet, conversion_note, render
 OUTPUTS = ("h_hat", "logits", "probabilities")
 SCALARS = ("reconstruction_error", "logit_change", "mask_flip_fraction")
 MAX_BATCH_MB = 256.0  # unreduced activations per batch (one model call), MiB
+DTYPES = {"float32": "f4", "float16": "f2"}  # storage dtypes of the variables
 
 
 @dataclass(frozen=True)
@@ -210,10 +212,15 @@ def extract(
     max_batch_mb: float = MAX_BATCH_MB,
     restart_if_changed: bool = False,
     halt: float | None = None,
+    dtype: str = "float32",
 ) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
 
     ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
+    ``dtype``: storage type of every variable, 'float32' or 'float16' (half the bytes; values
+    rounded to float16, relative error <= 2^-11; recorded in ``attrs['dtype']``). The model
+    computes in its own dtype either way. Each batch is written on a background thread while
+    the next one computes; the store is uncompressed.
 
     While it runs, ``<out>.lock`` names the process writing ``out``; a second writer fails at
     once (LockError). Batches go to ``<out>.partial`` (see ``store``): a rerun after a kill
@@ -227,6 +234,8 @@ def extract(
     """
     out = Path(out)
     store_format(out)  # a bad suffix fails before any work
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if len(stimuli) == 0:
         raise ValueError(f"stimulus set {stimuli.identifier!r} is empty")
     try:
@@ -246,7 +255,7 @@ def extract(
                     n=len(stimuli), layers=names, iterations=steps,
                     eta=eta if eta is not None else model.eta, feedback=feedback,
                     reduce=None if reduce is None else vars(reduce), time_bins=vars(time_bins),
-                    dtype="float32", **({} if halt is None else {"halt": halt}))
+                    dtype=dtype, **({} if halt is None else {"halt": halt}))
     with output_lock(out):
         store = PartialStore.resume(out, settings, restart_if_changed)
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
@@ -260,7 +269,7 @@ def extract(
         else:
             reductions = _fit_reductions(model, stimuli, names, steps, eta, reduce, shapes,
                                          device, chunk) if reduce else {}
-        variables = {var: (_dims(var), "f4") for var in probe}
+        variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
         if store is None:
@@ -268,7 +277,7 @@ def extract(
                                         to_arrays(reductions))
         rows = np.arange(len(stimuli))
         with tqdm(total=len(stimuli), initial=store.done, desc=f"extract {out.name}",
-                  unit="img", disable=not progress) as bar:
+                  unit="img", disable=not progress) as bar, BatchWriter(store) as writer:
             for start in range(store.done, len(stimuli), store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
@@ -279,7 +288,8 @@ def extract(
                         flat = torch.from_numpy(array).reshape(-1, array.shape[-1])
                         arrays[var] = reductions[base](flat).reshape(len(batch), steps + 1,
                                                                     -1).numpy()
-                store.write(start, arrays)
+                writer.put(start, {var: array.astype(DTYPES[dtype], copy=False)
+                                   for var, array in arrays.items()})
                 bar.update(len(batch))
         return store.finish(skeleton, variables)
 
@@ -324,7 +334,7 @@ def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], prob
         "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
         "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
         "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
-        "reduction": json.dumps(settings["reduce"]),
+        "reduction": json.dumps(settings["reduce"]), "dtype": settings["dtype"],
         FINGERPRINT: json.dumps(settings, sort_keys=True),
     })
 

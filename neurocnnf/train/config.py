@@ -7,6 +7,7 @@ A preset may name a ``base`` preset and override parts of it (the ``*-cnn`` twin
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     bf16: bool = False  # autocast to bfloat16 on GPU
+    compile: bool = False  # torch.compile the training passes (CNNF.compiled; see benchmarks)
     eval_batch_size: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -124,6 +126,11 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
+            (not self.compile or self.model.arch != "fmnist_pc",
+             "compile: true applies to the CNN-F engine; fmnist_pc has no compiled path"),
+            (not self.compile or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
+             "compile: true needs a C++ compiler on PATH (torch.compile's CPU code); "
+             "install g++ or set compile: false"),
         ]
         for ok, message in checks:
             if not ok:

@@ -275,6 +275,7 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
                  config: TrainConfig, epoch: int, ddp: Distributed, device: torch.device,
                  progress: bool) -> dict:
     model.train()
+    model.compiled = config.compile  # training passes only: evaluation stays eager
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if config.bf16 and device.type == "cuda" else contextlib.nullcontext())
     attack = logits_fn(model, "first")
@@ -314,6 +315,7 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
         rate = totals["seen"] / (time.perf_counter() - started)
         bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}",
                         acc=f"{totals['correct'] / totals['seen']:.3f}", img_s=f"{rate:.0f}")
+    model.compiled = False
     seen = max(totals["seen"], 1)
     return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
             "train_reconstruction": totals["rec"] / seen,
