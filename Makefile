@@ -45,7 +45,8 @@ install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses
-	@# the slurm tests run when a SLURM answers; else they skip (make test-slurm starts one)
+	@# the slurm tests run when a SLURM answers or, with NEUROCNNF_TEST_SLURM=start (.ci/run),
+	@# start a local one as root; else they skip, saying why
 	$(BIN)/python -m pytest -q --durations=10
 	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
 	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py tests/test_predictive.py tests/test_backbone.py \
