@@ -59,7 +59,8 @@ gpu_count() {
 slurm_conf() {
     local gpus=$1 host node
     host=$(hostname -s)
-    node=$(slurmd -C | head -1 | sed "s/^NodeName=[^ ]*/NodeName=$host NodeAddr=127.0.0.1/")
+    node=$(slurmd -C | head -1 | sed -e "s/^NodeName=[^ ]*/NodeName=$host NodeAddr=127.0.0.1/" \
+        -e "s/ Gres=[^ ]*//")  # the GPUs come from nvidia-smi, below
     echo "$MARK"
     echo "ClusterName=$CLUSTER"
     echo "SlurmctldHost=$host(127.0.0.1)"
