@@ -53,8 +53,8 @@ test: install brainscore  ## the test suite (README's test command)
 		tests/test_brainscore.py tests/test_brainscore_plugin.py tests/test_brainscore_timebins.py \
 		tests/test_reliability_extraction.py
 
-# The SLURM integration tests on a local single-node SLURM that they start and stop (root;
-# apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing): ~10-15 minutes.
+# The SLURM integration tests alone, on a local single-node SLURM that they start and stop
+# (root; apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing, 30 s).
 test-slurm: install
 	NEUROCNNF_TEST_SLURM=start $(BIN)/python -m pytest -q -m slurm --durations=10
 

@@ -31,7 +31,7 @@ SCRIPT = REPO / "workflows" / "cluster" / "local-slurm.sh"
 PROFILE = REPO / "workflows" / "profiles" / "slurm" / "config.yaml"
 LOCAL_THREADS = 2  # the local run's threads (config `threads`, --cores 2): same numbers
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
-TRAIN = ["optim.epochs=3", "data.train_limit=3000", "data.test_limit=200", "model.iterations=1"]
+TRAIN = ["optim.epochs=3", "data.train_limit=1000", "data.test_limit=200", "model.iterations=1"]
 
 
 def _out(*command: str, env: dict[str, str] | None = None) -> str:
