@@ -45,15 +45,16 @@ install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses
-	@# the slurm tests run when a SLURM answers; else they skip (make test-slurm starts one)
+	@# the slurm tests run when a SLURM answers or, with NEUROCNNF_TEST_SLURM=start (.ci/run),
+	@# start a local one as root; else they skip, saying why
 	$(BIN)/python -m pytest -q --durations=10
 	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
 	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py tests/test_predictive.py tests/test_backbone.py \
 		tests/test_brainscore.py tests/test_brainscore_plugin.py tests/test_brainscore_timebins.py \
 		tests/test_reliability_extraction.py
 
-# The SLURM integration tests on a local single-node SLURM that they start and stop (root;
-# apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing): ~10-15 minutes.
+# The SLURM integration tests alone, on a local single-node SLURM that they start and stop
+# (root; apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing, 30 s).
 test-slurm: install
 	NEUROCNNF_TEST_SLURM=start $(BIN)/python -m pytest -q -m slurm --durations=10
 
