@@ -7,7 +7,7 @@ EXTRAS ?= analysis,workflows,notebooks,dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install brainscore test test-slurm lint demo table2 bench clean
+.PHONY: install brainscore test test-slurm lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,21 +44,22 @@ brainscore: $(BS_STAMP)
 install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
-	$(BIN)/ruff check neurocnnf tests benchmarks analyses
-	@# the slurm tests run when a SLURM answers; else they skip (make test-slurm starts one)
+	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts
+	@# the slurm tests run when a SLURM answers or, with NEUROCNNF_TEST_SLURM=start (.ci/run),
+	@# start a local one as root; else they skip, saying why
 	$(BIN)/python -m pytest -q --durations=10
 	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
 	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py tests/test_predictive.py tests/test_backbone.py \
 		tests/test_brainscore.py tests/test_brainscore_plugin.py tests/test_brainscore_timebins.py \
 		tests/test_reliability_extraction.py
 
-# The SLURM integration tests on a local single-node SLURM that they start and stop (root;
-# apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing): ~10-15 minutes.
+# The SLURM integration tests alone, on a local single-node SLURM that they start and stop
+# (root; apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing, 30 s).
 test-slurm: install
 	NEUROCNNF_TEST_SLURM=start $(BIN)/python -m pytest -q -m slurm --durations=10
 
 lint: install
-	$(BIN)/ruff check neurocnnf tests benchmarks analyses
+	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts
 
 CONFIG ?= quickstart
 
@@ -70,21 +71,13 @@ demo: install
 		--configfile workflows/config/$(CONFIG).yaml --profile workflows/profiles/local
 	@echo "report: results/$(CONFIG)/report.html (and report.md); notebooks/ read these outputs"
 
-# Table 2 (GPU): FMNIST-adv CNN-F and its CNN twin, 3 seeds, then the evaluation with error bars.
-T2 := results/table2
-table2: install
-	for seed in 0 1 2; do \
-		$(BIN)/neurocnnf train fmnist-adv --out $(T2)/cnnf-s$$seed --set seed=$$seed --resume; \
-		$(BIN)/neurocnnf train fmnist-adv-cnn --out $(T2)/cnn-s$$seed --set seed=$$seed --resume; \
-	done
-	$(BIN)/neurocnnf evaluate $(T2)/cnnf-s0 $(T2)/cnnf-s1 $(T2)/cnnf-s2 --twin $(T2)/cnn-s0 \
-		--twin $(T2)/cnn-s1 --twin $(T2)/cnn-s2 --limit 10000 --eps 0.1 --pgd-steps 40 \
-		--spsa-steps 100 --attacks fgsm,pgd,spsa,transfer,apgd-ce,apgd-t,square \
-		--device $(DEVICE) --out $(T2)/evaluation
-DEVICE ?= cuda
-
+# Speed tools (no assertions; see benchmarks/README.md): engine cost and inference vs FLOP time,
+# compiled vs eager training steps, extraction throughput and memory. CPU.
 bench: install
-	cd benchmarks && ../$(BIN)/python bench_engine.py && ../$(BIN)/python bench_train.py
+	cd benchmarks && ../$(BIN)/python bench_engine.py --batch 128 --iterations 1 5 \
+		--archs fmnist_small fmnist_adv --repeats 3 \
+		&& ../$(BIN)/python bench_train.py --compile --repeats 3 \
+		&& ../$(BIN)/python bench_extract.py --n 512
 
 clean:
 	rm -rf $(VENV) $(BS_VENV) .pytest_cache .ruff_cache

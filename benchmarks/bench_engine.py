@@ -3,7 +3,10 @@
 For each architecture (the CNN-F ones and the predictive-coding comparator ``fmnist_pc``):
 forward time per iteration, a full T-iteration forward+backward over the plain CNN's (T = 0),
 the analytic FLOP count of that call (torch's FlopCounterMode, which counts convolutions and
-matmuls from their shapes), and the activation memory saved for backward.
+matmuls from their shapes), and the activation memory saved for backward. Then, on CPU,
+inference (T = 1) eager and compiled against its FLOP time: the time its convolutions and
+matmuls alone take (profiler self times), i.e. its FLOPs at the rate this machine reaches on
+them; the ratio is how far the rest (norms, masks, updates, Python) adds to that bound.
 Run: ``python benchmarks/bench_engine.py [--device cuda] [--batch 128] [--archs fmnist_pc]``.
 """
 
@@ -55,6 +58,56 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
+FLOP_OPS = ("conv", "aten::mm", "aten::addmm", "aten::bmm")  # self times: the FLOP work
+
+
+def flop_time(fn, repeats: int) -> tuple[float, float]:
+    """Median wall seconds of ``fn()`` and of its convolutions and matmuls alone.
+
+    The second is the model's FLOP count at this machine's measured rate for exactly these
+    convolutions (the profiler's self time of the conv/matmul kernels per call).
+    """
+    fn()
+    total = timed(fn, repeats, torch.device("cpu"))
+    with torch.profiler.profile() as profile:
+        for _ in range(repeats):
+            fn()
+    kernels = sum(event.self_cpu_time_total for event in profile.key_averages()
+                  if any(op in event.key for op in FLOP_OPS)) / 1e6 / repeats
+    return total, kernels
+
+
+def inference_bound(args: argparse.Namespace) -> None:
+    """Inference (no_grad, T iterations) against its FLOP time, eager and compiled; the FLOP
+    time is the faster of the two runs' conv+matmul times (the same FLOPs, at the best rate
+    this machine reached on them)."""
+    print(f"\ninference, batch {args.batch}: time over FLOP time (its convolutions and matmuls at "
+          "this machine's measured rate)")
+    print(f"{'arch':<13}{'T':>3}{'path':>10}{'GFLOP':>8}{'GFLOP/s':>9}{'FLOP ms':>9}"
+          f"{'time ms':>9}{'ratio':>7}")
+    for arch in args.archs:
+        if arch == "fmnist_pc":
+            continue  # no compiled path
+        torch.manual_seed(0)
+        model = build_model(arch).eval()
+        x = torch.rand(args.batch, *model.input_shape)
+        for t in args.inference_iterations:
+            def forward(t=t, model=model, x=x):
+                with torch.no_grad():
+                    return model(x, iterations=t).last
+            work = flops(forward)
+            runs = {}
+            for compiled in (False, True):
+                model.compiled = compiled
+                runs[compiled] = flop_time(forward, args.repeats)
+            model.compiled = False
+            bound = min(kernels for _, kernels in runs.values())  # the faster conv rate seen
+            for compiled, (total, _) in runs.items():
+                print(f"{arch:<13}{t:>3}{'compiled' if compiled else 'eager':>10}{work / 1e9:>8.2f}"
+                      f"{work / bound / 1e9:>9.1f}{bound * 1e3:>9.1f}{total * 1e3:>9.1f}"
+                      f"{total / bound:>7.2f}", flush=True)
+
+
 def measure(arch: str, args: argparse.Namespace, device: torch.device) -> None:
     """Print one row per T for ``arch``; every ratio is over T = 0 in this same run."""
     torch.manual_seed(0)
@@ -93,6 +146,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, nargs="+", default=[1, 2, 5])
     parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_pc", "fmnist_adv",
                                                        "wrn"])
+    parser.add_argument("--inference-iterations", type=int, nargs="*", default=[1],
+                        help="T of the inference-vs-FLOP-time rows (none: skip them; CPU only)")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, batch {args.batch}, threads {torch.get_num_threads()}")
@@ -102,6 +157,8 @@ def main() -> None:
     print(header)
     for arch in args.archs:
         measure(arch, args, device)
+    if args.inference_iterations and device.type == "cpu":
+        inference_bound(args)
 
 
 if __name__ == "__main__":

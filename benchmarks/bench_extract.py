@@ -1,14 +1,17 @@
-"""Extraction throughput: images/s writing every layer at T = 5 vs a plain forward pass
-(logits only, T = 0) on the same model and images, and peak memory for N vs 10 N stimuli.
+"""Extraction throughput: images/s writing every layer at T = 5 against a plain forward pass
+(logits only, T = 0) and against the same T = 5 forward pass without storage, on the same
+model and images; peak memory for N vs 10 N stimuli.
 
-Run: ``python benchmarks/bench_extract.py [--arch fmnist_small] [--n 512]``. The comparison
-with Brain-Score's PytorchWrapper runs where brainscore-vision is installed.
+Run: ``python benchmarks/bench_extract.py [--arch fmnist_small] [--n 512] [--dtype float16]
+[--compile]``. The comparison with Brain-Score's PytorchWrapper runs where brainscore-vision is
+installed (``.venv-brainscore/bin/python``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,28 +32,41 @@ def stimuli(n: int, shape: tuple[int, int, int]) -> StimulusSet:
     return StimulusSet(f"random{n}", _base_metadata([str(i) for i in range(n)]), images=images)
 
 
-def throughput(arch: str, n: int, iterations: int, batch: int) -> tuple[float, float]:
-    torch.manual_seed(0)
-    model = build_model(arch).eval()
-    stim = stimuli(n, model.input_shape)
-    x = stim.images.float() / 255
+def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=()) -> float:
+    """images/s of ``model`` on ``x`` in batches, no storage."""
     start = time.perf_counter()
     with torch.no_grad():
-        for i in range(0, n, batch):
-            model(x[i:i + batch], iterations=0)
-    plain = n / (time.perf_counter() - start)
+        for i in range(0, len(x), batch):
+            model(x[i:i + batch], iterations=iterations, layers=layers)
+    return len(x) / (time.perf_counter() - start)
+
+
+def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
+               compiled: bool = False, suffix: str = ".nc") -> tuple[float, float, float]:
+    """images/s of a plain forward pass (T = 0), of the T-iteration forward pass keeping every
+    layer (no storage), and of ``extract`` of every layer to a store."""
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    model.compiled = compiled
+    stim = stimuli(n, model.input_shape)
+    x = stim.images.float() / 255
+    if compiled:  # compile outside the timings (the rates are steady-state)
+        forward_rate(model, x[:batch], 0, batch)
+        forward_rate(model, x[:batch], iterations, batch, None)
+    plain = forward_rate(model, x, 0, batch)
+    unrolled = forward_rate(model, x, iterations, batch, None)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        extract(model, stim, Path(tmp) / "a.nc", iterations=iterations, batch_size=batch,
-                progress=False)
+        extract(model, stim, Path(tmp) / f"a{suffix}", iterations=iterations, batch_size=batch,
+                progress=False, dtype=dtype)
         full = n / (time.perf_counter() - start)
-    return plain, full
+    return plain, unrolled, full
 
 
 def peak_mib(arch: str, n: int) -> float:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-            "import bench_extract as b, resource, tempfile, pathlib;"
-            f"d = tempfile.mkdtemp(); b.throughput({arch!r}, {n}, 2, 64);"
+            "import bench_extract as b, resource;"
+            f"b.throughput({arch!r}, {n}, 2, 64);"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
@@ -62,27 +78,42 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    parser.add_argument("--compile", action="store_true", help="CNNF.compiled = True")
+    parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
-    plain, full = throughput(args.arch, args.n, args.iterations, args.batch)
-    print(f"{args.arch}: plain forward {plain:.0f} img/s; extraction of all layers at "
-          f"T={args.iterations} to NetCDF {full:.0f} img/s; ratio {full / plain:.3f}")
-    small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
-    print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
-          f"{args.n * 10 // 4} (ratio {large / small:.2f})")
+    print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
+          f"dtype {args.dtype}, compiled {args.compile}")
+    for suffix in (".zarr", ".nc"):
+        plain, unrolled, full = throughput(args.arch, args.n, args.iterations, args.batch,
+                                           args.dtype, args.compile, suffix)
+        print(f"to {suffix}: plain forward (T=0) {plain:.0f} img/s; forward keeping every layer at "
+              f"T={args.iterations} {unrolled:.0f} img/s; extraction of every layer to {suffix} "
+              f"{full:.0f} img/s; ratio to T=0 {full / plain:.3f}, to the same forward pass "
+              f"{full / unrolled:.3f}", flush=True)
+    if not args.skip_memory:
+        small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
+        print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
+              f"{args.n * 10 // 4} (ratio {large / small:.2f})")
     try:
         import brainscore_vision  # noqa: F401
     except ImportError:
         print("brainscore-vision not installed: PytorchWrapper comparison skipped "
               "(run this script with .venv-brainscore/bin/python)")
         return
-    ours, theirs = versus_pytorch_wrapper(args.arch, args.n // 2, args.iterations, args.batch)
-    print(f"same images from PNG files, every layer at every iteration: neurocnnf extract "
-          f"{ours:.0f} img/s, Brain-Score PytorchWrapper on the unrolled model {theirs:.0f} "
-          f"img/s (ratio {ours / theirs:.2f})")
+    ours, theirs = versus_pytorch_wrapper(args.arch, args.n // 2, args.iterations, args.batch,
+                                          args.dtype)
+    print(f"same images from PNG files, every layer at every iteration, alternating: "
+          f"Brain-Score PytorchWrapper on the unrolled model {theirs:.1f} img/s; neurocnnf "
+          + "; ".join(f"extract to {kind} {rate:.1f} img/s (ratio {rate / theirs:.2f})"
+                      for kind, rate in ours.items()))
 
 
-def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int) -> tuple[float, float]:
-    """images/s of our extraction and of Brain-Score's PytorchWrapper on the same PNG files."""
+def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
+                           dtype: str = "float32", repeats: int = 2
+                           ) -> tuple[dict[str, float], float]:
+    """images/s of our extraction (to .zarr and .nc) and of Brain-Score's PytorchWrapper on
+    the same PNG files, alternating ``repeats`` times (medians)."""
     import pandas as pd
     from PIL import Image
 
@@ -102,16 +133,22 @@ def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int) -> tu
         pd.DataFrame({"stimulus_id": [str(i) for i in range(n)],
                       "filename": [f"{i}.png" for i in range(n)]}).to_csv(
             folder / "stimuli.csv", index=False)
-        start = time.perf_counter()
-        extract(model, from_folder(folder), folder / "a.nc", iterations=iterations,
-                batch_size=batch, progress=False)
-        ours = n / (time.perf_counter() - start)
         wrapper = activations_model(model, f"bench-{arch}", iterations)
         layers = [name for name in Unrolled(model, iterations).layer_names()
                   if not name.startswith("logits")]
-        start = time.perf_counter()
-        wrapper([str(folder / f"{i}.png") for i in range(n)], layers=layers)
-        theirs = n / (time.perf_counter() - start)
+        paths = [str(folder / f"{i}.png") for i in range(n)]
+        times: dict[str, list[float]] = {".zarr": [], ".nc": [], "wrapper": []}
+        for repeat in range(repeats):  # alternating, so that the medians share the load
+            for kind in times:
+                start = time.perf_counter()
+                if kind == "wrapper":
+                    wrapper(paths, layers=layers)
+                else:
+                    extract(model, from_folder(folder), folder / f"a{repeat}{kind}",
+                            iterations=iterations, batch_size=batch, progress=False, dtype=dtype)
+                times[kind].append(time.perf_counter() - start)
+    rates = {kind: n / statistics.median(values) for kind, values in times.items()}
+    ours, theirs = {k: v for k, v in rates.items() if k != "wrapper"}, rates["wrapper"]
     return ours, theirs
 
 

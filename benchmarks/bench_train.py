@@ -1,14 +1,22 @@
-"""Training throughput (images/s) of CNN-F with T = 1, 2, 5 and its plain-CNN twin (T = 0).
+"""Training throughput (images/s) of CNN-F with T = 1, 2, 5 and its plain-CNN twin (T = 0),
+and the speed-up of ``torch.compile`` (``CNNF.compiled``) over the eager engine.
 
 One optimizer step of the real training loss per measurement (Table 1 losses; ``--adversarial``
 adds PGD-7 on the first pass), reported as images/s and as ratios to the twin in the same run,
 with the activation memory saved for backward (and CUDA peak memory on a GPU).
-Run: ``python benchmarks/bench_train.py [--device cuda] [--batch 128] [--adversarial]``.
+``--compile`` instead times eager and compiled steps of the same model alternately (A, B, A,
+B, ...: the medians share the machine's load) for the issue-17 settings (FMNIST-adv T = 1 and
+FMNIST-small T = 5, batch 128, clean and adversarial), with wall and CPU-time ratios and the
+compile time.
+Run: ``python benchmarks/bench_train.py [--device cuda] [--batch 128] [--adversarial]``,
+``python benchmarks/bench_train.py --compile [--repeats 5]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import torch
 from bench_engine import saved_bytes, timed
@@ -18,17 +26,31 @@ from neurocnnf.models import build_model
 from neurocnnf.train.config import LossConfig
 from neurocnnf.train.losses import adversarial_loss, standard_loss
 
+COMPILE_SETTINGS = (("fmnist_adv", 1), ("fmnist_small", 5))
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--adversarial", action="store_true")
-    parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_adv", "wrn"])
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    print(f"device {device}, batch {args.batch}, adversarial {args.adversarial}")
+
+def training_step(model, optimizer, x, y, adversarial: bool):
+    """One step of the training loop's work (attack, loss, backward, update) as a closure."""
+    taps = model.reconstruction_taps
+    loss_fn = adversarial_loss if adversarial else standard_loss
+
+    def step():
+        images = x
+        if adversarial:
+            model.eval()
+            adv = pgd(logits_fn(model, "first"), x, y, 0.1, 0.0355, 7)
+            model.train()
+            images = torch.cat([x, adv])
+        loss = loss_fn(model(images, layers=taps), y, taps, LossConfig()).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def throughput(args: argparse.Namespace, device: torch.device) -> None:
     print(f"{'arch':<13}{'T':>3}{'img/s':>9}{'speed vs CNN':>14}{'act MB':>8}{'mem vs CNN':>12}"
           f"{'cuda peak MB':>14}")
     for arch in args.archs:
@@ -39,31 +61,83 @@ def main() -> None:
             optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
             x = torch.rand(args.batch, *model.input_shape, device=device)
             y = torch.randint(0, 10, (args.batch,), device=device)
-            taps = model.reconstruction_taps
-
-            def step(model=model, optimizer=optimizer, x=x, y=y, taps=taps):
-                images = x
-                if args.adversarial:
-                    adv = pgd(logits_fn(model, "first"), x, y, 0.1, 0.0355, 7)
-                    images = torch.cat([x, adv])
-                trace = model(images, layers=taps)
-                loss_fn = adversarial_loss if args.adversarial else standard_loss
-                loss = loss_fn(trace, y, taps, LossConfig()).total
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                return loss
-
+            step = training_step(model, optimizer, x, y, args.adversarial)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             seconds = timed(step, args.repeats, device)
             peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0
+            taps = model.reconstruction_taps
             mem = saved_bytes(lambda model=model, x=x, taps=taps: model(x, layers=taps).last.sum())
             results[t] = (args.batch / seconds, mem, peak)
             rate0, mem0 = results[0][0], results[0][1]
             rate = args.batch / seconds
             print(f"{arch:<13}{t:>3}{rate:>9.0f}{rate / rate0:>14.2f}"
                   f"{mem / 2**20:>8.1f}{mem / mem0:>12.2f}{peak:>14.0f}")
+
+
+def compile_speedup(args: argparse.Namespace, device: torch.device) -> None:
+    """Eager vs compiled training steps of one model, alternating; medians and ratios."""
+    print(f"{'arch':<13}{'T':>3}{'adv':>6}{'eager s':>9}{'compiled s':>11}{'speed-up':>9}"
+          f"{'CPU-time speed-up':>18}{'compile s':>10}")
+    for arch, t in args.settings:
+        for adversarial in args.modes:
+            torch.manual_seed(0)
+            model = build_model(arch, iterations=t).to(device)
+            optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
+            x = torch.rand(args.batch, *model.input_shape, device=device)
+            y = torch.randint(0, 10, (args.batch,), device=device)
+            step = training_step(model, optimizer, x, y, adversarial)
+            step()  # eager warm-up
+            model.compiled = True
+            start = time.perf_counter()
+            step()  # compiles (the training graph, and the attack's)
+            compile_s = time.perf_counter() - start
+            times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            for _ in range(args.repeats):
+                for compiled in (False, True):
+                    model.compiled = compiled
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    step()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times[compiled].append((time.perf_counter() - wall,
+                                            time.process_time() - cpu))
+            eager = [statistics.median(v) for v in zip(*times[False], strict=True)]
+            fast = [statistics.median(v) for v in zip(*times[True], strict=True)]
+            print(f"{arch:<13}{t:>3}{adversarial!s:>6}{eager[0]:>9.2f}{fast[0]:>11.2f}"
+                  f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{compile_s:>10.0f}",
+                  flush=True)
+
+
+def _setting(text: str) -> tuple[str, int]:
+    arch, _, t = text.partition(":")
+    return arch, int(t or 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=None, help="64; 128 with --compile")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--adversarial", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_adv", "wrn"])
+    parser.add_argument("--settings", nargs="+", type=_setting, default=COMPILE_SETTINGS,
+                        help="ARCH:T pairs for --compile (default fmnist_adv:1 fmnist_small:5)")
+    parser.add_argument("--modes", nargs="+", choices=["clean", "adversarial"],
+                        default=["clean", "adversarial"], help="training modes for --compile")
+    args = parser.parse_args()
+    args.modes = [mode == "adversarial" for mode in args.modes]
+    args.batch = args.batch or (128 if args.compile else 64)
+    device = torch.device(args.device)
+    print(f"device {device}, batch {args.batch}, threads {torch.get_num_threads()}, "
+          f"adversarial {args.adversarial}" + (", eager vs compiled" if args.compile else ""))
+    if args.compile:
+        compile_speedup(args, device)
+    else:
+        throughput(args, device)
 
 
 if __name__ == "__main__":

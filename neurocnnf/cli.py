@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from neurocnnf.attacks.registry import attack_names
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # the command line only ever saves figures
 
 app = typer.Typer(help="CNN-F for computational neuroscience and robustness research.",
@@ -97,6 +99,11 @@ def extract(
     progress: bool = True,
     restart_if_changed: Annotated[bool, typer.Option(
         help="start over if OUT.partial was made from other inputs (default: refuse)")] = False,
+    dtype: Annotated[str, typer.Option(help="storage type: float32 or float16 (half the "
+                                       "bytes, recorded in the attrs)")] = "float32",
+    compile_model: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the model's iterations (pays off on large sets: "
+        "compiling takes minutes on a small CPU)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
     from neurocnnf.activations import Reduce, StoreError, TimeBins
@@ -110,6 +117,7 @@ def extract(
 
     try:
         model = load_model(checkpoint, map_location=_device(device))
+        model.compiled = compile_model
         stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
         reduction = None
         if reduce:
@@ -122,7 +130,7 @@ def extract(
             reduce=reduction, batch_size=batch_size,
             model_id=model_id or checkpoint_file.parent.name,
             checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
-            restart_if_changed=restart_if_changed)
+            restart_if_changed=restart_if_changed, dtype=dtype)
     except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,
             DataIntegrityError, ValueError) as error:
         _fail(error)
@@ -185,7 +193,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="first N test images")] = 1000,
     eps: Annotated[float, typer.Option(help="eps of the table (pixel scale)")] = 0.1,
     eps_grid: Annotated[str, typer.Option(help="eps values of the curves")] = "0.02,0.05,0.1,0.2",
-    attacks: Annotated[str, typer.Option(help="fgsm,pgd,spsa,transfer,apgd-ce,apgd-t,square")]
+    attacks: Annotated[str, typer.Option(help=",".join(attack_names()))]
     = "fgsm,pgd,spsa,transfer",
     pgd_steps: int = 40,
     spsa_steps: int = 20,
@@ -196,13 +204,14 @@ def evaluate(
     progress: bool = True,
 ) -> None:
     """Robustness of CNN-F checkpoints: the paper's table, Fig. 5 curves, masking report."""
-    from neurocnnf.attacks.protocol import run_evaluation
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.train import CheckpointError
 
     grid = _numbers(eps_grid, "--eps-grid")
     iterations = _numbers(test_iterations, "--test-iterations", int)
     try:
+        from neurocnnf.pipelines.robustness import run_evaluation
+
         run_evaluation(
             checkpoints, out, twin, dataset, limit, eps, grid,
             tuple(a.strip() for a in attacks.split(",") if a.strip()), pgd_steps, spsa_steps,
@@ -328,17 +337,20 @@ app.add_typer(analyze_app, name="analyze")
 def analyze_rsa(
     activations: Annotated[Path, typer.Argument(help="store of the kriegeskorte92 stimuli")],
     out: Path = Path("results/rsa"),
-    method: Annotated[str, typer.Option(help="spearman or kendall")] = "spearman",
+    method: Annotated[str, typer.Option(
+        help="RDM comparison (rsatoolbox's names): spearman, tau-a (Kendall's tau-a) or corr "
+             "(Pearson)")] = "spearman",
     n_boot: int = 100,
 ) -> None:
     """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
     from neurocnnf.activations import StoreError
-    from neurocnnf.analysis.runs import run_rsa
+    from neurocnnf.analysis.rsa import check_method
     from neurocnnf.data import DataNotFoundError
+    from neurocnnf.pipelines.rsa import run_rsa
 
     _writable(out)
     try:
-        table = run_rsa(activations, out, method, n_boot)
+        table = run_rsa(activations, out, check_method(method), n_boot)
     except (StoreError, DataNotFoundError, ValueError) as error:
         _fail(error)
     best = table.loc[table.groupby("target")["similarity"].idxmax()]
@@ -354,7 +366,7 @@ def analyze_difficulty(
 ) -> None:
     """Iterations to self-consistency and accuracy gain against perturbation level."""
     from neurocnnf.activations import StoreError
-    from neurocnnf.analysis.runs import run_difficulty
+    from neurocnnf.pipelines.difficulty import run_difficulty
 
     _writable(out)
     try:
@@ -377,7 +389,7 @@ def analyze_predictive_coding(
 ) -> None:
     """CNN-F vs predictive coding vs feedforward: prediction error, representational change,
     noisy-vs-clean distance and accuracy per iteration, with feedback zeroed / shuffled."""
-    from neurocnnf.analysis.runs import run_predictive_coding
+    from neurocnnf.pipelines.predictive_coding import run_predictive_coding
     from neurocnnf.stimuli import StimulusError
     from neurocnnf.train import CheckpointError
 
@@ -410,8 +422,8 @@ def visualize(
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.data import DataNotFoundError
+    from neurocnnf.pipelines.figure6 import run_figure6
     from neurocnnf.train import CheckpointError, load_model
-    from neurocnnf.viz.figure6 import run_figure6
 
     _writable(out)
     try:
@@ -431,7 +443,7 @@ def data(
 ) -> None:
     """Find or download and verify datasets; print (or write) their manifest."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError, prepare
-    from neurocnnf.train.checkpoint import atomic_write
+    from neurocnnf.io import atomic_write
 
     if out is not None:
         _writable(out.parent)

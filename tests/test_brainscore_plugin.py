@@ -165,13 +165,15 @@ def test_the_plugin_code_is_generated_from_the_package(library):
 
 
 def test_the_report_says_whether_a_plugin_can_be_submitted(checkpoint, tmp_path):
-    from neurocnnf.report import brainscore_blocks
+    from neurocnnf.pipelines.layout import ResultsLayout
+    from neurocnnf.pipelines.report import brainscore_blocks
 
-    plugins = tmp_path / "brainscore" / "plugin"
+    layout = ResultsLayout(tmp_path)
+    plugins = layout.brainscore_plugins
     local = export_plugin(checkpoint, plugins)
-    text = " ".join(str(b.content) for b in brainscore_blocks(tmp_path) if b.kind == "text")
+    text = " ".join(str(b.content) for b in brainscore_blocks(layout) if b.kind == "text")
     assert f"`{local.name}`: local only, not submittable" in text
     export_plugin(checkpoint, plugins, weights_url="https://example.org/w.safetensors")
-    text = " ".join(str(b.content) for b in brainscore_blocks(tmp_path) if b.kind == "text")
+    text = " ".join(str(b.content) for b in brainscore_blocks(layout) if b.kind == "text")
     assert "submittable (weights at https://example.org/w.safetensors)" in text
     assert "local only" not in text  # the new export replaced the local one

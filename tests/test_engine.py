@@ -50,7 +50,7 @@ def test_output_shapes_dtypes_and_parameter_counts(arch):
     assert all(t.shape == (2, 10) and t.dtype == torch.float32 for t in trace.logits)
     assert trace.reconstruction[0].shape == trace.h.shape
     assert set(trace.forward) == set(model.taps)
-    assert set(trace.feedback) == set(model.body_taps)
+    assert set(trace.feedback) == set(model.feedback_taps)
     for name in model.body_taps:
         assert len(trace.forward[name]) == 3 and len(trace.feedback[name]) == 2
         assert trace.feedback[name][0].shape == trace.forward[name][0].shape

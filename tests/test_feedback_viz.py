@@ -110,3 +110,54 @@ def test_decoded_images_are_shown_on_the_inputs_scale_with_their_pattern_kept():
     assert np.corrcoef(shown.ravel(), decoded.ravel())[0, 1] > 0.999999  # same pattern, same sign
     flat = match_scale(np.full((1, 8, 8), 3.0), reference)
     assert np.allclose(flat, reference.mean())
+
+
+def _labelled_set(n=6, seed=0):
+    from neurocnnf.stimuli import StimulusSet
+    from neurocnnf.stimuli.sets import _base_metadata
+
+    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    return StimulusSet("toy", _base_metadata([f"t{i}" for i in range(n)],
+                                             {"label": np.arange(n) % 10}), images=images,
+                       seed=seed)
+
+
+def test_figure6_inputs_come_from_the_stimulus_set_with_per_stimulus_seeds(model):
+    """Fig. 6's perturbed images are perturb + render: the same tensors the old loop made for
+    the deterministic kinds (blur), and per stimulus (seed * 1_000_003 + row) instead of one
+    generator over the whole batch for the random ones (a deliberate change: an image's noise
+    no longer depends on which images were drawn with it)."""
+    from neurocnnf.pipelines.figure6 import PERTURBATIONS, perturbed_versions
+    from neurocnnf.stimuli import render
+
+    stimuli = _labelled_set(seed=3)
+    clean = stimuli.images.float() / 255
+    torch.testing.assert_close(render(stimuli, np.arange(6), 1, 28), clean)
+    versions = perturbed_versions(model, stimuli, eps=0.1)
+    assert set(versions) == {*PERTURBATIONS, "adversarial"}
+    old_blur = torch.stack([apply(x, "blur", 1.5, torch.Generator().manual_seed(3))
+                            for x in clean])
+    assert torch.equal(versions["blur"], old_blur)
+    for kind in ("noise", "occlusion"):
+        per_stimulus = torch.stack([
+            apply(x, kind, PERTURBATIONS[kind], torch.Generator().manual_seed(3 * 1_000_003 + i))
+            for i, x in enumerate(clean)])
+        assert torch.equal(versions[kind], per_stimulus), kind
+    assert not torch.equal(versions["noise"][0] - clean[0], versions["noise"][1] - clean[1])
+    step = (versions["adversarial"] - clean).abs().amax(dim=(1, 2, 3))
+    assert (step <= 0.1 + 1e-6).all() and (step > 0.05).all()
+    again = perturbed_versions(model, stimuli, eps=0.1)
+    assert all(torch.equal(versions[k], again[k]) for k in versions)  # seeded: reproducible
+
+
+@pytest.mark.data
+def test_figure6_run_writes_its_data_and_figures(model, tmp_path):
+    from neurocnnf.pipelines.figure6 import run_figure6
+
+    written = run_figure6(model, tmp_path, n_show=2, n_stats=12)
+    for name in ("restoration.nc", "decision_cells.nc", "gradcam.nc", "summary.txt"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert all(path.read_bytes()[:4] == b"\x89PNG" for path in written.values())
+    summary = (tmp_path / "summary.txt").read_text()
+    assert all(f"  {kind}:" in summary for kind in ("noise", "blur", "occlusion", "adversarial"))

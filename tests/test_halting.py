@@ -139,7 +139,7 @@ def test_difficulty_analysis_reports_where_images_halted(model, tmp_path):
     import pandas as pd
 
     from neurocnnf.activations import extract
-    from neurocnnf.analysis.runs import run_difficulty
+    from neurocnnf.pipelines.difficulty import run_difficulty
     from neurocnnf.stimuli import load_stimuli, perturb
 
     noisy = perturb(load_stimuli("fashion_mnist:test:16"), "noise", [0.0, 0.3])

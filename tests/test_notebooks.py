@@ -18,6 +18,9 @@ def test_notebook_executes(path, workflow_run, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("NEUROCNNF_RESULTS", str(workflow_run / "results" / "test"))
+    # the kernel inherits this process's environment: importing neurocnnf.cli (CLI tests run
+    # in-process) sets MPLBACKEND=Agg, under which a notebook shows no inline figures
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(path, as_version=4)
     assert "parameters" in notebook.cells[1].metadata.get("tags", [])
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",

@@ -178,9 +178,11 @@ def test_compare_recovers_a_model_without_recurrence():
     torch.manual_seed(0)
     still = PredictiveCodingNet(iterations=3, beta=1.0, lam=0.0, alpha=0.0).eval()
     twin = PredictiveCodingNet(iterations=0).eval()
-    images, labels = _images(12), torch.arange(12) % 10
+    clean, labels = _images(12), torch.arange(12) % 10
+    noisy = (clean + 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+             ).clamp(0, 1)
     tables = pc_analysis.compare({"still": still, "copy": copy.deepcopy(still), "cnn": twin},
-                                 images, labels, (0.0, 0.3), iterations=3, batch_size=5,
+                                 {0.0: clean, 0.3: noisy}, labels, iterations=3, batch_size=5,
                                  progress=False)
     acc = tables["accuracy"]
     for (model, mode, _), rows in acc.groupby(["model", "feedback", "noise"]):

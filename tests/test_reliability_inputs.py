@@ -123,7 +123,7 @@ def image_folder(folder: Path, ids: list[str], column: str = "filename", size: i
 
 
 @pytest.mark.parametrize("real, attacks, message", [
-    (True, "FGSM", "unknown attack(s) ['FGSM']; choose from fgsm, pgd, spsa, transfer"),
+    (True, "FGSM", "unknown attack(s) ['FGSM']; choose from fgsm, pgd, spsa, apgd-ce"),
     (False, "fgsm,bogus", "unknown attack(s) ['bogus']; choose from fgsm"),
     (False, "fgsm,transfer", "the transfer attack needs the plain-CNN twin: pass --twin"),
 ])
@@ -395,7 +395,7 @@ def test_train_does_not_overwrite_a_run_and_resume_names_the_changed_keys(tmp_pa
 
 
 def test_atomic_writes_keep_the_umask_mode(tmp_path):
-    from neurocnnf.train.checkpoint import atomic_write
+    from neurocnnf.io import atomic_write
 
     previous = os.umask(0o022)
     try:
@@ -409,6 +409,7 @@ def test_atomic_writes_keep_the_umask_mode(tmp_path):
 
 
 def test_evaluation_memory_is_bounded_whatever_the_batch_size():
+    from neurocnnf.attacks import AttackSpec
     from neurocnnf.attacks import evaluate as attacks
     from neurocnnf.models import fmnist_small
 
@@ -416,7 +417,7 @@ def test_evaluation_memory_is_bounded_whatever_the_batch_size():
     sizes = []
     model.register_forward_hook(lambda module, args, output: sizes.append(len(args[0])))
     images, labels = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
-    specs = [attacks.AttackSpec("clean"), attacks.AttackSpec("fgsm", 0.1, "first")]
+    specs = [AttackSpec("clean"), AttackSpec("fgsm", 0.1, "first")]
     rows = attacks.evaluate(model, images, labels, specs, batch_size=100_000, progress=False)
     assert max(sizes) == attacks.MAX_BATCH and sum(sizes) > 300
     assert rows["n"].tolist() == [300] * 4
@@ -424,9 +425,11 @@ def test_evaluation_memory_is_bounded_whatever_the_batch_size():
 
 
 def test_masking_report_compares_one_series_per_check(tmp_path):
-    from neurocnnf.attacks.evaluate import AttackSpec, evaluate, masking_report
-    from neurocnnf.attacks.protocol import unique_names
+    from neurocnnf.attacks import AttackSpec
+    from neurocnnf.attacks.evaluate import evaluate
+    from neurocnnf.attacks.masking import masking_report
     from neurocnnf.models import fmnist_small
+    from neurocnnf.pipelines.robustness import unique_names
 
     runs = [tmp_path / m / "seed0" / "best.safetensors" for m in ("cnnf", "cnn")]
     assert unique_names(runs) == ["cnnf/seed0/best", "cnn/seed0/best"]

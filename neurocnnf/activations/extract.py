@@ -1,6 +1,6 @@
 """Per-iteration activations of a CNN-F for a stimulus set, as a labelled xarray dataset.
 
-Variables (dims presentation x iteration x neuroid_<var>, float32):
+Variables (dims presentation x iteration x neuroid_<var>, float32, or float16 if asked):
   <tap>             forward features f_t(l) of each requested layer (post-AdaReLU)
   <tap>_feedback    feedback g_t(l) arriving at that layer in the pass that led to iteration t
                     (NaN at iteration 0; body layers only)
@@ -38,6 +38,7 @@ from neurocnnf.activations.reduce import (
 )
 from neurocnnf.activations.store import (
     FINGERPRINT,
+    BatchWriter,
     PartialStore,
     StoreError,
     open_activations,
@@ -46,12 +47,13 @@ from neurocnnf.activations.store import (
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
-from neurocnnf.models import CNNF
+from neurocnnf.models import FeedbackModel
 from neurocnnf.stimuli import StimulusSet, conversion_note, render
 
 OUTPUTS = ("h_hat", "logits", "probabilities")
 SCALARS = ("reconstruction_error", "logit_change", "mask_flip_fraction")
 MAX_BATCH_MB = 256.0  # unreduced activations per batch (one model call), MiB
+DTYPES = {"float32": "f4", "float16": "f2"}  # storage dtypes of the variables
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Reduce:
     seed: int = 0
 
 
-def resolve_layers(model: CNNF, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+def resolve_layers(model: FeedbackModel, layers: list[str] | tuple[str, ...] | None) -> list[str]:
     """Taps and output names to extract (None: every tap and every output)."""
     names = list(model.taps) + list(OUTPUTS)
     if layers is None:
@@ -76,7 +78,7 @@ def resolve_layers(model: CNNF, layers: list[str] | tuple[str, ...] | None) -> l
     return list(layers)
 
 
-def model_digest(model: CNNF) -> str:
+def model_digest(model: FeedbackModel) -> str:
     """sha256 over the model's tensors (a checkpoint-independent identity)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -85,7 +87,7 @@ def model_digest(model: CNNF) -> str:
     return digest.hexdigest()
 
 
-def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iterations: int,
+def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], iterations: int,
                  eta: float | None, feedback: bool = True, halt: float | None = None
                  ) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
@@ -110,7 +112,7 @@ def trace_arrays(model: CNNF, images: torch.Tensor, layers: list[str], iteration
     out: dict[str, np.ndarray] = {}
     for name in taps:
         out[name] = stack(trace.forward[name])
-        if feedback and name in model.body_taps:
+        if feedback and name in model.feedback_taps:
             out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
                                                        out[name].shape[2])
     logits = torch.stack(trace.logits, 1).float()
@@ -194,7 +196,7 @@ def stimulus_digest(stimuli: StimulusSet) -> str:
 
 
 def extract(
-    model: CNNF,
+    model: FeedbackModel,
     stimuli: StimulusSet,
     out: str | os.PathLike,
     layers: list[str] | None = None,
@@ -210,10 +212,15 @@ def extract(
     max_batch_mb: float = MAX_BATCH_MB,
     restart_if_changed: bool = False,
     halt: float | None = None,
+    dtype: str = "float32",
 ) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
 
     ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
+    ``dtype``: storage type of every variable, 'float32' or 'float16' (half the bytes; values
+    rounded to float16, relative error <= 2^-11; recorded in ``attrs['dtype']``). The model
+    computes in its own dtype either way. Each batch is written on a background thread while
+    the next one computes; the store is uncompressed.
 
     While it runs, ``<out>.lock`` names the process writing ``out``; a second writer fails at
     once (LockError). Batches go to ``<out>.partial`` (see ``store``): a rerun after a kill
@@ -227,6 +234,8 @@ def extract(
     """
     out = Path(out)
     store_format(out)  # a bad suffix fails before any work
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if len(stimuli) == 0:
         raise ValueError(f"stimulus set {stimuli.identifier!r} is empty")
     try:
@@ -246,7 +255,7 @@ def extract(
                     n=len(stimuli), layers=names, iterations=steps,
                     eta=eta if eta is not None else model.eta, feedback=feedback,
                     reduce=None if reduce is None else vars(reduce), time_bins=vars(time_bins),
-                    dtype="float32", **({} if halt is None else {"halt": halt}))
+                    dtype=dtype, **({} if halt is None else {"halt": halt}))
     with output_lock(out):
         store = PartialStore.resume(out, settings, restart_if_changed)
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
@@ -260,7 +269,7 @@ def extract(
         else:
             reductions = _fit_reductions(model, stimuli, names, steps, eta, reduce, shapes,
                                          device, chunk) if reduce else {}
-        variables = {var: (_dims(var), "f4") for var in probe}
+        variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
         if store is None:
@@ -268,7 +277,7 @@ def extract(
                                         to_arrays(reductions))
         rows = np.arange(len(stimuli))
         with tqdm(total=len(stimuli), initial=store.done, desc=f"extract {out.name}",
-                  unit="img", disable=not progress) as bar:
+                  unit="img", disable=not progress) as bar, BatchWriter(store) as writer:
             for start in range(store.done, len(stimuli), store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
@@ -279,12 +288,14 @@ def extract(
                         flat = torch.from_numpy(array).reshape(-1, array.shape[-1])
                         arrays[var] = reductions[base](flat).reshape(len(batch), steps + 1,
                                                                     -1).numpy()
-                store.write(start, arrays)
+                writer.put(start, {var: array.astype(DTYPES[dtype], copy=False)
+                                   for var, array in arrays.items()})
                 bar.update(len(batch))
         return store.finish(skeleton, variables)
 
 
-def _feature_shapes(model: CNNF, image: torch.Tensor, names: list[str]) -> dict[str, tuple]:
+def _feature_shapes(model: FeedbackModel, image: torch.Tensor, names: list[str]
+                    ) -> dict[str, tuple]:
     """Feature shape (C, H, W) or (D,) of each requested layer and output."""
     with torch.no_grad():
         trace = model(image, iterations=0, layers=[n for n in names if n in model.taps])
@@ -302,8 +313,8 @@ def _dims(var: str) -> tuple[str, ...]:
     return ("presentation", "iteration", f"neuroid_{var.removesuffix('_feedback')}")
 
 
-def _skeleton(model: CNNF, stimuli: StimulusSet, names: list[str], probe: dict, shapes: dict,
-              reductions: dict[str, Projection], settings: dict,
+def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], probe: dict,
+              shapes: dict, reductions: dict[str, Projection], settings: dict,
               time_bins: TimeBins) -> xr.Dataset:
     """Coords and attrs of the activation dataset (no data variables)."""
     from neurocnnf import __version__
@@ -323,12 +334,12 @@ def _skeleton(model: CNNF, stimuli: StimulusSet, names: list[str], probe: dict, 
         "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
         "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
         "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
-        "reduction": json.dumps(settings["reduce"]),
+        "reduction": json.dumps(settings["reduce"]), "dtype": settings["dtype"],
         FINGERPRINT: json.dumps(settings, sort_keys=True),
     })
 
 
-def extract_dataset(model: CNNF, stimuli: StimulusSet, path: str | os.PathLike,
+def extract_dataset(model: FeedbackModel, stimuli: StimulusSet, path: str | os.PathLike,
                     **kwargs) -> xr.Dataset:
     """``extract`` then open the result."""
     return open_activations(extract(model, stimuli, path, **kwargs))

@@ -15,9 +15,11 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import queue
 import shutil
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurocnnf.train.checkpoint import atomic_write
+from neurocnnf.io import atomic_write
 
 FINGERPRINT = "neurocnnf_fingerprint"
 PROGRESS = "neurocnnf-progress.json"
@@ -118,7 +120,7 @@ class PartialStore:
             for name, (dims, dtype) in variables.items():
                 shape = tuple(skeleton.sizes[d] for d in dims)
                 array = create(name, shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype,
-                               fill_value=np.nan)
+                               fill_value=np.nan, **_uncompressed())
                 array.attrs.update({"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
             np.savez(tmp / EXTRAS, **extras)
             store._save_progress(tmp, 0)
@@ -256,6 +258,59 @@ def _zarr_options() -> dict:
     import zarr
 
     return {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+
+
+def _uncompressed() -> dict:
+    """No compressor (zarr 3 | zarr 2 spelling): batches and the NetCDF conversion skip the
+    codec, at the cost of larger .zarr stores (the finished .nc was always uncompressed)."""
+    import zarr
+
+    return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {
+        "compressor": None}
+
+
+class BatchWriter:
+    """Writes batches to a :class:`PartialStore` on a background thread, so that the next
+    batch computes while this one goes to disk.
+
+    At most ``depth`` batches wait in the queue (memory stays bounded); batches are written
+    in order, each recorded as done once on disk, so a kill still loses only the batches not
+    yet written. An error of the writer is raised in the caller's thread at the next ``put``
+    or at the end of the ``with`` block; an error of the caller stops the writer after the
+    batches already queued.
+    """
+
+    def __init__(self, store: PartialStore, depth: int = 1) -> None:
+        self.store, self.error = store, None
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._run, name="activation-writer", daemon=True)
+
+    def __enter__(self) -> BatchWriter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if kind is None:
+            self._raise()
+
+    def put(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        """Queue presentations ``start:start + len`` (blocks while ``depth`` batches wait)."""
+        self._raise()
+        self.queue.put((start, arrays))
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:  # after an error, drain the queue without writing
+                try:
+                    self.store.write(*item)
+                except BaseException as error:  # noqa: BLE001 - re-raised in the caller
+                    self.error = error
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _remove(path: Path) -> None:

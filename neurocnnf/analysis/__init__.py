@@ -1,1 +1,1 @@
-"""Analyses: RSA, CKA, encoding (PLS/ridge), recurrence vs difficulty, predictive coding."""
+"""Analyses: RSA, CKA, recurrence vs difficulty, predictive coding."""

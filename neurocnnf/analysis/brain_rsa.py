@@ -2,8 +2,9 @@
 
 Reads an activation dataset of the 92 images (``neurocnnf extract --stimuli kriegeskorte92``),
 uses the unperturbed presentations, and compares each layer's RDM per iteration with the
-macaque IT (Kiani 2007) and human IT (Kriegeskorte 2008) RDMs, with bootstrap CIs over the
-images and the human noise ceiling from the 4 subjects (sessions averaged).
+macaque IT RDM (Kiani 2007) and with the human IT RDMs (Kriegeskorte 2008) of the 4 subjects
+(sessions averaged): the human similarity is the mean over subjects, the number that the human
+noise ceiling bounds (as rsatoolbox evaluates a model), with bootstrap CIs over the images.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from neurocnnf.analysis.cka import linear_cka
-from neurocnnf.analysis.rsa import bootstrap_ci, compare, noise_ceiling, rdm
+from neurocnnf.analysis.rsa import bootstrap_ci, check_method, evaluate, noise_ceiling, rdm
 from neurocnnf.data import Kriegeskorte92
 
 
@@ -39,24 +40,35 @@ def human_subject_rdms(k92: Kriegeskorte92) -> list[np.ndarray]:
             for s in subjects]
 
 
+def target_rdms(k92: Kriegeskorte92) -> dict[str, list[np.ndarray]]:
+    """Target name -> the RDMs a model is evaluated against (similarity averaged over them)."""
+    return {"macaque_IT": [k92.rdms["macaque_IT"]], "human_IT": human_subject_rdms(k92)}
+
+
 def layer_iteration_rsa(ds: xr.Dataset, k92: Kriegeskorte92, method: str = "spearman",
                         n_boot: int = 100) -> pd.DataFrame:
-    """Tidy table: layer, iteration, target (macaque_IT / human_IT), similarity, CI."""
+    """Tidy table: layer, iteration, target (macaque_IT / human_IT), similarity, CI, method.
+
+    human_IT similarity: mean over the 4 subjects' RDMs; CI: bootstrap percentile over images.
+    """
+    check_method(method)
     ds = clean_presentations(ds)
+    targets = target_rdms(k92)
     rows = []
     for layer in feature_layers(ds):
         values = ds[layer].values  # (92, T+1, D)
         for t in range(values.shape[1]):
             model_rdm = rdm(values[:, t])
-            for target in ("macaque_IT", "human_IT"):
-                low, high = bootstrap_ci(model_rdm, k92.rdms[target], method, n_boot)
+            for target, rdms in targets.items():
+                low, high = bootstrap_ci(model_rdm, rdms, method, n_boot)
                 rows.append({"layer": layer, "iteration": t, "target": target,
-                             "similarity": compare(model_rdm, k92.rdms[target], method),
+                             "similarity": evaluate(model_rdm, rdms, method),
                              "ci_low": low, "ci_high": high, "method": method})
     return pd.DataFrame(rows)
 
 
 def human_ceiling(k92: Kriegeskorte92, method: str = "spearman") -> tuple[float, float]:
+    """(lower, upper) noise ceiling of the human_IT similarity (4 subjects)."""
     return noise_ceiling(human_subject_rdms(k92), method)
 
 

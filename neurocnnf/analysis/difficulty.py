@@ -74,13 +74,13 @@ def spearman_with_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int 
             "ci_high": float(np.quantile(boots, 1 - tail)), "n": len(x)}
 
 
-def gain_by_difficulty(logits: np.ndarray, labels: np.ndarray, difficulty: np.ndarray
-                       ) -> pd.DataFrame:
-    """Accuracy at iteration 0 and at the last iteration per difficulty level, and the gain."""
-    correct_first = logits[:, 0].argmax(1) == labels
-    correct_last = logits[:, -1].argmax(1) == labels
-    frame = pd.DataFrame({"difficulty": difficulty, "first": correct_first,
-                          "last": correct_last})
-    table = frame.groupby("difficulty")[["first", "last"]].mean()
+def accuracy_gain_by_level(logits: np.ndarray, labels: np.ndarray, level: np.ndarray
+                           ) -> pd.DataFrame:
+    """Accuracy at iteration 0 ('first') and at the last iteration ('last') per level of
+    difficulty (a perturbation level, or any grouping), and the gain (last - first), as
+    fractions in [0, 1]. logits (n, T+1, classes); labels, level (n,)."""
+    frame = pd.DataFrame({"level": np.asarray(level), "first": logits[:, 0].argmax(1) == labels,
+                          "last": logits[:, -1].argmax(1) == labels})
+    table = frame.groupby("level")[["first", "last"]].mean()
     table["gain"] = table["last"] - table["first"]
     return table.reset_index()

@@ -15,7 +15,7 @@ Each runs with the feedback intact and with the two ablations of ``FEEDBACK_MODE
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from neurocnnf.analysis.rsa import unit_rows
 from neurocnnf.models import Trace
 
 LAYER_K = "layer_k"
@@ -65,12 +66,11 @@ def representational_change(trace: Trace) -> dict[str, Tensor]:
 
 
 def correlation_distance(a: Tensor, b: Tensor) -> Tensor:
-    """1 - Pearson r per sample between (N, ...) tensors a and b: (N,), in [0, 2]."""
-    a, b = _flat(a), _flat(b)
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
-    return 1.0 - r
+    """1 - Pearson r per sample between (N, ...) tensors a and b: (N,), in [0, 2] (a constant
+    sample has r = 0, as in :func:`neurocnnf.analysis.rsa.unit_rows`)."""
+    r = (unit_rows(_flat(a).double().cpu().numpy()) * unit_rows(_flat(b).double().cpu().numpy())
+         ).sum(1)
+    return torch.from_numpy(1.0 - r).float()
 
 
 def noise_distances(noisy: Trace, clean: Trace) -> dict[str, Tensor]:
@@ -108,37 +108,35 @@ class _Sums:
         return pd.DataFrame(rows, columns=[*names, "iteration", "value", "sem", "n"])
 
 
-def add_noise(x: Tensor, sigma: float, seed: int) -> Tensor:
-    """Gaussian pixel noise of standard deviation ``sigma``, clipped to [0, 1], seeded."""
-    if sigma == 0:
-        return x
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(x.shape, generator=generator).to(x.device)
-    return (x + sigma * noise).clamp(0, 1)
-
-
 @torch.no_grad()
 def compare(
     models: dict[str, nn.Module],
-    images: Tensor,
+    images: Mapping[float, Tensor],
     labels: Tensor,
-    noise_levels: Sequence[float] = (0.0, 0.1, 0.2, 0.4),
     iterations: int = 5,
     modes: Sequence[str] = ("intact", "zero", "shuffle"),
     batch_size: int = 250,
-    seed: int = 0,
     progress: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """Run every model x feedback mode x noise level; return tidy tables (mean, sem, n).
 
-    images: (N, C, H, W) float in [0, 1]; labels: (N,) int. A model whose ``iterations`` is 0
-    (a plain-CNN twin) runs only at t = 0, with intact feedback: the feedforward baseline.
-    Noise is drawn per batch from ``seed``, so every model and mode sees the same noisy images.
-    Tables: 'accuracy', 'prediction_error' (with 'relative', the value over its t = 0 value),
-    'change', 'noise_distance'; keys model, feedback, noise[, layer], iteration.
+    images: noise level -> (N, C, H, W) float in [0, 1], the same N images at every level
+    (rendered from one stimulus set, e.g. ``perturb(stimuli, "noise", levels)``), level 0 the
+    clean images, which every noise level is compared with; labels: (N,) int. A model whose
+    ``iterations`` is 0 (a plain-CNN twin) runs only at t = 0, with intact feedback: the
+    feedforward baseline. Tables: 'accuracy', 'prediction_error' (with 'relative', the value
+    over its t = 0 value), 'change', 'noise_distance'; keys model, feedback, noise[, layer],
+    iteration.
     """
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+    if 0.0 not in images:
+        raise ValueError(f"compare needs the clean images (noise level 0) as the reference; "
+                         f"got levels {sorted(images)}")
+    shapes = {float(sigma): tuple(x.shape) for sigma, x in images.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"every noise level needs the same images: shapes {shapes}")
+    n = images[0.0].shape[0]
+    if n != labels.shape[0]:
+        raise ValueError(f"{n} images but {labels.shape[0]} labels")
     if not models:
         raise ValueError("compare needs at least one model")
     sums = {name: _Sums() for name in ("accuracy", "prediction_error", "change",
@@ -150,15 +148,16 @@ def compare(
         model = models[name]
         steps = iterations if model.iterations else 0
         device = next(model.parameters()).device
-        for start in range(0, len(images), batch_size):
-            clean = images[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device)
-            reference = model(clean, iterations=steps, layers=None, feedback=mode)
-            for sigma in noise_levels:  # the clean trace serves every noise level
-                noisy = add_noise(clean, sigma, seed * 1_000_003 + start)
-                trace = reference if sigma == 0 else model(noisy, iterations=steps,
-                                                           layers=None, feedback=mode)
-                key = (name, mode, sigma)
+        for start in range(0, n, batch_size):
+            batch = slice(start, start + batch_size)
+            y = labels[batch].to(device)
+            reference = model(images[0.0][batch].to(device), iterations=steps, layers=None,
+                              feedback=mode)
+            for sigma, x in images.items():  # the clean trace serves every noise level
+                trace = reference if sigma == 0 else model(x[batch].to(device),
+                                                           iterations=steps, layers=None,
+                                                           feedback=mode)
+                key = (name, mode, float(sigma))
                 correct = torch.stack([(z.argmax(1) == y).float() for z in trace.logits], 1)
                 sums["accuracy"].add(key, correct)
                 for layer, values in prediction_errors(trace).items():

@@ -20,7 +20,7 @@ import numpy as np
 from neurocnnf.activations.timebins import MODES, TimeBins
 from neurocnnf.brainscore.regions import REGIONS, default_region_layer_map, default_time_bins
 from neurocnnf.brainscore.unrolled import Unrolled
-from neurocnnf.models import CNNF
+from neurocnnf.models import FeedbackModel
 
 CACHE_VARIABLES = ("RESULTCACHING_HOME", "BRAINSCORE_HOME", "BRAINIO_HOME", "MT_HOME")
 
@@ -44,7 +44,7 @@ def preprocess(paths, channels: int, size: int) -> list[np.ndarray]:
     return [convert(_read_image(Path(p)), channels, size).numpy() for p in paths]
 
 
-def activations_model(model: CNNF, identifier: str, iterations: int | None = None):
+def activations_model(model: FeedbackModel, identifier: str, iterations: int | None = None):
     """Brain-Score's PytorchWrapper around the unrolled model (layers '<tap>-t<t>').
 
     Images are preprocessed to RGB (3, size, size) in [0, 1]; a grey model takes their luma.
@@ -60,7 +60,8 @@ def activations_model(model: CNNF, identifier: str, iterations: int | None = Non
 
 
 
-def make_brain_model(model: CNNF, identifier: str, region_layer_map: dict[str, str] | None = None,
+def make_brain_model(model: FeedbackModel, identifier: str,
+                     region_layer_map: dict[str, str] | None = None,
                      time_bins: dict[str, TimeBins] | None = None, time_mode: str = "overlap",
                      scoring: str = "last", visual_degrees: int = 8,
                      iterations: int | None = None, class_names: list[str] | None = None):

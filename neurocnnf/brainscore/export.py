@@ -22,7 +22,7 @@ from neurocnnf.brainscore.regions import default_region_layer_map
 from neurocnnf.brainscore.unrolled import Unrolled
 from neurocnnf.brainscore.vendor import vendor
 from neurocnnf.data.download import file_digest
-from neurocnnf.train.checkpoint import load_model, resolve_checkpoint
+from neurocnnf.train.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
 
 EXPORT_RECORD = "export.json"
 BIBTEX = """@inproceedings{huang2020neural,
@@ -150,19 +150,18 @@ def plugin_identifier(checkpoint: Path, iterations: int, arch: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]", "_", name)
 
 
-def _dataset(model) -> str:
-    """The training dataset named in the checkpoint's config ("unknown" if none)."""
-    return str(getattr(model, "checkpoint_metadata", {}).get("config", {}).get("data", {})
-               .get("dataset", "unknown"))
+def _dataset(metadata: dict) -> str:
+    """The training dataset named in a checkpoint's metadata ("unknown" if none)."""
+    return str(metadata.get("config", {}).get("data", {}).get("dataset", "unknown"))
 
 
-def class_names(model) -> list[str] | None:
+def class_names(metadata: dict, num_classes: int) -> list[str] | None:
     """The model's classes in logit order, from its training config (None if unknown)."""
     from neurocnnf.data.datasets import CIFAR10_CLASSES, FASHION_MNIST_CLASSES
 
     names = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}.get(
-        _dataset(model).replace("-", "_").lower())
-    return list(names) if names and len(names) == model.num_classes else None
+        _dataset(metadata).replace("-", "_").lower())
+    return list(names) if names and len(names) == num_classes else None
 
 
 def export_plugin(
@@ -182,7 +181,8 @@ def export_plugin(
     of carrying a generated copy of the inference code.
     """
     checkpoint = resolve_checkpoint(checkpoint).resolve()
-    model = load_model(checkpoint)
+    loaded = load_checkpoint(checkpoint)
+    model = loaded.model
     steps = model.iterations if iterations is None else iterations
     arch = model.config["arch"]
     identifier = identifier or plugin_identifier(checkpoint, steps, arch)
@@ -194,7 +194,7 @@ def export_plugin(
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{identifier}."))
     staging.chmod(0o755)  # mkdtemp makes it private; a plugin folder is shared
     try:
-        _write(staging, model, checkpoint, identifier, steps, weights_url, region_layer_map,
+        _write(staging, loaded, identifier, steps, weights_url, region_layer_map,
                package_url)
         if folder.exists():  # replace a previous export only once the new one is complete
             previous = folder.rename(staging.with_name(staging.name + ".old"))
@@ -207,10 +207,12 @@ def export_plugin(
     return folder
 
 
-def _write(folder: Path, model, checkpoint: Path, identifier: str, steps: int,
+def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
            weights_url: str | None, region_layer_map: dict[str, str] | None,
            package_url: str | None) -> None:
     from neurocnnf import __version__
+
+    model, checkpoint = loaded.model, loaded.path
 
     arch = model.config["arch"]
     (folder / "region_layer_map").mkdir()
@@ -229,12 +231,14 @@ def _write(folder: Path, model, checkpoint: Path, identifier: str, steps: int,
     (folder / "model.py").write_text(MODEL.format(
         identifier=identifier, version=__version__, weights_note=note, runtime=runtime,
         url=weights_url, sha256=sha256, local=None if weights_url else str(checkpoint),
-        iterations=steps, class_names=class_names(model), layers=layers, bibtex=BIBTEX))
+        iterations=steps, class_names=class_names(loaded.metadata, model.num_classes),
+        layers=layers, bibtex=BIBTEX))
     (folder / "test.py").write_text(TEST.format(identifier=identifier))
     parameters = sum(p.numel() for p in model.parameters())
     (folder / "metadata.yml").write_text(METADATA.format(
         identifier=identifier, parameters=parameters, layers=len(model.taps),
-        size_mb=checkpoint.stat().st_size / 2**20, dataset=_dataset(model), iterations=steps))
+        size_mb=checkpoint.stat().st_size / 2**20, dataset=_dataset(loaded.metadata),
+        iterations=steps))
     (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
     (folder / EXPORT_RECORD).write_text(json.dumps({
         "identifier": identifier, "submittable": weights_url is not None,

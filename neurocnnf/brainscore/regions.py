@@ -1,13 +1,12 @@
-"""Region -> layer commitments per architecture (used when no data-driven choice exists).
+"""Region -> layer commitments (used when no data-driven choice exists) and region -> time
+windows of the iterations.
 
-Documented defaults, from the depth of each tap in the feedforward hierarchy:
-  fmnist_small: V1, V2 -> conv1; V4, IT -> conv2 (the model has two conv layers)
-  fmnist_adv:   V1 -> conv1, V2 -> conv2, V4 -> conv3, IT -> conv4
-  wrn:          V1 -> conv1, V2 -> group1, V4 -> group2, IT -> group3
-  fmnist_pc:    as fmnist_small (the predictive-coding comparator on the same backbone)
-  any other model (e.g. ``from_backbone``): each region to the tap of the same name (a
-                CORnet-style backbone with blocks V1, V2, V4, IT commits them as named)
-Only body layers (after layer k) change across iterations; encoder layers are constant.
+Region -> layer: each architecture's default is registered with it (``regions`` in
+:mod:`neurocnnf.models.registry`; the maps and their reasons are beside the registrations),
+chosen from the depth of each tap in the feedforward hierarchy. An architecture registered
+without one (``from_backbone``) commits each region to the tap of the same name (a CORnet-style
+backbone with blocks V1, V2, V4, IT commits them as named). Only body layers change across
+iterations; encoder layers are constant.
 
 Region -> time windows of the iterations (``TimeBins(start_ms, step_ms)``, see docs/brainscore.md
 for the evidence): each region's iteration 0 starts at the response onset that the region's
@@ -22,20 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from neurocnnf.activations.timebins import TimeBins
+from neurocnnf.models import architecture, architecture_names
 
 REGIONS = ("V1", "V2", "V4", "IT")
 
-REGION_LAYER_MAPS: dict[str, dict[str, str]] = {
-    "fmnist_small": {"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
-    "fmnist_adv": {"V1": "conv1", "V2": "conv2", "V4": "conv3", "IT": "conv4"},
-    "wrn": {"V1": "conv1", "V2": "group1", "V4": "group2", "IT": "group3"},
-    "fmnist_pc": {"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
-}
-
 
 def default_region_layer_map(arch: str, taps: Sequence[str] = ()) -> dict[str, str]:
-    if arch in REGION_LAYER_MAPS:
-        return dict(REGION_LAYER_MAPS[arch])
+    """Region -> tap: the commitment registered with ``arch``, else (none registered) each
+    region to the tap among ``taps`` that carries its name."""
+    registered = architecture(arch).regions if arch in architecture_names() else None
+    if registered is not None:
+        return dict(registered)
     named = {region: region for region in REGIONS if region in taps}
     if not named:
         raise ValueError(f"no region-layer commitment for architecture {arch!r} and no layer "

@@ -16,9 +16,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+if TYPE_CHECKING:
+    from neurocnnf.models import FeedbackModel
 
 
 class ScoringError(RuntimeError):
@@ -135,7 +139,7 @@ def score_time_bins(brain_model, assembly, stimuli, region: str = "IT") -> list[
             for time_bin in time_bins_of(assembly)]
 
 
-def layer_scores(model, identifier: str, assembly, stimuli, region: str = "IT",
+def layer_scores(model: FeedbackModel, identifier: str, assembly, stimuli, region: str = "IT",
                  iterations: int | None = None):
     """PLS score of every layer at every iteration for ``region`` (a tidy DataFrame).
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neurocnnf.models import CNNF
+from neurocnnf.models import FeedbackModel
 
 
 class Unrolled(nn.Module):
     """``forward(x)`` returns the scored logits; every per-iteration output has a module name."""
 
-    def __init__(self, model: CNNF, iterations: int | None = None, scoring: str = "last",
+    def __init__(self, model: FeedbackModel, iterations: int | None = None, scoring: str = "last",
                  rgb_input: bool = False) -> None:
         super().__init__()
         self.model = model

@@ -1,21 +1,24 @@
-"""The CNN-F engine, its Trace, the architectures and ``from_backbone`` (any feedforward net)."""
+"""The model interface (:class:`FeedbackModel`), its engines (CNN-F, the predictive-coding
+comparator), their Trace, the architectures and the registry that builds them by name."""
 
-from neurocnnf.models.architectures import (
-    ARCHITECTURES,
-    build_from_config,
-    build_model,
-    feedback_convnet,
-    fmnist_adv,
-    fmnist_small,
-    wrn,
-)
+from neurocnnf.models.architectures import feedback_convnet, fmnist_adv, fmnist_small, wrn
 from neurocnnf.models.backbone import BackboneError, from_backbone
 from neurocnnf.models.engine import CNNF, FEEDBACK_MODES
 from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
+from neurocnnf.models.protocol import FeedbackMode, FeedbackModel
+from neurocnnf.models.registry import (
+    Architecture,
+    architecture,
+    architecture_names,
+    build_from_config,
+    build_model,
+    register_architecture,
+)
 from neurocnnf.models.trace import Trace
 
 __all__ = [
-    "ARCHITECTURES", "CNNF", "BackboneError", "FEEDBACK_MODES", "PredictiveCodingNet", "Trace",
-    "build_from_config", "build_model", "feedback_convnet", "fmnist_adv", "fmnist_pc",
-    "fmnist_small", "from_backbone", "wrn",
+    "CNNF", "FEEDBACK_MODES", "Architecture", "BackboneError", "FeedbackMode", "FeedbackModel",
+    "PredictiveCodingNet", "Trace", "architecture", "architecture_names", "build_from_config",
+    "build_model", "feedback_convnet", "fmnist_adv", "fmnist_pc", "fmnist_small",
+    "from_backbone", "register_architecture", "wrn",
 ]

@@ -15,11 +15,11 @@ block from above (as the reference implementation does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
-from neurocnnf.models.backbone import from_config
 from neurocnnf.models.engine import CNNF
-from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
+from neurocnnf.models.registry import register_architecture
 from neurocnnf.nn import (
     AdaPool,
     AdaReLU,
@@ -168,32 +168,18 @@ def wrn(
     )
 
 
-ARCHITECTURES: dict[str, Callable[..., CNNF | PredictiveCodingNet]] = {
-    "fmnist_small": fmnist_small,
-    "fmnist_adv": fmnist_adv,
-    "wrn": wrn,
-    "fmnist_pc": fmnist_pc,
-}
-
-
-def build_model(arch: str, **kwargs) -> CNNF | PredictiveCodingNet:
-    """Build an architecture by name: 'fmnist_small', 'fmnist_adv', 'wrn' or 'fmnist_pc'."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](**kwargs)
-
-
-def build_from_config(config: dict, iterations: int = 1, eta: float | None = 0.1
-                      ) -> CNNF | PredictiveCodingNet:
-    """Rebuild a model from ``model.config`` (as stored in a checkpoint)."""
-    config = dict(config)
-    arch = config.pop("arch", None)
-    if arch == "fmnist_pc":
-        return PredictiveCodingNet(**config, iterations=iterations)
-    if arch == "wrn":
-        return wrn(**config, iterations=iterations, eta=eta)
-    if arch in ("fmnist_small", "fmnist_adv"):
-        return feedback_convnet(arch, **config, iterations=iterations, eta=eta)
-    if arch == "backbone":
-        return from_config(config, iterations=iterations, eta=eta)
-    raise ValueError(f"unknown architecture {arch!r} in model config")
+# Default Brain-Score commitments, from each tap's depth in the feedforward hierarchy
+# (fmnist_small has two conv layers: V1, V2 -> conv1; V4, IT -> conv2).
+register_architecture(
+    "fmnist_small", fmnist_small, rebuild=partial(feedback_convnet, "fmnist_small"),
+    regions={"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
+    fixed_layout=("num_classes",),
+)
+register_architecture(
+    "fmnist_adv", fmnist_adv, rebuild=partial(feedback_convnet, "fmnist_adv"),
+    regions={"V1": "conv1", "V2": "conv2", "V4": "conv3", "IT": "conv4"},
+    fixed_layout=("num_classes",),
+)
+register_architecture(
+    "wrn", wrn, regions={"V1": "conv1", "V2": "group1", "V4": "group2", "IT": "group3"},
+)

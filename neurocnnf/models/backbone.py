@@ -44,6 +44,7 @@ from torch import Tensor, fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from neurocnnf.models.engine import CNNF
+from neurocnnf.models.registry import register_architecture
 from neurocnnf.nn import (
     AdaPool,
     AdaReLU,
@@ -133,13 +134,22 @@ def from_backbone(
                      mean, std, name, iterations, eta)
 
 
-def from_config(config: dict[str, Any], iterations: int = 1, eta: float = 0.1) -> CNNF:
-    """Rebuild a :func:`from_backbone` model from its ``model.config`` (checkpoint loading)."""
-    config = dict(config)
-    encoder, body = (build_layers(config[part]) for part in ("encoder", "body"))
-    return _assemble(encoder, body, tuple(config["input_shape"]), config["num_classes"],
-                     config["reconstruction_taps"], tuple(config["mean"]),
-                     tuple(config["std"]), config["name"], iterations, eta)
+def rebuild_backbone(
+    name: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    reconstruction_taps: Sequence[str],
+    encoder: Sequence[dict[str, Any]],
+    body: Sequence[dict[str, Any]],
+    iterations: int = 1,
+    eta: float = 0.1,
+) -> CNNF:
+    """Rebuild a :func:`from_backbone` model from the entries of its ``model.config``
+    (checkpoint loading; fresh parameters of the stored shapes)."""
+    return _assemble(build_layers(encoder), build_layers(body), tuple(input_shape), num_classes,
+                     reconstruction_taps, tuple(mean), tuple(std), name, iterations, eta)
 
 
 def _assemble(encoder: list[FeedbackModule], body: list[FeedbackModule],
@@ -562,3 +572,8 @@ def build_layers(specs: Sequence[dict[str, Any]]) -> list[FeedbackModule]:
     if unknown:
         raise ValueError(f"unknown layer type(s) {unknown} in a backbone model config")
     return [builders[s["type"]](s) for s in specs]
+
+
+# made from a network by from_backbone, so rebuilt only; regions commit to the taps named
+# after them (a CORnet-style backbone with blocks V1, V2, V4, IT)
+register_architecture("backbone", None, rebuild=rebuild_backbone)

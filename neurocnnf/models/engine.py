@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Collection
-from typing import Any, Literal
+from collections.abc import Callable, Collection
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
+from neurocnnf.models.protocol import FeedbackMode
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn import AdaPool, AdaReLU, FeedbackSequential, InferenceState, Tap
 from neurocnnf.nn.functional import online_update
 
-FeedbackMode = Literal["intact", "zero", "shuffle"]
-FEEDBACK_MODES = ("intact", "zero", "shuffle")
+FEEDBACK_MODES: tuple[str, ...] = get_args(FeedbackMode)
 
 
 class CNNF(nn.Module):
@@ -27,7 +28,15 @@ class CNNF(nn.Module):
 
     ``config`` holds the builder arguments, so that a checkpoint can rebuild the model.
     ``reconstruction_taps`` names the body taps used by the intermediate reconstruction loss.
+
+    ``compiled``: when True, the encoder pass and the T iterations run through
+    ``torch.compile`` (inductor fuses the elementwise norm/mask/update work between the
+    convolutions). The first call of each input shape, T, ``layers`` and grad mode compiles
+    (minutes on a small CPU); results equal the eager engine's to float rounding. Adaptive
+    halting always runs eagerly (its batch shrinks as images stop).
     """
+
+    compiled: bool = False
 
     def __init__(
         self,
@@ -56,6 +65,11 @@ class CNNF(nn.Module):
     def taps(self) -> tuple[str, ...]:
         """All read-out layer names, bottom to top."""
         return self.encoder_taps + self.body_taps
+
+    @property
+    def feedback_taps(self) -> tuple[str, ...]:
+        """The taps that receive g_t(l) every iteration: the body taps."""
+        return self.body_taps
 
     def forward(
         self,
@@ -108,15 +122,11 @@ class CNNF(nn.Module):
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
         state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
-        h = self.encoder(x, state)
         if tolerance is not None:
+            h = self.encoder(x, state)
             return self._halting(x, h, state, steps, tolerance, feedback, decode)
-        logits, h_hat, reconstruction = [self.body(h, state)], [h], []
-        for _ in range(steps):
-            g_k, h_next, z = self._iterate(logits[-1], h_hat[-1], state, feedback)
-            reconstruction.append(g_k)
-            h_hat.append(h_next)
-            logits.append(z)
+        run = compiled_unroll() if self.compiled else unroll
+        h, logits, h_hat, reconstruction = run(self, x, state, steps, feedback)
         forward = {
             name: values * (steps + 1) if name in self.encoder_taps else values
             for name, values in state.forward.items()
@@ -188,6 +198,29 @@ class CNNF(nn.Module):
                      next(self.parameters()).dtype)
 
 
+def unroll(model: CNNF, x: Tensor, state: InferenceState, steps: int, feedback: FeedbackMode
+           ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
+    """The encoder pass and ``steps`` iterations of ``model`` on images ``x`` (N, C, H, W).
+
+    Returns h, logits (steps + 1 of (N, classes)), h_hat (steps + 1 like h) and the
+    reconstructions g_t(k) (steps like h); taps and mask flips are recorded in ``state``.
+    """
+    h = model.encoder(x, state)
+    logits, h_hat, reconstruction = [model.body(h, state)], [h], []
+    for _ in range(steps):
+        g_k, h_next, z = model._iterate(logits[-1], h_hat[-1], state, feedback)
+        reconstruction.append(g_k)
+        h_hat.append(h_next)
+        logits.append(z)
+    return h, logits, h_hat, reconstruction
+
+
+@functools.cache
+def compiled_unroll() -> Callable[..., tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]]:
+    """``unroll`` through ``torch.compile`` (made once per process, on first use)."""
+    return torch.compile(unroll, dynamic=False)
+
+
 class InputRangeWarning(UserWarning):
     """Images far outside the pixel scale [0, 1] the models are trained on."""
 
@@ -213,10 +246,10 @@ def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str,
     if x.dtype != dtype:
         raise TypeError(f"images must be {dtype} like the model's weights, got {x.dtype} "
                         f"(convert with x.to({dtype}))")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
     if x.numel():
-        low, high = torch.aminmax(x.detach())
+        low, high = torch.aminmax(x.detach())  # NaN if any is NaN: one pass checks both
+        if not bool(torch.isfinite(low) & torch.isfinite(high)):
+            raise ValueError("images contain NaN or infinite values")
         if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
             warnings.warn("images lie far outside the pixel scale [0, 1] the models expect "
                           "(uint8: divide by 255; do not normalize): results are meaningless",

@@ -2,17 +2,27 @@
 
 Feedforward blocks are those of ``fmnist_small`` (conv 5x5 + RMS norm + bias + ReLU + max-pool,
 twice, then FC). Untied decoders D_l (transposed convs) predict the layer below from the layer
-above; the states e_1 (32x14x14) and e_2 (64x7x7) are updated per iteration (Predify, eq. 1):
+above; the states e_1 (32x14x14) and e_2 (64x7x7) are updated per iteration as in Predify
+(Choksi et al. 2021, Eq. 2; ``PCoder.forward`` in predify/modules/base.py):
 
     e_l(t+1) = beta * FF_l(e_{l-1}(t+1)) + lam * D_{l+1}(e_{l+1}(t)) + (1 - beta - lam) * e_l(t)
                - alpha * grad_{e_l} E_{l-1}(t),   E_{l-1} = 1/2 ||e_{l-1}(t) - D_l(e_l(t))||^2
 
 per sample (sum over units), with e_0 the normalized image and no feedback term at the top.
+Defaults beta 0.8, lam 0.1, alpha 0.01: the values of the paper's experiments ("beta_n = 0.8,
+lambda_n = 0.1, alpha_n = 0.01 for all the encoders/decoders"), not the library's defaults
+(0.33, 0.33, 0.01 in ``PNetSameHP``). alpha scales another error than Predify's: its ``PCoder``
+differentiates ``mse_loss`` (mean over batch x units) and ``PCoderN`` multiplies by
+numel / sqrt(C) (C: units of the prediction that one state unit reaches), a step of
+2 alpha / sqrt(C) * D^T(D(e) - below) against our alpha * D^T(D(e) - below); our alpha 0.01 is
+PCoderN's 0.02 at conv1 (C = 16) and about 0.11 at conv2 (C = 512).
 Iteration 0 is the plain feedforward pass, so t = 0 equals the CNN, as in CNN-F. The call
 returns the same :class:`~neurocnnf.models.trace.Trace` as CNN-F:
 
-- taps ``input`` (e_0), ``conv1`` (e_1), ``conv2`` (e_2); ``forward[l][t]`` is e_l(t);
-- ``feedback[l][t]`` is the prediction D_{l+1}(e_{l+1}(t)) of layer l (``input``, ``conv1``);
+- taps ``input`` (e_0, the encoder tap: constant), ``conv1`` (e_1), ``conv2`` (e_2) (the body
+  taps); ``forward[l][t]`` is e_l(t);
+- ``feedback[l][t]`` is the prediction D_{l+1}(e_{l+1}(t)) of layer l (the feedback taps
+  ``input``, ``conv1``);
 - ``h``/``h_hat``/``reconstruction`` are e_1(0), e_1(t) and D_2(e_2(t)), so the CNN-F training
   losses (reconstruction of layer k and of the layers in ``reconstruction_taps``) apply as is.
 """
@@ -34,22 +44,26 @@ from neurocnnf.models.engine import (
     check_layers,
     mix_feedback,
 )
+from neurocnnf.models.registry import register_architecture
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn.functional import rms_normalize
 
 
 class PredictiveCodingNet(nn.Module):
-    """Two feedforward conv blocks with untied predictive decoders and Predify updates.
+    """Two feedforward conv blocks with untied predictive decoders and Predify updates; a
+    :class:`~neurocnnf.models.protocol.FeedbackModel` like CNN-F.
 
     beta: feedforward weight; lam: feedback (prediction) weight; alpha: step on the gradient of
     the prediction error of the layer below. 1 - beta - lam is the memory weight.
     """
 
-    taps = ("input", "conv1", "conv2")
-    encoder_taps: tuple[str, ...] = ()
-    body_taps = ("input", "conv1")  # the taps that receive top-down predictions
+    # FeedbackModel: the image (e_0) is computed once, the states e_1, e_2 change per
+    # iteration; the layers below the top receive the predictions D_{l+1}(e_{l+1}(t))
+    encoder_taps = ("input",)
+    body_taps = ("conv1", "conv2")
+    feedback_taps = ("input", "conv1")
     reconstruction_taps = ("input",)
-    eta = None  # a CNN-F setting; this model's dynamics are set by beta, lam and alpha
+    eta: float | None = None  # no step size: the dynamics are beta, lam and alpha (config)
 
     def __init__(
         self,
@@ -86,6 +100,11 @@ class PredictiveCodingNet(nn.Module):
             channels=list(channels), kernel_size=kernel_size, num_classes=num_classes,
             beta=self.beta, lam=self.lam, alpha=self.alpha,
         )
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """All read-out layer names, bottom to top: input, conv1, conv2."""
+        return self.encoder_taps + self.body_taps
 
     def _block(self, x: Tensor, conv: nn.Conv2d, bias: Tensor) -> Tensor:
         return F.max_pool2d(F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1)), 2)
@@ -159,3 +178,9 @@ def fmnist_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 
                          "are beta/lam/alpha in model.options")
     return PredictiveCodingNet(num_classes=num_classes, iterations=iterations, **options)
 
+
+# the comparator shares fmnist_small's backbone, so its commitments too
+register_architecture(
+    "fmnist_pc", fmnist_pc, regions={"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
+    has_eta=False,
+)

@@ -62,8 +62,14 @@ def ada_pool(f: Tensor, g: Tensor | None, kernel_size: int = 2) -> tuple[Tensor,
 
 
 def unpool(g: Tensor, indices: Tensor, input_shape: torch.Size, kernel_size: int = 2) -> Tensor:
-    """Feedback of (Ada)pooling: put each pooled feedback value at the chosen input position."""
-    return F.max_unpool2d(g, indices, kernel_size, output_size=input_shape[-2:])
+    """Feedback of (Ada)pooling: put each pooled feedback value at the chosen input position.
+
+    The output size is passed only where it differs from max_unpool2d's own (odd inputs):
+    torch's check of a given size imports sympy (~2 s, once per process).
+    """
+    size = tuple(input_shape[-2:])
+    natural = tuple(n * kernel_size for n in g.shape[-2:])
+    return F.max_unpool2d(g, indices, kernel_size, output_size=None if size == natural else size)
 
 
 def conv_transpose_output_padding(

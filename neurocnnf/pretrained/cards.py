@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from neurocnnf.io import atomic_write
 from neurocnnf.pretrained import MODELS, sha256
-from neurocnnf.train.checkpoint import atomic_write, load_model, read_metadata
+from neurocnnf.train.checkpoint import load_model, read_metadata
 
 ACCURACY_IMAGES = 1000  # the card's accuracy is measured on the first 1,000 test images
 

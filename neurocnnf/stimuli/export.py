@@ -32,7 +32,7 @@ def write_folder(stimuli: StimulusSet, folder: str | os.PathLike, channels: int,
     """
     from PIL import Image
 
-    from neurocnnf.train.checkpoint import atomic_write, current_umask
+    from neurocnnf.io import atomic_write, current_umask
 
     if channels not in (1, 3):
         raise StimulusError(f"channels must be 1 or 3, got {channels}")

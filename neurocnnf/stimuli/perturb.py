@@ -14,14 +14,18 @@ the same in any batch.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neurocnnf.extras import require
 from neurocnnf.stimuli.sets import StimulusError, StimulusSet, convert
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ("noise", "blur", "contrast", "occlusion", "adversarial")
 IDENTITY = {"noise": 0.0, "blur": 0.0, "contrast": 1.0, "occlusion": 0.0, "adversarial": 0.0}
@@ -68,7 +72,7 @@ def perturb(stimuli: StimulusSet, kind: str, levels: list[float] | tuple[float, 
         frame["level"] = float(level)
         frame["stimulus_id"] = [f"{s}|{kind}={level:g}" for s in frame["source_id"]]
         frames.append(frame)
-    metadata = pd.concat(frames, ignore_index=True)
+    metadata = require("pandas", "analysis", "stimulus sets").concat(frames, ignore_index=True)
     return StimulusSet(f"{stimuli.identifier}-{kind}", metadata, stimuli.images, stimuli.paths,
                        seed, dict(stimuli.notes))
 

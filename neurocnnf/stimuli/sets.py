@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from neurocnnf.data import load_dataset
 from neurocnnf.data.datasets import kriegeskorte92
+from neurocnnf.extras import require
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class StimulusError(ValueError):
@@ -126,6 +130,7 @@ def conversion_note(stimuli: StimulusSet, channels: int, size: int) -> str:
 
 
 def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
+    pd = require("pandas", "analysis", "stimulus sets")
     frame = pd.DataFrame({"stimulus_id": ids, "source_id": ids,
                           "source_index": np.arange(len(ids)), "perturbation": "none",
                           "level": 0.0})
@@ -137,6 +142,7 @@ def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
 def read_table(csv: Path) -> pd.DataFrame:
     """A metadata CSV with every column that names things (ids, file names, categories, any
     ``*_id`` / ``*_name`` column) read as text: ``001`` stays ``001``, ``1e3`` stays ``1e3``."""
+    pd = require("pandas", "analysis", "stimulus sets")
     try:
         header = pd.read_csv(csv, nrows=0).columns
         names = [c for c in header if c in NAME_COLUMNS or str(c).endswith(("_id", "_name"))]

@@ -1,6 +1,13 @@
 """Training: configs and presets, Table 1 losses, the loop, checkpoints."""
 
-from neurocnnf.train.checkpoint import CheckpointError, load_model, read_metadata, save_model
+from neurocnnf.train.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    load_checkpoint,
+    load_model,
+    read_metadata,
+    save_model,
+)
 from neurocnnf.train.config import (
     ConfigError,
     TrainConfig,
@@ -11,6 +18,7 @@ from neurocnnf.train.config import (
 from neurocnnf.train.loop import evaluate, train
 
 __all__ = [
-    "CheckpointError", "ConfigError", "TrainConfig", "available_presets", "config_from_dict",
-    "evaluate", "load_config", "load_model", "read_metadata", "save_model", "train",
+    "CheckpointError", "ConfigError", "LoadedCheckpoint", "TrainConfig", "available_presets",
+    "config_from_dict", "evaluate", "load_checkpoint", "load_config", "load_model",
+    "read_metadata", "save_model", "train",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from neurocnnf.models import CNNF, build_from_config, build_model
+from neurocnnf.io import atomic_write
+from neurocnnf.models import FeedbackModel, architecture, build_from_config
 
 FORMAT = "neurocnnf-checkpoint/1"
 
@@ -27,32 +28,7 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or does not match the model."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: no half-written file after a kill.
-
-    The file gets the mode a plain ``open`` would give it (0666 less the umask).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def current_umask() -> int:
-    """The process's umask (set and restored at once: there is no way to only read it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def save_model(model: CNNF, path: Path, **metadata: Any) -> None:
+def save_model(model: FeedbackModel, path: Path, **metadata: Any) -> None:
     """Write weights and metadata (JSON-serializable values) to ``path`` atomically."""
     from neurocnnf import __version__
 
@@ -92,8 +68,24 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> CNNF:
-    """Rebuild a model from a checkpoint file, or a run folder (its best checkpoint)."""
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A model rebuilt from a checkpoint and the checkpoint's metadata (its JSON header)."""
+
+    model: FeedbackModel
+    metadata: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The training run's name (config ``name``), else the run folder's name."""
+        return self.metadata.get("config", {}).get("name") or self.path.parent.name
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                    ) -> LoadedCheckpoint:
+    """Rebuild a model from a checkpoint file, or a run folder (its best checkpoint), in eval
+    mode on ``map_location``, with the metadata it was saved with."""
     path = resolve_checkpoint(path)
     meta = read_metadata(path)
     with torch.device("meta"):  # shapes only: the metadata is checked before any allocation
@@ -105,11 +97,16 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: weights cannot be read ({error})") from None
     load_weights(model, state, str(path))
-    model.checkpoint_metadata = meta
-    return model.to(map_location).eval()
+    return LoadedCheckpoint(model.to(map_location).eval(), meta, path)
 
 
-def _rebuild(meta: dict[str, Any], path: Path) -> CNNF:
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+               ) -> FeedbackModel:
+    """The model of :func:`load_checkpoint` alone."""
+    return load_checkpoint(path, map_location).model
+
+
+def _rebuild(meta: dict[str, Any], path: Path) -> FeedbackModel:
     try:
         return build_from_config(meta["model"], meta["iterations"], meta["eta"])
     except (KeyError, TypeError, ValueError) as error:
@@ -127,8 +124,8 @@ def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: weights cannot be read ({error})") from None
 
 
-def check_metadata(meta: dict[str, Any], skeleton: CNNF, shapes: dict[str, tuple[int, ...]],
-                   path: Path) -> None:
+def check_metadata(meta: dict[str, Any], skeleton: FeedbackModel,
+                   shapes: dict[str, tuple[int, ...]], path: Path) -> None:
     """Raise CheckpointError unless the metadata describes the stored tensors: the arch label
     matches the architecture it names, and the model it builds has the stored shapes.
 
@@ -141,9 +138,10 @@ def check_metadata(meta: dict[str, Any], skeleton: CNNF, shapes: dict[str, tuple
     if trained != arch:
         raise CheckpointError(f"{path}: metadata names two architectures ({arch!r} in model, "
                               f"{trained!r} in config): the checkpoint was edited")
-    if arch in ("fmnist_small", "fmnist_adv"):  # fixed layouts: the label must fit the layout
+    entry = architecture(arch)
+    if entry.fixed_layout is not None:  # the label must fit the layout
         with torch.device("meta"):
-            reference = build_model(arch, num_classes=skeleton.num_classes).config
+            reference = entry.build(**{k: skeleton.config[k] for k in entry.fixed_layout}).config
         if reference != skeleton.config:
             changed = sorted(k for k in reference if reference[k] != skeleton.config.get(k))
             raise CheckpointError(f"{path}: labelled {arch!r} but its layout differs from "
@@ -167,7 +165,7 @@ def check_tensors(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[
         raise CheckpointError(f"{source} does not match {arch}: {detail}")
 
 
-def load_weights(model: CNNF, state: dict[str, torch.Tensor], source: str) -> None:
+def load_weights(model: FeedbackModel, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy ``state`` into ``model``; a clear error for missing, extra or mis-shaped tensors
     and for non-finite values (NaN or inf weights)."""
     check_tensors({k: tuple(v.shape) for k, v in model.state_dict().items()},

@@ -7,6 +7,7 @@ A preset may name a ``base`` preset and override parts of it (the ``*-cnn`` twin
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from neurocnnf.device import DeviceError, check_device_name
-from neurocnnf.models import ARCHITECTURES
+from neurocnnf.models import architecture, architecture_names
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -29,7 +30,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     arch: str = "fmnist_small"
     iterations: int = 1  # T used in training; 0 trains the plain-CNN twin
-    eta: float | None = 0.1  # CNN-F step size; null for fmnist_pc (no eta)
+    eta: float | None = 0.1  # CNN-F step size; null: the default (must be null for fmnist_pc)
     options: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
 
 
@@ -79,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     bf16: bool = False  # autocast to bfloat16 on GPU
+    compile: bool = False  # torch.compile the training passes (CNNF.compiled; see benchmarks)
     eval_batch_size: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -91,14 +93,17 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first setting that cannot work."""
+        buildable = architecture_names(buildable=True)
+        if self.model.arch not in buildable:
+            raise ConfigError(f"model.arch {self.model.arch!r} is not one of {list(buildable)}")
+        has_eta = architecture(self.model.arch).has_eta
         checks = [
-            (self.model.arch in ARCHITECTURES,
-             f"model.arch {self.model.arch!r} is not one of {sorted(ARCHITECTURES)}"),
             (self.model.iterations >= 0, "model.iterations must be >= 0"),
-            (self.model.arch != "fmnist_pc" or self.model.eta is None,
-             "model.eta must be null for fmnist_pc (its dynamics: model.options beta/lam/alpha)"),
+            (has_eta or self.model.eta is None,
+             f"model.eta must be null for {self.model.arch}: it has no CNN-F step size (its "
+             "dynamics are set in model.options)"),
             (self.model.eta is None or 0 < self.model.eta <= 1,
-             "model.eta must be in (0, 1] (or null for fmnist_pc)"),
+             "model.eta must be in (0, 1] (or null: the architecture's default)"),
             (self.data.dataset in ("fashion_mnist", "cifar10"),
              f"data.dataset {self.data.dataset!r} is not 'fashion_mnist' or 'cifar10'"),
             (0 <= self.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
@@ -121,6 +126,11 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
+            (not self.compile or self.model.arch != "fmnist_pc",
+             "compile: true applies to the CNN-F engine; fmnist_pc has no compiled path"),
+            (not self.compile or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
+             "compile: true needs a C++ compiler on PATH (torch.compile's CPU code); "
+             "install g++ or set compile: false"),
         ]
         for ok, message in checks:
             if not ok:

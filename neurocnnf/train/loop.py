@@ -37,9 +37,9 @@ from neurocnnf.data import (
     train_val_split,
 )
 from neurocnnf.device import resolve_device
-from neurocnnf.models import CNNF, build_model
+from neurocnnf.io import atomic_write
+from neurocnnf.models import FeedbackModel, build_model
 from neurocnnf.train.checkpoint import (
-    atomic_write,
     load_resume_state,
     load_weights,
     read_metadata,
@@ -127,7 +127,8 @@ def lr_factor(step: int, total: int, schedule: str, power: float = 0.9) -> float
 
 
 @torch.no_grad()
-def evaluate(model: CNNF, batches: Batches, iterations: int | None = None) -> dict[str, float]:
+def evaluate(model: FeedbackModel, batches: Batches, iterations: int | None = None
+             ) -> dict[str, float]:
     """Accuracy of the first, last and averaged logits over ``batches``."""
     model.eval()
     correct = {"first": 0, "last": 0, "avg": 0}
@@ -270,9 +271,11 @@ def train(
     return results
 
 
-def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, config: TrainConfig,
-                 epoch: int, ddp: Distributed, device: torch.device, progress: bool) -> dict:
+def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, scheduler,
+                 config: TrainConfig, epoch: int, ddp: Distributed, device: torch.device,
+                 progress: bool) -> dict:
     model.train()
+    model.compiled = config.compile  # training passes only: evaluation stays eager
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if config.bf16 and device.type == "cuda" else contextlib.nullcontext())
     attack = logits_fn(model, "first")
@@ -312,6 +315,7 @@ def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, confi
         rate = totals["seen"] / (time.perf_counter() - started)
         bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}",
                         acc=f"{totals['correct'] / totals['seen']:.3f}", img_s=f"{rate:.0f}")
+    model.compiled = False
     seen = max(totals["seen"], 1)
     return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
             "train_reconstruction": totals["rec"] / seen,
@@ -319,7 +323,7 @@ def _train_epoch(net, model: CNNF, batches: Batches, optimizer, scheduler, confi
             "images_per_s": totals["seen"] * ddp.world / (time.perf_counter() - started)}
 
 
-def _final_test(model: CNNF, out: Path, test_set: ImageDataset, config: TrainConfig,
+def _final_test(model: FeedbackModel, out: Path, test_set: ImageDataset, config: TrainConfig,
                 device: torch.device) -> dict[str, Any]:
     best = out / "best.safetensors"
     load_weights(model, load_file(str(best), device=str(device)), str(best))

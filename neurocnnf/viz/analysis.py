@@ -48,15 +48,17 @@ def rdm_panels(rdms: dict[str, np.ndarray]) -> plt.Figure:
     return fig
 
 
-def settling_vs_difficulty(table: pd.DataFrame) -> plt.Figure:
-    """Mean settling iteration and accuracy gain per perturbation level."""
+def settling_vs_difficulty(table: pd.DataFrame, accuracy: pd.DataFrame) -> plt.Figure:
+    """Mean settling iteration per perturbation level (``table``: one row per stimulus with
+    level and settling_iteration) and accuracy at the first and last iteration per level
+    (``accuracy``: :func:`neurocnnf.analysis.difficulty.accuracy_gain_by_level`)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     sns.pointplot(data=table, x="level", y="settling_iteration", errorbar=("ci", 95),
                   ax=axes[0])
     axes[0].set(title="iterations to self-consistency", xlabel="noise sigma")
-    accuracy = table.groupby("level")[["correct_first", "correct_last"]].mean().reset_index()
-    long = accuracy.melt("level", var_name="pass", value_name="accuracy")
-    sns.barplot(data=long, x="level", y="accuracy", hue="pass", ax=axes[1])
+    long = accuracy[["level", "first", "last"]].melt("level", var_name="iteration",
+                                                     value_name="accuracy")
+    sns.barplot(data=long, x="level", y="accuracy", hue="iteration", ax=axes[1])
     axes[1].set(title="accuracy: first vs last iteration", xlabel="noise sigma", ylim=(0, 1))
     fig.tight_layout()
     return fig

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from neurocnnf.models import CNNF
+from neurocnnf.models import FeedbackModel
 from neurocnnf.models.engine import InputRangeWarning
 
 
 @torch.no_grad()
-def restoration_data(model: CNNF, clean: torch.Tensor, perturbed: dict[str, torch.Tensor],
+def restoration_data(model: FeedbackModel, clean: torch.Tensor, perturbed: dict[str, torch.Tensor],
                      iterations: int | None = None) -> xr.Dataset:
     """Inputs, pixel-space reconstructions per iteration, predictions and the distance of
     h_hat_t to the clean image's layer-k features (per-image MSE, as the reconstruction loss).
@@ -112,7 +112,7 @@ def principal_directions(images: torch.Tensor, count: int = 2) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decision_cells_data(model: CNNF, image: torch.Tensor, directions: torch.Tensor,
+def decision_cells_data(model: FeedbackModel, image: torch.Tensor, directions: torch.Tensor,
                         extent: float = 3.0, resolution: int = 21,
                         iterations: int | None = None) -> xr.Dataset:
     """Predicted class over the plane image + a u + b v (a, b in [-extent, extent]) and the
@@ -155,7 +155,7 @@ def plot_decision_cells(data: xr.Dataset, classes=None) -> plt.Figure:
     return fig
 
 
-def grad_cam_data(model: CNNF, images: torch.Tensor, layer: str,
+def grad_cam_data(model: FeedbackModel, images: torch.Tensor, layer: str,
                   target: torch.Tensor | None = None, iterations: int | None = None,
                   method: str = "gradcam") -> xr.DataArray:
     """Class-activation maps of ``layer`` for the logits of each iteration: (image,
@@ -213,7 +213,7 @@ def plot_grad_cam(images: torch.Tensor, cams: xr.DataArray, predictions: np.ndar
     return fig
 
 
-def changed_predictions(model: CNNF, images: torch.Tensor, labels: torch.Tensor,
+def changed_predictions(model: FeedbackModel, images: torch.Tensor, labels: torch.Tensor,
                         iterations: int | None = None) -> np.ndarray:
     """Indices of images predicted wrongly at iteration 0 and rightly at the last one."""
     with torch.no_grad():

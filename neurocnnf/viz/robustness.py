@@ -6,8 +6,6 @@ Figure; several checkpoints with one label give mean +- sd error bars (seeds).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -79,12 +77,3 @@ def accuracy_vs_test_iterations(results: pd.DataFrame, attack: str = "pgd") -> p
            ylabel="accuracy", ylim=(0, 1))
     fig.tight_layout()
     return fig
-
-
-def save(fig: plt.Figure, path: str | Path) -> Path:
-    """Save a figure (PNG, 150 dpi) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path

@@ -5,13 +5,16 @@
 #   workflows/cluster/local-slurm.sh up      install what is missing (apt), write the configs,
 #                                            start munged, MariaDB, slurmdbd, slurmctld, slurmd
 #   workflows/cluster/local-slurm.sh status  daemons, partitions, node state
-#   workflows/cluster/local-slurm.sh down    cancel every job, stop the daemons
+#   workflows/cluster/local-slurm.sh down    cancel every job, stop the daemons it started
+#   workflows/cluster/local-slurm.sh conf    print the slurm.conf and gres.conf `up` writes
 #
 # One node with this machine's CPUs and memory (`slurmd -C`); partition `cpu` (default) and,
 # where nvidia-smi lists GPUs, `gpu`. Accounting (sacct, sacctmgr) through slurmdbd on a private
 # MariaDB (127.0.0.1:$NEUROCNNF_SLURM_DB_PORT, default 13306), account `neurocnnf` for root.
 # State and logs: $NEUROCNNF_SLURM_STATE (default /var/lib/neurocnnf-slurm). The configs go to
 # /etc/slurm, where SLURM's commands look; an existing slurm.conf not written here is left alone.
+# Exit status 2: SLURM cannot be started here (not root, no apt-get, apt-get failed, a foreign
+# slurm.conf); 1: it failed to start (see the logs).
 set -euo pipefail
 
 STATE=${NEUROCNNF_SLURM_STATE:-/var/lib/neurocnnf-slurm}
@@ -27,6 +30,7 @@ DB_SOCKET=$RUN/mysqld.sock
 
 say() { echo "local-slurm: $*"; }
 die() { echo "local-slurm: $*" >&2; exit 1; }
+cannot() { echo "local-slurm: $*" >&2; exit 2; }
 
 install_packages() {
     local tool missing=0
@@ -34,13 +38,15 @@ install_packages() {
         command -v "$tool" > /dev/null || missing=1
     done
     [[ $missing == 0 ]] && return
-    command -v apt-get > /dev/null || die "SLURM is not installed and apt-get is missing: " \
+    command -v apt-get > /dev/null || cannot "SLURM is not installed and apt-get is missing:" \
         "install ${PACKAGES[*]} with your package manager"
     say "installing ${PACKAGES[*]} (apt-get)"
+    local started=$SECONDS
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq > "$LOG/apt.log" 2>&1 || die "apt-get update failed (see $LOG/apt.log)"
+    apt-get update -qq > "$LOG/apt.log" 2>&1 || cannot "apt-get update failed (see $LOG/apt.log)"
     apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >> "$LOG/apt.log" 2>&1 ||
-        die "apt-get install ${PACKAGES[*]} failed (see $LOG/apt.log)"
+        cannot "apt-get install ${PACKAGES[*]} failed (see $LOG/apt.log)"
+    say "installed in $((SECONDS - started)) s"
 }
 
 gpu_count() {
@@ -48,58 +54,78 @@ gpu_count() {
     nvidia-smi -L 2> /dev/null | grep -c '^GPU' || true
 }
 
+# slurm_conf GPUS: one node, this machine as slurmd sees it (CPUs, sockets, cores, threads,
+# RealMemory); partition cpu (default), and gpu where GPUS > 0
+slurm_conf() {
+    local gpus=$1 host node
+    host=$(hostname -s)
+    node=$(slurmd -C | head -1 | sed -e "s/^NodeName=[^ ]*/NodeName=$host NodeAddr=127.0.0.1/" \
+        -e "s/ Gres=[^ ]*//")  # the GPUs come from nvidia-smi, below
+    echo "$MARK"
+    echo "ClusterName=$CLUSTER"
+    echo "SlurmctldHost=$host(127.0.0.1)"
+    echo "SlurmUser=root"
+    echo "SlurmdUser=root"
+    echo "AuthType=auth/munge"
+    echo "StateSaveLocation=$STATE/slurmctld"
+    echo "SlurmdSpoolDir=$STATE/slurmd"
+    echo "SlurmctldPidFile=$RUN/slurmctld.pid"
+    echo "SlurmdPidFile=$RUN/slurmd.pid"
+    echo "SlurmctldLogFile=$LOG/slurmctld.log"
+    echo "SlurmdLogFile=$LOG/slurmd.log"
+    echo "# a container: no systemd, no cgroups"
+    echo "ProctrackType=proctrack/linuxproc"
+    echo "TaskPlugin=task/none"
+    echo "JobAcctGatherType=jobacct_gather/linux"
+    echo "MpiDefault=none"
+    echo "MailProg=/bin/true"
+    echo "SchedulerType=sched/backfill"
+    echo "SelectType=select/cons_tres"
+    echo "SelectTypeParameters=CR_Core_Memory"
+    echo "DefMemPerCPU=1000"
+    echo "ReturnToService=2"
+    echo "MinJobAge=600"
+    echo "KillWait=10"
+    echo "AccountingStorageType=accounting_storage/slurmdbd"
+    echo "AccountingStorageHost=localhost"
+    echo "AccountingStoreFlags=job_comment"
+    echo "JobCompType=jobcomp/none"
+    if [[ $gpus -gt 0 ]]; then
+        echo "GresTypes=gpu"
+        echo "AccountingStorageTRES=gres/gpu"
+        echo "$node Gres=gpu:$gpus State=UNKNOWN"
+    else
+        echo "$node State=UNKNOWN"
+    fi
+    echo "PartitionName=cpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+    if [[ $gpus -gt 0 ]]; then
+        echo "PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP"
+    fi
+}
+
+# gres_conf GPUS: the node's GPUs as /dev/nvidia<i> (nothing where GPUS is 0)
+gres_conf() {
+    local gpus=$1
+    [[ $gpus -gt 0 ]] || return 0
+    echo "$MARK"
+    echo "AutoDetect=off"
+    if [[ $gpus == 1 ]]; then
+        echo "Name=gpu File=/dev/nvidia0"
+    else
+        echo "Name=gpu File=/dev/nvidia[0-$((gpus - 1))]"
+    fi
+}
+
 write_configs() {
     if [[ -e $CONF/slurm.conf ]] && ! grep -qF "$MARK" "$CONF/slurm.conf"; then
-        die "$CONF/slurm.conf exists and was not written by this script: not touching it"
+        cannot "$CONF/slurm.conf exists and was not written by this script: not touching it"
     fi
-    local node gpus host
-    host=$(hostname -s)
-    # this machine as slurmd sees it (CPUs, sockets, cores, threads, RealMemory)
-    node=$(slurmd -C | head -1 | sed "s/^NodeName=[^ ]*/NodeName=$host NodeAddr=127.0.0.1/")
+    local gpus
     gpus=$(gpu_count)
     mkdir -p "$CONF"
-    {
-        echo "$MARK"
-        echo "ClusterName=$CLUSTER"
-        echo "SlurmctldHost=$host(127.0.0.1)"
-        echo "SlurmUser=root"
-        echo "SlurmdUser=root"
-        echo "AuthType=auth/munge"
-        echo "StateSaveLocation=$STATE/slurmctld"
-        echo "SlurmdSpoolDir=$STATE/slurmd"
-        echo "SlurmctldPidFile=$RUN/slurmctld.pid"
-        echo "SlurmdPidFile=$RUN/slurmd.pid"
-        echo "SlurmctldLogFile=$LOG/slurmctld.log"
-        echo "SlurmdLogFile=$LOG/slurmd.log"
-        echo "# a container: no systemd, no cgroups"
-        echo "ProctrackType=proctrack/linuxproc"
-        echo "TaskPlugin=task/none"
-        echo "JobAcctGatherType=jobacct_gather/linux"
-        echo "MpiDefault=none"
-        echo "MailProg=/bin/true"
-        echo "SchedulerType=sched/backfill"
-        echo "SelectType=select/cons_tres"
-        echo "SelectTypeParameters=CR_Core_Memory"
-        echo "DefMemPerCPU=1000"
-        echo "ReturnToService=2"
-        echo "MinJobAge=600"
-        echo "KillWait=10"
-        echo "AccountingStorageType=accounting_storage/slurmdbd"
-        echo "AccountingStorageHost=localhost"
-        echo "AccountingStoreFlags=job_comment"
-        echo "JobCompType=jobcomp/none"
-        if [[ $gpus -gt 0 ]]; then
-            echo "GresTypes=gpu"
-            echo "$node Gres=gpu:$gpus State=UNKNOWN"
-        else
-            echo "$node State=UNKNOWN"
-        fi
-        echo "PartitionName=cpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
-        [[ $gpus -gt 0 ]] && echo "PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP"
-    } > "$CONF/slurm.conf"
+    slurm_conf "$gpus" > "$CONF/slurm.conf"
     if [[ $gpus -gt 0 ]]; then
-        { echo "$MARK"; echo "AutoDetect=off"
-          echo "Name=gpu File=/dev/nvidia[0-$((gpus - 1))]"; } > "$CONF/gres.conf"
+        gres_conf "$gpus" > "$CONF/gres.conf"
     else
         rm -f "$CONF/gres.conf"
     fi
@@ -141,8 +167,10 @@ start_munge() {
     [[ -s /etc/munge/munge.key ]] || mungekey --create --keyfile /etc/munge/munge.key
     chown munge:munge /etc/munge/munge.key
     chmod 400 /etc/munge/munge.key
-    alive /run/munge/munged.pid ||
+    if ! alive /run/munge/munged.pid; then  # a munged already running is shared, not stopped
         runuser -u munge -- munged < /dev/null >> "$LOG/munged.out" 2>&1
+        touch "$RUN/munged.ours"
+    fi
     wait_for 20 munged bash -c "munge -n | unmunge"
 }
 
@@ -183,7 +211,7 @@ start_slurm() {
 }
 
 up() {
-    [[ $EUID == 0 ]] || die "run as root (it installs packages and starts daemons)"
+    [[ $EUID == 0 ]] || cannot "run as root (it installs packages and starts daemons)"
     mkdir -p "$STATE/slurmctld" "$STATE/slurmd" "$LOG" "$RUN"
     install_packages
     write_configs
@@ -221,7 +249,10 @@ down() {
     stop "$RUN/slurmctld.pid" slurmctld
     stop "$RUN/slurmdbd.pid" slurmdbd
     stop "$RUN/mysqld.pid" MariaDB
-    stop /run/munge/munged.pid munged
+    if [[ -e $RUN/munged.ours ]]; then
+        stop /run/munge/munged.pid munged
+        rm -f "$RUN/munged.ours"
+    fi
     say "down"
 }
 
@@ -245,5 +276,6 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) status ;;
-    *) die "usage: $0 up|down|status" ;;
+    conf) gpus=$(gpu_count); slurm_conf "$gpus"; gres_conf "$gpus" ;;
+    *) die "usage: $0 up|down|status|conf" ;;
 esac

@@ -1,12 +1,16 @@
 SIMILARITY = config["similarity"]
 DIFFICULTY = config["difficulty"]
+# what each stimulus set's activations keep: every layer (reduced) for RSA, the outputs for the
+# difficulty analysis
+EXTRACT_OPTIONS = {"similarity": f"--reduce {SIMILARITY['reduce']}",
+                   "difficulty": "--layers logits,probabilities"}
 
 
 rule stimuli:
     input:
         rules.data.output,
     output:
-        f"{RES}/stimuli/{{purpose}}/stimuli.csv",
+        str(LAYOUT.stimuli("{purpose}")),
     params:
         spec=lambda wildcards: config[wildcards.purpose]["stimuli"],
         perturb=lambda wildcards: noise_grid(config[wildcards.purpose]["noise"]),
@@ -14,9 +18,9 @@ rule stimuli:
         channels=config["model_input"]["channels"],
         size=config["model_input"]["size"],
     wildcard_constraints:
-        purpose="similarity|difficulty",
+        purpose="|".join(PURPOSES),
     log:
-        f"{RES}/logs/stimuli/{{purpose}}.log",
+        log_path("stimuli", "{purpose}"),
     conda:
         ENV
     shell:
@@ -24,49 +28,27 @@ rule stimuli:
         "--channels {params.channels} --size {params.size} --no-progress > {log} 2>&1"
 
 
-rule extract_similarity:
+rule extract:
     input:
         model=trained("{model}"),
-        stimuli=f"{RES}/stimuli/similarity/stimuli.csv",
+        stimuli=str(LAYOUT.stimuli("{purpose}")),
     output:
-        f"{RES}/activations/{{model}}/similarity.nc",
+        str(LAYOUT.activations("{model}", "{purpose}")),
     params:
-        checkpoint=lambda wildcards, input: checkpoint(input.model),
+        checkpoint=lambda wildcards: checkpoint(wildcards.model),
         stimuli=lambda wildcards, input: Path(input.stimuli).parent,
-        reduce=SIMILARITY["reduce"],
+        options=lambda wildcards: EXTRACT_OPTIONS[wildcards.purpose],
         iterations=config["iterations"],
         device=DEVICE,
+    wildcard_constraints:
+        purpose="|".join(PURPOSES),
     log:
-        f"{RES}/logs/extract/{{model}}-similarity.log",
+        log_path("extract", "{model}-{purpose}"),
     threads: THREADS
     conda:
         ENV
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf extract {params.checkpoint} --out {output} "
         "--stimuli folder:{params.stimuli} --iterations {params.iterations} "
-        "--reduce {params.reduce} --model-id {wildcards.model} "
+        "{params.options} --model-id {wildcards.model} "
         "--device {params.device} --restart-if-changed --no-progress > {log} 2>&1"
-
-
-rule extract_difficulty:
-    input:
-        model=trained("{model}"),
-        stimuli=f"{RES}/stimuli/difficulty/stimuli.csv",
-    output:
-        f"{RES}/activations/{{model}}/difficulty.nc",
-    params:
-        checkpoint=lambda wildcards, input: checkpoint(input.model),
-        stimuli=lambda wildcards, input: Path(input.stimuli).parent,
-        iterations=config["iterations"],
-        device=DEVICE,
-    log:
-        f"{RES}/logs/extract/{{model}}-difficulty.log",
-    threads: THREADS
-    conda:
-        ENV
-    shell:
-        "OMP_NUM_THREADS={threads} neurocnnf extract {params.checkpoint} --out {output} "
-        "--stimuli folder:{params.stimuli} --iterations {params.iterations} "
-        "--layers logits,probabilities "
-        "--model-id {wildcards.model} --device {params.device} --restart-if-changed "
-        "--no-progress > {log} 2>&1"

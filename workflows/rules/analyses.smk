@@ -4,14 +4,14 @@ FIG6 = config["figure6"]
 
 rule rsa:
     input:
-        f"{RES}/activations/{{model}}/similarity.nc",
+        str(LAYOUT.activations("{model}", "similarity")),
     output:
-        table=f"{RES}/rsa/{{model}}/rsa.csv",
-        figure=f"{RES}/rsa/{{model}}/rsa_vs_iteration.png",
+        table=str(LAYOUT.rsa("{model}") / "rsa.csv"),
+        figure=str(LAYOUT.rsa("{model}") / "rsa_vs_iteration.png"),
     params:
-        folder=lambda wildcards, output: Path(output.table).parent,
+        folder=lambda wildcards: LAYOUT.rsa(wildcards.model),
     log:
-        f"{RES}/logs/rsa/{{model}}.log",
+        log_path("rsa", "{model}"),
     threads: THREADS
     conda:
         ENV
@@ -22,14 +22,14 @@ rule rsa:
 
 rule difficulty:
     input:
-        f"{RES}/activations/{{model}}/difficulty.nc",
+        str(LAYOUT.activations("{model}", "difficulty")),
     output:
-        summary=f"{RES}/difficulty/{{model}}/difficulty_summary.json",
-        figure=f"{RES}/difficulty/{{model}}/difficulty.png",
+        summary=str(LAYOUT.difficulty("{model}") / "difficulty_summary.json"),
+        figure=str(LAYOUT.difficulty("{model}") / "difficulty.png"),
     params:
-        folder=lambda wildcards, output: Path(output.summary).parent,
+        folder=lambda wildcards: LAYOUT.difficulty(wildcards.model),
     log:
-        f"{RES}/logs/difficulty/{{model}}.log",
+        log_path("difficulty", "{model}"),
     conda:
         ENV
     shell:
@@ -40,18 +40,18 @@ rule predictive_coding:
     input:
         **{label: trained(model) for label, model in PC["models"].items()},
     output:
-        summary=f"{RES}/predictive_coding/summary.json",
-        comparison=f"{RES}/predictive_coding/comparison.png",
-        ablations=f"{RES}/predictive_coding/ablations.png",
+        summary=str(LAYOUT.predictive_coding / "summary.json"),
+        comparison=str(LAYOUT.predictive_coding / "comparison.png"),
+        ablations=str(LAYOUT.predictive_coding / "ablations.png"),
     params:
-        models=lambda wildcards, input: " ".join(
-            f"--model {label}={checkpoint(path)}" for label, path in input.items()),
-        folder=lambda wildcards, output: Path(output.summary).parent,
+        models=" ".join(f"--model {label}={checkpoint(model)}"
+                        for label, model in PC["models"].items()),
+        folder=LAYOUT.predictive_coding,
         images=PC["images"],
         noise=",".join(str(v) for v in PC["noise"]),
         iterations=config["iterations"],
     log:
-        f"{RES}/logs/predictive_coding.log",
+        log_path("predictive_coding"),
     threads: THREADS
     conda:
         ENV
@@ -65,15 +65,15 @@ rule figure6:
     input:
         trained(FIG6["model"]),
     output:
-        summary=f"{RES}/figure6/summary.txt",
-        restoration=f"{RES}/figure6/restoration.png",
+        summary=str(LAYOUT.figure6 / "summary.txt"),
+        restoration=str(LAYOUT.figure6 / "restoration.png"),
     params:
-        checkpoint=lambda wildcards, input: checkpoint(input[0]),
-        folder=lambda wildcards, output: Path(output.summary).parent,
+        checkpoint=checkpoint(FIG6["model"]),
+        folder=LAYOUT.figure6,
         dataset=config["robustness"]["dataset"],
         images=FIG6["images"],
     log:
-        f"{RES}/logs/figure6.log",
+        log_path("figure6"),
     threads: THREADS
     conda:
         ENV
@@ -87,11 +87,11 @@ rule brainscore_plugin:
     input:
         trained(config["brainscore"]["model"]),
     output:
-        directory(f"{RES}/brainscore/plugin"),
+        directory(str(LAYOUT.brainscore_plugins)),
     params:
-        checkpoint=lambda wildcards, input: checkpoint(input[0]),
+        checkpoint=checkpoint(config["brainscore"]["model"]),
     log:
-        f"{RES}/logs/brainscore_plugin.log",
+        log_path("brainscore_plugin"),
     conda:
         ENV
     shell:

@@ -1,4 +1,5 @@
-"""Config loading and validation, and the path helpers every rule file uses."""
+"""Config loading and validation, and the path helpers every rule file uses. Every output
+path comes from neurocnnf.pipelines.layout (LAYOUT), which the report reads too."""
 
 import shlex
 from pathlib import Path
@@ -6,6 +7,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 from snakemake.utils import min_version, validate
+
+from neurocnnf.pipelines.layout import PURPOSES, ResultsLayout
 
 min_version("8.0")
 
@@ -49,7 +52,7 @@ def check_model_names(config):
 
 check_model_names(config)
 
-RES = f"{config['results']}/{config['name']}"
+LAYOUT = ResultsLayout(Path(config["results"]) / config["name"])
 SEEDS = config["seeds"]
 SEED0 = SEEDS[0]  # the seed whose models the activations and analyses use
 THREADS = config["threads"]
@@ -60,11 +63,15 @@ ENV = "../envs/neurocnnf.yaml"  # relative to the rule files
 
 def trained(model, seed=SEED0):
     """The results.json a finished training run writes last (its checkpoint lies beside)."""
-    return f"{RES}/models/{model}/seed{seed}/results.json"
+    return str(LAYOUT.trained(model, seed))
 
 
-def checkpoint(results_json):
-    return str(Path(results_json).parent / "best.safetensors")
+def checkpoint(model, seed=SEED0):
+    return str(LAYOUT.checkpoint(model, seed))
+
+
+def log_path(*parts):
+    return str(LAYOUT.log(*parts))
 
 
 def noise_grid(levels):

@@ -2,21 +2,21 @@ rule report:
     input:
         manifest=rules.data.output,
         models=expand(trained("{model}", "{seed}"), model=list(config["models"]), seed=SEEDS),
-        robustness=rules.robustness.output.table,
+        robustness=rules.robustness.output.results,
         rsa=expand(rules.rsa.output.table, model=SIMILARITY["models"]),
         difficulty=expand(rules.difficulty.output.summary, model=DIFFICULTY["models"]),
         predictive_coding=rules.predictive_coding.output.summary,
         figure6=rules.figure6.output.summary,
         brainscore=rules.brainscore_plugin.output,
     output:
-        markdown=f"{RES}/report.md",
-        html=f"{RES}/report.html",
+        markdown=str(LAYOUT.report_markdown),
+        html=str(LAYOUT.report_html),
     params:
-        folder=lambda wildcards, output: Path(output.markdown).parent,
+        folder=LAYOUT.root,
         name=config["name"],
     log:
-        f"{RES}/logs/report.log",
+        log_path("report"),
     conda:
         ENV
     script:
-        "../../analyses/report.py"
+        "../scripts/report.py"

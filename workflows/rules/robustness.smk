@@ -6,13 +6,14 @@ rule robustness:
         models=expand(trained("{model}", "{seed}"), model=ROBUST["model"], seed=SEEDS),
         twins=expand(trained("{model}", "{seed}"), model=[ROBUST["twin"]] if "twin" in ROBUST else [], seed=SEEDS),
     output:
-        table=f"{RES}/robustness/table.md",
-        results=f"{RES}/robustness/results.csv",
-        masking=f"{RES}/robustness/report.txt",
+        table=str(LAYOUT.robustness / "table.md"),
+        results=str(LAYOUT.robustness / "results.csv"),
+        masking=str(LAYOUT.robustness / "report.txt"),
     params:
-        checkpoints=lambda wildcards, input: " ".join(checkpoint(p) for p in input.models),
-        twins=lambda wildcards, input: " ".join(f"--twin {checkpoint(p)}" for p in input.twins),
-        folder=lambda wildcards, output: Path(output.table).parent,
+        checkpoints=" ".join(checkpoint(ROBUST["model"], seed) for seed in SEEDS),
+        twins=" ".join(f"--twin {checkpoint(ROBUST['twin'], seed)}" for seed in SEEDS)
+        if "twin" in ROBUST else "",
+        folder=LAYOUT.robustness,
         dataset=ROBUST["dataset"],
         images=ROBUST["images"],
         eps=ROBUST["eps"],
@@ -22,7 +23,7 @@ rule robustness:
         test_iterations=",".join(map(str, ROBUST["test_iterations"])),
         device=DEVICE,
     log:
-        f"{RES}/logs/robustness.log",
+        log_path("robustness"),
     threads: THREADS
     resources:
         gpu=GPU,

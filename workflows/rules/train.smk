@@ -1,10 +1,10 @@
 rule data:
     output:
-        f"{RES}/data/manifest.json",
+        str(LAYOUT.manifest),
     params:
         datasets=" ".join(config["datasets"]),
     log:
-        f"{RES}/logs/data.log",
+        log_path("data"),
     conda:
         ENV
     shell:
@@ -17,13 +17,13 @@ rule train:
     input:
         rules.data.output,
     output:
-        f"{RES}/models/{{model}}/seed{{seed}}/results.json",
+        trained("{model}", "{seed}"),
     params:
         preset=lambda wildcards: config["models"][wildcards.model]["preset"],
         overrides=train_overrides,
-        folder=lambda wildcards, output: Path(output[0]).parent,
+        folder=lambda wildcards: LAYOUT.model_run(wildcards.model, wildcards.seed),
     log:
-        f"{RES}/logs/train/{{model}}-seed{{seed}}.log",
+        log_path("train", "{model}-seed{seed}"),
     threads: THREADS
     resources:
         gpu=GPU,

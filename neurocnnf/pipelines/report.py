@@ -1,5 +1,6 @@
 """The one-page report of a workflow run: headline numbers, tables and figures, as Markdown and
-as a self-contained HTML page (figures embedded), read from the files under <results>/<name>/.
+as a self-contained HTML page (figures embedded), read from the files under <results>/<name>/
+at the paths of :class:`neurocnnf.pipelines.layout.ResultsLayout`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from neurocnnf import __version__
+from neurocnnf.pipelines.layout import ResultsLayout
 
 
 @dataclass
@@ -29,23 +31,10 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _read_text(path: Path) -> str:
-    return path.read_text() if path.exists() else ""
-
-
-def _pipe_table(text: str) -> pd.DataFrame:
-    """A Markdown pipe table (the first one in ``text``) as a DataFrame of strings."""
-    rows = [line.strip().strip("|").split("|") for line in text.splitlines()
-            if line.strip().startswith("|")]
-    rows = [[cell.strip() for cell in row] for row in rows
-            if not all(set(cell.strip()) <= set("-: ") for cell in row)]
-    return pd.DataFrame(rows[1:], columns=rows[0]) if rows else pd.DataFrame()
-
-
-def model_table(folder: Path) -> pd.DataFrame:
+def model_table(layout: ResultsLayout) -> pd.DataFrame:
     """Test accuracy (%) of every trained model and seed: first / last / avg scoring."""
     rows = []
-    for path in sorted(folder.glob("models/*/seed*/results.json")):
+    for path in layout.matching(layout.trained("*", "*")):
         result = json.loads(path.read_text())
         test = result["test"]
         rows.append({"model": path.parent.parent.name, "seed": path.parent.name[4:],
@@ -55,11 +44,11 @@ def model_table(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rsa_table(folder: Path) -> pd.DataFrame:
+def rsa_table(layout: ResultsLayout) -> pd.DataFrame:
     """Per model and brain RDM: the best layer, its similarity at t = 0 and at the last
     iteration, and the iteration where it peaks."""
     rows = []
-    for path in sorted(folder.glob("rsa/*/rsa.csv")):
+    for path in layout.matching(layout.rsa("*") / "rsa.csv"):
         table = pd.read_csv(path)
         for target, part in table.groupby("target"):
             best = part.loc[part["similarity"].idxmax()]
@@ -76,11 +65,11 @@ def _rho(entry: dict) -> str:
     return f"{entry['rho']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
 
 
-def difficulty_table(folder: Path) -> pd.DataFrame:
+def difficulty_table(layout: ResultsLayout) -> pd.DataFrame:
     """Per model: Spearman rho of the settling iteration with the perturbation level and with
     first-pass uncertainty (95% bootstrap CIs), and the accuracy gain at the largest level."""
     rows = []
-    for path in sorted(folder.glob("difficulty/*/difficulty_summary.json")):
+    for path in layout.matching(layout.difficulty("*") / "difficulty_summary.json"):
         summary = json.loads(path.read_text())
         gains = summary["accuracy_gain_by_level"]
         top = max(gains, key=float)
@@ -95,10 +84,10 @@ def difficulty_table(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def predictive_coding_table(folder: Path) -> pd.DataFrame:
+def predictive_coding_table(layout: ResultsLayout) -> pd.DataFrame:
     """Accuracy (%) at t = 0 and at the last iteration with feedback intact / zeroed /
     shuffled, per model and noise level."""
-    summary = _read_json(folder / "predictive_coding" / "summary.json").get("results", {})
+    summary = _read_json(layout.predictive_coding / "summary.json").get("results", {})
     rows = []
     for model, levels in summary.items():
         for level, values in levels.items():
@@ -109,26 +98,49 @@ def predictive_coding_table(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")  # the feedforward model has no ablation rows
 
 
-def headline(folder: Path) -> list[str]:
-    """The few numbers a reader wants first."""
+def robustness_table(layout: ResultsLayout, eps: float | None = None
+                     ) -> tuple[pd.DataFrame, str]:
+    """Table 2's shape (rows CNN / CNN-F (last) / CNN-F (avg), accuracy % per attack and the
+    minimum) from the evaluation's results.csv at ``eps`` (default: the eps at which the most
+    attacks ran, the evaluation's table eps), and its caption; an empty table when there is no
+    results.csv."""
+    from neurocnnf.attacks.tables import paper_table
+
+    path = layout.robustness / "results.csv"
+    if not path.exists():
+        return pd.DataFrame(), ""
+    results = pd.read_csv(path)
+    main = results[results["sweep"].isna() | (results["sweep"] == "")]
+    if eps is None:  # the table's eps: the one every attack ran at (the grid is FGSM/PGD's)
+        attacked = main[main["attack"] != "clean"].astype({"target": str})
+        eps = float(attacked.groupby("eps")[["attack", "target"]].value_counts()
+                    .groupby(level="eps").size().idxmax())
+    table = paper_table(main, eps)
+    caption = f"Accuracy (%) at eps = {eps:g} (pixel scale), n = {int(main['n'].max())}"
+    return table.rename_axis("model").reset_index().astype(object).fillna(""), caption
+
+
+def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
+    """The few numbers a reader wants first (``eps``: the robustness table's, as in
+    :func:`robustness_table`)."""
+    robustness, _ = robustness_table(layout, eps)
     lines = []
-    models = model_table(folder)
+    models = model_table(layout)
     if len(models):
         means = models.groupby("model")["test % last"].mean()
         lines.append("Test accuracy (last iteration, mean over seeds): " + ", ".join(
             f"{m} {v:.2f}%" for m, v in means.items()))
-    robust = _pipe_table(_read_text(folder / "robustness" / "table.md"))
-    if {"Clean", "Min"} <= set(robust.columns):
+    if {"Clean", "Min"} <= set(robustness.columns):
         lines.append("Robustness (% correct, clean / worst attack): " + "; ".join(
-            f"{row.iloc[0]} {row['Clean']} / {row['Min']}" for _, row in robust.iterrows()))
-    rsa = rsa_table(folder)
-    for _, row in rsa[rsa["brain RDM"] == "macaque_IT"].iterrows():
+            f"{row['model']} {row['Clean']} / {row['Min']}" for _, row in robustness.iterrows()))
+    rsa = rsa_table(layout)
+    for _, row in (rsa[rsa["brain RDM"] == "macaque_IT"] if len(rsa) else rsa).iterrows():
         lines.append(f"{row['model']}: best macaque-IT RSA {row['last t']} at the last iteration "
                      f"vs {row['t=0']} at t = 0 ({row['layer']})")
-    for _, row in difficulty_table(folder).iterrows():
+    for _, row in difficulty_table(layout).iterrows():
         lines.append(f"{row['model']}: settling iteration vs perturbation level, Spearman rho "
                      f"{row['rho(settling, level)']}")
-    pc = _read_json(folder / "predictive_coding" / "summary.json").get("results", {})
+    pc = _read_json(layout.predictive_coding / "summary.json").get("results", {})
     for model, values in pc.items():
         levels = [k for k in values if k.startswith("noise=")]
         if levels and "acc_last_zero" in values[levels[-1]]:
@@ -140,22 +152,23 @@ def headline(folder: Path) -> list[str]:
     return lines
 
 
-def blocks(folder: Path, config: dict | None = None) -> list[Block]:
-    """The report's content, in reading order."""
+def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
+    """The report's content, in reading order (``config``: the workflow's, when known; its
+    robustness eps picks the robustness table's column)."""
+    eps = config["robustness"].get("eps") if config and "robustness" in config else None
+    robustness, caption = robustness_table(layout, eps)
     out = [Block("text", f"neurocnnf {__version__}, {date.today().isoformat()}, results in "
-                         f"`{folder}`."),
-           Block("h2", "Headline"), Block("list", headline(folder)),
-           Block("h2", "Models"), Block("table", model_table(folder))]
-    robustness = folder / "robustness"
-    table_md = _read_text(robustness / "table.md")
-    if table_md:
-        out += [Block("h2", "Robustness"),
-                Block("table", _pipe_table(table_md), table_md.splitlines()[0])]
-        out += [Block("figure", p) for p in sorted((robustness / "figures").glob("*.png"))]
-        if (robustness / "report.txt").exists():
-            out.append(Block("pre", (robustness / "report.txt").read_text(),
+                         f"`{layout.root}`."),
+           Block("h2", "Headline"), Block("list", headline(layout, eps)),
+           Block("h2", "Models"), Block("table", model_table(layout))]
+    if len(robustness):
+        folder = layout.robustness
+        out += [Block("h2", "Robustness"), Block("table", robustness, caption)]
+        out += [Block("figure", p) for p in sorted((folder / "figures").glob("*.png"))]
+        if (folder / "report.txt").exists():
+            out.append(Block("pre", (folder / "report.txt").read_text(),
                              "gradient-masking checks"))
-    sets = {p.parent.name: pd.read_csv(p) for p in sorted(folder.glob("stimuli/*/stimuli.csv"))}
+    sets = {p.parent.name: pd.read_csv(p) for p in layout.matching(layout.stimuli("*"))}
     if sets:
         out += [Block("h2", "Stimulus sets"), Block("table", pd.DataFrame([
             {"set": name, "stimuli": len(table), "sources": table["source_id"].nunique(),
@@ -163,24 +176,24 @@ def blocks(folder: Path, config: dict | None = None) -> list[Block]:
                                               for v in sorted(table["level"].unique()))}
             for name, table in sets.items()]))]
     out += [Block("h2", "Neural similarity (RSA with the Kriegeskorte-92 IT RDMs)"),
-            Block("table", rsa_table(folder))]
+            Block("table", rsa_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: RSA per layer and iteration")
-            for p in sorted(folder.glob("rsa/*/rsa_vs_iteration.png"))]
-    out += [Block("h2", "Recurrence versus difficulty"), Block("table", difficulty_table(folder))]
+            for p in layout.matching(layout.rsa("*") / "rsa_vs_iteration.png")]
+    out += [Block("h2", "Recurrence versus difficulty"), Block("table", difficulty_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: settling and accuracy gain per level")
-            for p in sorted(folder.glob("difficulty/*/difficulty.png"))]
-    pc = folder / "predictive_coding"
+            for p in layout.matching(layout.difficulty("*") / "difficulty.png")]
+    pc = layout.predictive_coding
     out += [Block("h2", "CNN-F vs predictive coding vs feedforward"),
-            Block("table", predictive_coding_table(folder))]
+            Block("table", predictive_coding_table(layout))]
     out += [Block("figure", pc / name) for name in ("comparison.png", "ablations.png")
             if (pc / name).exists()]
-    fig6 = folder / "figure6"
+    fig6 = layout.figure6
     if (fig6 / "summary.txt").exists():
         out += [Block("h2", "Feedback restores perturbed images (Fig. 6)"),
                 Block("pre", (fig6 / "summary.txt").read_text())]
         out += [Block("figure", fig6 / name) for name in ("restoration.png", "gradcam.png")
                 if (fig6 / name).exists()]
-    out += brainscore_blocks(folder)
+    out += brainscore_blocks(layout)
     if config:
         import yaml
 
@@ -188,10 +201,10 @@ def blocks(folder: Path, config: dict | None = None) -> list[Block]:
     return out
 
 
-def brainscore_blocks(folder: Path) -> list[Block]:
+def brainscore_blocks(layout: ResultsLayout) -> list[Block]:
     """The exported Brain-Score plugins, each submittable or local only (from export.json)."""
     plugins = [json.loads(p.read_text())
-               for p in sorted((folder / "brainscore" / "plugin").glob("*/export.json"))]
+               for p in sorted(layout.brainscore_plugins.glob("*/export.json"))]
     if not plugins:
         return []
     return [Block("h2", "Brain-Score"), Block("text", "Plugin(s): " + "; ".join(
@@ -263,19 +276,19 @@ def to_html(title: str, content: list[Block]) -> str:
             f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_report(folder: str | Path, markdown: str | Path, html_path: str | Path,
-                 name: str | None = None, config: dict | None = None) -> list[Block]:
-    """Write the report of the run in ``folder`` as Markdown and HTML (atomically)."""
-    from neurocnnf.train.checkpoint import atomic_write
+def write_report(folder: str | Path, name: str | None = None, config: dict | None = None
+                 ) -> list[Block]:
+    """Write the report of the run in ``folder`` (``<results>/<name>``) as report.md and
+    report.html there (atomically); returns its content."""
+    from neurocnnf.io import atomic_write
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no workflow results in {folder}")
-    title = f"neurocnnf report: {name or folder.name}"
-    content = blocks(folder, config)
-    markdown, html_path = Path(markdown), Path(html_path)
-    text = to_markdown(title, content, markdown.parent)
-    atomic_write(markdown, lambda tmp: Path(tmp).write_text(text))
+    layout = ResultsLayout(Path(folder))
+    if not layout.root.is_dir():
+        raise FileNotFoundError(f"no workflow results in {layout.root}")
+    title = f"neurocnnf report: {name or layout.root.name}"
+    content = blocks(layout, config)
+    text = to_markdown(title, content, layout.report_markdown.parent)
+    atomic_write(layout.report_markdown, lambda tmp: Path(tmp).write_text(text))
     page = to_html(title, content)
-    atomic_write(html_path, lambda tmp: Path(tmp).write_text(page))
+    atomic_write(layout.report_html, lambda tmp: Path(tmp).write_text(page))
     return content

@@ -1,64 +1,68 @@
-"""The evaluation protocol behind ``neurocnnf evaluate``: which attacks to run, on which models,
-and the files it writes (results.csv/.nc, table.md, report.txt, figures/*.png)."""
+"""The robustness runner behind ``neurocnnf evaluate``: which attacks to run, on which models,
+and the files it writes (results.csv/.nc, table.md, report.txt, figures/*.png).
+
+Needs the ``analysis`` extra (pandas, xarray, matplotlib); attacks flagged in the registry as
+needing torchattacks need the ``attacks`` extra.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
+import torch
+from torch import Tensor
 
-from neurocnnf.attacks.evaluate import (
-    AttackSpec,
-    evaluate,
-    format_report,
-    markdown,
-    masking_report,
-    paper_table,
-)
-from neurocnnf.data import load_dataset
+from neurocnnf.attacks.evaluate import evaluate
+from neurocnnf.attacks.masking import format_report, masking_report
+from neurocnnf.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
+from neurocnnf.attacks.tables import markdown, paper_table
+from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchattacks_available
+from neurocnnf.extras import require
+from neurocnnf.io import save_figure
+from neurocnnf.stimuli import from_dataset, render
+
+pd = require("pandas", "analysis", "the robustness runner (neurocnnf evaluate)")
 
 
 def attack_plan(eps: float, eps_grid: list[float], attacks: list[str], pgd_steps: int = 40,
                 spsa_steps: int = 20, large_eps: float = 0.5) -> list[AttackSpec]:
-    """Clean; FGSM and PGD-k (first) over ``eps_grid``; at ``eps``: PGD-k first and e2e, PGD
-    with k/4 steps (the more-steps check), and the requested extra attacks on both targets;
-    PGD at ``large_eps`` (the ~0 check)."""
+    """Clean; the requested attacks the registry puts on the grid (FGSM, PGD-k) on the first
+    pass over ``eps_grid``; at ``eps``, each requested attack on its registered targets, and
+    for PGD also k/4 steps (the more-steps check) and ``large_eps`` (the ~0 check). Attacks
+    come in registry order. PGD and transfer take ``pgd_steps``, SPSA ``spsa_steps``, others
+    their default steps."""
+    steps = {"pgd": pgd_steps, "transfer": pgd_steps, "spsa": spsa_steps}
+    chosen = [name for name in ATTACKS if name in attacks]
     specs = [AttackSpec("clean")]
-    grid = sorted(set(eps_grid) | {eps})
-    for e in grid:
-        if "fgsm" in attacks:
-            specs.append(AttackSpec("fgsm", e, "first"))
-        if "pgd" in attacks:
-            specs.append(AttackSpec("pgd", e, "first", pgd_steps))
-    if "pgd" in attacks:
-        specs += [AttackSpec("pgd", eps, "e2e", pgd_steps),
-                  AttackSpec("pgd", eps, "first", max(pgd_steps // 4, 1)),
-                  AttackSpec("pgd", large_eps, "first", pgd_steps)]
-    if "spsa" in attacks:
-        specs += [AttackSpec("spsa", eps, "first", spsa_steps),
-                  AttackSpec("spsa", eps, "e2e", spsa_steps)]
-    for name in ("apgd-ce", "apgd-t", "square"):
-        if name in attacks:
-            specs.append(AttackSpec(name, eps, "e2e"))
-    if "transfer" in attacks:
-        specs.append(AttackSpec("transfer", eps, "first", pgd_steps))
+    for e in sorted(set(eps_grid) | {eps}):
+        specs += [AttackSpec(name, e, "first", steps.get(name, 0)) for name in chosen
+                  if ATTACKS[name].on_grid]
+    for name in chosen:
+        specs += [AttackSpec(name, eps, target, steps.get(name, 0))
+                  for target in ATTACKS[name].targets]
+        if name == "pgd":
+            specs += [AttackSpec("pgd", eps, "first", max(pgd_steps // 4, 1)),
+                      AttackSpec("pgd", large_eps, "first", pgd_steps)]
     return specs
-
-
-REQUESTABLE = ("fgsm", "pgd", "spsa", "transfer", "apgd-ce", "apgd-t", "square")
 
 
 def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
                   test_iterations: tuple[int, ...], pgd_steps: int, spsa_steps: int,
                   batch_size: int) -> None:
-    """Raise ValueError for an evaluation that cannot run as asked (before any work)."""
-    unknown = [a for a in attacks if a not in REQUESTABLE]
+    """Raise ValueError for an evaluation that cannot run as asked, ImportError (naming the
+    ``attacks`` extra) when an attack asked for needs torchattacks and it is missing; before
+    any work."""
+    unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
-        raise ValueError(f"unknown attack(s) {unknown}; choose from {', '.join(REQUESTABLE)} "
+        raise ValueError(f"unknown attack(s) {unknown}; choose from {', '.join(attack_names())} "
                          "(lower case, comma-separated)")
-    if "transfer" in attacks and not twins:
-        raise ValueError("the transfer attack needs the plain-CNN twin: pass --twin CHECKPOINT "
-                         "or leave transfer out of --attacks")
+    for name in attacks:
+        if get_attack(name).needs_twin and not twins:
+            raise ValueError(f"the {name} attack needs the plain-CNN twin: pass --twin "
+                             f"CHECKPOINT or leave {name} out of --attacks")
+    if any(get_attack(a).needs_torchattacks for a in attacks) and not torchattacks_available():
+        raise ImportError(TORCHATTACKS_MISSING)
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1 (or omitted for the whole test set), got {limit}")
     negative = [t for t in test_iterations if t < 0]
@@ -87,9 +91,16 @@ def unique_names(paths: list[Path]) -> list[str]:
         depth = grown
 
 
-def _label(model, path: Path) -> str:
-    meta = getattr(model, "checkpoint_metadata", {})
-    return meta.get("config", {}).get("name", path.parent.name)
+def test_images(dataset: str, limit: int | None) -> tuple[Tensor, Tensor]:
+    """The first ``limit`` (None: all) test images of ``dataset`` as model input, through the
+    package's input path (a StimulusSet rendered at the dataset's own size): float
+    (N, C, H, W) in [0, 1], and their labels (N,) int64."""
+    stimuli = from_dataset(dataset, "test", None)
+    n = len(stimuli) if limit is None else min(limit, len(stimuli))
+    channels, size = stimuli.images.shape[1], stimuli.images.shape[2]
+    images = render(stimuli, np.arange(n), channels, size)
+    labels = torch.tensor(stimuli.metadata["label"].to_numpy()[:n], dtype=torch.int64)
+    return images, labels
 
 
 def run_evaluation(
@@ -115,7 +126,7 @@ def run_evaluation(
     transfer examples from twin i (modulo the number of twins), and every twin is a CNN row.
     """
     from neurocnnf.outputs import check_output_folder
-    from neurocnnf.train import load_model
+    from neurocnnf.train import load_checkpoint, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
     check_request(attacks, len(twins), limit, test_iterations, pgd_steps, spsa_steps,
@@ -126,19 +137,17 @@ def run_evaluation(
     files = [resolve_checkpoint(p) for p in [*twins, *checkpoints]]
     names = unique_names(files)
     twin_names, names = names[:len(twins)], names[len(twins):]
-    test = load_dataset(dataset, "test")
-    n = len(test) if limit is None else min(limit, len(test))
-    images, labels = test.images[:n].float() / 255, test.labels[:n]
+    images, labels = test_images(dataset, limit)
     twin_models = [load_model(t, map_location=device) for t in twins]
     frames = []
-    cnn_specs = [s for s in specs if s.attack != "transfer"]
+    cnn_specs = [s for s in specs if s.attack == "clean" or not get_attack(s.attack).needs_twin]
     for name, twin_model in zip(twin_names, twin_models, strict=True):
         frames.append(evaluate(twin_model, images, labels, cnn_specs, twin=None,
                                batch_size=batch_size, seed=seed, name=name, label="CNN",
                                progress=progress))
     for index, (path, name) in enumerate(zip(files[len(twins):], names, strict=True)):
-        model = load_model(path, map_location=device)
-        label = _label(model, path)
+        loaded = load_checkpoint(path, map_location=device)
+        model, label = loaded.model, loaded.name
         twin_model = twin_models[index % len(twin_models)] if twin_models else None
         frames.append(evaluate(model, images, labels, specs, twin=twin_model,
                                batch_size=batch_size, seed=seed, name=name, label=label,
@@ -171,14 +180,14 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     (out / "table.md").write_text(f"Accuracy (%) at eps = {eps} (pixel scale), "
                                   f"n = {int(main['n'].max())}\n\n{table}\n")
     (out / "report.txt").write_text(report + "\n")
-    fig.save(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
-    fig.save(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
+    save_figure(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
+    save_figure(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
     if main["trained_iterations"].nunique() > 1:
-        fig.save(fig.accuracy_vs_training_iterations(main),
-                 out / "figures" / "fig5c_training_iterations.png")
+        save_figure(fig.accuracy_vs_training_iterations(main),
+                    out / "figures" / "fig5c_training_iterations.png")
     sweep = results[results["sweep"] == "test_iterations"]
     if not sweep.empty:
-        fig.save(fig.accuracy_vs_test_iterations(sweep),
-                 out / "figures" / "fig5d_test_iterations.png")
+        save_figure(fig.accuracy_vs_test_iterations(sweep),
+                    out / "figures" / "fig5d_test_iterations.png")
     print(table)
     print(report)

@@ -1,0 +1,77 @@
+"""The model interface every engine implements (CNN-F, the predictive-coding comparator, a
+``from_backbone`` model): what attacks, extraction, Brain-Score and the analyses may rely on.
+
+Code downstream of the models is typed against :class:`FeedbackModel`, never against one engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from torch import Tensor
+
+from neurocnnf.models.trace import Trace
+
+FeedbackMode = Literal["intact", "zero", "shuffle"]
+
+
+@runtime_checkable
+class FeedbackModel(Protocol):
+    """An iterative image model: ``model(x)`` runs T iterations and returns their Trace.
+
+    Engines are ``torch.nn.Module`` subclasses: downstream code also uses ``parameters()``,
+    ``state_dict()``, ``eval()`` and ``to()``.
+
+    Attributes:
+        input_shape: (C, H, W) of the images it takes (float, pixel scale [0, 1]).
+        num_classes: width of the logits.
+        iterations: T used when a call gives none (0 = the plain feedforward pass).
+        eta: the step size used when a call gives none (CNN-F's online update, eq. 6); None for
+            an engine whose dynamics have no step size (they are then set in ``config``).
+        config: the architecture's settings, enough to rebuild it (``arch`` names the
+            architecture in :mod:`neurocnnf.models.registry`); saved in checkpoints.
+        encoder_taps / body_taps: read-out layer names, bottom to top, of the layers computed
+            once (their ``Trace.forward`` repeats iteration 0) / that change across iterations.
+        taps: encoder_taps + body_taps.
+        feedback_taps: the taps that receive a top-down signal every iteration
+            (``Trace.feedback[l][t]``, t = 0..T-1).
+        reconstruction_taps: the feedback taps whose signal the intermediate reconstruction
+            loss pulls toward the layer's first forward pass (training).
+    """
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    iterations: int
+    eta: float | None
+    config: dict[str, Any]
+    encoder_taps: tuple[str, ...]
+    body_taps: tuple[str, ...]
+    reconstruction_taps: tuple[str, ...]
+
+    @property
+    def taps(self) -> tuple[str, ...]: ...
+
+    @property
+    def feedback_taps(self) -> tuple[str, ...]: ...
+
+    def __call__(
+        self,
+        x: Tensor,
+        iterations: int | None = None,
+        eta: float | None = None,
+        layers: Collection[str] | None = (),
+        mask_stats: bool = False,
+        decode: bool = False,
+        feedback: FeedbackMode = "intact",
+    ) -> Trace:
+        """x: (N, C, H, W) float in [0, 1] -> the Trace of iterations 0..T.
+
+        ``layers``: taps whose per-iteration activations the trace keeps (None: all, (): none).
+        ``eta``: the step size (None: the model's); engines without one reject a value.
+        """
+        ...
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error for images this model cannot take (shape, dtype, NaN)."""
+        ...

@@ -1,0 +1,139 @@
+"""Fast paths give the eager engine's numbers: torch.compile'd iterations (training and
+inference), and the extraction options (float16 storage, the writer thread)."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurocnnf.activations import extract, extract_dataset
+from neurocnnf.activations.extract import resolve_layers, trace_arrays
+from neurocnnf.models import build_model, fmnist_small
+from neurocnnf.nn.functional import unpool
+from neurocnnf.stimuli import StimulusSet, render
+from neurocnnf.stimuli.sets import _base_metadata
+from neurocnnf.train.config import ConfigError, config_from_dict
+
+needs_compiler = pytest.mark.skipif(not shutil.which("g++") and not shutil.which("c++"),
+                                    reason="torch.compile on CPU needs a C++ compiler")
+
+
+def _close(compiled, eager, tolerance=1e-5):
+    """Equal up to float32 reordering: max |difference| <= tolerance * max(1, max |eager|)
+    (inductor fuses the norms' sums in another order than eager kernels; measured on a
+    2-core CPU: 1.0e-6 of the scale after two iterations, fmnist_small)."""
+    assert compiled.shape == eager.shape and compiled.dtype == eager.dtype
+    scale = max(1.0, float(eager.abs().max()))
+    gap = float((compiled - eager).abs().max())
+    assert gap <= tolerance * scale, f"max difference {gap:.2e} at scale {scale:.2f}"
+
+
+def _traces_close(eager, compiled, layers):
+    assert len(eager.logits) == len(compiled.logits)
+    for name in ("logits", "h_hat", "reconstruction"):
+        for a, b in zip(getattr(eager, name), getattr(compiled, name), strict=True):
+            _close(b, a)
+    _close(compiled.h, eager.h)
+    assert set(eager.forward) == set(compiled.forward) == set(layers)
+    assert set(eager.feedback) == set(compiled.feedback)
+    for kind in ("forward", "feedback"):
+        for name, values in getattr(eager, kind).items():
+            for a, b in zip(values, getattr(compiled, kind)[name], strict=True):
+                _close(b, a)
+    for name, flips in eager.mask_flips.items():
+        for a, b in zip(flips, compiled.mask_flips[name], strict=True):
+            torch.testing.assert_close(b, a, rtol=0, atol=2e-3)  # a near-zero unit may flip
+
+
+@pytest.mark.slow
+@needs_compiler
+@pytest.mark.parametrize("arch", ["fmnist_small"])
+def test_compiled_training_step_equals_eager_trace_and_gradients(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, iterations=2)
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    layers = model.reconstruction_taps
+    results = {}
+    for compiled in (False, True):
+        model.compiled = compiled
+        model.zero_grad()
+        trace = model(x, layers=layers, mask_stats=True)
+        loss = torch.stack([F.cross_entropy(z, y) for z in trace.logits]).mean()
+        loss = loss + sum(F.mse_loss(g, trace.h) for g in trace.reconstruction)
+        loss.backward()
+        results[compiled] = trace, {n: p.grad.clone() for n, p in model.named_parameters()}
+    (eager, eager_grads), (fast, fast_grads) = results[False], results[True]
+    _traces_close(eager, fast, layers)
+    for name, grad in eager_grads.items():
+        _close(fast_grads[name], grad, tolerance=1e-4)  # summed over the batch and passes
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_compiled_inference_equals_eager_every_layer_and_iteration():
+    torch.manual_seed(1)
+    model = build_model("fmnist_small", iterations=3).eval()
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        eager = model(x, layers=None, mask_stats=True)
+        model.compiled = True
+        fast = model(x, layers=None, mask_stats=True)
+    _traces_close(eager, fast, model.taps)
+
+
+def test_compile_setting_is_validated():
+    assert config_from_dict({"compile": True}).compile is True
+    with pytest.raises(ConfigError, match="compile"):
+        config_from_dict({"compile": "yes"})
+    with pytest.raises(ConfigError, match="fmnist_pc has no compiled path"):
+        config_from_dict({"compile": True, "model": {"arch": "fmnist_pc", "eta": None}})
+
+
+def _stimuli(n):
+    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    return StimulusSet(f"toy{n}", _base_metadata([f"s{i}" for i in range(n)]), images=images)
+
+
+def test_float16_storage_rounds_the_float32_values_and_says_so(tmp_path):
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=2).eval()
+    stimuli = _stimuli(10)
+    wide = extract_dataset(model, stimuli, tmp_path / "a.zarr", batch_size=4, progress=False)
+    half = extract_dataset(model, stimuli, tmp_path / "b.nc", batch_size=4, progress=False,
+                           dtype="float16")
+    assert wide.attrs["dtype"] == "float32" and half.attrs["dtype"] == "float16"
+    assert set(half.data_vars) == set(wide.data_vars)
+    for name in wide.data_vars:
+        assert half[name].dtype == np.float16, name
+        np.testing.assert_array_equal(half[name].values, wide[name].values.astype(np.float16))
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        extract(model, stimuli, tmp_path / "c.nc", dtype="int8", progress=False)
+
+
+def test_batches_written_in_the_background_equal_the_model_called_batch_by_batch(tmp_path):
+    """The writer thread stores every batch, in order, as the model computes it."""
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=2).eval()
+    stimuli = _stimuli(11)
+    names = resolve_layers(model, None)
+    ds = extract_dataset(model, stimuli, tmp_path / "a.zarr", batch_size=3, progress=False)
+    batches = [trace_arrays(model, render(stimuli, np.arange(i, min(i + 3, 11)), 1, 28), names,
+                            2, None) for i in range(0, 11, 3)]
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(ds[name].values,
+                                      np.concatenate([batch[name] for batch in batches]))
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_unpool_restores_even_and_odd_input_sizes(size):
+    """unpool passes the output size to torch only for odd inputs; both round-trip exactly."""
+    f = torch.randn(2, 3, size, size)
+    pooled, indices = F.max_pool2d(f, 2, return_indices=True)
+    restored = unpool(pooled, indices, f.shape)
+    assert restored.shape == f.shape
+    expected = F.max_unpool2d(pooled, indices, 2, output_size=f.shape[-2:])
+    assert torch.equal(restored, expected)
+    assert torch.equal(restored.flatten(2).gather(2, indices.flatten(2)), pooled.flatten(2))

@@ -1,0 +1,123 @@
+"""neurocnnf.analysis.rsa against rsatoolbox 0.3.2 (a dev dependency) on the real
+Kriegeskorte-92 RDMs and on synthetic RDMs with ties, and tau-a against brute force."""
+
+import numpy as np
+import pytest
+
+from neurocnnf.analysis import rsa
+
+rsatoolbox = pytest.importorskip("rsatoolbox")
+from rsatoolbox.inference import boot_noise_ceiling  # noqa: E402
+from rsatoolbox.rdm import RDMs, compare  # noqa: E402
+
+RNG = np.random.default_rng(1)
+TOLERANCE = 1e-10
+
+
+def _brute_tau_a(a, b):
+    """O(m^2) tau-a: sum of sign products over all pairs / (m(m-1)/2)."""
+    signs = np.sign(a[:, None] - a[None, :]) * np.sign(b[:, None] - b[None, :])
+    return signs[np.triu_indices(len(a), 1)].sum() / (len(a) * (len(a) - 1) / 2)
+
+
+def _tied_rdms(count, n=20, levels=5):
+    """Symmetric (n, n) RDMs whose dissimilarities take only ``levels`` values: many ties."""
+    out = []
+    for _ in range(count):
+        square = np.zeros((n, n))
+        square[np.triu_indices(n, 1)] = RNG.integers(0, levels, n * (n - 1) // 2)
+        out.append(square + square.T)
+    return out
+
+
+def _kriegeskorte():
+    from neurocnnf.analysis.brain_rsa import human_subject_rdms
+    from neurocnnf.data import kriegeskorte92
+
+    k92 = kriegeskorte92()
+    return k92, human_subject_rdms(k92)
+
+
+def _toolbox(rdms):
+    return RDMs(np.stack([rsa.upper(r) for r in rdms]))
+
+
+@pytest.mark.parametrize("levels", [3, 10, 1000])
+def test_tau_a_matches_brute_force_with_ties(levels):
+    for _ in range(5):
+        a = RNG.integers(0, levels, 300).astype(float)
+        b = a * RNG.integers(0, 2, 300) + RNG.integers(0, levels, 300)  # related, with ties
+        assert rsa.kendall_tau_a(a, b) == pytest.approx(_brute_tau_a(a, b), abs=TOLERANCE)
+    constant = np.ones(50)
+    assert rsa.kendall_tau_a(constant, RNG.standard_normal(50)) == 0.0
+
+
+def test_tau_a_is_n_log_n_not_quadratic():
+    import time
+
+    a, b = RNG.standard_normal(200_000), RNG.standard_normal(200_000)
+    start = time.perf_counter()
+    rsa.kendall_tau_a(a, b)
+    assert time.perf_counter() - start < 5.0  # a quadratic loop needs ~2e10 pair operations
+
+
+@pytest.mark.parametrize("method", rsa.METHODS)
+def test_compare_matches_rsatoolbox_with_ties(method):
+    first, second = _tied_rdms(2)
+    second = second + 2 * first  # related, so the values are not all near 0
+    expected = compare(_toolbox([first]), _toolbox([second]), method)[0, 0]
+    assert rsa.compare(first, second, method) == pytest.approx(expected, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("method", ["spearman", "tau-a", "corr"])
+def test_noise_ceiling_matches_rsatoolbox_with_ties(method):
+    truth = _tied_rdms(1, levels=4)[0]
+    subjects = [truth + noise for noise in _tied_rdms(5, levels=3)]
+    with pytest.warns(UserWarning) if method == "tau-a" else _no_warning():
+        expected = boot_noise_ceiling(_toolbox(subjects), method=method)
+    assert rsa.noise_ceiling(subjects, method) == pytest.approx(expected, abs=TOLERANCE)
+
+
+def test_a_resample_compares_the_entries_rsatoolbox_keeps():
+    model, target = _tied_rdms(2, n=15)
+    for _ in range(5):
+        pick = RNG.integers(0, 15, 15)
+        i, j = rsa.resampled_pairs(pick)
+        ours = {m: rsa.compare_vectors(model[i, j], target[i, j], m) for m in rsa.METHODS}
+        sample_model = _toolbox([model]).subsample_pattern("index", pick)
+        sample_target = _toolbox([target]).subsample_pattern("index", pick)
+        for method, value in ours.items():
+            expected = compare(sample_model, sample_target, method)[0, 0]
+            assert value == pytest.approx(expected, abs=TOLERANCE), method
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("method", rsa.METHODS)
+def test_kriegeskorte92_comparisons_and_ceiling_match_rsatoolbox(method):
+    k92, subjects = _kriegeskorte()
+    model = k92.rdms["macaque_IT"]
+    expected = compare(_toolbox([model]), _toolbox(subjects), method).mean()
+    assert rsa.evaluate(model, subjects, method) == pytest.approx(expected, abs=TOLERANCE)
+    if method != "tau-a":
+        expected_ceiling = boot_noise_ceiling(_toolbox(subjects), method=method)
+    else:
+        with pytest.warns(UserWarning, match="averaged ranks"):
+            expected_ceiling = boot_noise_ceiling(_toolbox(subjects), method=method)
+    lower, upper = rsa.noise_ceiling(subjects, method)
+    assert (lower, upper) == pytest.approx(expected_ceiling, abs=TOLERANCE)
+    assert lower < upper
+
+
+@pytest.mark.data
+def test_kriegeskorte92_ceiling_from_ranks_differs_from_raw_averages():
+    """The issue's bias: pooling raw RDMs (the old ceiling) is not rsatoolbox's upper bound."""
+    _, subjects = _kriegeskorte()
+    vectors = np.stack([rsa.upper(r) for r in subjects])
+    raw_upper = np.mean([rsa.compare_vectors(v, vectors.mean(0), "spearman") for v in vectors])
+    assert abs(rsa.noise_ceiling(subjects, "spearman")[1] - raw_upper) > 1e-4
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()
