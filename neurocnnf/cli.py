@@ -11,8 +11,6 @@ import typer
 
 from neurocnnf.attacks.registry import attack_names
 
-os.environ.setdefault("MPLBACKEND", "Agg")  # the command line only ever saves figures
-
 app = typer.Typer(help="CNN-F for computational neuroscience and robustness research.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -530,5 +528,12 @@ def pretrained_export(
     typer.echo(f"{name} -> {out}")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The ``neurocnnf`` entry point: the command line only ever saves figures (Agg backend,
+    set here rather than on import, so that importing this module leaves notebooks alone)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import labelled_set
 
 from neurocnnf.models import fmnist_adv, fmnist_small
 from neurocnnf.stimuli.perturb import apply
@@ -112,17 +113,6 @@ def test_decoded_images_are_shown_on_the_inputs_scale_with_their_pattern_kept():
     assert np.allclose(flat, reference.mean())
 
 
-def _labelled_set(n=6, seed=0):
-    from neurocnnf.stimuli import StimulusSet
-    from neurocnnf.stimuli.sets import _base_metadata
-
-    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(1))
-    return StimulusSet("toy", _base_metadata([f"t{i}" for i in range(n)],
-                                             {"label": np.arange(n) % 10}), images=images,
-                       seed=seed)
-
-
 def test_figure6_inputs_come_from_the_stimulus_set_with_per_stimulus_seeds(model):
     """Fig. 6's perturbed images are perturb + render: the same tensors the old loop made for
     the deterministic kinds (blur), and per stimulus (seed * 1_000_003 + row) instead of one
@@ -131,7 +121,7 @@ def test_figure6_inputs_come_from_the_stimulus_set_with_per_stimulus_seeds(model
     from neurocnnf.pipelines.figure6 import PERTURBATIONS, perturbed_versions
     from neurocnnf.stimuli import render
 
-    stimuli = _labelled_set(seed=3)
+    stimuli = labelled_set(6, seed=3, image_seed=1)
     clean = stimuli.images.float() / 255
     torch.testing.assert_close(render(stimuli, np.arange(6), 1, 28), clean)
     versions = perturbed_versions(model, stimuli, eps=0.1)

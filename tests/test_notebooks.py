@@ -18,8 +18,8 @@ def test_notebook_executes(path, workflow_run, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("NEUROCNNF_RESULTS", str(workflow_run / "results" / "test"))
-    # the kernel inherits this process's environment: importing neurocnnf.cli (CLI tests run
-    # in-process) sets MPLBACKEND=Agg, under which a notebook shows no inline figures
+    # the kernel inherits this environment: under MPLBACKEND=Agg (set by a caller, or by the
+    # neurocnnf entry point) a notebook would show no inline figures
     monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(path, as_version=4)
     assert "parameters" in notebook.cells[1].metadata.get("tags", [])

@@ -7,21 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import labelled_set
 
 from neurocnnf.pipelines.layout import ResultsLayout
 from neurocnnf.pipelines.predictive_coding import noisy_images
-from neurocnnf.stimuli import StimulusSet, render
-from neurocnnf.stimuli.sets import _base_metadata
+from neurocnnf.stimuli import render
 
 PACKAGE = Path(__file__).resolve().parents[1] / "neurocnnf"
-
-
-def _labelled_set(n=5, seed=0):
-    images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(2))
-    return StimulusSet("toy", _base_metadata([f"t{i}" for i in range(n)],
-                                             {"label": np.arange(n) % 10}), images=images,
-                       seed=seed)
 
 
 def test_predictive_coding_noise_is_perturb_and_render():
@@ -29,7 +21,7 @@ def test_predictive_coding_noise_is_perturb_and_render():
     add_noise formula clamp(x + sigma * randn), seeded per stimulus (seed * 1_000_003 + row of
     the perturbed set) instead of per batch (a deliberate change: an image's noise no longer
     depends on the batch size), and the clean level always present."""
-    stimuli = _labelled_set(seed=4)
+    stimuli = labelled_set(5, seed=4, image_seed=2)
     images = noisy_images(stimuli, (0.2, 0.4), 1, 28, seed=4)
     assert list(images) == [0.0, 0.2, 0.4]
     clean = stimuli.images.float() / 255

@@ -444,3 +444,15 @@ def test_masking_report_compares_one_series_per_check(tmp_path):
     steps = [c.detail for c in masking_report(results) if c.name == "more steps never help"]
     assert len(steps) == 3  # CNN last; CNN-F last and avg
     assert all("steps [1, 3] ->" in detail for detail in steps), steps
+
+
+def test_importing_the_cli_leaves_the_matplotlib_backend_alone():
+    """Only the entry point selects Agg: a notebook or script that imports neurocnnf.cli keeps
+    its inline figures."""
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", "import os, neurocnnf.cli; "
+                           "print(os.environ.get('MPLBACKEND'))"],
+                          capture_output=True, text=True, env={**env, "PYTHONPATH": str(REPO)},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"

@@ -123,6 +123,16 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     assert again["test"] == results["test"] and again["best_epoch"] == results["best_epoch"]
 
 
+def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing(tmp_path):
+    """The running loss is read every few steps (not every step: each read waits for a GPU);
+    a loss that is no longer finite stops the run before the epoch's checkpoints."""
+    config = tiny_config(optim={"lr": 1e8, "grad_clip": None, "epochs": 1})
+    with pytest.raises(FloatingPointError, match="lower optim.lr or enable optim.grad_clip"):
+        train(config, tmp_path, progress=False)
+    assert not (tmp_path / "best.safetensors").exists()
+    assert not (tmp_path / "last.safetensors").exists()
+
+
 @pytest.mark.data
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     config = tiny_config(adversarial={"enabled": True, "eps": 0.1, "step_size": 0.05,

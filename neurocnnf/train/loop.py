@@ -49,6 +49,7 @@ from neurocnnf.train.checkpoint import (
 from neurocnnf.train.config import ConfigError, TrainConfig, save_config
 from neurocnnf.train.losses import adversarial_loss, standard_loss
 
+SYNC_EVERY = 25  # training steps between reads of the running loss (each waits for the device)
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
              "resume.pt", "results.json")
 
@@ -279,12 +280,14 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if config.bf16 and device.type == "cuda" else contextlib.nullcontext())
     attack = logits_fn(model, "first")
-    totals = {"loss": 0.0, "ce": 0.0, "rec": 0.0, "correct": 0, "seen": 0}
+    # running sums over images (loss, CE, reconstruction, correct) stay on the device: reading
+    # them waits for it, so that happens once every SYNC_EVERY steps, not every step
+    sums, seen, step = torch.zeros(4, device=device), 0, 0
     started = time.perf_counter()
     bar = tqdm(batches.epoch(epoch, (ddp.rank, ddp.world)), total=len(batches) // ddp.world,
                desc=f"epoch {epoch + 1}/{config.optim.epochs}", disable=not progress,
                leave=False)
-    for images, labels in bar:
+    for step, (images, labels) in enumerate(bar, 1):
         if config.adversarial.enabled:
             model.eval()
             a = config.adversarial
@@ -297,9 +300,6 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
             trace = net(images_in, layers=model.reconstruction_taps)
             loss_fn = adversarial_loss if config.adversarial.enabled else standard_loss
             terms = loss_fn(trace, labels, model.reconstruction_taps, config.loss)
-        if not torch.isfinite(terms.total):
-            raise FloatingPointError(f"loss became {float(terms.total)} at epoch {epoch + 1}: "
-                                     "lower optim.lr or enable optim.grad_clip")
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         if config.optim.grad_clip is not None:
@@ -307,20 +307,30 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
         optimizer.step()
         scheduler.step()
         n = len(labels)
-        totals["loss"] += float(terms.total.detach()) * n
-        totals["ce"] += terms.ce * n
-        totals["rec"] += terms.reconstruction * n
-        totals["correct"] += int((trace.last[:n].argmax(1) == labels).sum())
-        totals["seen"] += n
-        rate = totals["seen"] / (time.perf_counter() - started)
-        bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}",
-                        acc=f"{totals['correct'] / totals['seen']:.3f}", img_s=f"{rate:.0f}")
+        correct = (trace.last[:n].argmax(1) == labels).sum()
+        sums += torch.stack([terms.total.detach() * n, terms.ce * n, terms.reconstruction * n,
+                             correct.float()])
+        seen += n
+        if step % SYNC_EVERY == 0:
+            loss, *_, correct = _read_sums(sums, step, epoch)
+            rate = seen / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{loss / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{rate:.0f}")
     model.compiled = False
-    seen = max(totals["seen"], 1)
-    return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
-            "train_reconstruction": totals["rec"] / seen,
-            "train_acc": totals["correct"] / seen,
-            "images_per_s": totals["seen"] * ddp.world / (time.perf_counter() - started)}
+    loss, ce, reconstruction, correct = (v / max(seen, 1) for v in _read_sums(sums, step, epoch))
+    rate = seen * ddp.world / (time.perf_counter() - started)
+    return {"train_loss": loss, "train_ce": ce, "train_reconstruction": reconstruction,
+            "train_acc": correct, "images_per_s": rate}
+
+
+def _read_sums(sums: torch.Tensor, step: int, epoch: int) -> list[float]:
+    """The running sums as floats (waits for the device); FloatingPointError if the loss is
+    no longer finite."""
+    values = sums.tolist()
+    if not math.isfinite(values[0]):
+        raise FloatingPointError(f"the loss became {values[0]} by step {step} of epoch "
+                                 f"{epoch + 1}: lower optim.lr or enable optim.grad_clip")
+    return values
 
 
 def _final_test(model: FeedbackModel, out: Path, test_set: ImageDataset, config: TrainConfig,

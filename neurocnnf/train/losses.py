@@ -19,11 +19,12 @@ from neurocnnf.train.config import LossConfig
 
 @dataclass
 class LossTerms:
-    """The total loss and its parts (detached floats for logging)."""
+    """The total loss and its parts; ``ce`` and ``reconstruction`` are detached 0-d tensors on
+    the loss's device (for logging: reading them as floats waits for the device)."""
 
     total: Tensor
-    ce: float
-    reconstruction: float
+    ce: Tensor
+    reconstruction: Tensor
 
 
 def reconstruction_loss(
@@ -52,7 +53,7 @@ def standard_loss(trace: Trace, labels: Tensor, taps: tuple[str, ...], config: L
     """Table 1 losses for clean training. labels: (N,) int64."""
     ce = torch.stack([F.cross_entropy(z, labels) for z in trace.logits]).mean()
     rec = reconstruction_loss(trace, taps, config)
-    return LossTerms(config.ce_weight * ce + rec, float(ce.detach()), float(rec.detach()))
+    return LossTerms(config.ce_weight * ce + rec, ce.detach(), rec.detach())
 
 
 def adversarial_loss(trace: Trace, labels: Tensor, taps: tuple[str, ...], config: LossConfig
@@ -69,4 +70,4 @@ def adversarial_loss(trace: Trace, labels: Tensor, taps: tuple[str, ...], config
         / 2 for z in trace.logits
     ]).mean()
     rec = reconstruction_loss(trace, taps, config, rows=adv, target_rows=clean)
-    return LossTerms(config.ce_weight * ce + rec, float(ce.detach()), float(rec.detach()))
+    return LossTerms(config.ce_weight * ce + rec, ce.detach(), rec.detach())
