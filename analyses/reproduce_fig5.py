@@ -7,9 +7,11 @@
 `evaluate` writes one CSV per run (skipped when it exists, so the step resumes): clean; FGSM
 and PGD-40 aimed at the first pass and end to end (e2e) over the eps grid; APGD-CE (e2e) at
 the table's eps; for CNN-F models trained with T >= 5, the Fig. 5d sweep (PGD-40 on the first
-pass, scored after 0..10 test iterations). `figures` takes, per point, the stronger of the
-first/e2e attacks (the paper's rule, sec. 3.1), draws Fig. 5a-d with error bars over seeds and
-writes the gradient-masking report. Everything goes through neurocnnf's attacks and figures.
+pass, scored after 0..10 test iterations). A predictive-coding comparator run (fmnist_pc) is
+labelled PC-k: it joins Fig. 5a/b and the tables, not Fig. 5c/d. `figures` takes, per
+point, the stronger of the first/e2e attacks (the paper's rule, sec. 3.1), draws Fig. 5a-d with
+error bars over seeds and writes the gradient-masking report. Everything goes through
+neurocnnf's attacks and figures.
 """
 
 from __future__ import annotations
@@ -85,14 +87,15 @@ def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None,
     model = load_model(run, map_location=device)
     images, labels = test_images("fashion_mnist", n)
     trained = model.iterations
-    label = "CNN" if trained == 0 else f"CNN-F-{trained}"
+    predictive = model.config.get("arch") == "fmnist_pc"  # the predictive-coding comparator
+    label = "CNN" if trained == 0 else f"{'PC' if predictive else 'CNN-F'}-{trained}"
     name = run.name
     transfer = twin is not None and trained > 0  # a CNN's transfer attack is its own PGD
     specs = [s for s in sweep_specs() if transfer or s.attack != "transfer"]
     twin_model = load_model(twin, map_location=device) if transfer else None
     frames = [evaluate(model, images, labels, specs, scorings=("last",), name=name, label=label,
                        twin=twin_model).assign(sweep="")]
-    if trained >= 5:
+    if trained >= 5 and not predictive:
         frames.append(test_iteration_sweep(model, images, labels, name, label))
     out.mkdir(parents=True, exist_ok=True)
     pd.concat(frames, ignore_index=True).to_csv(target.with_suffix(".tmp"), index=False)
@@ -125,8 +128,9 @@ def figures(out: Path) -> None:
                     & (points["eps"] <= max(EPS_GRID))]
     save_figure(fig.accuracy_vs_eps(curves, "fgsm", "stronger"), out / "fig5a_fgsm.png")
     save_figure(fig.accuracy_vs_eps(curves, "pgd", "stronger"), out / "fig5b_pgd40.png")
-    save_figure(fig.accuracy_vs_training_iterations(curves, target="stronger"),
-             out / "fig5c_training_iterations.png")
+    cnnf = curves[~curves["label"].str.startswith("PC")]  # 5c: CNN-F-k only
+    save_figure(fig.accuracy_vs_training_iterations(cnnf, target="stronger"),
+                out / "fig5c_training_iterations.png")
     sweep = results[results["sweep"] == "test_iterations"]
     if not sweep.empty:
         save_figure(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
