@@ -13,13 +13,38 @@ Run: ``python benchmarks/bench_engine.py [--device cuda] [--batch 128] [--archs 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from neurocnnf.models import build_model
+
+
+def describe_machine(device: torch.device | None = None) -> None:
+    """Print the machine the numbers come from, and warn when it is busy: with more runnable
+    tasks than cores, times (not only absolute ones) are distorted several-fold."""
+    device = device or torch.device("cpu")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    print(f"machine: {name}, {cores} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load average {load:.2f}")
+    if load > cores:
+        print(f"WARNING: load average {load:.1f} exceeds the {cores} cores: other jobs share this "
+              "machine and the timings below are unreliable")
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:
@@ -150,7 +175,8 @@ def main() -> None:
                         help="T of the inference-vs-FLOP-time rows (none: skip them; CPU only)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"device {device}, batch {args.batch}, threads {torch.get_num_threads()}")
+    describe_machine(device)
+    print(f"device {device}, batch {args.batch}")
     header = (f"{'arch':<13}{'T':>3}{'fwd ms':>9}{'fwd/iter ms':>12}{'fwd ratio':>10}"
               f"{'fwd+bwd ratio':>14}{'GFLOP f+b':>10}{'FLOP ratio':>11}{'act MB':>8}"
               f"{'mem ratio':>10}")

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_engine import describe_machine
 
 from neurocnnf.activations import extract
 from neurocnnf.models import build_model
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="CNNF.compiled = True")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
+    describe_machine()
     print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
           f"dtype {args.dtype}, compiled {args.compile}")
     for suffix in (".zarr", ".nc"):

@@ -4,12 +4,13 @@ and the speed-up of ``torch.compile`` (``CNNF.compiled``) over the eager engine.
 One optimizer step of the real training loss per measurement (Table 1 losses; ``--adversarial``
 adds PGD-7 on the first pass), reported as images/s and as ratios to the twin in the same run,
 with the activation memory saved for backward (and CUDA peak memory on a GPU).
-``--compile`` instead times eager and compiled steps of the same model alternately (A, B, A,
-B, ...: the medians share the machine's load) for the issue-17 settings (FMNIST-adv T = 1 and
-FMNIST-small T = 5, batch 128, clean and adversarial), with wall and CPU-time ratios and the
-compile time.
+``--compile`` instead times eager steps and steps with a speed lever (``--lever compile``, the
+default, or ``channels_last``) of the same model alternately (A, B, A, B, ...: the medians share
+the machine's load) for the issue-17 settings (FMNIST-adv T = 1 and FMNIST-small T = 5, batch
+128, clean and adversarial), with wall and CPU-time ratios and the first lever step's time (for
+compile: the compilation).
 Run: ``python benchmarks/bench_train.py [--device cuda] [--batch 128] [--adversarial]``,
-``python benchmarks/bench_train.py --compile [--repeats 5]``.
+``python benchmarks/bench_train.py --compile [--lever channels_last] [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import statistics
 import time
 
 import torch
-from bench_engine import saved_bytes, timed
+from bench_engine import describe_machine, saved_bytes, timed
 
 from neurocnnf.attacks import logits_fn, pgd
 from neurocnnf.models import build_model
@@ -75,10 +76,19 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
                   f"{mem / 2**20:>8.1f}{mem / mem0:>12.2f}{peak:>14.0f}")
 
 
-def compile_speedup(args: argparse.Namespace, device: torch.device) -> None:
-    """Eager vs compiled training steps of one model, alternating; medians and ratios."""
-    print(f"{'arch':<13}{'T':>3}{'adv':>6}{'eager s':>9}{'compiled s':>11}{'speed-up':>9}"
-          f"{'CPU-time speed-up':>18}{'compile s':>10}")
+def use_lever(model, lever: str, on: bool) -> None:
+    """Switch ``lever`` on or off for ``model``: 'compile' (``CNNF.compiled``) or
+    'channels_last' (weights in NHWC; the step's input is converted likewise)."""
+    if lever == "compile":
+        model.compiled = on
+    else:
+        model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+
+
+def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
+    """Eager vs ``args.lever`` training steps of one model, alternating; medians and ratios."""
+    print(f"{'arch':<13}{'T':>3}{'adv':>6}{'eager s':>9}{'lever s':>9}{'speed-up':>9}"
+          f"{'CPU-time speed-up':>18}{'first lever step s':>19}")
     for arch, t in args.settings:
         for adversarial in args.modes:
             torch.manual_seed(0)
@@ -86,28 +96,30 @@ def compile_speedup(args: argparse.Namespace, device: torch.device) -> None:
             optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
             x = torch.rand(args.batch, *model.input_shape, device=device)
             y = torch.randint(0, 10, (args.batch,), device=device)
-            step = training_step(model, optimizer, x, y, adversarial)
-            step()  # eager warm-up
-            model.compiled = True
+            x_lever = x.contiguous(memory_format=torch.channels_last) \
+                if args.lever == "channels_last" else x
+            steps = {False: training_step(model, optimizer, x, y, adversarial),
+                     True: training_step(model, optimizer, x_lever, y, adversarial)}
+            steps[False]()  # eager warm-up
+            use_lever(model, args.lever, True)
             start = time.perf_counter()
-            step()  # compiles (the training graph, and the attack's)
-            compile_s = time.perf_counter() - start
+            steps[True]()  # compile: compiles the training graph, and the attack's
+            first_s = time.perf_counter() - start
             times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
             for _ in range(args.repeats):
-                for compiled in (False, True):
-                    model.compiled = compiled
+                for on in (False, True):
+                    use_lever(model, args.lever, on)
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     wall, cpu = time.perf_counter(), time.process_time()
-                    step()
+                    steps[on]()
                     if device.type == "cuda":
                         torch.cuda.synchronize()
-                    times[compiled].append((time.perf_counter() - wall,
-                                            time.process_time() - cpu))
+                    times[on].append((time.perf_counter() - wall, time.process_time() - cpu))
             eager = [statistics.median(v) for v in zip(*times[False], strict=True)]
             fast = [statistics.median(v) for v in zip(*times[True], strict=True)]
-            print(f"{arch:<13}{t:>3}{adversarial!s:>6}{eager[0]:>9.2f}{fast[0]:>11.2f}"
-                  f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{compile_s:>10.0f}",
+            print(f"{arch:<13}{t:>3}{adversarial!s:>6}{eager[0]:>9.3f}{fast[0]:>9.3f}"
+                  f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{first_s:>19.1f}",
                   flush=True)
 
 
@@ -122,7 +134,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="64; 128 with --compile")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--adversarial", action="store_true")
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="time eager against --lever steps instead of the T table")
+    parser.add_argument("--lever", choices=["compile", "channels_last"], default="compile")
     parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_adv", "wrn"])
     parser.add_argument("--settings", nargs="+", type=_setting, default=COMPILE_SETTINGS,
                         help="ARCH:T pairs for --compile (default fmnist_adv:1 fmnist_small:5)")
@@ -132,10 +146,11 @@ def main() -> None:
     args.modes = [mode == "adversarial" for mode in args.modes]
     args.batch = args.batch or (128 if args.compile else 64)
     device = torch.device(args.device)
-    print(f"device {device}, batch {args.batch}, threads {torch.get_num_threads()}, "
-          f"adversarial {args.adversarial}" + (", eager vs compiled" if args.compile else ""))
+    describe_machine(device)
+    print(f"device {device}, batch {args.batch}, "
+          f"adversarial {args.adversarial}" + (f", eager vs {args.lever}" if args.compile else ""))
     if args.compile:
-        compile_speedup(args, device)
+        lever_speedup(args, device)
     else:
         throughput(args, device)
 

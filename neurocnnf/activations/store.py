@@ -65,6 +65,7 @@ class PartialStore:
                  extras: dict[str, np.ndarray]) -> None:
         self.path, self.partial = path, partial_path(path)
         self.settings, self.done, self.chunk, self.extras = settings, done, chunk, extras
+        self._layouts: dict[str, tuple[int, np.dtype, str] | None] = {}
 
     @classmethod
     def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False
@@ -134,11 +135,23 @@ class PartialStore:
 
         stop = start + len(next(iter(arrays.values())))
         with self._disk_errors(self.partial):
-            group = zarr.open_group(str(self.partial), mode="r+")
+            group = None
             for name, values in arrays.items():
-                group[name][start:stop] = values
+                layout = self._raw_layout(name)
+                if layout is not None:
+                    _write_raw_chunk(self.partial / name, start // self.chunk, values, *layout)
+                else:  # a layout we do not write by hand: through the zarr library
+                    group = group or zarr.open_group(str(self.partial), mode="r+")
+                    group[name][start:stop] = values
             self._save_progress(self.partial, stop)
         self.done = stop
+
+    def _raw_layout(self, name: str) -> tuple[int, np.dtype, str] | None:
+        """(chunk rows, dtype, key separator) of variable ``name`` if its chunks are plain
+        C-order bytes (Zarr format 2, no compressor, no filters), else None."""
+        if name not in self._layouts:
+            self._layouts[name] = _raw_layout(self.partial / name)
+        return self._layouts[name]
 
     def finish(self, skeleton: xr.Dataset, variables: dict[str, tuple]) -> Path:
         """Turn the complete partial store into ``path`` (NetCDF: converted; Zarr: renamed)."""
@@ -168,19 +181,39 @@ class PartialStore:
     def _to_netcdf(self, tmp: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
         """Coordinates written by xarray, then each variable copied chunk by chunk."""
         import h5netcdf
+        import h5py
         import zarr
 
         source = zarr.open_group(str(self.partial), mode="r")
         skeleton.to_netcdf(tmp, engine="h5netcdf")
         coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
+        raw = {}
         with h5netcdf.File(tmp, "a") as file:
             for name, (dims, dtype) in variables.items():
                 shape = source[name].shape
                 variable = file.create_variable(name, dims, dtype=dtype, fillvalue=np.nan,
                                                 chunks=(min(self.chunk, shape[0]),) + shape[1:])
                 variable.attrs["coordinates"] = coordinates
+                layout = _raw_layout(self.partial / name)
+                if layout is not None and layout[0] == self.chunk:
+                    raw[name] = layout  # copied below, chunk by chunk, as bytes
+                    continue
                 for start in range(0, shape[0], self.chunk):
                     variable[start:start + self.chunk] = source[name][start:start + self.chunk]
+        # the same chunking on both sides: each HDF5 chunk is the Zarr chunk's bytes (the edge
+        # chunk of a set smaller than one batch cut to its rows), skipping both libraries' codecs
+        with h5py.File(tmp, "r+") as file:
+            for name, (rows, dtype, separator) in raw.items():
+                dataset = file[name]
+                chunk_rows = dataset.chunks[0]
+                for index in range(-(-dataset.shape[0] // rows)):
+                    path = _chunk_path(self.partial / name, index, dataset.ndim, separator)
+                    if not path.exists():  # never written: the fill value stands
+                        continue
+                    values = np.fromfile(path, dtype=dtype)
+                    values = values[:chunk_rows * values.size // rows]
+                    dataset.id.write_direct_chunk((index * rows,) + (0,) * (dataset.ndim - 1),
+                                                  values)
 
     def _save_progress(self, folder: Path, done: int) -> None:
         progress = {"done": done, "chunk": self.chunk, "settings": self.settings}
@@ -232,6 +265,37 @@ def _in_child(work: Callable[[], None]) -> str | None:
     if status == 0:
         return None
     return reason or f"the writer ended with status {status}"
+
+
+def _raw_layout(folder: Path) -> tuple[int, np.dtype, str] | None:
+    """(chunk rows, dtype, key separator) of the Zarr array in ``folder`` if each chunk file is
+    the chunk's C-order bytes (format 2, no compressor, no filters), else None."""
+    try:
+        meta = json.loads((folder / ".zarray").read_text())
+    except (OSError, ValueError):
+        return None
+    plain = (meta.get("zarr_format") == 2 and meta.get("compressor") is None
+             and not meta.get("filters") and meta.get("order") == "C")
+    return (meta["chunks"][0], np.dtype(meta["dtype"]), meta.get("dimension_separator", ".")) \
+        if plain else None
+
+
+def _chunk_path(folder: Path, index: int, ndim: int, separator: str) -> Path:
+    """The file of chunk ``index`` along the first axis (one chunk spans the other axes)."""
+    return folder / separator.join([str(index)] + ["0"] * (ndim - 1))
+
+
+def _write_raw_chunk(folder: Path, index: int, values: np.ndarray, rows: int, dtype: np.dtype,
+                     separator: str) -> None:
+    """Write ``values`` (<= ``rows`` presentations) as chunk ``index``; a short last batch is
+    padded with NaN, the arrays' fill value, as Zarr stores edge chunks."""
+    values = np.ascontiguousarray(values, dtype=dtype)
+    if len(values) < rows:
+        padded = np.full((rows,) + values.shape[1:], np.nan, dtype=dtype)
+        padded[:len(values)] = values
+        values = padded
+    with open(_chunk_path(folder, index, values.ndim, separator), "wb") as file:
+        file.write(memoryview(values).cast("B"))
 
 
 def _normalized(settings: dict) -> dict:
