@@ -34,20 +34,23 @@ def stimuli(n: int, shape: tuple[int, int, int]) -> StimulusSet:
 
 
 def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=()) -> float:
-    """images/s of ``model`` on ``x`` in batches, no storage."""
+    """images/s of ``model`` on ``x`` (on the model's device) in batches, no storage."""
+    device = next(model.parameters()).device
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            model(x[i:i + batch], iterations=iterations, layers=layers)
+            trace = model(x[i:i + batch].to(device), iterations=iterations, layers=layers)
+            trace.last.cpu()  # waits for the device; extraction brings everything back likewise
     return len(x) / (time.perf_counter() - start)
 
 
 def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
-               compiled: bool = False, suffix: str = ".nc") -> tuple[float, float, float]:
+               compiled: bool = False, suffix: str = ".nc", device: str = "cpu"
+               ) -> tuple[float, float, float]:
     """images/s of a plain forward pass (T = 0), of the T-iteration forward pass keeping every
     layer (no storage), and of ``extract`` of every layer to a store."""
     torch.manual_seed(0)
-    model = build_model(arch).eval()
+    model = build_model(arch).eval().to(device)
     model.compiled = compiled
     stim = stimuli(n, model.input_shape)
     x = stim.images.float() / 255
@@ -82,13 +85,14 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     parser.add_argument("--compile", action="store_true", help="CNNF.compiled = True")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    describe_machine()
+    describe_machine(torch.device(args.device))
     print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
           f"dtype {args.dtype}, compiled {args.compile}")
     for suffix in (".zarr", ".nc"):
         plain, unrolled, full = throughput(args.arch, args.n, args.iterations, args.batch,
-                                           args.dtype, args.compile, suffix)
+                                           args.dtype, args.compile, suffix, args.device)
         print(f"to {suffix}: plain forward (T=0) {plain:.0f} img/s; forward keeping every layer at "
               f"T={args.iterations} {unrolled:.0f} img/s; extraction of every layer to {suffix} "
               f"{full:.0f} img/s; ratio to T=0 {full / plain:.3f}, to the same forward pass "

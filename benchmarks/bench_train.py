@@ -5,12 +5,12 @@ One optimizer step of the real training loss per measurement (Table 1 losses; ``
 adds PGD-7 on the first pass), reported as images/s and as ratios to the twin in the same run,
 with the activation memory saved for backward (and CUDA peak memory on a GPU).
 ``--compile`` instead times eager steps and steps with a speed lever (``--lever compile``, the
-default, or ``channels_last``) of the same model alternately (A, B, A, B, ...: the medians share
-the machine's load) for the issue-17 settings (FMNIST-adv T = 1 and FMNIST-small T = 5, batch
-128, clean and adversarial), with wall and CPU-time ratios and the first lever step's time (for
-compile: the compilation).
+default, ``channels_last`` or ``bf16`` autocast) of the same model alternately (A, B, A, B, ...:
+the medians share the machine's load) for the issue-17 settings (FMNIST-adv T = 1 and
+FMNIST-small T = 5, batch 128, clean and adversarial), with wall and CPU-time ratios and the
+first lever step's time (for compile: the compilation).
 Run: ``python benchmarks/bench_train.py [--device cuda] [--batch 128] [--adversarial]``,
-``python benchmarks/bench_train.py --compile [--lever channels_last] [--repeats 5]``.
+``python benchmarks/bench_train.py --compile [--lever channels_last|bf16] [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -78,11 +78,20 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
 
 def use_lever(model, lever: str, on: bool) -> None:
     """Switch ``lever`` on or off for ``model``: 'compile' (``CNNF.compiled``) or
-    'channels_last' (weights in NHWC; the step's input is converted likewise)."""
+    'channels_last' (weights in NHWC; the step's input is converted likewise); 'bf16' acts on
+    the step (autocast), not the model."""
     if lever == "compile":
         model.compiled = on
-    else:
+    elif lever == "channels_last":
         model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+
+
+def with_autocast(step, device: torch.device):
+    """``step`` under bfloat16 autocast (the training loop's ``bf16: true``)."""
+    def autocast_step():
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return step()
+    return autocast_step
 
 
 def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
@@ -100,6 +109,8 @@ def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
                 if args.lever == "channels_last" else x
             steps = {False: training_step(model, optimizer, x, y, adversarial),
                      True: training_step(model, optimizer, x_lever, y, adversarial)}
+            if args.lever == "bf16":
+                steps[True] = with_autocast(steps[True], device)
             steps[False]()  # eager warm-up
             use_lever(model, args.lever, True)
             start = time.perf_counter()
@@ -136,7 +147,7 @@ def main() -> None:
     parser.add_argument("--adversarial", action="store_true")
     parser.add_argument("--compile", action="store_true",
                         help="time eager against --lever steps instead of the T table")
-    parser.add_argument("--lever", choices=["compile", "channels_last"], default="compile")
+    parser.add_argument("--lever", choices=["compile", "channels_last", "bf16"], default="compile")
     parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_adv", "wrn"])
     parser.add_argument("--settings", nargs="+", type=_setting, default=COMPILE_SETTINGS,
                         help="ARCH:T pairs for --compile (default fmnist_adv:1 fmnist_small:5)")

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU numbers of issue 17 in one prepared run (about 6 minutes on an H200): every benchmark
+# on CUDA for the three architectures, the training levers (compile, channels_last, bf16),
+# extraction (where zarr and h5netcdf are installed), PGD-40 evaluation, and the GPU's
+# utilisation and memory sampled every 0.5 s throughout, summarised per benchmark.
+#   Usage: benchmarks/gpu.sh OUT           (OUT: a folder for the logs, e.g. $OUT of the device)
+#   DEVICE=cpu QUICK=1 benchmarks/gpu.sh /tmp/gpu-dry-run    checks the script itself on a CPU
+# Needs only torch and the package on PYTHONPATH (run from the repository root).
+set -uo pipefail
+out=${1:?usage: benchmarks/gpu.sh OUT}
+device=${DEVICE:-cuda}
+py=${PYTHON:-python3}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")"
+export PYTHONPATH=$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+if [ -n "${QUICK:-}" ]; then  # a dry run: tiny sizes, two architectures
+  archs="fmnist_small fmnist_adv"; batch=16; n=32; repeats=1; settings="fmnist_small:1"
+else
+  archs="fmnist_small fmnist_adv wrn"; batch=128; n=2048; repeats=10
+  settings="fmnist_adv:1 fmnist_small:5 wrn:2"
+fi
+if command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.csv"
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
+    -lms 500 > "$out/utilization.csv" &
+  trap 'kill $!' EXIT
+fi
+run() {  # name, script and arguments: the log in OUT/name.txt, start and end in OUT/marks.txt
+  local name=$1; shift
+  echo "$name start $(date +%s.%N)" >> "$out/marks.txt"
+  "$py" "$@" > "$out/$name.txt" 2>&1 || echo "$name failed (rc $?)" | tee -a "$out/failed.txt"
+  echo "$name end $(date +%s.%N)" >> "$out/marks.txt"
+  cat "$out/$name.txt"
+}
+run engine bench_engine.py --device "$device" --batch "$batch" --iterations 1 2 5 \
+  --archs $archs --repeats "$repeats" --inference-iterations
+run train bench_train.py --device "$device" --batch "$batch" --archs $archs --repeats "$repeats"
+for lever in compile channels_last bf16; do
+  run "lever_$lever" bench_train.py --device "$device" --batch "$batch" --compile \
+    --lever "$lever" --repeats "$repeats" --settings $settings
+done
+run attack bench_attack.py --device "$device" --n "$n" --batch "$batch" --archs $archs
+if "$py" -c "import zarr, h5netcdf" 2> /dev/null; then
+  run extract bench_extract.py --device "$device" --n "$n" --batch "$batch" --skip-memory
+else
+  echo "extract skipped: zarr and h5netcdf are not installed" | tee -a "$out/failed.txt"
+fi
+if [ -s "$out/utilization.csv" ]; then  # mean and peak utilisation per benchmark
+  "$py" - "$out" <<'EOF'
+import sys
+from datetime import datetime
+from pathlib import Path
+
+out = Path(sys.argv[1])
+samples = []
+for line in (out / "utilization.csv").read_text().splitlines():
+    stamp, util, memory = (part.strip() for part in line.split(","))
+    when = datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S.%f").timestamp()
+    samples.append((when, float(util), float(memory)))
+marks = {}
+for line in (out / "marks.txt").read_text().splitlines():
+    name, kind, when = line.split()
+    marks.setdefault(name, {})[kind] = float(when)
+lines = ["benchmark  mean GPU utilisation %  peak memory MiB  samples"]
+for name, span in marks.items():
+    inside = [s for s in samples if span["start"] <= s[0] <= span.get("end", 1e20)]
+    if inside:
+        mean = sum(s[1] for s in inside) / len(inside)
+        lines.append(f"{name}  {mean:.0f}  {max(s[2] for s in inside):.0f}  {len(inside)}")
+(out / "utilization_summary.txt").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
+fi
