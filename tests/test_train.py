@@ -123,6 +123,26 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(tmp_path):
     assert again["test"] == results["test"] and again["best_epoch"] == results["best_epoch"]
 
 
+@pytest.mark.data
+def test_bf16_training_runs_on_the_cpu_and_keeps_float32_weights(tmp_path):
+    """bf16: true autocasts the training passes on a CPU too (it was silently ignored there):
+    the loss falls, the saved weights stay float32, and a bfloat16 pass is close to float32."""
+    results = train(tiny_config(bf16=True, optim={"epochs": 2}), tmp_path, progress=False)
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert results["test"]["acc_last"] > 0.3
+    model = neurocnnf.train.load_model(tmp_path)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        exact = model(x).last
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rounded = model(x).last.float()
+    assert not torch.equal(exact, rounded)  # autocast did act
+    assert (rounded - exact).abs().max() < 0.05 * exact.abs().max()
+
+
+@pytest.mark.data
 def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing(tmp_path):
     """The running loss is read every few steps (not every step: each read waits for a GPU);
     a loss that is no longer finite stops the run before the epoch's checkpoints."""

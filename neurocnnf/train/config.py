@@ -79,7 +79,7 @@ class TrainConfig:
     name: str = "run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
-    bf16: bool = False  # autocast to bfloat16 on GPU
+    bf16: bool = False  # bfloat16 autocast of the training passes (CUDA or CPU; loop.bf16_autocast)
     compile: bool = False  # torch.compile the training passes (CNNF.compiled; see benchmarks)
     eval_batch_size: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -277,8 +277,7 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
                  progress: bool) -> dict:
     model.train()
     model.compiled = config.compile  # training passes only: evaluation stays eager
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if config.bf16 and device.type == "cuda" else contextlib.nullcontext())
+    autocast = bf16_autocast(device) if config.bf16 else contextlib.nullcontext()
     attack = logits_fn(model, "first")
     # running sums over images (loss, CE, reconstruction, correct) stay on the device: reading
     # them waits for it, so that happens once every SYNC_EVERY steps, not every step
@@ -321,6 +320,17 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
     rate = seen * ddp.world / (time.perf_counter() - started)
     return {"train_loss": loss, "train_ce": ce, "train_reconstruction": reconstruction,
             "train_acc": correct, "images_per_s": rate}
+
+
+def bf16_autocast(device: torch.device) -> torch.autocast:
+    """bfloat16 autocast for the training passes (``bf16: true``) on a CUDA or CPU device: the
+    convolutions run in bfloat16, the weights, optimizer and losses stay float32. On CPUs with
+    bfloat16 units (AVX512-BF16 / AMX) this is the fastest training lever measured (see
+    benchmarks/README.md); results are no longer equal to float32 to the last bit."""
+    if device.type not in ("cuda", "cpu"):
+        raise ConfigError(f"bf16: true runs on CUDA or CPU devices, not {device.type}: "
+                          "set bf16: false")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _read_sums(sums: torch.Tensor, step: int, epoch: int) -> list[float]:
