@@ -100,8 +100,8 @@ def extract(
     dtype: Annotated[str, typer.Option(help="storage type: float32 or float16 (half the "
                                        "bytes, recorded in the attrs)")] = "float32",
     compile_model: Annotated[bool, typer.Option(
-        "--compile", help="torch.compile the model's iterations (pays off on large sets: "
-        "compiling takes minutes on a small CPU)")] = False,
+        "--compile", help="torch.compile the model's iterations (no gain measured on a 2-core "
+        "CPU; see benchmarks/README.md)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
     from neurocnnf.activations import Reduce, StoreError, TimeBins

@@ -32,8 +32,9 @@ class CNNF(nn.Module):
     ``compiled``: when True, the encoder pass and the T iterations run through
     ``torch.compile`` (inductor fuses the elementwise norm/mask/update work between the
     convolutions). The first call of each input shape, T, ``layers`` and grad mode compiles
-    (minutes on a small CPU); results equal the eager engine's to float rounding. Adaptive
-    halting always runs eagerly (its batch shrinks as images stop).
+    (20-35 s on a 2-core CPU, cached across processes); results equal the eager engine's to
+    float rounding. On that CPU it is no faster than eager (benchmarks/README.md); on GPUs it
+    is unmeasured. Adaptive halting always runs eagerly (its batch shrinks as images stop).
     """
 
     compiled: bool = False
