@@ -141,6 +141,12 @@ def test_unknown_layers_and_missing_store_are_clear_errors(model, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError, match="cannot create the folder of .*file/x.nc"):
         extract(model, _stimuli(2), tmp_path / "file" / "x.nc", progress=False)
+    from neurocnnf.models import fmnist_pc, supports_halting
+
+    assert supports_halting(model) and not supports_halting(fmnist_pc())
+    with pytest.raises(ValueError, match="halting .* CNN-F feature; fmnist_pc runs a fixed"):
+        extract(fmnist_pc(), _stimuli(2), tmp_path / "pc.nc", halt=0.1, progress=False)
+    assert not (tmp_path / "pc.nc.partial").exists()
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])

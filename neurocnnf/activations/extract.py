@@ -47,7 +47,7 @@ from neurocnnf.activations.store import (
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
-from neurocnnf.models import FeedbackModel
+from neurocnnf.models import FeedbackModel, supports_halting
 from neurocnnf.stimuli import StimulusSet, conversion_note, render
 
 OUTPUTS = ("h_hat", "logits", "probabilities")
@@ -238,6 +238,10 @@ def extract(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if len(stimuli) == 0:
         raise ValueError(f"stimulus set {stimuli.identifier!r} is empty")
+    if halt is not None and not supports_halting(model):
+        raise ValueError(f"adaptive halting (halt) is a CNN-F feature; "
+                         f"{model.config.get('arch', type(model).__name__)} runs a fixed number "
+                         "of iterations: leave halt out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -6,6 +6,7 @@ Code downstream of the models is typed against :class:`FeedbackModel`, never aga
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -38,6 +39,9 @@ class FeedbackModel(Protocol):
             (``Trace.feedback[l][t]``, t = 0..T-1).
         reconstruction_taps: the feedback taps whose signal the intermediate reconstruction
             loss pulls toward the layer's first forward pass (training).
+
+    Optional capability: adaptive halting, ``model(x, halt=tol, max_iterations=T)`` (CNN-F);
+    :func:`supports_halting` tells whether an engine takes it.
     """
 
     input_shape: tuple[int, int, int]
@@ -75,3 +79,8 @@ class FeedbackModel(Protocol):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take (shape, dtype, NaN)."""
         ...
+
+
+def supports_halting(model: FeedbackModel) -> bool:
+    """Whether ``model(x, halt=tol)`` runs adaptive halting (its forward takes ``halt``)."""
+    return "halt" in inspect.signature(model.forward).parameters
