@@ -269,13 +269,15 @@ def _in_child(work: Callable[[], None]) -> str | None:
 
 def _raw_layout(folder: Path) -> tuple[int, np.dtype, str] | None:
     """(chunk rows, dtype, key separator) of the Zarr array in ``folder`` if each chunk file is
-    the chunk's C-order bytes (format 2, no compressor, no filters), else None."""
+    the chunk's C-order bytes (format 2, no compressor, no filters) and a chunk spans every axis
+    but the first, else None."""
     try:
         meta = json.loads((folder / ".zarray").read_text())
     except (OSError, ValueError):
         return None
     plain = (meta.get("zarr_format") == 2 and meta.get("compressor") is None
-             and not meta.get("filters") and meta.get("order") == "C")
+             and not meta.get("filters") and meta.get("order") == "C"
+             and meta.get("chunks", [])[1:] == meta.get("shape", [])[1:])
     return (meta["chunks"][0], np.dtype(meta["dtype"]), meta.get("dimension_separator", ".")) \
         if plain else None
 
