@@ -135,8 +135,12 @@ def figures(out: Path) -> None:
     if not sweep.empty:
         save_figure(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
     (out / "masking_report.txt").write_text(format_report(masking_report(main)) + "\n")
-    wide = curves[curves["attack"] != "clean"].pivot_table(
-        index=["label", "attack"], columns="eps", values="accuracy", aggfunc="mean")
+    attacked = curves[curves["attack"] != "clean"]
+    wide = mean_sd(attacked.pivot_table(index=["label", "attack"], columns="eps",
+                                        values="accuracy", aggfunc="mean"),
+                   attacked.pivot_table(index=["label", "attack"], columns="eps",
+                                        values="accuracy", aggfunc="std"))
+    seeds = main.groupby("label")["model"].nunique()
     at_eps = main[(main["eps"] == TABLE_EPS) | (main["attack"] == "clean")].assign(
         column=lambda d: d["attack"] + " " + d["target"] + " " + d["steps"].astype(str))
     table = at_eps.pivot_table(index="label", columns="column", values="accuracy",
@@ -145,10 +149,20 @@ def figures(out: Path) -> None:
     table["worst"] = table.drop(columns=[c for c in table
                                          if c.startswith(("clean", WORST_CASE))]).min(axis=1)
     (out / "fig5_table.md").write_text(
-        "Stronger of first/e2e per point (accuracy %, mean over seeds):\n\n"
-        + markdown(wide.mul(100).round(1))
+        "Stronger of first/e2e per point (accuracy %, mean ± s.d. over seeds; seeds: "
+        + ", ".join(f"{label} {n}" for label, n in seeds.items()) + "):\n\n"
+        + markdown(wide)
         + f"\n\nEvery attack at eps = {TABLE_EPS} (attack, target, steps):\n\n"
         + markdown(table.mul(100).round(1)) + "\n")
+
+
+def mean_sd(mean: pd.DataFrame, sd: pd.DataFrame) -> pd.DataFrame:
+    """Accuracies (fractions) as 'mean ± s.d.' in percent ('mean' alone for one seed)."""
+    def cell(m: float, s: float) -> str:
+        return f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
+    sd = sd.reindex(index=mean.index, columns=mean.columns)  # one seed: no s.d. rows
+    return pd.DataFrame({c: [cell(m, s) for m, s in zip(mean[c], sd[c], strict=True)]
+                         for c in mean.columns}, index=mean.index)
 
 
 def robustness_summary(csv: Path) -> dict[str, float | int]:
