@@ -45,7 +45,7 @@ def accuracy_vs_eps(results: pd.DataFrame, attack: str = "pgd", target: str = "f
         data = data[(data["attack"] == "clean") | (data["steps"] == deepest)]
     fig, ax = plt.subplots(figsize=(5, 3.6))
     sns.lineplot(data=data, x="eps", y="accuracy", hue="series", marker="o", errorbar="sd",
-                 ax=ax)
+                 err_style="bars", ax=ax)
     title = attack.upper() + (f"-{int(data['steps'].max())}" if attack == "pgd" else "")
     ax.set(title=f"{title} ({target})", xlabel="eps (pixel scale)", ylabel="accuracy",
            ylim=(0, 1))
@@ -60,7 +60,7 @@ def accuracy_vs_training_iterations(results: pd.DataFrame, attack: str = "pgd",
         trained=lambda d: d["trained_iterations"].map(lambda t: "CNN" if t == 0 else f"CNN-F-{t}"))
     fig, ax = plt.subplots(figsize=(5, 3.6))
     sns.lineplot(data=data, x="eps", y="accuracy", hue="trained", marker="o", errorbar="sd",
-                 ax=ax)
+                 err_style="bars", ax=ax)
     ax.set(title=f"{attack.upper()} vs training iterations", xlabel="eps", ylabel="accuracy",
            ylim=(0, 1))
     fig.tight_layout()
