@@ -75,3 +75,5 @@ def test_pretrained_names_work_wherever_a_checkpoint_path_does(tmp_path):
     missing = subprocess.run([*run, "pretrained", "info", "nope"], capture_output=True,
                              text=True)
     assert missing.returncode != 0 and "no pretrained model 'nope'" in missing.stderr
+    bare = subprocess.run([*run, "info", name], capture_output=True, text=True, cwd=tmp_path)
+    assert bare.returncode != 0 and f"pretrained:{name}" in bare.stderr  # the hint

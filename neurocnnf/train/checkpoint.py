@@ -193,7 +193,11 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                 return path / name
         raise CheckpointError(f"{path}: folder has no best/last/model.safetensors checkpoint")
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        from neurocnnf.pretrained import list as pretrained_names
+
+        hint = (f" (the pretrained model of that name is pretrained:{path})"
+                if str(path) in pretrained_names() else "")
+        raise CheckpointError(f"checkpoint {path} does not exist{hint}")
     return path
 
 
