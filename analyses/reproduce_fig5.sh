@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fig. 5 and recurrence-vs-difficulty reproduction (docs/reproduction.md), resumable: rerun the
+# Fig. 5 (with the predictive-coding comparator beside it) and recurrence-vs-difficulty
+# reproduction (docs/reproduction.md), resumable: rerun the
 # same command after an interruption. Usage: analyses/reproduce_fig5.sh OUT [SEEDS] [EPOCHS]
 #   OUT     folder for runs and results (e.g. results/reproduction)
 #   SEEDS   e.g. "0 1 2" (default "0")
@@ -21,9 +22,10 @@ for seed in $seeds; do
   for k in 1 2 5; do
     train fmnist-small "$out/runs/cnnf$k-s$seed" --set seed="$seed" --set model.iterations=$k
   done
+  train fmnist-small-pc "$out/runs/pc-s$seed" --set seed="$seed"  # the PC comparator
 done
 for seed in $seeds; do
-  for run in cnn cnnf1 cnnf2 cnnf5; do
+  for run in cnn cnnf1 cnnf2 cnnf5 pc; do
     python "$here/reproduce_fig5.py" evaluate "$out/runs/$run-s$seed" \
       --twin "$out/runs/cnn-s$seed" --out "$out/fig5" --n "${N_IMAGES:-200}" --device "$device"
   done
