@@ -177,7 +177,7 @@ def robustness_summary(csv: Path) -> dict[str, float | int]:
             "pgd40_eps0.1_e2e": float(pgd40[pgd40["target"] == "e2e"]["accuracy"].min()),
             "pgd40_eps0.1_worst": float(pgd40["accuracy"].min()),
             "worst_attack_eps0.1": float(at["accuracy"].min()),
-            "attacks": "FGSM, PGD-40 first/e2e, PGD-10, APGD-CE-50 e2e, transfer (CNN-F only)",
+            "attacks": "FGSM, PGD-40 first/e2e, PGD-10, APGD-CE-50 e2e, transfer (not on the CNN)",
             "evaluation": "analyses/reproduce_fig5.py"}
 
 
