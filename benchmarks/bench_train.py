@@ -25,6 +25,7 @@ from bench_engine import describe_machine, saved_bytes, timed
 from neurocnnf.attacks import logits_fn, pgd
 from neurocnnf.models import build_model
 from neurocnnf.train.config import LossConfig
+from neurocnnf.train.loop import bf16_autocast
 from neurocnnf.train.losses import adversarial_loss, standard_loss
 
 COMPILE_SETTINGS = (("fmnist_adv", 1), ("fmnist_small", 5))
@@ -87,9 +88,9 @@ def use_lever(model, lever: str, on: bool) -> None:
 
 
 def with_autocast(step, device: torch.device):
-    """``step`` under bfloat16 autocast (the training loop's ``bf16: true``)."""
+    """``step`` under the training loop's ``bf16: true`` autocast."""
     def autocast_step():
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with bf16_autocast(device):
             return step()
     return autocast_step
 

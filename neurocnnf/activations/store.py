@@ -194,7 +194,7 @@ class PartialStore:
                 variable = file.create_variable(name, dims, dtype=dtype, fillvalue=np.nan,
                                                 chunks=(min(self.chunk, shape[0]),) + shape[1:])
                 variable.attrs["coordinates"] = coordinates
-                layout = _raw_layout(self.partial / name)
+                layout = self._raw_layout(name)
                 if layout is not None and layout[0] == self.chunk:
                     raw[name] = layout  # copied below, chunk by chunk, as bytes
                     continue
