@@ -36,6 +36,7 @@ from neurocnnf.viz import robustness as fig
 EPS_GRID = (0.02, 0.05, 0.1, 0.2)
 TABLE_EPS = 0.1
 STEPS = 40
+PER_IMAGE = "per-image worst"  # the table column of the per-image worst case over attacks
 
 
 def sweep_specs(eps_grid: tuple[float, ...] = EPS_GRID) -> list[AttackSpec]:
@@ -135,30 +136,51 @@ def figures(out: Path) -> None:
     if not sweep.empty:
         save_figure(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
     (out / "masking_report.txt").write_text(format_report(masking_report(main)) + "\n")
-    attacked = curves[curves["attack"] != "clean"]
-    wide = mean_sd(attacked.pivot_table(index=["label", "attack"], columns="eps",
-                                        values="accuracy", aggfunc="mean"),
-                   attacked.pivot_table(index=["label", "attack"], columns="eps",
-                                        values="accuracy", aggfunc="std"))
+    attacked = curves[curves["attack"] != "clean"].assign(
+        row=lambda d: d["label"] + " " + d["attack"].str.upper().str.replace("PGD", "PGD-40"))
+    wide = mean_sd(*(attacked.pivot_table(index="row", columns="eps", values="accuracy",
+                                          aggfunc=how) for how in ("mean", "std")))
     seeds = main.groupby("label")["model"].nunique()
-    at_eps = main[(main["eps"] == TABLE_EPS) | (main["attack"] == "clean")].assign(
-        column=lambda d: d["attack"] + " " + d["target"] + " " + d["steps"].astype(str))
-    table = at_eps.pivot_table(index="label", columns="column", values="accuracy",
-                               aggfunc="mean")
-    # worst: the lowest attack column (the per-image "worst-case" column stays beside it)
-    table["worst"] = table.drop(columns=[c for c in table
-                                         if c.startswith(("clean", WORST_CASE))]).min(axis=1)
+    at_eps = main[(main["eps"] == TABLE_EPS) | (main["attack"] == "clean")]
+    at_eps = at_eps.assign(column=[column_name(a, t, s) for a, t, s in
+                                   zip(at_eps["attack"], at_eps["target"], at_eps["steps"],
+                                       strict=True)])
+    table, table_sd = (at_eps.pivot_table(index="label", columns="column", values="accuracy",
+                                          aggfunc=how) for how in ("mean", "std"))
+    # worst: the lowest attack column of each seed (the per-image worst case stays beside it)
+    per_seed = at_eps.pivot_table(index=["label", "model"], columns="column", values="accuracy")
+    worst = per_seed.drop(columns=["clean", PER_IMAGE]).min(axis=1)
+    table["worst"] = worst.groupby("label").mean()
+    table_sd["worst"] = worst.groupby("label").std()
+    order = ["clean", "FGSM first", "FGSM e2e", "PGD-40 first", "PGD-40 e2e", "PGD-10 first",
+             "APGD-CE-50 e2e", "transfer", PER_IMAGE, "worst"]
+    table = table[[c for c in order if c in table] + [c for c in table if c not in order]]
     (out / "fig5_table.md").write_text(
         "Stronger of first/e2e per point (accuracy %, mean ± s.d. over seeds; seeds: "
         + ", ".join(f"{label} {n}" for label, n in seeds.items()) + "):\n\n"
         + markdown(wide)
-        + f"\n\nEvery attack at eps = {TABLE_EPS} (attack, target, steps):\n\n"
-        + markdown(table.mul(100).round(1)) + "\n")
+        + f"\n\nEvery attack at eps = {TABLE_EPS} (attack, target, steps; mean ± s.d. over "
+        "seeds; worst: the strongest attack of each seed):\n\n"
+        + markdown(mean_sd(table, table_sd)) + "\n")
+
+
+def column_name(attack: str, target: str, steps: int) -> str:
+    """A table column for one attack, e.g. 'PGD-40 first', 'APGD-CE-50 e2e', 'transfer'."""
+    if attack == "clean":
+        return "clean"
+    if attack == WORST_CASE:
+        return PER_IMAGE
+    if attack == "transfer":
+        return "transfer"
+    return f"{attack.upper()}{f'-{steps}' if steps else ''} {target}"
 
 
 def mean_sd(mean: pd.DataFrame, sd: pd.DataFrame) -> pd.DataFrame:
-    """Accuracies (fractions) as 'mean ± s.d.' in percent ('mean' alone for one seed)."""
+    """Accuracies (fractions) as 'mean ± s.d.' in percent ('mean' alone for one seed, empty
+    where nothing was measured)."""
     def cell(m: float, s: float) -> str:
+        if pd.isna(m):
+            return ""
         return f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
     sd = sd.reindex(index=mean.index, columns=mean.columns)  # one seed: no s.d. rows
     return pd.DataFrame({c: [cell(m, s) for m, s in zip(mean[c], sd[c], strict=True)]
