@@ -1,5 +1,6 @@
 """Layers: tied weights, adjoint feedback, the MAP latents of eqs. 4-5, per-call state."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -76,9 +77,13 @@ def test_rms_norm_gives_unit_rms_per_sample_and_channel():
 def test_ada_relu_mask_eq4_on_hand_made_tensors():
     f = torch.tensor([[2.0, -1.0, 3.0, -2.0, 0.5]])
     g = torch.tensor([[1.0, -1.0, -1.0, 2.0, 0.0]])
-    assert cf.relu_mask(f).tolist() == [[True, False, True, False, True]]
+    assert cf.relu_mask(f).tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0]]
     # same sign -> on (including f<0, g<0), opposite sign or g == 0 -> off
-    assert cf.ada_relu_mask(f, g).tolist() == [[True, True, False, False, False]]
+    assert cf.ada_relu_mask(f, g).tolist() == [[1.0, 1.0, 0.0, 0.0, 0.0]]
+    # 0/1 in the features' dtype, constants for autograd
+    leaf = f.clone().requires_grad_()
+    for mask in (cf.relu_mask(leaf), cf.ada_relu_mask(leaf, g)):
+        assert mask.dtype == f.dtype and not mask.requires_grad
 
 
 def test_ada_relu_layer_iteration0_relu_then_online_update_and_sign_mask():
@@ -105,6 +110,35 @@ def test_ada_pool_eq5_max_where_g_nonnegative_min_where_negative():
     out, indices = cf.ada_pool(f, g)
     assert out.flatten().tolist() == [5.0, -6.0, 1.5, -9.0]
     assert indices.flatten().tolist() == [1, 7, 12, 15]
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 9)])
+def test_ada_pool_equals_separate_max_and_min_pooling_with_ties_and_gradients(size):
+    """The one-pooling implementation against eq. 5 written out (max-pool of f, max-pool of
+    -f, chosen by the sign of g): values, indices (first of tied elements) and gradients."""
+    generator = torch.Generator().manual_seed(0)
+    f = torch.randint(-2, 3, (3, 4, *size), generator=generator).float()  # many ties and zeros
+    g = torch.randint(-1, 2, (3, 4, size[0] // 2, size[1] // 2), generator=generator).float()
+    weights = torch.randn(g.shape, generator=generator)
+
+    def eq5(f):
+        top, top_index = F.max_pool2d(f, 2, return_indices=True)
+        neg_bottom, bottom_index = F.max_pool2d(-f, 2, return_indices=True)
+        return (torch.where(g >= 0, top, -neg_bottom),
+                torch.where(g >= 0, top_index, bottom_index))
+
+    f1, f2 = f.clone().requires_grad_(), f.clone().requires_grad_()
+    (out, indices), (expected, expected_indices) = cf.ada_pool(f1, g), eq5(f2)
+    assert torch.equal(out, expected) and torch.equal(indices, expected_indices)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert torch.equal(f1.grad, f2.grad)
+    with torch.no_grad():  # the inference path (pools a channels_last copy on CPU)
+        plain = F.max_pool2d(f, 2, return_indices=True)
+        for feedback, (value, index) in ((g, eq5(f)), (None, plain)):
+            out, indices = cf.ada_pool(f, feedback)
+            assert torch.equal(out, value) and torch.equal(indices, index)
+            assert out.is_contiguous()
 
 
 def test_ada_pool_feedback_routes_to_argmax_then_to_the_latent_choice():

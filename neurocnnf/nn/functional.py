@@ -32,17 +32,21 @@ def online_update(f: Tensor, g: Tensor, eta: float) -> Tensor:
 
 
 def relu_mask(f: Tensor) -> Tensor:
-    """Latent of a plain ReLU (iteration 0): z = 1(f > 0), bool, same shape as ``f``."""
-    return f > 0
+    """Latent of a plain ReLU (iteration 0): z = 1(f > 0), same shape and dtype as ``f``.
+
+    Masks are 0/1 in the features' dtype, not bool: multiplying by them (forward, feedback and
+    backward) is then a plain product, about 4x faster on CPU than with a bool operand.
+    """
+    return f.detach().clone().gt_(0)
 
 
 def ada_relu_mask(f: Tensor, g: Tensor) -> Tensor:
     """Eq. 4: z = 1(f * g > 0): a unit is on where feedforward and feedback agree in sign.
 
     Where g < 0 this keeps the *negative* values of f (the reference code's reading of eq. 3);
-    where g == 0 the unit is off.
+    where g == 0 the unit is off. 0/1 in the dtype of ``f * g`` (see ``relu_mask``).
     """
-    return (f * g) > 0
+    return (f.detach() * g.detach()).gt_(0)
 
 
 def ada_pool(f: Tensor, g: Tensor | None, kernel_size: int = 2) -> tuple[Tensor, Tensor]:
@@ -53,12 +57,29 @@ def ada_pool(f: Tensor, g: Tensor | None, kernel_size: int = 2) -> tuple[Tensor,
     (or g is None) the window's max is taken, where g < 0 its min (paper eq. 5; the reference
     code gives 0 where g == 0, we follow the paper).
     """
-    pooled_max, index_max = F.max_pool2d(f, kernel_size, return_indices=True)
     if g is None:
-        return pooled_max, index_max
-    neg_min, index_min = F.max_pool2d(-f, kernel_size, return_indices=True)
-    take_max = g >= 0
-    return torch.where(take_max, pooled_max, -neg_min), torch.where(take_max, index_max, index_min)
+        return _max_pool(f, kernel_size)
+    # one pooling of f * s, s = +1 where g >= 0 and -1 where g < 0 (spread over each window):
+    # the max of -f is minus the min of f, at the same (first) index. Exact, values, indices
+    # and gradients alike, as multiplying by +-1 is; half the cost of pooling f and -f.
+    sign = torch.where(g >= 0, 1.0, -1.0).to(f.dtype)
+    spread = F.interpolate(sign, scale_factor=kernel_size, mode="nearest")
+    rows, cols = (a - b for a, b in zip(f.shape[-2:], spread.shape[-2:], strict=True))
+    if rows or cols:  # odd input: the last row/column lies outside every window
+        spread = F.pad(spread, (0, cols, 0, rows), value=1.0)
+    pooled, indices = _max_pool(f * spread, kernel_size)
+    return pooled * sign, indices
+
+
+def _max_pool(f: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
+    """``max_pool2d`` with indices. Without autograd on a CPU it pools a channels_last copy:
+    torch's NCHW kernel is 2.5-5x slower there, and the values and indices are the same (with
+    autograd the backward's layout copies cancel the gain, so it stays NCHW)."""
+    if f.device.type == "cpu" and not (f.requires_grad and torch.is_grad_enabled()):
+        pooled, indices = F.max_pool2d(f.contiguous(memory_format=torch.channels_last),
+                                       kernel_size, return_indices=True)
+        return pooled.contiguous(), indices
+    return F.max_pool2d(f, kernel_size, return_indices=True)
 
 
 def unpool(g: Tensor, indices: Tensor, input_shape: torch.Size, kernel_size: int = 2) -> Tensor:

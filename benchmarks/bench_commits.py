@@ -1,0 +1,120 @@
+"""Speed of this checkout against another commit (e.g. today's main) on the same settings.
+
+For exact engine changes that leave no switch behind: the other commit is checked out in a
+temporary git worktree, and each measurement runs in a fresh process with ``PYTHONPATH`` set to
+one tree or the other, alternating (base, here, base, here, ...) so that both share the
+machine's load. A measurement is the median time of ``--steps`` calls after one warm-up call of
+a training step (clean, or adversarial: PGD-7 on the first pass) or of an inference call
+(``model(x)`` with the model's T, no gradients). Prints per setting and mode the medians over
+``--rounds`` and the speed-up base / here (> 1: this checkout is faster).
+Run: ``python benchmarks/bench_commits.py --base main~1 [--settings fmnist_small:5]
+[--modes clean adversarial inference] [--rounds 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MODES = ("clean", "adversarial", "inference")
+
+
+def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> float:
+    """Median seconds per call of one mode (runs in the child process)."""
+    import torch
+    from bench_train import training_step
+
+    from neurocnnf.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, iterations=iterations)
+    x = torch.rand(batch, *model.input_shape)
+    y = torch.randint(0, 10, (batch,))
+    if mode == "inference":
+        model.eval()
+
+        def call():
+            with torch.no_grad():
+                model(x)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
+        call = training_step(model, optimizer, x, y, mode == "adversarial")
+    call()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_child(tree: Path, setting: str, mode: str, args: argparse.Namespace) -> float:
+    """Seconds per call measured in a fresh process importing neurocnnf from ``tree``."""
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
+    command = [sys.executable, str(Path(__file__)), "--child", setting, mode,
+               "--batch", str(args.batch), "--steps", str(args.steps)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{setting} {mode} under {tree} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def compare(args: argparse.Namespace) -> None:
+    from bench_engine import describe_machine
+
+    describe_machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
+                        args.base], check=True, capture_output=True)
+        try:
+            described = subprocess.run(["git", "-C", str(base), "log", "-1", "--format=%h %s"],
+                                       capture_output=True, text=True, check=True).stdout
+            print(f"base: {described.strip()}\nhere: {ROOT} (working tree)")
+            print(f"batch {args.batch}, median of {args.steps} calls per process, "
+                  f"{args.rounds} alternating rounds")
+            print(f"{'setting':<16}{'mode':<13}{'base s':>9}{'here s':>9}{'speed-up':>10}")
+            for setting in args.settings:
+                for mode in args.modes:
+                    times: dict[str, list[float]] = {"base": [], "here": []}
+                    for _ in range(args.rounds):
+                        times["base"].append(run_child(base, setting, mode, args))
+                        times["here"].append(run_child(ROOT, setting, mode, args))
+                    b, h = (statistics.median(times[k]) for k in ("base", "here"))
+                    print(f"{setting:<16}{mode:<13}{b:>9.3f}{h:>9.3f}{b / h:>10.2f}", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                           check=False, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="HEAD", help="the commit to compare against")
+    parser.add_argument("--settings", nargs="+", default=["fmnist_adv:1", "fmnist_small:5"],
+                        help="arch:T")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("SETTING", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        setting, mode = args.child
+        arch, iterations = setting.split(":")
+        seconds = measure(arch, int(iterations), mode, args.batch, args.steps)
+        print(json.dumps({"seconds": seconds}))
+    else:
+        compare(args)
+
+
+if __name__ == "__main__":
+    main()
