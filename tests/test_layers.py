@@ -139,6 +139,10 @@ def test_ada_pool_equals_separate_max_and_min_pooling_with_ties_and_gradients(si
             out, indices = cf.ada_pool(f, feedback)
             assert torch.equal(out, value) and torch.equal(indices, index)
             assert out.is_contiguous()
+            nhwc = f.contiguous(memory_format=torch.channels_last)  # stays in its layout
+            out, indices = cf.ada_pool(nhwc, feedback)
+            assert torch.equal(out, value) and torch.equal(indices, index)
+            assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_ada_pool_feedback_routes_to_argmax_then_to_the_latent_choice():

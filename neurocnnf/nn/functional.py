@@ -76,9 +76,10 @@ def _max_pool(f: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
     torch's NCHW kernel is 2.5-5x slower there, and the values and indices are the same (with
     autograd the backward's layout copies cancel the gain, so it stays NCHW)."""
     if f.device.type == "cpu" and not (f.requires_grad and torch.is_grad_enabled()):
+        nhwc = f.is_contiguous(memory_format=torch.channels_last)
         pooled, indices = F.max_pool2d(f.contiguous(memory_format=torch.channels_last),
                                        kernel_size, return_indices=True)
-        return pooled.contiguous(), indices
+        return (pooled if nhwc else pooled.contiguous()), indices  # in the layout f came in
     return F.max_pool2d(f, kernel_size, return_indices=True)
 
 
