@@ -155,13 +155,30 @@ def figures(out: Path) -> None:
     order = ["clean", "FGSM first", "FGSM e2e", "PGD-40 first", "PGD-40 e2e", "PGD-10 first",
              "APGD-CE-50 e2e", "transfer", PER_IMAGE, "worst"]
     table = table[[c for c in order if c in table] + [c for c in table if c not in order]]
+    gains = paired_gains(curves[(curves["attack"] == "pgd") & (curves["eps"] > 0)])
     (out / "fig5_table.md").write_text(
         "Stronger of first/e2e per point (accuracy %, mean ± s.d. over seeds; seeds: "
         + ", ".join(f"{label} {n}" for label, n in seeds.items()) + "):\n\n"
         + markdown(wide)
+        + "\n\nPGD-40, each model minus the CNN twin of its seed (pp, mean ± s.d. over the "
+        "seeds both have; runs named NAME-s<seed>, as reproduce_fig5.sh names them):\n\n"
+        + markdown(gains)
         + f"\n\nEvery attack at eps = {TABLE_EPS} (attack, target, steps; mean ± s.d. over "
         "seeds; worst: the strongest attack of each seed):\n\n"
         + markdown(mean_sd(table, table_sd)) + "\n")
+
+
+def paired_gains(points: pd.DataFrame) -> pd.DataFrame:
+    """Per label and eps, accuracy minus the CNN's of the same seed, as 'mean ± s.d.' in pp.
+
+    ``points``: rows of one attack (model, label, eps, accuracy); a run's seed is read from its
+    name's ``-s<seed>`` suffix. Labels with no CNN of a shared seed are left out."""
+    seeded = points.assign(seed=points["model"].str.extract(r"-s(\d+)$", expand=False))
+    wide = seeded.dropna(subset=["seed"]).pivot_table(index=["eps", "seed"], columns="label",
+                                                      values="accuracy")
+    gains = wide.drop(columns="CNN").sub(wide["CNN"], axis=0).stack().rename("gain")
+    by = gains.groupby(["label", "eps"])
+    return mean_sd(by.mean().unstack("eps"), by.std().unstack("eps")).rename_axis(None)
 
 
 def column_name(attack: str, target: str, steps: int) -> str:
