@@ -344,3 +344,30 @@ def test_the_core_modules_import_without_the_extras():
     assert "`analysis` extra" in evaluation and "neurocnnf[analysis]" in evaluation
     assert "`analysis` extra" in table
     assert "`attacks` extra" in apgd and "torchattacks" in apgd
+
+
+def test_evaluation_without_h5netcdf_fails_before_any_attack(tmp_path):
+    """results.nc is written last: a missing h5netcdf must stop `evaluate` before the attacks
+    run (and before anything is written), not after them."""
+    out = tmp_path / "robustness"
+    script = textwrap.dedent(f"""
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "h5netcdf":
+                    raise ImportError(f"No module named {{name!r}} (blocked)")
+
+        sys.meta_path.insert(0, Block())
+        from pathlib import Path
+        from neurocnnf.pipelines.robustness import run_evaluation
+        try:
+            run_evaluation([Path("no-such-checkpoint")], Path({str(out)!r}), attacks=("pgd",))
+        except ImportError as error:
+            print(error)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "h5netcdf" in done.stdout and "`analysis` extra" in done.stdout
+    assert not out.exists()

@@ -131,6 +131,7 @@ def run_evaluation(
 
     check_request(attacks, len(twins), limit, test_iterations, pgd_steps, spsa_steps,
                   batch_size)
+    require("h5netcdf", "analysis", "writing results.nc")  # before the attacks, not after
     specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
     check_output_folder(out)
     from neurocnnf.viz import robustness as fig  # slow to import: after the checks
