@@ -8,7 +8,8 @@
 #     ADV_EPOCHS  FMNIST-adv epochs (default 20; the paper: 200)
 #     WRN_EPOCHS  WRN-40-2 epochs (default 4; the paper: 500); 0 skips Table 3
 #   NEUROCNNF_DATA: the data folder (a carried copy of ../shared/data); DEVICE (default cuda);
-#   QUICK=1 shrinks everything to check the script on a CPU.
+#   QUICK=1 shrinks everything to check the script on a CPU. Wheels in .whl/ (carried) are
+#   installed first: the GPU image lacks h5netcdf and torchattacks (analyses/README.md).
 set -uo pipefail
 out=${1:?usage: analyses/gpu_tables.sh OUT [ADV_EPOCHS] [WRN_EPOCHS]}
 adv_epochs=${2:-20}
@@ -19,6 +20,16 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 runs=$(mktemp -d)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then  # carried wheels of what the machine lacks
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+attacks=fgsm,pgd,spsa,transfer,apgd-ce
+if ! "$py" -c "import torchattacks" 2> /dev/null; then
+  attacks=fgsm,pgd,spsa,transfer
+  echo "== torchattacks missing: APGD-CE left out (carry its wheel, analyses/README.md)" \
+    | tee -a "$out/log.txt"
+fi
 limit=1000 quick=() attack_options=()
 if [ -n "${QUICK:-}" ]; then
   limit=8 quick=(--set data.train_limit=256 --set data.test_limit=50)
@@ -35,7 +46,7 @@ train() {  # preset, run name, epochs
 table() {  # name, dataset, CNN-F run, CNN run, eps
   log "evaluate $1"
   "$py" -m neurocnnf.cli evaluate "$runs/$3" --twin "$runs/$4" --dataset "$2" --eps "$5" \
-    --limit "$limit" --attacks fgsm,pgd,spsa,transfer,apgd-ce --device "$device" \
+    --limit "$limit" --attacks "$attacks" --device "$device" \
     --eps-grid "$5" "${attack_options[@]}" --no-progress --out "$runs/$1" >> "$out/log.txt" 2>&1 \
     || log "evaluate $1 failed"
 }

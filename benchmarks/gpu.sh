@@ -5,7 +5,8 @@
 # utilisation and memory sampled every 0.5 s throughout, summarised per benchmark.
 #   Usage: benchmarks/gpu.sh OUT           (OUT: a folder for the logs, e.g. $OUT of the device)
 #   DEVICE=cpu QUICK=1 benchmarks/gpu.sh /tmp/gpu-dry-run    checks the script itself on a CPU
-# Needs only torch and the package on PYTHONPATH (run from the repository root).
+# Needs only torch and the package on PYTHONPATH (run from the repository root); wheels in
+# .whl/ (carried) are installed first, e.g. zarr and h5netcdf for extraction (analyses/README.md).
 set -uo pipefail
 out=${1:?usage: benchmarks/gpu.sh OUT}
 device=${DEVICE:-cuda}
@@ -14,6 +15,10 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")"
 export PYTHONPATH=$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+if compgen -G "../.whl/*.whl" > /dev/null; then  # carried wheels: zarr, h5netcdf, ...
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site ../.whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
 if [ -n "${QUICK:-}" ]; then  # a dry run: tiny sizes, two architectures
   archs="fmnist_small fmnist_adv"; batch=16; n=32; repeats=1; settings="fmnist_small:1"
 else
