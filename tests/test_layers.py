@@ -97,6 +97,8 @@ def test_ada_relu_layer_iteration0_relu_then_online_update_and_sign_mask():
     out = relu(f, state)
     updated = f + 0.5 * (g - f)  # [1.5, -2.0, 1.0, 0.0]: third unit disagrees with g
     assert out.tolist() == (updated * ((updated * g) > 0)).tolist() == [[1.5, -2.0, 0.0, 0.0]]
+    # the feedback keeps its dtype (bfloat16 under autocast) whatever the mask's
+    assert relu.feedback(g.bfloat16(), state).dtype == torch.bfloat16
 
 
 def test_ada_pool_eq5_max_where_g_nonnegative_min_where_negative():

@@ -143,7 +143,7 @@ class AdaReLU(FeedbackModule):
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
         slot = state.slot(self)
         slot["g"] = g
-        return g * slot["mask"]
+        return g * slot["mask"].to(g.dtype)  # in g's dtype, as with a bool mask (autocast)
 
 
 class AdaPool(FeedbackModule):
