@@ -83,6 +83,16 @@ def test_losses_on_a_trace():
     torch.testing.assert_close(terms.total, ce + rec)
     # the plain CNN has no reconstruction term
     assert float(reconstruction_loss(model(x, iterations=0), (), config)) == 0.0
+    # all rows (no slicing, the fast path) equals the same rows sliced: loss and gradients
+    losses, grads = [], []
+    for rows in (slice(None), slice(0, None)):
+        model.zero_grad()
+        loss = reconstruction_loss(model(x, layers=model.reconstruction_taps),
+                                   model.reconstruction_taps, config, rows, rows)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert torch.equal(*losses) and all(map(torch.equal, *grads)) and grads[0]
     # adversarial: feedback of the adversarial half is pulled toward the clean first pass
     both = model(torch.cat([x, x]), layers=model.reconstruction_taps)
     adv = adversarial_loss(both, y, model.reconstruction_taps, LossConfig(clean_weight=1.0))

@@ -41,11 +41,19 @@ def reconstruction_loss(
         return trace.h.new_zeros(())
     total = trace.h.new_zeros(())
     for t, g_k in enumerate(trace.reconstruction):
-        total = total + config.recon_weight * F.mse_loss(g_k[rows], trace.h[target_rows])
+        total = total + config.recon_weight * F.mse_loss(_take(g_k, rows),
+                                                         _take(trace.h, target_rows))
         for name in taps:
             f0, g = trace.forward[name][0], trace.feedback[name][t]
-            total = total + config.inter_weight * F.mse_loss(g[rows], f0[target_rows])
+            total = total + config.inter_weight * F.mse_loss(_take(g, rows),
+                                                             _take(f0, target_rows))
     return total / ((1 + len(taps)) * trace.iterations)
+
+
+def _take(x: Tensor, rows: slice) -> Tensor:
+    """``x[rows]``, or ``x`` itself for all rows: a full slice costs its backward a zero-filled
+    copy of the gradient."""
+    return x if rows == slice(None) else x[rows]
 
 
 def standard_loss(trace: Trace, labels: Tensor, taps: tuple[str, ...], config: LossConfig
