@@ -20,10 +20,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 runs=$(mktemp -d)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" > /dev/null; then  # carried wheels of what the machine lacks
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
-fi
+source benchmarks/carried_wheels.sh && use_carried_wheels "$PWD"
 attacks=fgsm,pgd,spsa,transfer,apgd-ce
 if ! "$py" -c "import torchattacks" 2> /dev/null; then
   attacks=fgsm,pgd,spsa,transfer

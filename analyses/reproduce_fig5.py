@@ -145,13 +145,11 @@ def figures(out: Path) -> None:
     at_eps = at_eps.assign(column=[column_name(a, t, s) for a, t, s in
                                    zip(at_eps["attack"], at_eps["target"], at_eps["steps"],
                                        strict=True)])
-    table, table_sd = (at_eps.pivot_table(index="label", columns="column", values="accuracy",
-                                          aggfunc=how) for how in ("mean", "std"))
-    # worst: the lowest attack column of each seed (the per-image worst case stays beside it)
     per_seed = at_eps.pivot_table(index=["label", "model"], columns="column", values="accuracy")
-    worst = per_seed.drop(columns=["clean", PER_IMAGE]).min(axis=1)
-    table["worst"] = worst.groupby("label").mean()
-    table_sd["worst"] = worst.groupby("label").std()
+    # worst: the lowest attack column of each seed (the per-image worst case stays beside it)
+    per_seed["worst"] = per_seed.drop(columns=["clean", PER_IMAGE]).min(axis=1)
+    by_label = per_seed.groupby("label")
+    table, table_sd = by_label.mean(), by_label.std()
     order = ["clean", "FGSM first", "FGSM e2e", "PGD-40 first", "PGD-40 e2e", "PGD-10 first",
              "APGD-CE-50 e2e", "transfer", PER_IMAGE, "worst"]
     table = table[[c for c in order if c in table] + [c for c in table if c not in order]]

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +30,7 @@ MODES = ("clean", "adversarial", "inference")
 def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> float:
     """Median seconds per call of one mode (runs in the child process)."""
     import torch
+    from bench_engine import timed
     from bench_train import training_step
 
     from neurocnnf.models import build_model
@@ -48,13 +48,7 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> fl
     else:
         optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
         call = training_step(model, optimizer, x, y, mode == "adversarial")
-    call()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed(call, steps, torch.device("cpu"))
 
 
 def run_child(tree: Path, setting: str, mode: str, args: argparse.Namespace) -> float:

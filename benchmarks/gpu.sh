@@ -15,10 +15,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")"
 export PYTHONPATH=$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-if compgen -G "../.whl/*.whl" > /dev/null; then  # carried wheels: zarr, h5netcdf, ...
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site ../.whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
-fi
+source carried_wheels.sh && use_carried_wheels ..  # zarr, h5netcdf, ...
 if [ -n "${QUICK:-}" ]; then  # a dry run: tiny sizes, two architectures
   archs="fmnist_small fmnist_adv"; batch=16; n=32; repeats=1; settings="fmnist_small:1"
 else
