@@ -202,20 +202,29 @@ def mean_sd(mean: pd.DataFrame, sd: pd.DataFrame) -> pd.DataFrame:
                          for c in mean.columns}, index=mean.index)
 
 
-def robustness_summary(csv: Path) -> dict[str, float | int]:
-    """The card's robustness fields from one run's evaluation CSV (accuracy, fractions)."""
+def robustness_summary(csv: Path, model: str | None = None,
+                       evaluation: str = "analyses/reproduce_fig5.py") -> dict[str, object]:
+    """The card's robustness fields (accuracy, fractions) from an evaluation CSV: this
+    script's, one run per file, or ``neurocnnf evaluate``'s results.csv with ``model`` naming
+    the rows of the run (e.g. 'table2-cnnf/best'). Each field is the lowest over scorings."""
     rows = pd.read_csv(csv)
+    if model is not None:
+        if model not in set(rows["model"]):
+            raise SystemExit(f"{csv} has no rows of model {model!r}: {sorted(set(rows['model']))}")
+        rows = rows[rows["model"] == model]
     rows = rows[rows["sweep"].isna() & ~((rows["attack"] == "transfer")
                                          & (rows["trained_iterations"] == 0))]
     at = rows[(rows["eps"] == TABLE_EPS) & (rows["attack"] != WORST_CASE)]
     pgd40 = at[(at["attack"] == "pgd") & (at["steps"] == STEPS)]
+    attacks = at[at["attack"] != "clean"].drop_duplicates(["attack", "target", "steps"])
     return {"n_images": int(rows["n"].max()), "eps": TABLE_EPS,
             "pgd40_eps0.1_first": float(pgd40[pgd40["target"] == "first"]["accuracy"].min()),
             "pgd40_eps0.1_e2e": float(pgd40[pgd40["target"] == "e2e"]["accuracy"].min()),
             "pgd40_eps0.1_worst": float(pgd40["accuracy"].min()),
             "worst_attack_eps0.1": float(at["accuracy"].min()),
-            "attacks": "FGSM, PGD-40 first/e2e, PGD-10, APGD-CE-50 e2e, transfer (not on the CNN)",
-            "evaluation": "analyses/reproduce_fig5.py"}
+            "attacks": ", ".join(sorted(column_name(a.attack, a.target, a.steps)
+                                        for a in attacks.itertuples())),
+            "evaluation": evaluation}
 
 
 def main() -> None:
@@ -230,6 +239,11 @@ def main() -> None:
     parser.add_argument("--description", default="", help="register: one line")
     parser.add_argument("--hardware", default="", help="register: where it was trained")
     parser.add_argument("--commit", default="", help="register: the training code's commit")
+    parser.add_argument("--results", type=Path,
+                        help="register: the evaluation CSV (default: OUT/<run name>.csv)")
+    parser.add_argument("--model", help="register: the CSV's rows of this model (default: all)")
+    parser.add_argument("--evaluation", default="analyses/reproduce_fig5.py",
+                        help="register: what made the CSV, for the card")
     args = parser.parse_args()
     if args.step == "evaluate":
         for run in args.runs:
@@ -239,8 +253,9 @@ def main() -> None:
         from neurocnnf.pretrained.cards import register
 
         (run,) = args.runs
+        results = args.results or args.out / f"{run.name}.csv"
         print(register(run, args.name, args.description, args.hardware, args.commit,
-                       robustness_summary(args.out / f"{run.name}.csv")))
+                       robustness_summary(results, args.model, args.evaluation)))
     else:
         figures(args.out)
 

@@ -245,6 +245,9 @@ def test_a_registered_attack_runs_through_evaluate_the_tables_and_the_report(toy
     # T went to every model call; the model's own T is untouched (it cannot be set)
     assert set(model.calls) == {3} and model.iterations == 1
     assert set(results["iterations"]) == {3} and set(results["trained_iterations"]) == {1}
+    # a spec without steps records the steps its attack ran (the registry's default)
+    assert results.set_index("attack")["steps"].to_dict() == {
+        "clean": 0, "darken-bright": 1, "darken-dim": 1, WORST_CASE: 0}
     table = paper_table(results, 0.35)
     assert table.loc["CNN-F (last)", "Worst case"] == "25.00"
     assert "| Worst case |" in markdown(table)

@@ -48,3 +48,28 @@ def test_mean_sd_formats_percent_and_leaves_gaps_empty(fig5):
     table = fig5.mean_sd(mean, sd)
     assert table.loc["x"].tolist() == ["50.0 ± 10.0", "25.0"]
     assert table.loc["y"].tolist() == ["", "10.0"]
+
+
+def test_robustness_summary_reads_one_model_of_a_shared_results_file(fig5, tmp_path):
+    # neurocnnf evaluate's results.csv holds the CNN-F and its twin: the card of the CNN-F
+    # reads only its rows, the lowest over scorings, and names the attacks that were run
+    def row(model, label, t, scoring, attack, eps, target, steps, accuracy):
+        return {"model": model, "label": label, "iterations": t, "trained_iterations": t,
+                "scoring": scoring, "attack": attack, "eps": eps, "target": target,
+                "steps": steps, "accuracy": accuracy, "n": 1000, "sweep": None}
+    rows = [row("cnn/best", "CNN", 0, "last", "pgd", 0.1, "first", 40, 0.05),
+            row("cnnf/best", "CNN-F", 1, "last", "clean", 0.0, "e2e", 0, 0.83),
+            row("cnnf/best", "CNN-F", 1, "last", "pgd", 0.1, "first", 40, 0.69),
+            row("cnnf/best", "CNN-F", 1, "avg", "pgd", 0.1, "first", 40, 0.68),
+            row("cnnf/best", "CNN-F", 1, "last", "pgd", 0.1, "e2e", 40, 0.67),
+            row("cnnf/best", "CNN-F", 1, "last", "apgd-ce", 0.1, "e2e", 0, 0.64),
+            row("cnnf/best", "CNN-F", 1, "last", "worst-case", 0.1, "all", 0, 0.60)]
+    csv = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    summary = fig5.robustness_summary(csv, model="cnnf/best", evaluation="neurocnnf evaluate")
+    assert summary["pgd40_eps0.1_first"] == 0.68 and summary["pgd40_eps0.1_e2e"] == 0.67
+    assert summary["worst_attack_eps0.1"] == 0.64  # APGD-CE; the per-image row is left out
+    assert summary["attacks"] == "APGD-CE e2e, PGD-40 e2e, PGD-40 first"
+    assert summary["n_images"] == 1000 and summary["evaluation"] == "neurocnnf evaluate"
+    with pytest.raises(SystemExit, match="no rows of model 'nope'"):
+        fig5.robustness_summary(csv, model="nope")

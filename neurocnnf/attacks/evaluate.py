@@ -41,8 +41,7 @@ def make_adversarial(spec: AttackSpec, model: FeedbackModel, x: Tensor, y: Tenso
         return x
     attack = get_attack(spec.attack)
     steps = model.iterations if iterations is None else check_iterations(iterations)
-    call = AttackCall(spec, model, x, y, scoring, steps, generator, twin,
-                      spec.steps or attack.default_steps)
+    call = AttackCall(spec, model, x, y, scoring, steps, generator, twin, steps_run(spec))
     if not attack.restartable:
         return attack.function(call)
     return _worst_of_restarts(lambda: attack.function(call), model, x, y, scoring, steps,
@@ -141,7 +140,7 @@ def evaluate(
                 bar.update(1)
         for scoring in scorings:
             correct[index, scoring] = torch.cat(hits[scoring])
-            rows.append({**base, "scoring": scoring, **asdict(spec),
+            rows.append({**base, "scoring": scoring, **asdict(spec), "steps": steps_run(spec),
                          "accuracy": int(correct[index, scoring].sum()) / len(labels),
                          "n": len(labels), "seconds": seconds[scoring]})
     bar.close()
@@ -152,6 +151,14 @@ def evaluate(
                          "accuracy": int(robust.sum()) / len(labels), "n": len(labels),
                          "seconds": 0.0})
     return pd.DataFrame(rows)
+
+
+def steps_run(spec: AttackSpec) -> int:
+    """The steps an attack spec runs: its own, or its attack's default where it gives 0
+    (e.g. APGD-CE's 100); 0 for 'clean'."""
+    if spec.steps or spec.attack == "clean":
+        return spec.steps
+    return get_attack(spec.attack).default_steps
 
 
 def worst_case(specs: list[AttackSpec], correct: list[Tensor]) -> list[tuple[float, Tensor]]:
