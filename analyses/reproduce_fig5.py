@@ -209,8 +209,9 @@ def robustness_summary(csv: Path, model: str | None = None,
     the rows of the run (e.g. 'table2-cnnf/best'). Each field is the lowest over scorings."""
     rows = pd.read_csv(csv)
     if model is not None:
-        if model not in set(rows["model"]):
-            raise SystemExit(f"{csv} has no rows of model {model!r}: {sorted(set(rows['model']))}")
+        models = set(rows["model"])
+        if model not in models:
+            raise SystemExit(f"{csv} has no rows of model {model!r}: {sorted(models)}")
         rows = rows[rows["model"] == model]
     rows = rows[rows["sweep"].isna() & ~((rows["attack"] == "transfer")
                                          & (rows["trained_iterations"] == 0))]
