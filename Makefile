@@ -44,7 +44,7 @@ brainscore: $(BS_STAMP)
 install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
-	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts
+	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts notebooks
 	@# the slurm tests run when a SLURM answers or, with NEUROCNNF_TEST_SLURM=start (.ci/run),
 	@# start a local one as root; else they skip, saying why
 	$(BIN)/python -m pytest -q --durations=10
@@ -59,7 +59,7 @@ test-slurm: install
 	NEUROCNNF_TEST_SLURM=start $(BIN)/python -m pytest -q -m slurm --durations=10
 
 lint: install
-	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts
+	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts notebooks
 
 CONFIG ?= quickstart
 

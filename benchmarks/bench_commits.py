@@ -31,7 +31,6 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> fl
     """Median seconds per call of one mode (runs in the child process)."""
     import torch
     from bench_engine import timed
-    from bench_train import training_step
 
     from neurocnnf.models import build_model
 
@@ -45,7 +44,9 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> fl
         def call():
             with torch.no_grad():
                 model(x)
-    else:
+    else:  # bench_train imports from neurocnnf what older commits may lack: only here
+        from bench_train import training_step
+
         optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
         call = training_step(model, optimizer, x, y, mode == "adversarial")
     return timed(call, steps, torch.device("cpu"))

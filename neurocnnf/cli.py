@@ -200,6 +200,8 @@ def evaluate(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    scorings: Annotated[str, typer.Option(help="CNN-F's scored logits: last,avg,first; e2e "
+                                          "attacks run once per scoring")] = "last,avg",
 ) -> None:
     """Robustness of CNN-F checkpoints: the paper's table, Fig. 5 curves, masking report."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
@@ -213,7 +215,8 @@ def evaluate(
         run_evaluation(
             checkpoints, out, twin, dataset, limit, eps, grid,
             tuple(a.strip() for a in attacks.split(",") if a.strip()), pgd_steps, spsa_steps,
-            iterations, batch_size, seed, _device(device), progress)
+            iterations, batch_size, seed, _device(device), progress,
+            tuple(s.strip() for s in scorings.split(",") if s.strip()))
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
             ImportError) as error:
         _fail(error)

@@ -147,6 +147,15 @@ def test_ada_pool_equals_separate_max_and_min_pooling_with_ties_and_gradients(si
             assert out.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("kernel_size", [2, 3])
+def test_spread_windows_equals_nearest_upsampling(kernel_size):
+    x = torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(0))
+    expected = F.interpolate(x, scale_factor=kernel_size, mode="nearest")
+    assert torch.equal(cf.spread_windows(x, kernel_size), expected)
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(cf.spread_windows(nhwc, kernel_size), expected)
+
+
 def test_ada_pool_feedback_routes_to_argmax_then_to_the_latent_choice():
     pool = AdaPool(2)
     state = InferenceState()

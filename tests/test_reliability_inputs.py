@@ -271,6 +271,7 @@ def test_train_refuses_bad_settings_before_training(tmp_path, real, override, me
     (False, ["--test-iterations=-1"], "--test-iterations must be integers >= 0, got [-1]"),
     (False, ["--test-iterations", "1.5"],
      "--test-iterations '1.5': expected comma-separated integers"),
+    (False, ["--scorings", "last,mean"], "--scorings must name one or more of last, avg, first"),
 ])
 def test_evaluate_refuses_bad_ranges(checkpoint, tmp_path, real, option, message):
     out = tmp_path / "robustness"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 Scoring = Literal["last", "avg", "first"]
+SCORINGS: tuple[str, ...] = get_args(Scoring)
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Trace:
 
     def scored(self, scoring: Scoring = "last") -> Tensor:
         """The logits a prediction is made from: 'last', 'avg' or 'first'."""
-        if scoring not in ("last", "avg", "first"):
+        if scoring not in SCORINGS:
             raise ValueError(f"unknown scoring {scoring!r}: use 'last', 'avg' or 'first'")
         return getattr(self, scoring)
 

@@ -20,6 +20,7 @@ from neurocnnf.attacks.tables import markdown, paper_table
 from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchattacks_available
 from neurocnnf.extras import require
 from neurocnnf.io import save_figure
+from neurocnnf.models.trace import SCORINGS
 from neurocnnf.stimuli import from_dataset, render
 
 pd = require("pandas", "analysis", "the robustness runner (neurocnnf evaluate)")
@@ -49,7 +50,7 @@ def attack_plan(eps: float, eps_grid: list[float], attacks: list[str], pgd_steps
 
 def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
                   test_iterations: tuple[int, ...], pgd_steps: int, spsa_steps: int,
-                  batch_size: int) -> None:
+                  batch_size: int, scorings: tuple[str, ...] = ("last", "avg")) -> None:
     """Raise ValueError for an evaluation that cannot run as asked, ImportError (naming the
     ``attacks`` extra) when an attack asked for needs torchattacks and it is missing; before
     any work."""
@@ -63,6 +64,9 @@ def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
                              f"CHECKPOINT or leave {name} out of --attacks")
     if any(get_attack(a).needs_torchattacks for a in attacks) and not torchattacks_available():
         raise ImportError(TORCHATTACKS_MISSING)
+    if not scorings or any(s not in SCORINGS for s in scorings):
+        raise ValueError(f"--scorings must name one or more of {', '.join(SCORINGS)} "
+                         f"(comma-separated), got {','.join(scorings) or 'none'}")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1 (or omitted for the whole test set), got {limit}")
     negative = [t for t in test_iterations if t < 0]
@@ -119,18 +123,21 @@ def run_evaluation(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    scorings: tuple[str, ...] = ("last", "avg"),
 ) -> pd.DataFrame:
     """Evaluate checkpoints and their plain-CNN twins; write every output under ``out``.
 
     With several seeds, pass one twin per checkpoint (same order): checkpoint i takes its
     transfer examples from twin i (modulo the number of twins), and every twin is a CNN row.
+    ``scorings``: the logits CNN-F is scored on ('last', 'avg', 'first'); an attack aimed at
+    the scored logits (e2e) runs once per scoring, so one scoring halves their cost.
     """
     from neurocnnf.outputs import check_output_folder
     from neurocnnf.train import load_checkpoint, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
     check_request(attacks, len(twins), limit, test_iterations, pgd_steps, spsa_steps,
-                  batch_size)
+                  batch_size, scorings)
     require("h5netcdf", "analysis", "writing results.nc")  # before the attacks, not after
     specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
     check_output_folder(out)
@@ -150,7 +157,7 @@ def run_evaluation(
         loaded = load_checkpoint(path, map_location=device)
         model, label = loaded.model, loaded.name
         twin_model = twin_models[index % len(twin_models)] if twin_models else None
-        frames.append(evaluate(model, images, labels, specs, twin=twin_model,
+        frames.append(evaluate(model, images, labels, specs, scorings, twin=twin_model,
                                batch_size=batch_size, seed=seed, name=name, label=label,
                                progress=progress))
         for t in test_iterations:
