@@ -223,3 +223,16 @@ def test_trains_with_the_training_loop_and_attacks_reach_it(tmp_path):
     x, y = _images(4), torch.arange(4)
     adversarial = pgd(logits_fn(model, "e2e", "last"), x, y, eps=0.1, steps=2, step_size=0.05)
     assert 0 < (adversarial - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_correlation_distance_equals_the_rsa_pearson_with_constant_rows():
+    from neurocnnf.analysis.rsa import unit_rows
+
+    a = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    b = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    a[1] = 2.5  # a constant sample: r = 0, distance 1
+    expected = 1 - (unit_rows(a.flatten(1).double().numpy())
+                    * unit_rows(b.flatten(1).double().numpy())).sum(1)
+    distance = pc_analysis.correlation_distance(a, b)
+    assert distance.dtype == torch.float32 and distance[1] == 1.0
+    torch.testing.assert_close(distance, torch.from_numpy(expected).float(), rtol=0, atol=1e-7)
