@@ -171,6 +171,11 @@ def stimuli(
     typer.echo(f"wrote {len(stimulus_set)} stimuli: {csv}")
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """'pgd, apgd-ce' -> ('pgd', 'apgd-ce'): comma-separated names, blanks dropped."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def _numbers(text: str, option: str, kind: type = float) -> tuple:
     """'0.1,0.2' -> (0.1, 0.2) as ``kind`` (float or int); exit 2 naming the option if not."""
     try:
@@ -214,9 +219,8 @@ def evaluate(
 
         run_evaluation(
             checkpoints, out, twin, dataset, limit, eps, grid,
-            tuple(a.strip() for a in attacks.split(",") if a.strip()), pgd_steps, spsa_steps,
-            iterations, batch_size, seed, _device(device), progress,
-            tuple(s.strip() for s in scorings.split(",") if s.strip()))
+            _names(attacks), pgd_steps, spsa_steps, iterations, batch_size, seed,
+            _device(device), progress, _names(scorings))
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
             ImportError) as error:
         _fail(error)
