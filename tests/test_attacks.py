@@ -4,6 +4,7 @@ per-image worst case, masking report, and what imports without the optional extr
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -253,6 +254,23 @@ def test_a_registered_attack_runs_through_evaluate_the_tables_and_the_report(toy
     assert "| Worst case |" in markdown(table)
     checks = [c for c in masking_report(results) if c.name == "black-box >= white-box"]
     assert len(checks) == 1 and not checks[0].passed and "darken-dim" in checks[0].detail
+
+
+def test_a_plain_cnn_runs_its_first_and_e2e_attack_once(toy_attacks):
+    # T = 0: the first pass is the whole model, so e2e is the same attack on the same images
+    runs = []
+    attack = ATTACKS[toy_attacks[0]]
+    ATTACKS[attack.name] = replace(attack, function=lambda call: runs.append(1) or
+                                   attack.function(call))
+    means = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    images, labels = means.view(4, 1, 1, 1).expand(4, 1, 4, 4).clone(), torch.ones(4).long()
+    specs = [AttackSpec(attack.name, 0.35, target) for target in ("first", "e2e")]
+    results = evaluate(Brightness(iterations=0), images, labels, specs, batch_size=2,
+                       progress=False)
+    assert len(runs) == 2  # one run per batch of 2, not per target
+    attacked = results[results.attack == attack.name].set_index("target")
+    assert attacked.loc["first", "accuracy"] == attacked.loc["e2e", "accuracy"] == 0.75
+    assert attacked.loc["e2e", "seconds"] == 0.0 < attacked.loc["first", "seconds"]
 
 
 def test_worst_case_counts_an_image_only_if_every_attack_misses_it():

@@ -113,17 +113,27 @@ def evaluate(
     steps = model.iterations if iterations is None else check_iterations(iterations)
     if steps == 0:
         scorings = ("last",)
-    total = len(specs) * len(scorings) * -(-len(labels) // batch_size)
-    bar = tqdm(total=total, desc=f"evaluate {name}", disable=not progress)
+    batches = -(-len(labels) // batch_size)
+    bar = tqdm(total=len(specs) * len(scorings) * batches, desc=f"evaluate {name}",
+               disable=not progress)
     base = {"model": name, "label": label or name, "iterations": steps,
             "trained_iterations": model.iterations}
     rows, correct = [], {}  # correct[(spec index, scoring)]: (N,) bool per image
+    ran = {}  # attack setting -> index of the spec that ran it
     for index, spec in enumerate(specs):
         # for a plain CNN, e2e is the first pass: the same attack, the same examples
         key = replace(spec, target="first") if steps == 0 else spec
+        if key in ran:  # run once, reported under each spec that asks for it
+            for scoring in scorings:
+                correct[index, scoring] = correct[ran[key], scoring]
+            bar.update(batches * len(scorings))
+            rows += [_row(base, spec, scoring, correct[index, scoring], 0.0)
+                     for scoring in scorings]
+            continue
+        ran[key] = index
+        seconds = dict.fromkeys(scorings, 0.0)
         reuse = key.target == "first" or key.attack == "clean" or \
             get_attack(key.attack).needs_twin
-        seconds = dict.fromkeys(scorings, 0.0)
         hits = {s: [] for s in scorings}
         for b, start in enumerate(range(0, len(labels), batch_size)):
             x = images[start:start + batch_size].to(device)
@@ -140,9 +150,7 @@ def evaluate(
                 bar.update(1)
         for scoring in scorings:
             correct[index, scoring] = torch.cat(hits[scoring])
-            rows.append({**base, "scoring": scoring, **asdict(spec), "steps": steps_run(spec),
-                         "accuracy": int(correct[index, scoring].sum()) / len(labels),
-                         "n": len(labels), "seconds": seconds[scoring]})
+            rows.append(_row(base, spec, scoring, correct[index, scoring], seconds[scoring]))
     bar.close()
     for scoring in scorings:
         for eps, robust in worst_case(specs, [correct[i, scoring] for i in range(len(specs))]):
@@ -151,6 +159,13 @@ def evaluate(
                          "accuracy": int(robust.sum()) / len(labels), "n": len(labels),
                          "seconds": 0.0})
     return pd.DataFrame(rows)
+
+
+def _row(base: dict, spec: AttackSpec, scoring: str, correct: Tensor, seconds: float) -> dict:
+    """One results row: the spec's fields, its accuracy from ``correct`` ((N,) bool)."""
+    return {**base, "scoring": scoring, **asdict(spec), "steps": steps_run(spec),
+            "accuracy": int(correct.sum()) / len(correct), "n": len(correct),
+            "seconds": seconds}
 
 
 def steps_run(spec: AttackSpec) -> int:
