@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,58 @@ def test_tampered_checkpoint_metadata_is_refused(checkpoint, tmp_path):
     assert result.returncode == 2
     assert "non-finite (NaN or inf) values in ['body.layers.8.weight']" in error_line(result)
     assert snapshot(out) == before
+
+
+def test_a_bad_later_checkpoint_fails_evaluate_before_any_attack(checkpoint, tmp_path):
+    # every checkpoint is read up front: the first model's attacks do not run (and keep
+    # nothing) only to fail on the second file
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.train import save_model
+
+    twin = tmp_path / "cnn" / "best.safetensors"
+    save_model(fmnist_small(iterations=0), twin)
+    junk = tmp_path / "junk" / "best.safetensors"
+    junk.parent.mkdir()
+    junk.write_bytes(b"not a safetensors file")
+    out = tmp_path / "robustness"
+    before = occupied(out)
+    result = invoke("evaluate", checkpoint, junk, "--twin", twin, "--out", out, *FAST_EVAL)
+    assert result.exit_code == 2 and str(junk) in error_line(result)
+    assert snapshot(out) == before
+
+
+def test_a_killed_evaluation_resumes_from_the_models_it_finished(checkpoint, tmp_path):
+    from neurocnnf.models import fmnist_small
+    from neurocnnf.train import save_model
+
+    twin = tmp_path / "cnn" / "best.safetensors"
+    torch.manual_seed(1)
+    save_model(fmnist_small(iterations=0), twin)
+    out = tmp_path / "robustness"
+    args = ["evaluate", checkpoint, "--twin", twin, "--out", out, "--limit", "200",
+            "--attacks", "pgd", "--pgd-steps", "20", "--eps-grid", "0.1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen([sys.executable, "-m", "neurocnnf.cli", *map(str, args)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = out / ".partial"
+    while job.poll() is None and not any(parts.glob("*.csv")):
+        time.sleep(0.02)
+    job.kill()  # the twin is done; the CNN-F's attacks (several seconds more) are not
+    job.wait()
+    kept = list(parts.glob("*.csv"))
+    assert len(kept) == 1 and not (out / "results.csv").exists()
+    twin_rows = pd.read_csv(kept[0])
+    assert set(twin_rows["label"]) == {"CNN"}
+    twin_rows.loc[twin_rows["attack"] == "clean", "accuracy"] = 0.123  # marks the kept rows
+    twin_rows.to_csv(kept[0], index=False)
+
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "resuming: cnn/best was evaluated by an earlier run" in result.output
+    results = pd.read_csv(out / "results.csv")
+    clean = results[results["attack"] == "clean"].set_index("label")["accuracy"]
+    assert clean["CNN"] == 0.123 and clean.drop("CNN").ne(0.123).all()  # the CNN-F's: new
+    assert results["label"].nunique() == 2 and not parts.exists()
 
 
 def test_huge_sizes_in_metadata_are_refused_before_allocating(checkpoint, tmp_path):

@@ -18,9 +18,11 @@ from neurocnnf.attacks.masking import format_report, masking_report
 from neurocnnf.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
 from neurocnnf.attacks.tables import markdown, paper_table
 from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchattacks_available
+from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
 from neurocnnf.io import save_figure
 from neurocnnf.models.trace import SCORINGS
+from neurocnnf.pipelines.partial import PARTIAL, clear_parts, load_part, save_part
 from neurocnnf.stimuli import from_dataset, render
 
 pd = require("pandas", "analysis", "the robustness runner (neurocnnf evaluate)")
@@ -131,6 +133,8 @@ def run_evaluation(
     transfer examples from twin i (modulo the number of twins), and every twin is a CNN row.
     ``scorings``: the logits CNN-F is scored on ('last', 'avg', 'first'); an attack aimed at
     the scored logits (e2e) runs once per scoring, so one scoring halves their cost.
+    A killed run resumes when rerun with the same arguments: each model's rows are kept in
+    ``out/.partial/`` as soon as it is evaluated, until the outputs are written.
     """
     from neurocnnf.outputs import check_output_folder
     from neurocnnf.train import load_checkpoint, load_model
@@ -146,32 +150,65 @@ def run_evaluation(
     names = unique_names(files)
     twin_names, names = names[:len(twins)], names[len(twins):]
     images, labels = test_images(dataset, limit)
+    # every checkpoint is read before any attack runs: a bad one fails the command up front
     twin_models = [load_model(t, map_location=device) for t in twins]
+    loaded_checkpoints = [load_checkpoint(p, map_location=device) for p in files[len(twins):]]
+    digests = [file_digest(f) for f in files]
+    request = {"dataset": dataset, "limit": limit, "seed": seed, "batch_size": batch_size,
+               "device": str(device)}
     frames = []
     cnn_specs = [s for s in specs if s.attack == "clean" or not get_attack(s.attack).needs_twin]
-    for name, twin_model in zip(twin_names, twin_models, strict=True):
-        frames.append(evaluate(twin_model, images, labels, cnn_specs, twin=None,
-                               batch_size=batch_size, seed=seed, name=name, label="CNN",
-                               progress=progress))
-    for index, (path, name) in enumerate(zip(files[len(twins):], names, strict=True)):
-        loaded = load_checkpoint(path, map_location=device)
+    for name, twin_model, digest in zip(twin_names, twin_models, digests[:len(twins)],
+                                        strict=True):
+        part = {**request, "name": name, "checkpoint": digest,
+                "specs": [repr(s) for s in cnn_specs]}
+        if (kept := resumed(out, part, name)) is None:
+            kept = finished(out, part, evaluate(
+                twin_model, images, labels, cnn_specs, twin=None, batch_size=batch_size,
+                seed=seed, name=name, label="CNN", progress=progress))
+        frames.append(kept)
+    for index, (loaded, name) in enumerate(zip(loaded_checkpoints, names, strict=True)):
+        twin_index = index % len(twins) if twins else None
+        part = {**request, "name": name, "checkpoint": digests[len(twins) + index],
+                "specs": [repr(s) for s in specs], "scorings": list(scorings),
+                "test_iterations": list(test_iterations), "pgd_steps": pgd_steps,
+                "twin": None if twin_index is None else digests[twin_index]}
+        if (kept := resumed(out, part, name)) is not None:
+            frames.append(kept)
+            continue
         model, label = loaded.model, loaded.name
-        twin_model = twin_models[index % len(twin_models)] if twin_models else None
-        frames.append(evaluate(model, images, labels, specs, scorings, twin=twin_model,
-                               batch_size=batch_size, seed=seed, name=name, label=label,
-                               progress=progress))
+        twin_model = None if twin_index is None else twin_models[twin_index]
+        parts = [evaluate(model, images, labels, specs, scorings, twin=twin_model,
+                          batch_size=batch_size, seed=seed, name=name, label=label,
+                          progress=progress)]
         for t in test_iterations:
             sweep = [s for s in specs if s.attack == "clean" or (
                 s.attack == "pgd" and s.target == "first" and s.steps == pgd_steps)]
-            frames.append(evaluate(model, images, labels, sweep, scorings=("last",),
-                                   batch_size=batch_size, seed=seed, name=name, label=label,
-                                   iterations=t, progress=progress).assign(sweep="test_iterations"))
+            parts.append(evaluate(model, images, labels, sweep, scorings=("last",),
+                                  batch_size=batch_size, seed=seed, name=name, label=label,
+                                  iterations=t, progress=progress).assign(sweep="test_iterations"))
+        frames.append(finished(out, part, pd.concat(parts, ignore_index=True)))
     results = pd.concat(frames, ignore_index=True)
     if "sweep" not in results:
         results["sweep"] = ""
     results["sweep"] = results["sweep"].fillna("")
     write_outputs(results, out, eps, fig)
+    clear_parts(out)
     return results
+
+
+def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
+    """The rows a killed run of the same request kept for one model, or None."""
+    kept = load_part(out, part)
+    if kept is not None:
+        print(f"resuming: {name} was evaluated by an earlier run ({out / PARTIAL})")
+    return kept
+
+
+def finished(out: Path, part: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """Keep one model's rows until the outputs are written; return them."""
+    save_part(out, part, rows)
+    return rows
 
 
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
