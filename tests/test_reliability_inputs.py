@@ -335,8 +335,9 @@ def test_a_killed_evaluation_resumes_from_the_models_it_finished(checkpoint, tmp
     torch.manual_seed(1)
     save_model(fmnist_small(iterations=0), twin)
     out = tmp_path / "robustness"
-    args = ["evaluate", checkpoint, "--twin", twin, "--out", out, "--limit", "200",
-            "--attacks", "pgd", "--pgd-steps", "20", "--eps-grid", "0.1", "--no-progress"]
+    args = ["evaluate", checkpoint, "--twin", twin, "--out", out, "--limit", "100",
+            "--attacks", "pgd", "--pgd-steps", "20", "--eps-grid", "0.1", "--scorings", "last",
+            "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     job = subprocess.Popen([sys.executable, "-m", "neurocnnf.cli", *map(str, args)], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
