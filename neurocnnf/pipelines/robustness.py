@@ -20,7 +20,7 @@ from neurocnnf.attacks.tables import markdown, paper_table
 from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchattacks_available
 from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
-from neurocnnf.io import save_figure
+from neurocnnf.io import atomic_write, save_figure
 from neurocnnf.models.trace import SCORINGS
 from neurocnnf.pipelines.partial import PARTIAL, clear_parts, load_part, save_part
 from neurocnnf.stimuli import from_dataset, render
@@ -216,15 +216,15 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     import xarray as xr
 
     out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "results.csv", index=False)
-    xr.Dataset.from_dataframe(results.rename_axis("row")).to_netcdf(out / "results.nc",
-                                                                     engine="h5netcdf")
+    atomic_write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
+    dataset = xr.Dataset.from_dataframe(results.rename_axis("row"))
+    atomic_write(out / "results.nc", lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
     main = results[results["sweep"] == ""]
     table = markdown(paper_table(main, eps))
     report = format_report(masking_report(main))
-    (out / "table.md").write_text(f"Accuracy (%) at eps = {eps} (pixel scale), "
-                                  f"n = {int(main['n'].max())}\n\n{table}\n")
-    (out / "report.txt").write_text(report + "\n")
+    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(
+        f"Accuracy (%) at eps = {eps} (pixel scale), n = {int(main['n'].max())}\n\n{table}\n"))
+    atomic_write(out / "report.txt", lambda tmp: Path(tmp).write_text(report + "\n"))
     save_figure(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
     save_figure(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
     if main["trained_iterations"].nunique() > 1:
