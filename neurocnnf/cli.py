@@ -208,7 +208,10 @@ def evaluate(
     scorings: Annotated[str, typer.Option(help="CNN-F's scored logits: last,avg,first; e2e "
                                           "attacks run once per scoring")] = "last,avg",
 ) -> None:
-    """Robustness of CNN-F checkpoints: the paper's table, Fig. 5 curves, masking report."""
+    """Robustness of CNN-F checkpoints: the paper's table, Fig. 5 curves, masking report.
+
+    A killed run resumes: rerun the same command to reuse the models it finished.
+    """
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.train import CheckpointError
 
