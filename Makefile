@@ -63,7 +63,7 @@ lint: install
 
 CONFIG ?= quickstart
 
-# The main job: the Snakemake workflow on a config (default: the quickstart, CPU, ~18-27 minutes):
+# The main job: the Snakemake workflow on a config (default: the quickstart, CPU, ~17-27 minutes):
 # train CNN-F, its CNN twin and the predictive-coding comparator, robustness, activations,
 # analyses, figures and the report, all under results/$(CONFIG)/.
 demo: install
