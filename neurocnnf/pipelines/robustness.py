@@ -158,14 +158,17 @@ def run_evaluation(
                "device": str(device)}
     frames = []
     cnn_specs = [s for s in specs if s.attack == "clean" or not get_attack(s.attack).needs_twin]
+    sweep = [s for s in specs if s.attack == "clean" or (
+        s.attack == "pgd" and s.target == "first" and s.steps == pgd_steps)]
     for name, twin_model, digest in zip(twin_names, twin_models, digests[:len(twins)],
                                         strict=True):
         part = {**request, "name": name, "checkpoint": digest,
                 "specs": [repr(s) for s in cnn_specs]}
         if (kept := resumed(out, part, name)) is None:
-            kept = finished(out, part, evaluate(
-                twin_model, images, labels, cnn_specs, twin=None, batch_size=batch_size,
-                seed=seed, name=name, label="CNN", progress=progress))
+            kept = evaluate(twin_model, images, labels, cnn_specs, twin=None,
+                            batch_size=batch_size, seed=seed, name=name, label="CNN",
+                            progress=progress)
+            save_part(out, part, kept)
         frames.append(kept)
     for index, (loaded, name) in enumerate(zip(loaded_checkpoints, names, strict=True)):
         twin_index = index % len(twins) if twins else None
@@ -182,12 +185,11 @@ def run_evaluation(
                           batch_size=batch_size, seed=seed, name=name, label=label,
                           progress=progress)]
         for t in test_iterations:
-            sweep = [s for s in specs if s.attack == "clean" or (
-                s.attack == "pgd" and s.target == "first" and s.steps == pgd_steps)]
             parts.append(evaluate(model, images, labels, sweep, scorings=("last",),
                                   batch_size=batch_size, seed=seed, name=name, label=label,
                                   iterations=t, progress=progress).assign(sweep="test_iterations"))
-        frames.append(finished(out, part, pd.concat(parts, ignore_index=True)))
+        frames.append(pd.concat(parts, ignore_index=True))
+        save_part(out, part, frames[-1])
     results = pd.concat(frames, ignore_index=True)
     if "sweep" not in results:
         results["sweep"] = ""
@@ -203,12 +205,6 @@ def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
     if kept is not None:
         print(f"resuming: {name} was evaluated by an earlier run ({out / PARTIAL})")
     return kept
-
-
-def finished(out: Path, part: dict, rows: pd.DataFrame) -> pd.DataFrame:
-    """Keep one model's rows until the outputs are written; return them."""
-    save_part(out, part, rows)
-    return rows
 
 
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
