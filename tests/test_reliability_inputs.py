@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import xarray as xr
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -328,6 +329,7 @@ def test_a_bad_later_checkpoint_fails_evaluate_before_any_attack(checkpoint, tmp
 
 
 def test_a_killed_evaluation_resumes_from_the_models_it_finished(checkpoint, tmp_path):
+    from neurocnnf.attacks.paired import unpack
     from neurocnnf.models import fmnist_small
     from neurocnnf.train import save_model
 
@@ -360,6 +362,17 @@ def test_a_killed_evaluation_resumes_from_the_models_it_finished(checkpoint, tmp
     clean = results[results["attack"] == "clean"].set_index("label")["accuracy"]
     assert clean["CNN"] == 0.123 and clean.drop("CNN").ne(0.123).all()  # the CNN-F's: new
     assert results["label"].nunique() == 2 and not parts.exists()
+    # the kept rows' per-image correctness came back through the part: the paired table
+    # compares the CNN-F with that twin, image by image, and results.nc holds it as (row, image)
+    paired = pd.read_csv(out / "paired.csv")
+    assert set(paired["twin"]) == {"cnn/best"} and (paired["n"] == 100).all()
+    assert "CNN-F minus its twin on the same images" in (out / "table.md").read_text()
+    with xr.open_dataset(out / "results.nc", engine="h5netcdf") as stored:
+        assert stored["correct"].dims == ("row", "image") and stored.sizes["image"] == 100
+        kept_clean = stored["correct"][(stored["attack"] == "clean").values
+                                       & (stored["label"] == "CNN").values]
+        assert kept_clean.mean().item() == pytest.approx(twin_rows.loc[
+            twin_rows["attack"] == "clean", "correct"].map(lambda t: unpack(t).mean()).iloc[0])
 
 
 def test_huge_sizes_in_metadata_are_refused_before_allocating(checkpoint, tmp_path):

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from neurocnnf.attacks.paired import CORRECT, pack
 from neurocnnf.attacks.registry import AttackCall, AttackSpec, get_attack
 from neurocnnf.extras import require
 from neurocnnf.models.engine import check_iterations
@@ -97,6 +98,8 @@ def evaluate(
     At every eps with two or more attack specs, a ``worst-case`` row per scoring counts an
     image correct only if it is correct clean (when 'clean' is among the specs) and under every
     one of those attacks (AutoAttack's robust accuracy; target 'all').
+    Each row keeps its per-image correctness in the ``correct`` column, packed as text
+    (``neurocnnf.attacks.paired.unpack`` reads it), for paired comparisons between models.
     Seeds are fixed per (attack, batch), so the same inputs give the same adversarial images.
     Memory is bounded: the model sees at most ``min(batch_size, MAX_BATCH)`` images at a time,
     and only one batch of adversarial images is kept (shared by the scorings that reuse it).
@@ -157,15 +160,16 @@ def evaluate(
             rows.append({**base, "scoring": scoring, "attack": WORST_CASE, "eps": eps,
                          "target": "all", "steps": 0, "restarts": 1, "step_size": None,
                          "accuracy": int(robust.sum()) / len(labels), "n": len(labels),
-                         "seconds": 0.0})
+                         "seconds": 0.0, CORRECT: pack(robust)})
     return pd.DataFrame(rows)
 
 
 def _row(base: dict, spec: AttackSpec, scoring: str, correct: Tensor, seconds: float) -> dict:
-    """One results row: the spec's fields, its accuracy from ``correct`` ((N,) bool)."""
+    """One results row: the spec's fields, its accuracy from ``correct`` ((N,) bool), and
+    ``correct`` itself, packed (``paired.pack``)."""
     return {**base, "scoring": scoring, **asdict(spec), "steps": steps_run(spec),
             "accuracy": int(correct.sum()) / len(correct), "n": len(correct),
-            "seconds": seconds}
+            "seconds": seconds, CORRECT: pack(correct)}
 
 
 def steps_run(spec: AttackSpec) -> int:

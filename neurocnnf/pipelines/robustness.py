@@ -15,6 +15,7 @@ from torch import Tensor
 
 from neurocnnf.attacks.evaluate import evaluate
 from neurocnnf.attacks.masking import format_report, masking_report
+from neurocnnf.attacks.paired import CORRECT, paired_markdown, paired_table, unpack
 from neurocnnf.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
 from neurocnnf.attacks.tables import markdown, paper_table
 from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchattacks_available
@@ -188,12 +189,12 @@ def run_evaluation(
             parts.append(evaluate(model, images, labels, sweep, scorings=("last",),
                                   batch_size=batch_size, seed=seed, name=name, label=label,
                                   iterations=t, progress=progress).assign(sweep="test_iterations"))
-        frames.append(pd.concat(parts, ignore_index=True))
+        twin_name = None if twin_index is None else twin_names[twin_index]
+        frames.append(pd.concat(parts, ignore_index=True).assign(twin=twin_name))
         save_part(out, part, frames[-1])
     results = pd.concat(frames, ignore_index=True)
-    if "sweep" not in results:
-        results["sweep"] = ""
-    results["sweep"] = results["sweep"].fillna("")
+    for column in ("sweep", "twin"):  # '' where a row has none (text columns in results.nc)
+        results[column] = results[column].fillna("") if column in results else ""
     write_outputs(results, out, eps, fig)
     clear_parts(out)
     return results
@@ -208,18 +209,20 @@ def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
 
 
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
-    """results.csv, results.nc, table.md, report.txt and figures/ under ``out``."""
-    import xarray as xr
-
+    """results.csv, results.nc, table.md, paired.csv, report.txt and figures/ under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
-    dataset = xr.Dataset.from_dataframe(results.rename_axis("row"))
+    dataset = results_dataset(results)
     atomic_write(out / "results.nc", lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
     main = results[results["sweep"] == ""]
     table = markdown(paper_table(main, eps))
+    paired = paired_table(main, eps)
     report = format_report(masking_report(main))
     atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(
-        f"Accuracy (%) at eps = {eps} (pixel scale), n = {int(main['n'].max())}\n\n{table}\n"))
+        f"Accuracy (%) at eps = {eps} (pixel scale), n = {int(main['n'].max())}\n\n{table}\n"
+        + (f"\n{paired_markdown(paired)}\n" if not paired.empty else "")))
+    if not paired.empty:
+        atomic_write(out / "paired.csv", lambda tmp: paired.to_csv(tmp, index=False))
     atomic_write(out / "report.txt", lambda tmp: Path(tmp).write_text(report + "\n"))
     save_figure(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
     save_figure(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
@@ -231,4 +234,20 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
         save_figure(fig.accuracy_vs_test_iterations(sweep),
                     out / "figures" / "fig5d_test_iterations.png")
     print(table)
+    if not paired.empty:
+        print(paired_markdown(paired))
     print(report)
+
+
+def results_dataset(results: pd.DataFrame):
+    """``results`` as an xarray Dataset over ``row``; the packed per-image correctness becomes
+    a bool variable ``correct`` (row, image) when every row has it for the same images."""
+    import xarray as xr
+
+    table = results.drop(columns=[CORRECT], errors="ignore")
+    dataset = xr.Dataset.from_dataframe(table.rename_axis("row"))
+    if CORRECT in results and results[CORRECT].notna().all() and results["n"].nunique() == 1:
+        dataset[CORRECT] = (("row", "image"), np.stack([unpack(t) for t in results[CORRECT]]))
+        dataset[CORRECT].attrs["description"] = (
+            "per test image (in test-set order): correct under the row's attack and scoring")
+    return dataset
