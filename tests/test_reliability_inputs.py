@@ -366,7 +366,7 @@ def test_a_killed_evaluation_resumes_from_the_models_it_finished(checkpoint, tmp
     # compares the CNN-F with that twin, image by image, and results.nc holds it as (row, image)
     paired = pd.read_csv(out / "paired.csv")
     assert set(paired["twin"]) == {"cnn/best"} and (paired["n"] == 100).all()
-    assert "CNN-F minus its twin on the same images" in (out / "table.md").read_text()
+    assert "CNN-F minus its twin on the same images" in (out / "paired.md").read_text()
     with xr.open_dataset(out / "results.nc", engine="h5netcdf") as stored:
         assert stored["correct"].dims == ("row", "image") and stored.sizes["image"] == 100
         kept_clean = stored["correct"][(stored["attack"] == "clean").values

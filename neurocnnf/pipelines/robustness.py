@@ -209,7 +209,8 @@ def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
 
 
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
-    """results.csv, results.nc, table.md, paired.csv, report.txt and figures/ under ``out``."""
+    """results.csv, results.nc, table.md, paired.csv/.md (with twins), report.txt and
+    figures/ under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
     dataset = results_dataset(results)
@@ -219,10 +220,11 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     paired = paired_table(main, eps)
     report = format_report(masking_report(main))
     atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(
-        f"Accuracy (%) at eps = {eps} (pixel scale), n = {int(main['n'].max())}\n\n{table}\n"
-        + (f"\n{paired_markdown(paired)}\n" if not paired.empty else "")))
+        f"Accuracy (%) at eps = {eps} (pixel scale), n = {int(main['n'].max())}\n\n{table}\n"))
     if not paired.empty:
         atomic_write(out / "paired.csv", lambda tmp: paired.to_csv(tmp, index=False))
+        atomic_write(out / "paired.md", lambda tmp: Path(tmp).write_text(
+            paired_markdown(paired) + "\n"))
     atomic_write(out / "report.txt", lambda tmp: Path(tmp).write_text(report + "\n"))
     save_figure(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
     save_figure(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
