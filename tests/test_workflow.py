@@ -79,6 +79,14 @@ def test_every_target_exists_and_is_valid(workflow_run):
     report_table = _pipe_rows(report.split("## Robustness")[1].split("##")[0])
     assert report_table[0][0] == "model" and len(report_table) - 1 == len(table_rows) >= 2
     assert all(table_rows[cells[0]] == cells[1:] for cells in report_table[1:])
+    # with a twin: CNN-F minus it on the same images, each row with its interval and p
+    paired = pd.read_csv(res / "robustness" / "paired.csv")
+    assert ((paired["low_pp"] <= paired["difference_pp"])
+            & (paired["difference_pp"] <= paired["high_pp"])).all()
+    paired_rows = _pipe_rows(report.split("## CNN-F minus its twin, image by image")[1]
+                             .split("##")[0])
+    assert len(paired_rows) - 1 == (paired["scoring"] == "last").sum() >= 3
+    assert "minus its twin" in report.split("## Headline")[1].split("##")[0]
     page = (res / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 8 and "Headline" in page
     assert f"`{plugin.parent.name}`" in report  # the Brain-Score plugin is named

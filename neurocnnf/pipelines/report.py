@@ -120,6 +120,23 @@ def robustness_table(layout: ResultsLayout, eps: float | None = None
     return table.rename_axis("model").reset_index().astype(object).fillna(""), caption
 
 
+def paired_report_table(layout: ResultsLayout) -> pd.DataFrame:
+    """Each CNN-F minus its twin on the same images (the evaluation's paired.csv, last logits):
+    difference in pp with its 95 % interval, and McNemar's p; empty without a twin."""
+    path = layout.robustness / "paired.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    paired = pd.read_csv(path)
+    paired = paired[paired["scoring"] == "last"]
+    return pd.DataFrame({
+        "model": paired["model"], "twin": paired["twin"],
+        "attack": paired["attack"] + " " + paired["target"] + " " + paired["steps"].astype(str),
+        "difference pp [95 %]": [f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in
+                                 zip(paired["difference_pp"], paired["low_pp"],
+                                     paired["high_pp"], strict=True)],
+        "McNemar p": paired["mcnemar_p"].map(lambda p: f"{p:.3g}")}).reset_index(drop=True)
+
+
 def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
     """The few numbers a reader wants first (``eps``: the robustness table's, as in
     :func:`robustness_table`)."""
@@ -133,6 +150,11 @@ def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
     if {"Clean", "Min"} <= set(robustness.columns):
         lines.append("Robustness (% correct, clean / worst attack): " + "; ".join(
             f"{row['model']} {row['Clean']} / {row['Min']}" for _, row in robustness.iterrows()))
+    paired = paired_report_table(layout)
+    worst = paired[paired["attack"].str.startswith("worst-case")] if len(paired) else paired
+    for _, row in worst.iterrows():
+        lines.append(f"{row['model']} minus its twin {row['twin']}, per-image worst case: "
+                     f"{row['difference pp [95 %]']} pp (McNemar p {row['McNemar p']})")
     rsa = rsa_table(layout)
     for _, row in (rsa[rsa["brain RDM"] == "macaque_IT"] if len(rsa) else rsa).iterrows():
         lines.append(f"{row['model']}: best macaque-IT RSA {row['last t']} at the last iteration "
@@ -168,6 +190,11 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
         if (folder / "report.txt").exists():
             out.append(Block("pre", (folder / "report.txt").read_text(),
                              "gradient-masking checks"))
+        paired = paired_report_table(layout)
+        if len(paired):
+            out += [Block("h2", "CNN-F minus its twin, image by image"),
+                    Block("table", paired, "the same images attacked in both models; Newcombe's "
+                          "interval for paired proportions, exact McNemar test")]
     sets = {p.parent.name: pd.read_csv(p) for p in layout.matching(layout.stimuli("*"))}
     if sets:
         out += [Block("h2", "Stimulus sets"), Block("table", pd.DataFrame([
