@@ -11,7 +11,15 @@ from scipy import stats
 
 from neurocnnf.attacks import AttackSpec
 from neurocnnf.attacks.evaluate import evaluate
-from neurocnnf.attacks.paired import pack, paired_difference, paired_table, unpack, wilson
+from neurocnnf.attacks.paired import (
+    over_models,
+    pack,
+    paired_difference,
+    paired_markdown,
+    paired_table,
+    unpack,
+    wilson,
+)
 from neurocnnf.models import fmnist_small
 
 
@@ -102,3 +110,30 @@ def test_evaluate_keeps_per_image_correctness_that_matches_its_accuracy():
         assert row["difference_pp"] == pytest.approx(expected)
         assert row["low_pp"] <= row["difference_pp"] <= row["high_pp"]
     assert paired_table(results.drop(columns="correct"), 0.1).empty  # older results: no table
+
+
+def test_over_models_summarises_seeds_with_a_t_interval():
+    """Three seeds, each CNN-F against its own twin on 400 images: the summary's mean is the
+    mean of the three paired differences and its interval is scipy's t interval over them."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed, gain in enumerate((0.02, 0.05, 0.08)):
+        twin = rng.random(400) < 0.3
+        model = twin | (rng.random(400) < gain)
+        for name, correct, partner, iterations in ((f"f{seed}", model, f"c{seed}", 5),
+                                                   (f"c{seed}", twin, "", 0)):
+            rows.append({"model": name, "twin": partner, "iterations": iterations,
+                         "scoring": "last", "attack": "pgd", "target": "e2e", "steps": 40,
+                         "eps": 0.05, "n": 400, "accuracy": correct.mean(),
+                         "correct": pack(correct)})
+    table = paired_table(pd.DataFrame(rows), 0.05)
+    summary = over_models(table)
+    assert len(table) == 3 and len(summary) == 1
+    row, differences = summary.iloc[0], table["difference_pp"].to_numpy()
+    assert row["models"] == 3 and row["mean_pp"] == pytest.approx(differences.mean())
+    low, high = stats.t.interval(0.95, 2, differences.mean(), stats.sem(differences))
+    assert (row["low_pp"], row["high_pp"]) == pytest.approx((low, high))
+    assert row["t_p"] == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
+    assert "Over the CNN-F models (seeds)" in paired_markdown(table)
+    one = table.iloc[:1]  # a single seed has no spread to summarise
+    assert over_models(one).empty and "Over the CNN-F models" not in paired_markdown(one)
