@@ -164,11 +164,12 @@ def over_models(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         if len(values) < 2:
             continue
         mean, sd = float(values.mean()), float(values.std(ddof=1))
-        half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * sd / math.sqrt(len(values))
-        p = 1.0 if sd == 0 and mean == 0 else float(stats.ttest_1samp(values, 0.0).pvalue)
+        test = stats.ttest_1samp(values, 0.0)
+        interval = test.confidence_interval(level)
+        p = 1.0 if sd == 0 and mean == 0 else float(test.pvalue)
         rows.append({**dict(zip(SETTING, setting, strict=True)), "models": len(values),
-                     "mean_pp": mean, "sd_pp": sd, "low_pp": mean - half,
-                     "high_pp": mean + half, "t_p": p})
+                     "mean_pp": mean, "sd_pp": sd, "low_pp": float(interval.low),
+                     "high_pp": float(interval.high), "t_p": p})
     return pd.DataFrame(rows)
 
 
