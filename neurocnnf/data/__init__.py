@@ -6,6 +6,7 @@ from neurocnnf.data.datasets import (
     FASHION_MNIST_CLASSES,
     ImageDataset,
     Kriegeskorte92,
+    channel_statistics,
     cifar10,
     dataset_digest,
     fashion_mnist,
@@ -19,7 +20,8 @@ from neurocnnf.data.roots import DataIntegrityError, DataNotFoundError, data_roo
 
 __all__ = [
     "Augment", "Batches", "CIFAR10_CLASSES", "DataIntegrityError", "DataNotFoundError",
-    "FASHION_MNIST_CLASSES", "ImageDataset", "Kriegeskorte92", "cifar10", "data_roots",
+    "FASHION_MNIST_CLASSES", "ImageDataset", "Kriegeskorte92", "channel_statistics", "cifar10",
+    "data_roots",
     "dataset_digest",
     "fashion_mnist", "kriegeskorte92", "load_dataset", "parse_idx", "prepare", "random_crop_flip",
     "read_idx", "train_val_split",

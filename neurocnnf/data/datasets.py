@@ -84,6 +84,22 @@ def dataset_digest(data: ImageDataset) -> str:
     return digest.hexdigest()
 
 
+def channel_statistics(images: Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images (N, C, H, W), pixel scale [0, 1]
+    (float64 sums over chunks: memory stays small for large N)."""
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk].to(torch.float64).div_(255.0)
+        total += part.sum((0, 2, 3))
+        squares += part.square().sum((0, 2, 3))
+    count = images.numel() // channels
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    return mean.tolist(), std.tolist()
+
+
 # ---------------------------------------------------------------- Fashion-MNIST (IDX)
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

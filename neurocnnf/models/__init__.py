@@ -1,7 +1,7 @@
 """The model interface (:class:`FeedbackModel`), its engines (CNN-F, the predictive-coding
 comparator), their Trace, the architectures and the registry that builds them by name."""
 
-from neurocnnf.models.architectures import feedback_convnet, fmnist_adv, fmnist_small, wrn
+from neurocnnf.models.architectures import feedback_convnet, fmnist_adv, fmnist_small, vgg6, wrn
 from neurocnnf.models.backbone import BackboneError, from_backbone
 from neurocnnf.models.engine import CNNF, FEEDBACK_MODES
 from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
@@ -20,5 +20,5 @@ __all__ = [
     "CNNF", "FEEDBACK_MODES", "Architecture", "BackboneError", "FeedbackMode", "FeedbackModel",
     "PredictiveCodingNet", "Trace", "architecture", "architecture_names", "build_from_config",
     "build_model", "feedback_convnet", "fmnist_adv", "fmnist_pc", "fmnist_small",
-    "from_backbone", "register_architecture", "supports_halting", "wrn",
+    "from_backbone", "register_architecture", "supports_halting", "vgg6", "wrn",
 ]

@@ -65,11 +65,14 @@ def feedback_convnet(
     reconstruction_taps: Sequence[str] | None = None,
     iterations: int = 1,
     eta: float = 0.1,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> CNNF:
     """A plain conv stack + FC head with feedback; the first ``encoder_blocks`` form the encoder.
 
     Conv taps are named conv1..convN, hidden FC taps fc1..fcM. ``reconstruction_taps`` defaults
-    to the body's conv taps.
+    to the body's conv taps. ``mean``/``std``: per-channel input normalisation in pixel scale
+    [0, 1] (default 0.5 / 0.5); given ones are stored in the config, so checkpoints keep them.
     """
     if len(pool_after) != len(conv_channels):
         raise ValueError("pool_after needs one flag per conv layer")
@@ -80,6 +83,14 @@ def feedback_convnet(
         conv_channels=list(conv_channels), kernel_size=kernel_size, pool_after=list(pool_after),
         hidden=list(hidden), encoder_blocks=encoder_blocks, num_classes=num_classes,
     )
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None:
+            if len(value) != in_channels:
+                raise ValueError(f"{key} needs one value per input channel ({in_channels}), "
+                                 f"got {list(value)}")
+            config[key] = [float(v) for v in value]
+    if std is not None and min(std) <= 0:
+        raise ValueError(f"std must be > 0 in every channel, got {list(std)}")
     blocks, size, channels = [], image_size, in_channels
     for i, (out_channels, pool) in enumerate(zip(conv_channels, pool_after, strict=True)):
         blocks.append(conv_block(f"conv{i + 1}", channels, out_channels, kernel_size, pool))
@@ -90,9 +101,10 @@ def feedback_convnet(
         head += [TiedLinear(features, width), Bias(width), AdaReLU(), Tap(f"fc{j + 1}")]
         features = width
     head += [TiedLinear(features, num_classes), Bias(num_classes)]
-    mean, std = (0.5,) * in_channels, (0.5,) * in_channels
     encoder = FeedbackSequential(
-        Normalize(mean, std), *[m for block in blocks[:encoder_blocks] for m in block]
+        Normalize(tuple(config.get("mean", (0.5,) * in_channels)),
+                  tuple(config.get("std", (0.5,) * in_channels))),
+        *[m for block in blocks[:encoder_blocks] for m in block],
     )
     body = FeedbackSequential(*[m for block in blocks[encoder_blocks:] for m in block], *head)
     if reconstruction_taps is None:
@@ -116,6 +128,28 @@ def fmnist_adv(iterations: int = 1, eta: float = 0.1, num_classes: int = 10) -> 
     return feedback_convnet(
         "fmnist_adv", 1, 28, (16, 32, 32, 64), 3, (False, False, True, True), (1000, 128), 2,
         num_classes, iterations=iterations, eta=eta,
+    )
+
+
+def vgg6(
+    iterations: int = 1,
+    eta: float = 0.1,
+    num_classes: int = 10,
+    width: int = 48,
+    in_channels: int = 3,
+    image_size: int = 32,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> CNNF:
+    """VGG-6 for small natural images: three stages of two 3x3 convs (``width``, 2x, 4x
+    channels), a 2x2 pool after each stage, FC to the classes; k after the first conv block.
+
+    The natural-image backbone of the CIFAR-10 zoo (why this one: docs/reproduction.md, CIFAR-10).
+    """
+    return feedback_convnet(
+        "vgg6", in_channels, image_size, (width, width, 2 * width, 2 * width, 4 * width, 4 * width),
+        3, (False, True, False, True, False, True), (), 1, num_classes,
+        iterations=iterations, eta=eta, mean=mean, std=std,
     )
 
 
@@ -179,6 +213,10 @@ register_architecture(
     "fmnist_adv", fmnist_adv, rebuild=partial(feedback_convnet, "fmnist_adv"),
     regions={"V1": "conv1", "V2": "conv2", "V4": "conv3", "IT": "conv4"},
     fixed_layout=("num_classes",),
+)
+register_architecture(
+    "vgg6", vgg6, rebuild=partial(feedback_convnet, "vgg6"),
+    regions={"V1": "conv2", "V2": "conv4", "V4": "conv5", "IT": "conv6"},
 )
 register_architecture(
     "wrn", wrn, regions={"V1": "conv1", "V2": "group1", "V4": "group2", "IT": "group3"},

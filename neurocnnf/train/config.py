@@ -43,6 +43,10 @@ class DataConfig:
     augment_pad: int = 0  # random crop after zero padding (CIFAR: 4)
     augment_flip: bool = False
     root: str | None = None
+    # per-channel normalisation (pixel scale); null: computed on the training split, for an
+    # architecture that takes them (vgg6, feedback_convnet); stored in the model's config
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
 
 @dataclass
@@ -112,6 +116,10 @@ class TrainConfig:
             (self.data.test_limit is None or self.data.test_limit >= 1,
              f"data.test_limit must be >= 1 or null, got {self.data.test_limit}"),
             (self.data.augment_pad >= 0, "data.augment_pad must be >= 0"),
+            (self.data.std is None or all(v > 0 for v in self.data.std),
+             f"data.std must be > 0 in every channel, got {self.data.std}"),
+            ((self.data.mean is None) == (self.data.std is None),
+             "data.mean and data.std are given together (or both null: computed)"),
             (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
             (self.optim.optimizer in ("sgd", "adam"), "optim.optimizer must be 'sgd' or 'adam'"),
             (self.optim.lr > 0, f"optim.lr must be > 0, got {self.optim.lr}"),
@@ -177,6 +185,9 @@ def _check_type(key: str, value: Any, expected: Any) -> Any:
             return value
         if origin in (str, bool, dict) and isinstance(value, origin):
             return value
+        if origin is list and isinstance(value, list) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return [float(v) for v in value]
     names = " or ".join("null" if k is type(None) else getattr(typing.get_origin(k) or k,
                                                                 "__name__", str(k))
                         for k in allowed)

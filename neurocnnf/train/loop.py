@@ -11,6 +11,7 @@ Run folder layout (``out_dir``):
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -32,13 +33,14 @@ from neurocnnf.data import (
     Augment,
     Batches,
     ImageDataset,
+    channel_statistics,
     dataset_digest,
     load_dataset,
     train_val_split,
 )
 from neurocnnf.device import resolve_device
 from neurocnnf.io import atomic_write
-from neurocnnf.models import FeedbackModel, build_model
+from neurocnnf.models import FeedbackModel, architecture, build_model
 from neurocnnf.train.checkpoint import (
     load_resume_state,
     load_weights,
@@ -142,6 +144,18 @@ def evaluate(model: FeedbackModel, batches: Batches, iterations: int | None = No
     return {f"acc_{k}": v / max(count, 1) for k, v in correct.items()}
 
 
+def normalisation(config: TrainConfig, train_set: ImageDataset) -> dict[str, list[float]]:
+    """``{"mean", "std"}`` for an architecture whose builder takes them: ``data.mean/std`` or,
+    when null, the training split's per-channel statistics (pixel scale); else ``{}``."""
+    build = architecture(config.model.arch).build
+    if build is None or not {"mean", "std"} <= set(inspect.signature(build).parameters):
+        return {}
+    if config.data.mean is not None:
+        return {"mean": config.data.mean, "std": config.data.std}
+    mean, std = channel_statistics(train_set.images)
+    return {"mean": mean, "std": std}
+
+
 def prepare_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
     """(train, validation, test) datasets; validation is carved from the training split."""
     d = config.data
@@ -207,9 +221,10 @@ def train(
 
     torch.manual_seed(config.seed)
     step_size = {} if config.model.eta is None else {"eta": config.model.eta}
+    options = {**normalisation(config, train_set), **config.model.options}
     try:
         model = build_model(config.model.arch, iterations=config.model.iterations, **step_size,
-                            **config.model.options).to(device)
+                            **options).to(device)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model settings: {error}") from None
     optimizer = make_optimizer(model, config)
