@@ -54,6 +54,7 @@ def train(
 ) -> None:
     """Train a CNN-F (or its plain-CNN twin) and score the test set once at the end."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.lock import LockError
     from neurocnnf.train import CheckpointError, ConfigError, load_config
     from neurocnnf.train import train as run_training
 
@@ -68,7 +69,8 @@ def train(
         typer.echo(f"training {config.name} -> {out}")
         results = run_training(config, out, resume=resume, progress=progress,
                                restart_if_changed=restart_if_changed, overwrite=overwrite)
-    except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError) as error:
+    except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError,
+            LockError) as error:
         _fail(error)
     if results:  # empty on the non-main ranks of a torchrun job
         typer.echo(json.dumps(results["test"], indent=2))
@@ -213,6 +215,7 @@ def evaluate(
     A killed run resumes: rerun the same command to reuse the models it finished.
     """
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.lock import LockError
     from neurocnnf.train import CheckpointError
 
     grid = _numbers(eps_grid, "--eps-grid")
@@ -225,7 +228,7 @@ def evaluate(
             _names(attacks), pgd_steps, spsa_steps, iterations, batch_size, seed,
             _device(device), progress, _names(scorings))
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
-            ImportError) as error:
+            ImportError, LockError) as error:
         _fail(error)
     typer.echo(f"wrote {out}")
 

@@ -524,3 +524,28 @@ def test_importing_the_cli_leaves_the_matplotlib_backend_alone():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"
+
+
+# ---------------------------------------------------------------- one writer per output (issue 36)
+
+
+@pytest.mark.parametrize("real, command", [
+    (True, ["train", "quickstart", *TINY_TRAIN, "--overwrite", "--set", "seed=3"]),
+    (False, ["train", "quickstart", *TINY_TRAIN, "--resume"]),
+    (False, ["evaluate", "CHECKPOINT", *FAST_EVAL]),
+])
+def test_a_second_writer_to_a_run_or_evaluation_folder_fails_naming_the_holder(
+        checkpoint, tmp_path, real, command):
+    import socket
+
+    from neurocnnf.lock import output_lock
+
+    out = tmp_path / "run"
+    occupied(out)
+    (out / "config.yaml").write_text("seed: 0\n")  # what --overwrite would delete first
+    before = snapshot(out)
+    args = [checkpoint if a == "CHECKPOINT" else a for a in command]
+    with output_lock(out):  # the first writer, alive (this process)
+        result = run(real, *args, "--out", out)
+    refused(result, f"{out} is being written by pid {os.getpid()} on host "
+            f"{socket.gethostname()}", out, before)

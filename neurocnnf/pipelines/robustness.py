@@ -22,6 +22,7 @@ from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchatt
 from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
 from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.lock import output_lock
 from neurocnnf.models.trace import SCORINGS
 from neurocnnf.pipelines.partial import PARTIAL, clear_parts, load_part, save_part
 from neurocnnf.stimuli import from_dataset, render
@@ -135,7 +136,8 @@ def run_evaluation(
     ``scorings``: the logits CNN-F is scored on ('last', 'avg', 'first'); an attack aimed at
     the scored logits (e2e) runs once per scoring, so one scoring halves their cost.
     A killed run resumes when rerun with the same arguments: each model's rows are kept in
-    ``out/.partial/`` as soon as it is evaluated, until the outputs are written.
+    ``out/.partial/`` as soon as it is evaluated, until the outputs are written. A second
+    evaluation into ``out`` while this one runs fails at once (LockError naming the holder).
     """
     from neurocnnf.outputs import check_output_folder
     from neurocnnf.train import load_checkpoint, load_model
@@ -146,58 +148,61 @@ def run_evaluation(
     require("h5netcdf", "analysis", "writing results.nc")  # before the attacks, not after
     specs = attack_plan(eps, list(eps_grid), list(attacks), pgd_steps, spsa_steps)
     check_output_folder(out)
-    from neurocnnf.viz import robustness as fig  # slow to import: after the checks
-    files = [resolve_checkpoint(p) for p in [*twins, *checkpoints]]
-    names = unique_names(files)
-    twin_names, names = names[:len(twins)], names[len(twins):]
-    images, labels = test_images(dataset, limit)
-    # every checkpoint is read before any attack runs: a bad one fails the command up front
-    twin_models = [load_model(t, map_location=device) for t in twins]
-    loaded_checkpoints = [load_checkpoint(p, map_location=device) for p in files[len(twins):]]
-    digests = [file_digest(f) for f in files]
-    request = {"dataset": dataset, "limit": limit, "seed": seed, "batch_size": batch_size,
-               "device": str(device)}
-    frames = []
-    cnn_specs = [s for s in specs if s.attack == "clean" or not get_attack(s.attack).needs_twin]
-    sweep = [s for s in specs if s.attack == "clean" or (
-        s.attack == "pgd" and s.target == "first" and s.steps == pgd_steps)]
-    for name, twin_model, digest in zip(twin_names, twin_models, digests[:len(twins)],
-                                        strict=True):
-        part = {**request, "name": name, "checkpoint": digest,
-                "specs": [repr(s) for s in cnn_specs]}
-        if (kept := resumed(out, part, name)) is None:
-            kept = evaluate(twin_model, images, labels, cnn_specs, twin=None,
-                            batch_size=batch_size, seed=seed, name=name, label="CNN",
-                            progress=progress)
-            save_part(out, part, kept)
-        frames.append(kept)
-    for index, (loaded, name) in enumerate(zip(loaded_checkpoints, names, strict=True)):
-        twin_index = index % len(twins) if twins else None
-        part = {**request, "name": name, "checkpoint": digests[len(twins) + index],
-                "specs": [repr(s) for s in specs], "scorings": list(scorings),
-                "test_iterations": list(test_iterations), "pgd_steps": pgd_steps,
-                "twin": None if twin_index is None else digests[twin_index]}
-        if (kept := resumed(out, part, name)) is not None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):  # one writer per output folder (``<out>.lock``), before any work
+        from neurocnnf.viz import robustness as fig  # slow to import: after the checks
+        files = [resolve_checkpoint(p) for p in [*twins, *checkpoints]]
+        names = unique_names(files)
+        twin_names, names = names[:len(twins)], names[len(twins):]
+        images, labels = test_images(dataset, limit)
+        # every checkpoint is read before any attack runs: a bad one fails the command up front
+        twin_models = [load_model(t, map_location=device) for t in twins]
+        loaded_checkpoints = [load_checkpoint(p, map_location=device) for p in files[len(twins):]]
+        digests = [file_digest(f) for f in files]
+        request = {"dataset": dataset, "limit": limit, "seed": seed, "batch_size": batch_size,
+                   "device": str(device)}
+        frames = []
+        cnn_specs = [s for s in specs if s.attack == "clean" or not get_attack(s.attack).needs_twin]
+        sweep = [s for s in specs if s.attack == "clean" or (
+            s.attack == "pgd" and s.target == "first" and s.steps == pgd_steps)]
+        for name, twin_model, digest in zip(twin_names, twin_models, digests[:len(twins)],
+                                            strict=True):
+            part = {**request, "name": name, "checkpoint": digest,
+                    "specs": [repr(s) for s in cnn_specs]}
+            if (kept := resumed(out, part, name)) is None:
+                kept = evaluate(twin_model, images, labels, cnn_specs, twin=None,
+                                batch_size=batch_size, seed=seed, name=name, label="CNN",
+                                progress=progress)
+                save_part(out, part, kept)
             frames.append(kept)
-            continue
-        model, label = loaded.model, loaded.name
-        twin_model = None if twin_index is None else twin_models[twin_index]
-        parts = [evaluate(model, images, labels, specs, scorings, twin=twin_model,
-                          batch_size=batch_size, seed=seed, name=name, label=label,
-                          progress=progress)]
-        for t in test_iterations:
-            parts.append(evaluate(model, images, labels, sweep, scorings=("last",),
-                                  batch_size=batch_size, seed=seed, name=name, label=label,
-                                  iterations=t, progress=progress).assign(sweep="test_iterations"))
-        twin_name = None if twin_index is None else twin_names[twin_index]
-        frames.append(pd.concat(parts, ignore_index=True).assign(twin=twin_name))
-        save_part(out, part, frames[-1])
-    results = pd.concat(frames, ignore_index=True)
-    for column in ("sweep", "twin"):  # '' where a row has none (text columns in results.nc)
-        results[column] = results[column].fillna("") if column in results else ""
-    write_outputs(results, out, eps, fig)
-    clear_parts(out)
-    return results
+        for index, (loaded, name) in enumerate(zip(loaded_checkpoints, names, strict=True)):
+            twin_index = index % len(twins) if twins else None
+            part = {**request, "name": name, "checkpoint": digests[len(twins) + index],
+                    "specs": [repr(s) for s in specs], "scorings": list(scorings),
+                    "test_iterations": list(test_iterations), "pgd_steps": pgd_steps,
+                    "twin": None if twin_index is None else digests[twin_index]}
+            if (kept := resumed(out, part, name)) is not None:
+                frames.append(kept)
+                continue
+            model, label = loaded.model, loaded.name
+            twin_model = None if twin_index is None else twin_models[twin_index]
+            parts = [evaluate(model, images, labels, specs, scorings, twin=twin_model,
+                              batch_size=batch_size, seed=seed, name=name, label=label,
+                              progress=progress)]
+            for t in test_iterations:
+                parts.append(evaluate(
+                    model, images, labels, sweep, scorings=("last",), batch_size=batch_size,
+                    seed=seed, name=name, label=label, iterations=t, progress=progress
+                ).assign(sweep="test_iterations"))
+            twin_name = None if twin_index is None else twin_names[twin_index]
+            frames.append(pd.concat(parts, ignore_index=True).assign(twin=twin_name))
+            save_part(out, part, frames[-1])
+        results = pd.concat(frames, ignore_index=True)
+        for column in ("sweep", "twin"):  # '' where a row has none (text columns in results.nc)
+            results[column] = results[column].fillna("") if column in results else ""
+        write_outputs(results, out, eps, fig)
+        clear_parts(out)
+        return results
 
 
 def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:

@@ -40,6 +40,7 @@ from neurocnnf.data import (
 )
 from neurocnnf.device import resolve_device
 from neurocnnf.io import atomic_write
+from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, architecture, build_model
 from neurocnnf.train.checkpoint import (
     load_resume_state,
@@ -188,10 +189,24 @@ def train(
     restart_if_changed: when resuming a run folder trained with another config, set its resume
     state aside (``resume.stale.pt``) and start over instead of raising (workflows use this).
     overwrite: without ``resume``, delete a run already in ``out_dir`` and train anew (else
-    ConfigError).
+    ConfigError). A second writer to ``out_dir`` (another train, with or without --resume or
+    --overwrite) fails at once with LockError naming the holder; a dead holder's lock is taken
+    over.
     """
     config.validate()
     out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # one writer per run folder (``<out>.lock``, taken before anything in it is touched);
+    # under torchrun rank 0 holds it for the job
+    main_rank = os.environ.get("RANK", "0") == "0"
+    with output_lock(out) if main_rank else contextlib.nullcontext():
+        return _train(config, out, resume, progress, stop_after, restart_if_changed, overwrite)
+
+
+def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
+           stop_after: int | None, restart_if_changed: bool, overwrite: bool
+           ) -> dict[str, Any]:
+    """:func:`train`'s body, run while holding the run folder's lock."""
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if existing and not resume:
         if not overwrite:
