@@ -259,6 +259,17 @@ def test_model_input_far_outside_pixel_range_warns_and_float64_is_refused():
     (True, "model.iterations=abc", "model.iterations = 'abc': expected int, got str"),
     (False, "optim.lr=abc", "optim.lr = 'abc': expected float, got str"),
     (False, "optim.batch_size=1.5", "optim.batch_size = 1.5: expected int, got float"),
+    (True, "optim.lr=.inf", "optim.lr must be a finite number, got inf"),
+    (False, "loss.recon_weight=.nan", "loss.recon_weight must be a finite number, got nan"),
+    (False, "optim.momentum=.nan", "optim.momentum must be a finite number, got nan"),
+    (False, "optim.weight_decay=.inf", "optim.weight_decay must be a finite number, got inf"),
+    (False, "optim.power=-1", "optim.power must be > 0, got -1.0"),
+    (False, "seed=-1", "seed must be in [0, 2**32), got -1"),
+    (False, "loss.ce_weight=-1", "loss.ce_weight must be >= 0, got -1.0"),
+    (False, "optim.momentum=5", "optim.momentum must be in [0, 1), got 5.0"),
+    (False, "data.mean=[.nan]", "data.mean must be a finite number, got [nan]"),
+    (True, "data.dataset=cifar10", "model.arch fmnist_small takes images of shape (1, 28, 28) "
+     "but data.dataset cifar10 holds (3, 32, 32)"),
 ])
 def test_train_refuses_bad_settings_before_training(tmp_path, real, override, message):
     out = tmp_path / "run"

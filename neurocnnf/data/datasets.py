@@ -331,6 +331,7 @@ def _subject_session(name: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- registry and helpers
 
 DATASETS = {"fashion_mnist": fashion_mnist, "cifar10": cifar10}
+IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (C, H, W) of each
 
 
 def load_dataset(name: str, split: str = "train", root=None) -> ImageDataset:

@@ -7,6 +7,7 @@ A preset may name a ``base`` preset and override parts of it (the ``*-cnn`` twin
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import types
 import typing
@@ -97,6 +98,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first setting that cannot work."""
+        _check_finite(self.to_dict())
         buildable = architecture_names(buildable=True)
         if self.model.arch not in buildable:
             raise ConfigError(f"model.arch {self.model.arch!r} is not one of {list(buildable)}")
@@ -123,9 +125,16 @@ class TrainConfig:
             (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
             (self.optim.optimizer in ("sgd", "adam"), "optim.optimizer must be 'sgd' or 'adam'"),
             (self.optim.lr > 0, f"optim.lr must be > 0, got {self.optim.lr}"),
+            (0 <= self.optim.momentum < 1,
+             f"optim.momentum must be in [0, 1), got {self.optim.momentum}"),
             (self.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),
             (self.optim.schedule in ("poly", "cosine", "constant"),
              "optim.schedule must be 'poly', 'cosine' or 'constant'"),
+            (self.optim.power > 0, f"optim.power must be > 0, got {self.optim.power}"),
+            (0 <= self.seed < 2**32, f"seed must be in [0, 2**32), got {self.seed}"),
+            *((getattr(self.loss, name) >= 0,
+               f"loss.{name} must be >= 0, got {getattr(self.loss, name)}")
+              for name in ("ce_weight", "recon_weight", "inter_weight", "clean_weight")),
             (self.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
             (self.optim.epochs >= 1, "optim.epochs must be >= 1"),
             (self.optim.grad_clip is None or self.optim.grad_clip > 0,
@@ -148,6 +157,16 @@ class TrainConfig:
         except DeviceError as error:
             raise ConfigError(str(error)) from None
         return self
+
+
+def _check_finite(values: dict[str, Any], prefix: str = "") -> None:
+    """ConfigError naming the first number (or list entry) that is NaN or infinite."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _check_finite(value, f"{prefix}{key}.")
+        elif any(isinstance(v, float) and not math.isfinite(v)
+                 for v in (value if isinstance(value, list) else [value])):
+            raise ConfigError(f"{prefix}{key} must be a finite number, got {value}")
 
 
 def _build(cls, values: dict[str, Any], where: str):

@@ -38,6 +38,7 @@ from neurocnnf.data import (
     load_dataset,
     train_val_split,
 )
+from neurocnnf.data.datasets import IMAGE_SHAPES
 from neurocnnf.device import resolve_device
 from neurocnnf.io import atomic_write
 from neurocnnf.lock import output_lock
@@ -157,6 +158,20 @@ def normalisation(config: TrainConfig, train_set: ImageDataset) -> dict[str, lis
     return {"mean": mean, "std": std}
 
 
+def check_input_shape(config: TrainConfig) -> None:
+    """ConfigError when the architecture takes images of another (C, H, W) than
+    ``data.dataset`` holds; before any data is loaded."""
+    shape = IMAGE_SHAPES.get(config.data.dataset)
+    try:
+        takes = build_model(config.model.arch, iterations=0, **config.model.options).input_shape
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model settings: {error}") from None
+    if shape is not None and tuple(takes) != shape:
+        raise ConfigError(f"model.arch {config.model.arch} takes images of shape "
+                          f"{tuple(takes)} but data.dataset {config.data.dataset} holds "
+                          f"{shape}: choose a matching architecture or data set")
+
+
 def prepare_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
     """(train, validation, test) datasets; validation is carved from the training split."""
     d = config.data
@@ -194,6 +209,7 @@ def train(
     over.
     """
     config.validate()
+    check_input_shape(config)
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     # one writer per run folder (``<out>.lock``, taken before anything in it is touched);
