@@ -67,12 +67,14 @@ def feedback_convnet(
     eta: float = 0.1,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    recurrent: bool = True,
 ) -> CNNF:
     """A plain conv stack + FC head with feedback; the first ``encoder_blocks`` form the encoder.
 
     Conv taps are named conv1..convN, hidden FC taps fc1..fcM. ``reconstruction_taps`` defaults
     to the body's conv taps. ``mean``/``std``: per-channel input normalisation in pixel scale
     [0, 1] (default 0.5 / 0.5); given ones are stored in the config, so checkpoints keep them.
+    ``recurrent=False``: the ablation twin (feedback trained, never fed forward; see CNNF).
     """
     if len(pool_after) != len(conv_channels):
         raise ValueError("pool_after needs one flag per conv layer")
@@ -111,15 +113,17 @@ def feedback_convnet(
         reconstruction_taps = [f"conv{i + 1}" for i in range(encoder_blocks, len(conv_channels))]
     return CNNF(
         encoder, body, (in_channels, image_size, image_size), num_classes,
-        tuple(reconstruction_taps), config, iterations, eta,
+        tuple(reconstruction_taps), config, iterations, eta, recurrent,
     )
 
 
-def fmnist_small(iterations: int = 1, eta: float = 0.1, num_classes: int = 10) -> CNNF:
-    """FMNIST-small (paper sec. 3.1): 2 conv (5x5) + 1 FC, k after the first conv block."""
+def fmnist_small(iterations: int = 1, eta: float = 0.1, num_classes: int = 10,
+                 recurrent: bool = True) -> CNNF:
+    """FMNIST-small (paper sec. 3.1): 2 conv (5x5) + 1 FC, k after the first conv block.
+    ``recurrent=False``: its ablation twin (the feedback trained as a regulariser only)."""
     return feedback_convnet(
         "fmnist_small", 1, 28, (32, 64), 5, (True, True), (), 1, num_classes,
-        iterations=iterations, eta=eta,
+        iterations=iterations, eta=eta, recurrent=recurrent,
     )
 
 
@@ -207,7 +211,7 @@ def wrn(
 register_architecture(
     "fmnist_small", fmnist_small, rebuild=partial(feedback_convnet, "fmnist_small"),
     regions={"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
-    fixed_layout=("num_classes",),
+    fixed_layout=("num_classes", "recurrent"),
 )
 register_architecture(
     "fmnist_adv", fmnist_adv, rebuild=partial(feedback_convnet, "fmnist_adv"),

@@ -26,6 +26,12 @@ class CNNF(nn.Module):
     ``iterations`` (T) and ``eta`` are defaults that each call may override: with T = 0 the
     model is exactly the plain CNN with ReLU and max-pooling.
 
+    ``recurrent=False`` makes the ablation twin of CNN-F: the generative (feedback) pass still
+    runs from the plain pass's logits every iteration, so training scores the same
+    reconstruction losses, but its output never enters the forward pass: h_hat stays h and
+    every iteration's logits are the plain pass's (the generative loss as a regulariser, no
+    recurrence). It is stored in ``config`` (``recurrent: false``) when off.
+
     ``config`` holds the builder arguments, so that a checkpoint can rebuild the model.
     ``reconstruction_taps`` names the body taps used by the intermediate reconstruction loss.
 
@@ -49,12 +55,16 @@ class CNNF(nn.Module):
         config: dict[str, Any],
         iterations: int = 1,
         eta: float = 0.1,
+        recurrent: bool = True,
     ) -> None:
         super().__init__()
         self.encoder, self.body = encoder, body
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.reconstruction_taps = reconstruction_taps
         self.config = dict(config)
+        self.recurrent = bool(recurrent)
+        if not self.recurrent:
+            self.config["recurrent"] = False
         self.iterations, self.eta = check_iterations(iterations), _check_eta(eta)
         for name, module in self.named_modules():
             if isinstance(module, AdaReLU | AdaPool):
@@ -138,8 +148,11 @@ class CNNF(nn.Module):
 
     def _iterate(self, logits: Tensor, h_hat: Tensor, state: InferenceState,
                  feedback: FeedbackMode) -> tuple[Tensor, Tensor, Tensor]:
-        """One iteration: feedback from ``logits`` (g(k)), eq. 6 update of h_hat, forward pass."""
+        """One iteration: feedback from ``logits`` (g(k)), eq. 6 update of h_hat, forward pass
+        (the ablation twin, ``recurrent=False``: the feedback alone; h_hat and logits stay)."""
         g_k = self.body.feedback(mix_feedback(logits, feedback), state)
+        if not self.recurrent:
+            return g_k, h_hat, logits
         h_next = online_update(h_hat, g_k, state.eta)
         return g_k, h_next, self.body(h_next, state)
 

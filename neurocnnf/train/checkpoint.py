@@ -141,7 +141,8 @@ def check_metadata(meta: dict[str, Any], skeleton: FeedbackModel,
     entry = architecture(arch)
     if entry.fixed_layout is not None:  # the label must fit the layout
         with torch.device("meta"):
-            reference = entry.build(**{k: skeleton.config[k] for k in entry.fixed_layout}).config
+            reference = entry.build(**{k: skeleton.config[k] for k in entry.fixed_layout
+                                       if k in skeleton.config}).config
         if reference != skeleton.config:
             changed = sorted(k for k in reference if reference[k] != skeleton.config.get(k))
             raise CheckpointError(f"{path}: labelled {arch!r} but its layout differs from "
