@@ -285,8 +285,8 @@ def test_worst_case_counts_an_image_only_if_every_attack_misses_it():
 
 
 def test_the_registry_names_every_attack_the_schema_and_the_cli_accept():
-    assert set(attack_names()) >= {"fgsm", "pgd", "spsa", "transfer", "apgd-ce", "apgd-t",
-                                   "square"}
+    assert set(attack_names()) >= {"fgsm", "pgd", "spsa", "transfer", "apgd-ce", "apgd-dlr",
+                                   "apgd-t", "square"}
     assert set(attack_names("white")) | set(attack_names("black")) == set(attack_names())
     schema = yaml.safe_load((ROOT / "workflows" / "schemas" / "config.schema.yaml").read_text())
     enum = schema["properties"]["robustness"]["properties"]["attacks"]["items"]["enum"]
@@ -392,3 +392,14 @@ def test_evaluation_without_h5netcdf_fails_before_any_attack(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "h5netcdf" in done.stdout and "`analysis` extra" in done.stdout
     assert not out.exists()
+
+
+def test_apgd_dlr_stays_in_the_ball_and_the_box():
+    pytest.importorskip("torchattacks")
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=1)
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    adv = make_adversarial(AttackSpec("apgd-dlr", 0.05, steps=5), model, x, y, "last",
+                           torch.Generator().manual_seed(0))
+    assert adv.shape == x.shape and not torch.equal(adv, x)
+    assert (adv - x).abs().max() <= 0.05 + 1e-6 and adv.min() >= 0 and adv.max() <= 1

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from neurocnnf.attacks.pgd import fgsm, logits_fn, pgd
 from neurocnnf.attacks.spsa import spsa
-from neurocnnf.attacks.torchattacks_bridge import apgd_ce, apgd_t, square
+from neurocnnf.attacks.torchattacks_bridge import apgd_ce, apgd_dlr, apgd_t, square
 from neurocnnf.models.protocol import FeedbackModel
 
 Target = Literal["first", "e2e"]
@@ -158,6 +158,8 @@ register_attack(Attack("spsa", _spsa, "black", 20, targets=("first", "e2e"),
                        description="gradient-free SPSA (Uesato et al. 2018)"))
 register_attack(Attack("apgd-ce", apgd_ce, "white", 100,
                        needs_torchattacks=True, description="AutoAttack's APGD, cross-entropy"))
+register_attack(Attack("apgd-dlr", apgd_dlr, "white", 100, needs_torchattacks=True,
+                       description="AutoAttack's APGD, DLR loss (untargeted)"))
 register_attack(Attack("apgd-t", apgd_t, "white", 100,
                        needs_torchattacks=True, description="AutoAttack's targeted APGD"))
 register_attack(Attack("square", square, "black", 1000,

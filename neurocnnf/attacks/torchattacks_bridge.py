@@ -1,4 +1,4 @@
-"""APGD-CE, APGD-T and Square from torchattacks 3.5.1 (the ``attacks`` extra), aimed at what
+"""APGD-CE, APGD-DLR, APGD-T and Square from torchattacks 3.5.1 (the ``attacks`` extra), aimed at what
 is scored. torchattacks is imported when one of them runs, never at module import."""
 
 from __future__ import annotations
@@ -62,6 +62,15 @@ def apgd_ce(call: AttackCall) -> Tensor:
     wrapped, seed = _setup(call)
     attack = attacks.APGD(wrapped, eps=call.spec.eps, steps=call.steps,
                           n_restarts=call.spec.restarts, loss="ce", seed=seed)
+    return attack(call.x, call.y).detach()
+
+
+def apgd_dlr(call: AttackCall) -> Tensor:
+    """APGD with the (untargeted) DLR loss, AutoAttack's second attack (``call.steps`` steps)."""
+    attacks = _torchattacks()
+    wrapped, seed = _setup(call)
+    attack = attacks.APGD(wrapped, eps=call.spec.eps, steps=call.steps,
+                          n_restarts=call.spec.restarts, loss="dlr", seed=seed)
     return attack(call.x, call.y).detach()
 
 
