@@ -1,5 +1,5 @@
-"""APGD-CE, APGD-DLR, APGD-T and Square from torchattacks 3.5.1 (the ``attacks`` extra), aimed at what
-is scored. torchattacks is imported when one of them runs, never at module import."""
+"""APGD-CE, APGD-DLR, APGD-T and Square from torchattacks 3.5.1 (the ``attacks`` extra), aimed
+at what is scored. torchattacks is imported when one of them runs, never at module import."""
 
 from __future__ import annotations
 
