@@ -222,6 +222,14 @@ def from_dataset(name: str, split: str = "test", n: int | None = 1000, seed: int
                        images=data.images[torch.as_tensor(chosen)], seed=seed)
 
 
+def from_paths(identifier: str, ids: list[str], paths: list[Path],
+               extra: dict | None = None) -> StimulusSet:
+    """A set of image files (read lazily), one stimulus per file, ids in order."""
+    if len(ids) != len(paths):
+        raise StimulusError(f"{identifier}: {len(ids)} ids for {len(paths)} images")
+    return StimulusSet(identifier, _base_metadata(ids, extra), paths=list(paths))
+
+
 def kriegeskorte92_set(root=None) -> StimulusSet:
     """The 92 object images with their category columns (animate, human, face, ...)."""
     k = kriegeskorte92(root)
@@ -231,11 +239,15 @@ def kriegeskorte92_set(root=None) -> StimulusSet:
 
 
 def load_stimuli(spec: str, root=None) -> StimulusSet:
-    """Parse a stimulus-set spec: ``kriegeskorte92``, ``fashion_mnist[:split[:n]]``,
-    ``cifar10[:split[:n]]`` or ``folder:PATH[:CSV]``."""
+    """Parse a stimulus-set spec: ``kriegeskorte92``, ``algonauts92``, ``algonauts78``,
+    ``fashion_mnist[:split[:n]]``, ``cifar10[:split[:n]]`` or ``folder:PATH[:CSV]``."""
     name, _, rest = spec.partition(":")
     if name == "kriegeskorte92":
         return kriegeskorte92_set(root)
+    if name in ("algonauts92", "algonauts78"):
+        from neurocnnf.data.brain import brain_stimuli
+
+        return brain_stimuli(name, root)
     if name in ("fashion_mnist", "cifar10"):
         parts = rest.split(":") if rest else []
         split = parts[0] if parts else "test"
@@ -246,5 +258,6 @@ def load_stimuli(spec: str, root=None) -> StimulusSet:
     if name == "folder":
         folder, _, csv = rest.partition(":")
         return from_folder(folder, csv or None)
-    raise StimulusError(f"unknown stimulus set {spec!r}: use kriegeskorte92, "
-                        "fashion_mnist[:split[:n]], cifar10[:split[:n]] or folder:PATH[:CSV]")
+    raise StimulusError(f"unknown stimulus set {spec!r}: use kriegeskorte92, algonauts92, "
+                        "algonauts78, fashion_mnist[:split[:n]], cifar10[:split[:n]] or "
+                        "folder:PATH[:CSV]")
