@@ -1,13 +1,36 @@
-"""neurocnnf: CNN-F (CNNs with recurrent generative feedback) for computational neuroscience."""
+"""neurocnnf: CNN-F (CNNs with recurrent generative feedback) for computational neuroscience.
 
+The model classes load torch on first use, not on ``import neurocnnf``, so that the command
+line starts (and rejects a wrong option) without it.
+"""
+
+from __future__ import annotations
+
+import importlib
 import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from neurocnnf.models import CNNF, FeedbackModel, Trace, build_model, from_backbone
+if TYPE_CHECKING:
+    from neurocnnf.models import CNNF, FeedbackModel, Trace, build_model, from_backbone
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("neurocnnf")  # from the git tag at install time (setuptools-scm)
+except PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = ["CNNF", "FeedbackModel", "Trace", "__version__", "build_model", "from_backbone",
            "load"]
+_LAZY = {"CNNF": "neurocnnf.models", "FeedbackModel": "neurocnnf.models",
+         "Trace": "neurocnnf.models", "build_model": "neurocnnf.models",
+         "from_backbone": "neurocnnf.models"}
+
+
+def __getattr__(name: str) -> Any:
+    """The public classes and functions, imported (with torch) when first asked for."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'neurocnnf' has no attribute {name!r}")
 
 
 def load(path: str | os.PathLike, map_location: str = "cpu") -> FeedbackModel:

@@ -11,8 +11,27 @@ import typer
 
 from neurocnnf.attacks.registry import attack_names
 
-app = typer.Typer(help="CNN-F for computational neuroscience and robustness research.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from neurocnnf import __version__
+
+        typer.echo(f"neurocnnf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """CNN-F for computational neuroscience and robustness research.
+
+    Every model argument takes a checkpoint file, a run folder or `pretrained:NAME` (a model
+    shipped with the package: `neurocnnf pretrained list`).
+    """
 
 
 def _fail(error: Exception) -> None:
@@ -119,10 +138,7 @@ def extract(
         model = load_model(checkpoint, map_location=_device(device))
         model.compiled = compile_model
         stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
-        reduction = None
-        if reduce:
-            method, _, k = reduce.partition(":")
-            reduction = Reduce(method, int(k or 256))
+        reduction = Reduce.parse(reduce) if reduce else None
         checkpoint_file = resolve_checkpoint(checkpoint)
         path = run_extraction(
             model, stimulus_set, out, layers=layers.split(",") if layers else None,
@@ -243,17 +259,26 @@ def brainscore_export(
     checkpoint: Path,
     out: Path,
     weights_url: Annotated[str | None, typer.Option(
-        help="where the checkpoint file is published (its sha256 is recorded and checked on "
-             "download); without it the plugin is local only, not submittable")] = None,
+        help="where the checkpoint file is published: downloaded once now and checked against "
+             "the checkpoint's sha256; without it (or with a file://, loopback or "
+             "private-network URL) the plugin is local only, not submittable")] = None,
     weights_sha256: Annotated[str | None, typer.Option(
         help="the published file's sha256, checked against the checkpoint")] = None,
+    verify_weights: Annotated[bool, typer.Option(
+        help="download --weights-url once and check it (--no-verify-weights: skip; the "
+             "plugin is then 'not verified')")] = True,
+    metadata: Annotated[bool, typer.Option(
+        help="write metadata.yml (schema 2.0); a pull request with one needs a maintainer's "
+             "review, without one Brain-Score generates it after the merge")] = True,
+    time_mode: Annotated[str, typer.Option(
+        help="the plugin's default answer to a time bin: overlap or nearest")] = "overlap",
     package_url: Annotated[str | None, typer.Option(
         help="depend on `neurocnnf @ URL` (e.g. git+https://...) instead of carrying a "
              "generated copy of the inference code")] = None,
     iterations: int | None = None,
 ) -> None:
     """Write a brain-score/vision plugin folder (models/<identifier>/) for a checkpoint."""
-    from neurocnnf.brainscore.export import export_plugin
+    from neurocnnf.brainscore.export import EXPORT_RECORD, export_plugin
     from neurocnnf.brainscore.vendor import VendorError
     from neurocnnf.data.download import file_digest
     from neurocnnf.train import CheckpointError
@@ -268,15 +293,12 @@ def brainscore_export(
                 raise ValueError(f"--weights-sha256 {weights_sha256} is not the checkpoint's "
                                  f"sha256 {actual}: publish this checkpoint file")
         folder = export_plugin(checkpoint, out, weights_url=weights_url, iterations=iterations,
-                               package_url=package_url)
+                               package_url=package_url, verify_weights=verify_weights,
+                               time_mode=time_mode, metadata=metadata)
     except (CheckpointError, VendorError, ValueError) as error:
         _fail(error)
     typer.echo(f"wrote {folder}")
-    if weights_url:
-        typer.echo(f"submittable: the plugin downloads the weights from {weights_url}")
-    else:
-        typer.echo("local only, not submittable: the plugin reads the weights from this "
-                   "machine; publish the checkpoint and export again with --weights-url URL")
+    typer.echo(json.loads((folder / EXPORT_RECORD).read_text())["status"])
 
 
 @brainscore_app.command("score")

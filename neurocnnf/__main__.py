@@ -1,0 +1,5 @@
+"""``python -m neurocnnf``: the command line."""
+
+from neurocnnf.cli import main
+
+main()
