@@ -29,7 +29,7 @@ returns the same :class:`~neurocnnf.models.trace.Trace` as CNN-F:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -50,18 +50,20 @@ from neurocnnf.nn.functional import rms_normalize
 
 
 class PredictiveCodingNet(nn.Module):
-    """Two feedforward conv blocks with untied predictive decoders and Predify updates; a
+    """Feedforward conv blocks with untied predictive decoders and Predify updates; a
     :class:`~neurocnnf.models.protocol.FeedbackModel` like CNN-F.
 
+    Block l is conv (``kernel_size``, 'same') + RMS norm + bias + ReLU (+ 2x2 max-pool where
+    ``pool_after[l]``); its state e_l is the block's output. D_l predicts e_{l-1} from e_l: a
+    transposed conv (kernel 4, stride 2 after a pooling block, else ``kernel_size``, stride 1)
+    that gives the size of the layer below exactly.
     beta: feedforward weight; lam: feedback (prediction) weight; alpha: step on the gradient of
     the prediction error of the layer below. 1 - beta - lam is the memory weight.
     """
 
-    # FeedbackModel: the image (e_0) is computed once, the states e_1, e_2 change per
+    # FeedbackModel: the image (e_0) is computed once, the states e_1..e_L change per
     # iteration; the layers below the top receive the predictions D_{l+1}(e_{l+1}(t))
     encoder_taps = ("input",)
-    body_taps = ("conv1", "conv2")
-    feedback_taps = ("input", "conv1")
     reconstruction_taps = ("input",)
     eta: float | None = None  # no step size: the dynamics are beta, lam and alpha (config)
 
@@ -69,50 +71,77 @@ class PredictiveCodingNet(nn.Module):
         self,
         in_channels: int = 1,
         image_size: int = 28,
-        channels: tuple[int, int] = (32, 64),
+        channels: Sequence[int] = (32, 64),
         kernel_size: int = 5,
         num_classes: int = 10,
         iterations: int = 2,
         beta: float = 0.8,
         lam: float = 0.1,
         alpha: float = 0.01,
+        pool_after: Sequence[bool] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        arch: str = "fmnist_pc",
     ) -> None:
         super().__init__()
         if not (0 < beta <= 1 and lam >= 0 and beta + lam <= 1 and alpha >= 0):
             raise ValueError(f"need 0 < beta, 0 <= lam, beta + lam <= 1, alpha >= 0; got "
                              f"beta={beta}, lam={lam}, alpha={alpha}")
-        if image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4, got {image_size}")
-        c1, c2 = channels
-        self.conv1 = nn.Conv2d(in_channels, c1, kernel_size, padding=kernel_size // 2, bias=False)
-        self.conv2 = nn.Conv2d(c1, c2, kernel_size, padding=kernel_size // 2, bias=False)
-        self.bias1, self.bias2 = nn.Parameter(torch.zeros(c1)), nn.Parameter(torch.zeros(c2))
-        self.fc = nn.Linear(c2 * (image_size // 4) ** 2, num_classes)
-        # D_1: e_1 -> image, D_2: e_2 -> e_1; kernel 4, stride 2 doubles the size exactly
-        self.decoder1 = nn.ConvTranspose2d(c1, in_channels, 4, stride=2, padding=1)
-        self.decoder2 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
+        pools = [True] * len(channels) if pool_after is None else [bool(p) for p in pool_after]
+        if len(channels) < 2 or len(pools) != len(channels):
+            raise ValueError(f"need >= 2 blocks and one pool_after flag per block; got "
+                             f"channels={list(channels)}, pool_after={pools}")
+        if image_size % 2 ** sum(pools):
+            raise ValueError(f"image_size must be divisible by {2 ** sum(pools)}, got {image_size}")
+        mean = (0.5,) * in_channels if mean is None else tuple(mean)
+        std = (0.5,) * in_channels if std is None else tuple(std)
+        if len(mean) != in_channels or len(std) != in_channels or min(std) <= 0:
+            raise ValueError(f"mean and std need one value per channel ({in_channels}), std > 0")
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.pools = pools
+        below = in_channels
+        for i, (width, pool) in enumerate(zip(channels, pools, strict=True), 1):
+            # attribute names conv<l>, bias<l>, decoder<l> (the shipped weights' keys)
+            setattr(self, f"conv{i}", nn.Conv2d(below, width, kernel_size,
+                                                padding=kernel_size // 2, bias=False))
+            setattr(self, f"bias{i}", nn.Parameter(torch.zeros(width)))
+            decoder = nn.ConvTranspose2d(width, below, 4, stride=2, padding=1) if pool else \
+                nn.ConvTranspose2d(width, below, kernel_size, padding=kernel_size // 2)
+            setattr(self, f"decoder{i}", decoder)
+            below = width
+        self.fc = nn.Linear(below * (image_size // 2 ** sum(pools)) ** 2, num_classes)
+        self.body_taps = tuple(f"conv{i}" for i in range(1, len(channels) + 1))
+        self.feedback_taps = ("input",) + self.body_taps[:-1]
         self.input_shape = (in_channels, image_size, image_size)
         self.num_classes = num_classes
         self.iterations = check_iterations(iterations)
         self.beta, self.lam, self.alpha = float(beta), float(lam), float(alpha)
         self.config: dict[str, Any] = dict(
-            arch="fmnist_pc", in_channels=in_channels, image_size=image_size,
+            arch=arch, in_channels=in_channels, image_size=image_size,
             channels=list(channels), kernel_size=kernel_size, num_classes=num_classes,
             beta=self.beta, lam=self.lam, alpha=self.alpha,
         )
+        if pool_after is not None:
+            self.config["pool_after"] = pools
+        if mean != (0.5,) * in_channels or std != (0.5,) * in_channels:
+            self.config.update(mean=[float(v) for v in mean], std=[float(v) for v in std])
 
     @property
     def taps(self) -> tuple[str, ...]:
         """All read-out layer names, bottom to top: input, conv1, conv2."""
         return self.encoder_taps + self.body_taps
 
-    def _block(self, x: Tensor, conv: nn.Conv2d, bias: Tensor) -> Tensor:
-        return F.max_pool2d(F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1)), 2)
+    def _block(self, x: Tensor, layer: int) -> Tensor:
+        conv, bias = getattr(self, f"conv{layer}"), getattr(self, f"bias{layer}")
+        out = F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1))
+        return F.max_pool2d(out, 2) if self.pools[layer - 1] else out
 
     def _error_gradient(self, below: Tensor, prediction: Tensor, decoder: nn.ConvTranspose2d
                         ) -> Tensor:
         """grad_e 1/2 ||below - D(e)||^2 = -D^T (below - D(e)); D^T is conv2d with D's weight."""
-        return -F.conv2d(below - prediction, decoder.weight, stride=2, padding=1)
+        return -F.conv2d(below - prediction, decoder.weight, stride=decoder.stride,
+                         padding=decoder.padding)
 
     def forward(
         self,
@@ -134,40 +163,47 @@ class PredictiveCodingNet(nn.Module):
             raise ValueError("eta is a CNN-F setting; the predictive-coding model uses "
                              "beta, lam and alpha (set at construction)")
         steps = self.iterations if iterations is None else check_iterations(iterations)
-        check_images(x, self.input_shape, "fmnist_pc")
+        self.check_input(x)
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
         keep = set(self.taps) if layers is None else set(layers)
-        e0 = (x - 0.5) / 0.5
-        drive1 = self._block(e0, self.conv1, self.bias1)
-        e1, e2 = drive1, self._block(drive1, self.conv2, self.bias2)
-        states = {"input": [e0] * (steps + 1), "conv1": [e1], "conv2": [e2]}
-        predictions: dict[str, list[Tensor]] = {"input": [], "conv1": []}
-        logits = [self.fc(e2.flatten(1))]
+        depth = len(self.body_taps)
+        e = [(x - self.mean) / self.std]  # e[0]: the image, constant
+        for layer in range(1, depth + 1):
+            e.append(self._block(e[-1], layer))
+        drive1 = e[1]
+        states = {"input": [e[0]] * (steps + 1), **{f"conv{i}": [e[i]] for i in
+                                                      range(1, depth + 1)}}
+        predictions: dict[str, list[Tensor]] = {name: [] for name in self.feedback_taps}
+        logits = [self.fc(e[depth].flatten(1))]
         memory = 1.0 - self.beta - self.lam
         for _ in range(steps):
-            pred0 = mix_feedback(self.decoder1(e1), feedback)
-            pred1 = mix_feedback(self.decoder2(e2), feedback)
-            predictions["input"].append(pred0)
-            predictions["conv1"].append(pred1)
-            new_e1 = (self.beta * drive1 + self.lam * pred1 + memory * e1
-                      - self.alpha * self._error_gradient(e0, pred0, self.decoder1))
-            new_e2 = (self.beta * self._block(new_e1, self.conv2, self.bias2)
-                      + (1.0 - self.beta) * e2
-                      - self.alpha * self._error_gradient(e1, pred1, self.decoder2))
-            e1, e2 = new_e1, new_e2
-            states["conv1"].append(e1)
-            states["conv2"].append(e2)
-            logits.append(self.fc(e2.flatten(1)))
+            preds = [mix_feedback(getattr(self, f"decoder{i}")(e[i]), feedback)
+                     for i in range(1, depth + 1)]  # preds[i - 1] = D_i(e_i): predicts e_{i-1}
+            for name, pred in zip(self.feedback_taps, preds, strict=True):
+                predictions[name].append(pred)
+            new = [e[0]]
+            for i in range(1, depth + 1):
+                drive = drive1 if i == 1 else self._block(new[i - 1], i)
+                top_down = self.lam * preds[i] + memory * e[i] if i < depth else \
+                    (1.0 - self.beta) * e[i]
+                error = self._error_gradient(e[i - 1], preds[i - 1],
+                                             getattr(self, f"decoder{i}"))
+                new.append(self.beta * drive + top_down - self.alpha * error)
+            e = new
+            for i in range(1, depth + 1):
+                states[f"conv{i}"].append(e[i])
+            logits.append(self.fc(e[depth].flatten(1)))
         forward = {name: values for name, values in states.items() if name in keep}
         fed_back = {name: values for name, values in predictions.items() if name in keep}
-        decoded = [self.decoder1(e) * 0.5 + 0.5 for e in states["conv1"]] if decode else []
+        decoded = [self.decoder1(s) * self.std + self.mean for s in states["conv1"]] \
+            if decode else []
         return Trace(logits, drive1, states["conv1"], predictions["conv1"], forward, fed_back,
                      {}, decoded)
 
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take."""
-        check_images(x, self.input_shape, "fmnist_pc")
+        check_images(x, self.input_shape, self.config["arch"])
 
 
 def fmnist_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 10,
@@ -179,7 +215,26 @@ def fmnist_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 
     return PredictiveCodingNet(num_classes=num_classes, iterations=iterations, **options)
 
 
-# the comparator shares fmnist_small's backbone, so its commitments too
+def vgg6_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 10,
+            width: int = 48, mean: Sequence[float] | None = None,
+            std: Sequence[float] | None = None, **options: Any) -> PredictiveCodingNet:
+    """The predictive-coding comparator on the VGG-6 backbone of ``vgg6`` (CIFAR-10 zoo): six
+    3x3 blocks (``width``, 2x, 4x channels), a pool after every second one."""
+    if eta is not None:
+        raise ValueError("eta does not apply to vgg6_pc (set model.eta: null); its dynamics "
+                         "are beta/lam/alpha in model.options")
+    return PredictiveCodingNet(
+        options.pop("in_channels", 3), options.pop("image_size", 32),
+        options.pop("channels", [width, width, 2 * width, 2 * width, 4 * width, 4 * width]),
+        options.pop("kernel_size", 3), num_classes, iterations,
+        pool_after=options.pop("pool_after", [False, True, False, True, False, True]),
+        mean=mean, std=std, arch="vgg6_pc", **options)
+
+
+# the comparators share their CNN-F's backbone, so its commitments too
+register_architecture("vgg6_pc", vgg6_pc,
+                      regions={"V1": "conv2", "V2": "conv4", "V4": "conv5", "IT": "conv6"},
+                      has_eta=False)
 register_architecture(
     "fmnist_pc", fmnist_pc, regions={"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
     has_eta=False,

@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     arch: str = "fmnist_small"
     iterations: int = 1  # T used in training; 0 trains the plain-CNN twin
-    eta: float | None = 0.1  # CNN-F step size; null: the default (must be null for fmnist_pc)
+    eta: float | None = 0.1  # CNN-F step size; null: the default (null for the PC comparators)
     options: dict[str, Any] = field(default_factory=dict)  # extra builder arguments
 
 
@@ -143,8 +143,9 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
-            (not self.compile or self.model.arch != "fmnist_pc",
-             "compile: true applies to the CNN-F engine; fmnist_pc has no compiled path"),
+            (not self.compile or has_eta,
+             f"compile: true applies to the CNN-F engine; {self.model.arch} has no compiled "
+             "path"),
             (not self.compile or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
              "compile: true needs a C++ compiler on PATH (torch.compile's CPU code); "
              "install g++ or set compile: false"),
