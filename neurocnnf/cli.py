@@ -563,6 +563,42 @@ def pretrained_export(
     typer.echo(f"{name} -> {out}")
 
 
+workflow_app = typer.Typer(help="The Snakemake workflow shipped with the package.",
+                           no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("init")
+def workflow_init(
+    folder: Annotated[Path | None, typer.Argument(
+        help="folder to write (the same as --out)", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="folder to write: workflow/, config/ and .test/ as the Snakemake workflow "
+             "template lays them out")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace a workflow already in OUT")] = False,
+) -> None:
+    """Copy the workflow (Snakefile, rules, schemas, configs, profiles) into a folder; then
+    `cd OUT && snakemake` runs the quickstart (`-n` for a dry run)."""
+    from neurocnnf.workflow import WorkflowError, init
+
+    target = _out(folder, out)
+    _writable(target)
+    try:
+        init(target, overwrite=overwrite)
+    except (WorkflowError, OSError) as error:
+        _fail(error)
+    typer.echo(f"wrote {target}: cd {target} && snakemake -n (dry run), then snakemake")
+
+
+def _out(positional: Path | None, option: Path | None) -> Path:
+    """The output of a command taking it as --out or (the older form) as an argument."""
+    if positional is not None and option is not None and positional != option:
+        _fail(ValueError(f"two outputs given: {positional} and --out {option}; give one"))
+    if positional is None and option is None:
+        _fail(ValueError("no output given: pass --out PATH"))
+    return option or positional
+
+
 def main() -> None:
     """The ``neurocnnf`` entry point: the command line only ever saves figures (Agg backend,
     set here rather than on import, so that importing this module leaves notebooks alone)."""

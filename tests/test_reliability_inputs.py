@@ -128,6 +128,7 @@ def image_folder(folder: Path, ids: list[str], column: str = "filename", size: i
     (True, "FGSM", "unknown attack(s) ['FGSM']; choose from fgsm, pgd, spsa, apgd-ce"),
     (False, "fgsm,bogus", "unknown attack(s) ['bogus']; choose from fgsm"),
     (False, "fgsm,transfer", "the transfer attack needs the plain-CNN twin: pass --twin"),
+    (False, ",", "--attacks names no attack; choose from fgsm, pgd"),
 ])
 def test_evaluate_refuses_unknown_or_impossible_attacks(checkpoint, tmp_path, real, attacks,
                                                         message):
@@ -560,3 +561,71 @@ def test_a_second_writer_to_a_run_or_evaluation_folder_fails_naming_the_holder(
         result = run(real, *args, "--out", out)
     refused(result, f"{out} is being written by pid {os.getpid()} on host "
             f"{socket.gethostname()}", out, before)
+
+
+# ---------------------------------------------------------------- extraction options (issue 36)
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--reduce", "pca:0"], "--reduce 'pca:0' must look like pca:K or random:K with K an "
+     "integer >= 1"),
+    (["--reduce", "pca:abc"], "--reduce 'pca:abc' must look like pca:K or random:K"),
+    (["--reduce", "pca:256"], "pca:256 needs at least 256 reference rows (stimuli x "
+     "iterations, of the first 500 stimuli); this set gives 8: ask for pca:8 or fewer"),
+    (["--batch-size", "0"], "batch size must be an integer >= 1, got 0"),
+    (["--batch-size", "-5"], "batch size must be an integer >= 1, got -5"),
+    (["--time-start", "nan"], "time bins need finite times (ms), got start nan"),
+    (["--layers", "conv1,conv9"], "unknown layer(s) ['conv9']"),
+    ("DIRECTORY", "is a folder; a .nc output is one file: give another path"),
+])
+def test_extract_refuses_bad_options_before_any_work(checkpoint, tmp_path, option, message):
+    stimuli = image_folder(tmp_path / "stim", ["a", "b", "c", "d"])
+    out = tmp_path / "acts"
+    before = occupied(out)
+    if option == "DIRECTORY":  # an existing folder named as the .nc file
+        (out / "a.nc").mkdir()
+        option, before = [], snapshot(out)
+    result = invoke("extract", checkpoint, "--out", out / "a.nc", "--stimuli",
+                    f"folder:{stimuli}", "--no-progress", *option)
+    refused(result, message, out, before)
+
+
+def test_non_finite_activations_are_refused_before_they_are_written(checkpoint, tmp_path):
+    def huge(state):  # finite weights whose activations overflow float32
+        return {"body.layers.0.weight": state["body.layers.0.weight"] * 1e38}
+
+    stimuli = image_folder(tmp_path / "stim", ["a", "b", "c", "d"])
+    out = tmp_path / "acts"
+    occupied(out)
+    result = invoke("extract", tampered(checkpoint, tmp_path / "huge" / "best.safetensors",
+                                        tensors=huge),
+                    "--out", out / "a.zarr", "--stimuli", f"folder:{stimuli}", "--no-progress")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert "non-finite (NaN or inf) activations in conv2 for " in line
+    assert "of 4 images of the batch at presentation 0" in line, line
+    assert not (out / "a.zarr").exists()
+
+
+def test_layers_given_as_one_string_are_refused_by_name():
+    from neurocnnf.activations.extract import resolve_layers
+    from neurocnnf.models import fmnist_small
+
+    with pytest.raises(TypeError, match=r"layers must be a list of names, not the string "
+                       r"'conv1' \(write \['conv1'\]\)"):
+        resolve_layers(fmnist_small(iterations=1), "conv1")
+
+
+def test_small_sets_are_stored_in_chunks_of_their_size(checkpoint, tmp_path):
+    from neurocnnf.activations import open_activations
+
+    stimuli = image_folder(tmp_path / "stim", ["a", "b", "c", "d"])
+    out = tmp_path / "a.zarr"
+    result = invoke("extract", checkpoint, "--out", out, "--stimuli", f"folder:{stimuli}",
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    with open_activations(out) as ds:
+        data = sum(v.nbytes for v in ds.data_vars.values())
+        assert ds["conv1"].encoding["chunks"][0] == 4
+    assert size < 1.5 * data + 2**20, (size, data)  # was 64 images' worth per chunk

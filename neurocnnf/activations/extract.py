@@ -66,12 +66,33 @@ class Reduce:
     min_size: int = 1024
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.method not in ("pca", "random"):
+            raise ValueError(f"unknown reduction {self.method!r}: use 'pca' or 'random'")
+        if isinstance(self.components, bool) or not isinstance(self.components, int) \
+                or self.components < 1:
+            raise ValueError(f"a reduction keeps an integer >= 1 of components, got "
+                             f"{self.components!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Reduce:
+        """'pca:K' or 'random:K' (K defaults to 256) as a Reduce; ValueError naming --reduce."""
+        method, _, k = text.partition(":")
+        try:
+            return cls(method, int(k or 256))
+        except ValueError as error:
+            raise ValueError(f"--reduce {text!r} must look like pca:K or random:K with K an "
+                             f"integer >= 1 ({error})") from None
+
 
 def resolve_layers(model: FeedbackModel, layers: list[str] | tuple[str, ...] | None) -> list[str]:
     """Taps and output names to extract (None: every tap and every output)."""
     names = list(model.taps) + list(OUTPUTS)
     if layers is None:
         return names
+    if isinstance(layers, str):
+        raise TypeError(f"layers must be a list of names, not the string {layers!r} "
+                        f"(write [{layers!r}])")
     unknown = [name for name in layers if name not in names]
     if unknown:
         raise ValueError(f"unknown layer(s) {unknown}; this model has {names}")
@@ -168,8 +189,6 @@ def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, sha
     if reduce.method == "random":
         return {n: random_projection(int(np.prod(shapes[n])), reduce.components, reduce.seed)
                 for n in big}
-    if reduce.method != "pca":
-        raise ValueError(f"unknown reduction {reduce.method!r}: use 'pca' or 'random'")
     rows = np.arange(min(len(stimuli), 500))
     gathered: dict[str, list[np.ndarray]] = {n: [] for n in big}
     for start in range(0, len(rows), batch_size):
@@ -238,6 +257,10 @@ def extract(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if len(stimuli) == 0:
         raise ValueError(f"stimulus set {stimuli.identifier!r} is empty")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    if store_format(out) == "netcdf" and out.is_dir():
+        raise StoreError(f"{out} is a folder; a .nc output is one file: give another path")
     if halt is not None and not supports_halting(model):
         raise ValueError(f"adaptive halting (halt) is a CNN-F feature; "
                          f"{model.config.get('arch', type(model).__name__)} runs a fixed number "
@@ -251,6 +274,8 @@ def extract(
     time_bins = time_bins or TimeBins()
     names = resolve_layers(model, layers)
     steps = model.iterations if iterations is None else iterations
+    if reduce is not None and reduce.method == "pca":
+        _check_pca_rows(reduce, min(len(stimuli), 500) * (steps + 1))
     device = next(model.parameters()).device
     model.eval()
     channels, size = model.input_shape[0], model.input_shape[1]
@@ -265,7 +290,8 @@ def extract(
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
         probe = trace_arrays(model, first_image, names, steps, eta, feedback, halt)
         per_image = sum(array.nbytes for array in probe.values())
-        chunk = store.chunk if store else max(1, min(batch_size,
+        # a chunk (and batch) of at most the set's size: a small set is not padded to 64
+        chunk = store.chunk if store else max(1, min(batch_size, len(stimuli),
                                                      int(max_batch_mb * 2**20) // per_image))
         shapes = _feature_shapes(model, first_image, names)
         if store is not None:
@@ -286,6 +312,7 @@ def extract(
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
                 arrays = trace_arrays(model, images, names, steps, eta, feedback, halt)
+                _check_finite(arrays, stimuli, batch)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")
                     if base in reductions:
@@ -296,6 +323,33 @@ def extract(
                                    for var, array in arrays.items()})
                 bar.update(len(batch))
         return store.finish(skeleton, variables)
+
+
+def _check_pca_rows(reduce: Reduce, rows: int) -> None:
+    """ValueError when a PCA would keep fewer components than asked for: it is fitted on
+    ``rows`` = reference stimuli x iterations."""
+    if rows < reduce.components:
+        raise ValueError(f"pca:{reduce.components} needs at least {reduce.components} reference "
+                         f"rows (stimuli x iterations, of the first 500 stimuli); this set gives "
+                         f"{rows}: ask for pca:{rows} or fewer, or random:{reduce.components}")
+
+
+def _check_finite(arrays: dict[str, np.ndarray], stimuli: StimulusSet, batch: np.ndarray
+                  ) -> None:
+    """StoreError naming the first variable with NaN or inf values in one batch (the NaNs
+    that mean 'none' are allowed: iteration 0 of feedback, logit change and mask flips, and
+    mask flips of a model without masks), before anything of the batch is written."""
+    for var, array in arrays.items():
+        if var in SCALARS[1:] or var == "halted_at":
+            continue
+        values = array[:, 1:] if var.endswith("_feedback") else array
+        bad = ~np.isfinite(values).reshape(len(batch), -1).all(1)
+        if bad.any():
+            ids = stimuli.metadata["stimulus_id"].to_numpy()[batch[bad]]
+            raise StoreError(f"non-finite (NaN or inf) activations in {var} for {int(bad.sum())} "
+                             f"of {len(batch)} images of the batch at presentation {batch[0]} "
+                             f"(first: stimulus {ids[0]!r}): the model overflows on these "
+                             "inputs; nothing of this batch was written")
 
 
 def _feature_shapes(model: FeedbackModel, image: torch.Tensor, names: list[str]

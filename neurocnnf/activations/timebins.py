@@ -30,6 +30,9 @@ class TimeBins:
     step_ms: float = 40.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.start_ms) and np.isfinite(self.step_ms)):
+            raise ValueError(f"time bins need finite times (ms), got start {self.start_ms}, "
+                             f"step {self.step_ms}")
         if self.step_ms <= 0:
             raise ValueError(f"step_ms must be > 0, got {self.step_ms}")
 

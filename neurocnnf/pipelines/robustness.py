@@ -58,6 +58,9 @@ def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
     """Raise ValueError for an evaluation that cannot run as asked, ImportError (naming the
     ``attacks`` extra) when an attack asked for needs torchattacks and it is missing; before
     any work."""
+    if not attacks:
+        raise ValueError(f"--attacks names no attack; choose from {', '.join(attack_names())} "
+                         "(comma-separated)")
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         raise ValueError(f"unknown attack(s) {unknown}; choose from {', '.join(attack_names())} "
