@@ -1,0 +1,83 @@
+"""CIFAR-10-C corruptions generated in the package: identity at severity 0, CIFAR-10-C's
+kernels, each severity moving a measured image statistic monotonically, seeded per image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurocnnf.data import cifar10
+from neurocnnf.stimuli.corruptions import (
+    CORRUPTIONS,
+    CorruptionError,
+    corrupt,
+    disk_kernel,
+)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return cifar10("test").images[:64].float() / 255
+
+
+def _high_frequency(x: torch.Tensor) -> float:
+    """Mean absolute Laplacian: falls as an image blurs."""
+    laplace = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(x, laplace, groups=x.shape[1]).abs().mean().item()
+
+
+# the statistic each corruption moves, and the direction as severity rises
+STATISTICS = {
+    "gaussian_noise": (lambda x, clean: (x - clean).square().mean().item(), +1),
+    "defocus_blur": (lambda x, clean: _high_frequency(x), -1),
+    "contrast": (lambda x, clean: x.std((2, 3)).mean().item(), -1),
+    "jpeg": (lambda x, clean: (x - clean).square().mean().item(), +1),
+}
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_severity_zero_is_the_identity(images, name):
+    assert torch.equal(corrupt(images, name, 0), images)
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_each_severity_moves_its_statistic_monotonically(images, name):
+    statistic, direction = STATISTICS[name]
+    values = [statistic(corrupt(images, name, s), images) for s in range(6)]
+    steps = [direction * (b - a) for a, b in zip(values[:-1], values[1:], strict=True)]
+    assert all(step > 0 for step in steps), (name, values)
+    out = corrupt(images, name, 5)
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_disk_kernel_is_cifar10c_defocus_kernel():
+    # radius 0.3 keeps the centre only; the 3x3 Gaussian (sigma 0.4) then spreads it
+    kernel = disk_kernel(0.3, 0.4)
+    taps = torch.exp(-torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64) / (2 * 0.4 ** 2))
+    taps /= taps.sum()
+    assert kernel.shape == (17, 17)
+    assert kernel.sum().item() == pytest.approx(1.0)
+    assert kernel[8, 8].item() == pytest.approx(taps[1].item() ** 2)
+    assert kernel[8, 7].item() == pytest.approx((taps[0] * taps[1]).item())
+    assert kernel[0, 0].item() == 0
+    # radius 1.5: the centre and its 8 neighbours (1 + 1 <= 2.25), then 4 more at distance 1
+    assert int((disk_kernel(1.5, 1e-3) > 1e-6).sum()) == 9
+
+
+def test_noise_is_seeded_per_image(images):
+    whole = corrupt(images[:8], "gaussian_noise", 3, seed=1)
+    tail = corrupt(images[4:8], "gaussian_noise", 3, seed=1, first_index=4)
+    assert torch.equal(whole[4:], tail)
+    assert not torch.equal(whole, corrupt(images[:8], "gaussian_noise", 3, seed=2))
+
+
+@pytest.mark.parametrize("name, severity, message", [
+    ("fog", 1, "unknown corruption 'fog'"),
+    ("jpeg", 6, "severity must be an integer in 0-5"),
+    ("jpeg", True, "severity must be an integer in 0-5"),
+])
+def test_bad_requests_name_the_problem(images, name, severity, message):
+    with pytest.raises(CorruptionError, match=message):
+        corrupt(images, name, severity)
