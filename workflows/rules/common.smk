@@ -26,9 +26,12 @@ def explain_config_errors(config):
         raise ValueError(f"invalid workflow config ({SCHEMA.name}):\n" + "\n".join(lines))
 
 
-if "models" not in config:  # no --configfile: the quickstart, with any --config overrides
-    config.update({**yaml.safe_load((WORKFLOW_DIR / "config" / "quickstart.yaml").read_text()),
-                   **config})
+# no --configfile: the quickstart, with any --config overrides (config/config.yaml beside
+# workflow/ in a copy made by `neurocnnf workflow init`)
+DEFAULT_CONFIG = next(p for p in (WORKFLOW_DIR / "config" / "quickstart.yaml",
+                                  WORKFLOW_DIR.parent / "config" / "config.yaml") if p.exists())
+if "models" not in config:
+    config.update({**yaml.safe_load(DEFAULT_CONFIG.read_text()), **config})
 explain_config_errors(config)
 validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
 
