@@ -629,3 +629,34 @@ def test_small_sets_are_stored_in_chunks_of_their_size(checkpoint, tmp_path):
         data = sum(v.nbytes for v in ds.data_vars.values())
         assert ds["conv1"].encoding["chunks"][0] == 4
     assert size < 1.5 * data + 2**20, (size, data)  # was 64 images' worth per chunk
+
+
+# ---------------------------------------------------------------- model calls (issue 36)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("halt on predictive coding", r"the predictive-coding model takes no \['halt'\]: adaptive "
+     "halting"),
+    ("halt as text", r"halt must be a tolerance >= 0 \(relative logit change\), got '0.1'"),
+    ("a function as backbone", r"backbone must be a torch.nn.Module \(images -> logits\), got "
+     "function"),
+])
+def test_model_calls_refuse_what_they_cannot_take_in_one_line(case, message):
+    from neurocnnf import from_backbone
+    from neurocnnf.models import fmnist_pc, fmnist_small
+
+    x = torch.rand(2, 1, 28, 28)
+    call = {"halt on predictive coding": lambda: fmnist_pc(iterations=2)(x, halt=0.05),
+            "halt as text": lambda: fmnist_small(iterations=2)(x, halt="0.1"),
+            "a function as backbone": lambda: from_backbone(lambda v: v, "conv1", (1, 28, 28)),
+            }[case]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_an_empty_batch_halts_at_once():
+    from neurocnnf.models import fmnist_small
+
+    trace = fmnist_small(iterations=2)(torch.rand(0, 1, 28, 28), halt=0.05, max_iterations=8)
+    assert trace.halted_at.shape == (0,) and len(trace.logits) == 9
+    assert trace.last.shape == (0, 10)

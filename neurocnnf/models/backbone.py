@@ -121,6 +121,9 @@ def from_backbone(
         the backbone sees the images as given, and T = 0 reproduces ``backbone(x)``).
     iterations, eta: the CNN-F defaults (T and the step size); name: stored in the config.
     """
+    if not isinstance(backbone, nn.Module):
+        raise BackboneError(f"backbone must be a torch.nn.Module (images -> logits), got "
+                            f"{type(backbone).__name__}: wrap a function in an nn.Module")
     c = input_shape[0]
     mean = tuple(mean) if mean is not None else (0.0,) * c
     std = tuple(std) if std is not None else (1.0,) * c

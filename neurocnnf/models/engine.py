@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import warnings
 from collections.abc import Callable, Collection
 from typing import Any, get_args
@@ -133,7 +134,7 @@ class CNNF(nn.Module):
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
         state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
-        if tolerance is not None:
+        if tolerance is not None and len(x):  # (an empty batch has nothing to halt)
             h = self.encoder(x, state)
             return self._halting(x, h, state, steps, tolerance, feedback, decode)
         run = compiled_unroll() if self.compiled else unroll
@@ -143,8 +144,10 @@ class CNNF(nn.Module):
             for name, values in state.forward.items()
         }
         decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
+        halted_at = None if tolerance is None else torch.zeros(0, dtype=torch.long,
+                                                               device=x.device)
         return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips,
-                     decoded)
+                     decoded, halted_at)
 
     def _iterate(self, logits: Tensor, h_hat: Tensor, state: InferenceState,
                  feedback: FeedbackMode) -> tuple[Tensor, Tensor, Tensor]:
@@ -344,7 +347,8 @@ def rectangular(entries: list[Tensor], rows: list[Tensor], n: int, length: int,
 
 
 def check_tolerance(tolerance: float) -> float:
-    if isinstance(tolerance, bool) or not float(tolerance) >= 0:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) \
+            or not float(tolerance) >= 0:
         raise ValueError(f"halt must be a tolerance >= 0 (relative logit change), got "
                          f"{tolerance!r}")
     return float(tolerance)

@@ -152,13 +152,19 @@ class PredictiveCodingNet(nn.Module):
         mask_stats: bool = False,
         decode: bool = False,
         feedback: FeedbackMode = "intact",
+        **unsupported: Any,
     ) -> Trace:
         """Run T predictive-coding iterations on images ``x`` (N, C, H, W) in [0, 1].
 
         ``eta`` must be None (CNN-F's step size has no meaning here); ``mask_stats`` records
         nothing (no latent masks). ``decode`` returns D_1(e_1(t)) in pixel scale.
         ``feedback``: 'intact', or the ablations 'zero' / 'shuffle' of every prediction.
+        Other keywords (CNN-F's ``halt``, ``max_iterations``) are refused by name.
         """
+        if unsupported:
+            raise ValueError(f"the predictive-coding model takes no {sorted(unsupported)}: "
+                             "adaptive halting (halt, max_iterations) is a CNN-F feature; it "
+                             "runs a fixed number of iterations")
         if eta is not None:
             raise ValueError("eta is a CNN-F setting; the predictive-coding model uses "
                              "beta, lam and alpha (set at construction)")
