@@ -121,3 +121,56 @@ def _no_warning():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def _recorded_dual_bootstrap(monkeypatch, models, subjects, method, n_boot=25):
+    """rsatoolbox's eval_dual_bootstrap of fixed models, and the (subject, stimulus) draws it
+    made (recorded from its own bootstrap_sample)."""
+    from rsatoolbox.inference import evaluate
+    from rsatoolbox.model import ModelFixed
+
+    draws, original = [], evaluate.bootstrap_sample
+
+    def recording(*args, **kwargs):
+        sample, rdm_idx, pattern_idx = original(*args, **kwargs)
+        draws.append((np.asarray(rdm_idx).copy(), np.asarray(pattern_idx).copy()))
+        return sample, rdm_idx, pattern_idx
+
+    monkeypatch.setattr(evaluate, "bootstrap_sample", recording)
+    np.random.seed(3)
+    fixed = [ModelFixed(f"m{k}", _toolbox([m])) for k, m in enumerate(models)]
+    result = evaluate.eval_dual_bootstrap(fixed, _toolbox(subjects), method=method, N=n_boot)
+    return result, draws
+
+
+@pytest.mark.parametrize("method", ["spearman", "corr"])
+def test_dual_bootstrap_matches_rsatoolbox(monkeypatch, method):
+    from neurocnnf.analysis.rsa_inference import dual_bootstrap
+
+    truth = _tied_rdms(1, n=12, levels=50)[0]
+    subjects = [truth + 3 * noise for noise in _tied_rdms(5, n=12, levels=50)]
+    models = [truth + 10 * noise for noise in _tied_rdms(3, n=12, levels=50)]
+    expected, draws = _recorded_dual_bootstrap(monkeypatch, models, subjects, method)
+    ours = dual_bootstrap(np.stack(models), np.stack(subjects), method, samples=draws)
+    assert ours.evaluations == pytest.approx(expected.evaluations[:, :, 0, 0, :], abs=TOLERANCE,
+                                             nan_ok=True)
+    assert ours.noise_ceiling == pytest.approx(
+        expected.noise_ceiling[:, :, 0, :].transpose(1, 0, 2), abs=TOLERANCE, nan_ok=True)
+    assert ours.variances == pytest.approx(expected.variances, abs=TOLERANCE)
+    assert ours.model_variance() == pytest.approx(expected.model_var, abs=TOLERANCE)
+    pairs = np.array([(0, 1), (0, 2), (1, 2)])
+    assert ours.difference_variance(pairs) == pytest.approx(expected.diff_var, abs=TOLERANCE)
+    p_matrix = expected.test_pairwise()
+    assert ours.pair_tests(pairs) == pytest.approx(p_matrix[pairs[:, 0], pairs[:, 1]],
+                                                   abs=TOLERANCE)
+
+
+def test_fdr_matches_rsatoolbox_model_plot_rule():
+    from neurocnnf.analysis.rsa_inference import fdr_significant
+
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205])
+    # BH at 0.05 with m = 8: criteria 0.00625 k; the largest p below its criterion is 0.008
+    # (0.0125 at k = 2), and every p below that criterion is significant
+    assert fdr_significant(p, 0.05).tolist() == [True, True] + [False] * 6
+    # at 0.2: 0.205 misses 0.2 (k = 8), 0.074 passes 0.175 (k = 7): p < 0.175 is significant
+    assert fdr_significant(p, 0.2).tolist() == [True] * 7 + [False]
