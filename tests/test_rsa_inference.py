@@ -43,7 +43,7 @@ def test_a_shuffled_model_sits_at_chance():
     low, high = result.percentile_ci().T
     assert low[0] > 0.15  # the real model is far above chance
     assert abs(subject_scores(models[1:], subjects).mean()) < 0.05
-    assert ((low[1:] < 0) & (0 < high[1:])).mean() >= 0.8
+    assert ((low[1:] < 0) & (high[1:] > 0)).mean() >= 0.8
 
 
 def _truth(rng, draws=1500):
