@@ -660,3 +660,109 @@ def test_an_empty_batch_halts_at_once():
     trace = fmnist_small(iterations=2)(torch.rand(0, 1, 28, 28), halt=0.05, max_iterations=8)
     assert trace.halted_at.shape == (0,) and len(trace.logits) == 9
     assert trace.last.shape == (0, 10)
+
+
+# ---------------------------------------------------------------- image files (issue 36)
+
+
+def _one_image(folder: Path, name: str, save) -> Path:
+    """A folder with one image ``name`` written by ``save(path)`` and a CSV naming it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if save is not None:
+        save(folder / name)
+    pd.DataFrame({"stimulus_id": ["s0"], "filename": [name]}).to_csv(folder / "stimuli.csv",
+                                                                     index=False)
+    return folder
+
+
+def _float_tiff(values):
+    return lambda path: Image.fromarray(np.asarray(values, np.float32)).save(path)
+
+
+def _damaged_jpeg(path: Path) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path, quality=90)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 200] = bytes(200)
+    path.write_bytes(bytes(data))
+
+
+def _frames(path: Path) -> None:
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (0, 128, 255)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+
+
+def _big_png(path: Path) -> None:
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(path)  # 4096 pixels: a bomb at 1000
+
+
+@pytest.mark.parametrize("name, save, message", [
+    ("bomb.png", _big_png, "exceeds limit of 2000 pixels, could be decompression bomb"),
+    (".", None, "1 path(s) listed in"),
+    ("../outside.png", None, "1 image path(s) in"),
+    ("nan.tif", _float_tiff([[0.5, np.nan], [0.2, 0.1]]), "nan.tif: 1 pixels are NaN or infinite"),
+    ("all-nan.tif", _float_tiff(np.full((4, 4), np.nan)), "all-nan.tif: 16 pixels are NaN"),
+    ("inf.tif", _float_tiff([[0.5, np.inf], [0.2, 0.1]]), "inf.tif: 1 pixels are NaN or infinite"),
+    ("255.tif", _float_tiff([[0, 255.0], [3, 4]]), "255.tif: a float image must hold pixel "
+     "values in [0, 1], got [0, 255]"),
+    ("damaged.jpg", _damaged_jpeg, "its JPEG data hold a run of 64 or more zero bytes"),
+    ("frames.gif", _frames, "frames.gif holds 3 frames (an animation or a stack)"),
+    ("frames.tif", _frames, "frames.tif holds 3 frames"),
+])
+def test_unsafe_or_damaged_image_files_are_refused_in_one_line(tmp_path, monkeypatch, name,
+                                                               save, message):
+    import PIL.Image
+
+    if name == "bomb.png":  # PIL's limit lowered so that the bomb is small to write
+        monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)
+    (tmp_path / "outside.png").write_bytes(b"")  # what ../outside.png would have read
+    source = _one_image(tmp_path / "src", name, save)
+    out = tmp_path / "out"
+    before = occupied(out)
+    result = invoke("stimuli", f"folder:{source}", "--out", out, "--no-progress")
+    refused(result, message, out, before)
+
+
+def test_float_tiffs_are_read_as_pixel_values(tmp_path):
+    from neurocnnf.stimuli import load_stimuli, render
+
+    values = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
+    source = _one_image(tmp_path / "src", "float.tif", _float_tiff(values))
+    image = render(load_stimuli(f"folder:{source}"), np.arange(1), 1, 28)[0, 0]
+    assert torch.allclose(image, torch.from_numpy(values), atol=1e-6)  # was black
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (10, 300)])
+def test_tiny_or_oblong_images_warn_once_what_they_lose(tmp_path, shape):
+    from neurocnnf.stimuli import load_stimuli, render
+    from neurocnnf.stimuli.sets import StimulusSizeWarning
+
+    source = image_folder(tmp_path / "src", ["a"], size=1)
+    Image.fromarray(np.zeros(shape, np.uint8)).save(source / "img0000.png")
+    with pytest.warns(StimulusSizeWarning, match=r"lose more than 50% of their area to the "
+                      r"centre crop, or are enlarged more than 4x"):
+        render(load_stimuli(f"folder:{source}"), np.arange(1), 1, 28)
+
+
+def test_large_images_are_decoded_reduced_to_the_models_size(tmp_path):
+    """A 9000 x 9000 PNG costs far less than its 324 MB of float pixels, and a reduced
+    decode renders (nearly) what the full one does."""
+    from neurocnnf.stimuli import convert
+    from neurocnnf.stimuli.sets import _read_image
+
+    ramp = np.add.outer(np.arange(1200), np.arange(1200)) % 256
+    Image.fromarray(ramp.astype(np.uint8)).resize((1200, 1200)).save(tmp_path / "ramp.png")
+    full = convert(_read_image(tmp_path / "ramp.png"), 1, 28)
+    reduced = convert(_read_image(tmp_path / "ramp.png", size=28), 1, 28)
+    assert (full - reduced).abs().mean() < 0.01
+    Image.fromarray(np.add.outer(np.arange(9000) // 36, np.arange(9000) // 36).astype(np.uint8)
+                    ).save(tmp_path / "big.png")
+    code = ("import sys\nfrom neurocnnf.stimuli.sets import _read_image\n"
+            "def peak():\n    status = open('/proc/self/status').read()\n"
+            "    return int(status.split('VmHWM:')[1].split()[0])\n"
+            "before = peak()\n_read_image(sys.argv[1], size=28)\nprint(peak() - before)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.png")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 200_000  # KiB: the 81 MB decoded file, not 4 float copies

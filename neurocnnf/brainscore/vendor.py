@@ -20,7 +20,8 @@ import neurocnnf
 RUNTIME = "cnnf_runtime"
 ROOT_MODULE = "neurocnnf.brainscore.plugin"
 # modules whose full import would pull in the data pipeline: only these definitions are taken
-PARTIAL = {"neurocnnf.stimuli.sets": ("StimulusError", "_read_image", "convert"),
+PARTIAL = {"neurocnnf.stimuli.sets": ("StimulusError", "StimulusSizeWarning", "_read_image",
+                                      "_checked", "_grey_palette", "convert"),
            "neurocnnf.io": ("atomic_write", "current_umask")}
 # third-party import -> published distribution; Brain-Score's own packages are there already
 DISTRIBUTIONS = {"torch": "torch", "numpy": "numpy", "PIL": "Pillow",

@@ -121,7 +121,7 @@ def render(stimuli: StimulusSet, rows: np.ndarray, channels: int, size: int,
            model=None) -> Tensor:
     """Model input for the given metadata rows: float (B, channels, size, size) in [0, 1]."""
     meta = stimuli.metadata.iloc[rows]
-    sources = stimuli.source_images(meta["source_index"].to_numpy())
+    sources = stimuli.source_images(meta["source_index"].to_numpy(), size)
     images = torch.stack([convert(s, channels, size) for s in sources])
     kinds, levels = meta["perturbation"].to_numpy(), meta["level"].to_numpy(dtype=float)
     if "rendered" in meta:  # images written with their perturbation already applied

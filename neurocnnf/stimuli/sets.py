@@ -9,6 +9,7 @@ are carried into the activation datasets as presentation coords.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 
 class StimulusError(ValueError):
     """A stimulus set that cannot be built or read (missing column, unreadable image, ...)."""
+
+
+class StimulusSizeWarning(UserWarning):
+    """Images that lose more than MAX_CROP of their area to the centre crop, or are enlarged
+    more than MAX_UPSCALE times, on their way to the model's size."""
+
+
+MAX_CROP = 0.5
+MAX_UPSCALE = 4.0
 
 
 @dataclass
@@ -53,11 +63,12 @@ class StimulusSet:
     def n_sources(self) -> int:
         return len(self.images) if self.images is not None else len(self.paths or [])
 
-    def source_images(self, indices: np.ndarray) -> list[Tensor]:
-        """uint8 (C, H, W) tensors of the given source indices (read from disk if needed)."""
+    def source_images(self, indices: np.ndarray, size: int | None = None) -> list[Tensor]:
+        """uint8 (C, H, W) tensors of the given source indices (read from disk if needed;
+        ``size``: the side they will be resized to, so that a large file is decoded reduced)."""
         if self.images is not None:
             return [self.images[int(i)] for i in indices]
-        return [_read_image(self.paths[int(i)]) for i in indices]
+        return [_read_image(self.paths[int(i)], size=size) for i in indices]
 
 
 BACKGROUND = 0.5  # grey on which transparent pixels are composited (pixel scale)
@@ -65,16 +76,35 @@ NAME_COLUMNS = ("stimulus_id", "source_id", "filename", "image_file_name", "path
                 "perturbation", "category")
 
 
-def _read_image(path: Path, background: float = BACKGROUND) -> Tensor:
-    """float32 (C, H, W) in [0, 1]: 8- and 16-bit images at their full range; images with
-    transparency composited on the grey ``background``."""
+MAX_ZERO_RUN = 64  # zero bytes in a row in a JPEG's compressed data: damage, not an image
+REDUCE_ABOVE = 16  # a file whose short side is >= 16x the model's side is decoded reduced ...
+REDUCE_TO = 8  # ... to a short side of >= 8x the model's side (then resized as any image)
+
+
+def _read_image(path: Path, background: float = BACKGROUND, size: int | None = None) -> Tensor:
+    """float32 (C, H, W) in [0, 1]: 8- and 16-bit images at their full range, 32-bit float
+    images as pixel values in [0, 1]; images with transparency composited on the grey
+    ``background``. Refused (StimulusError): decompression bombs (PIL's pixel limit),
+    several frames, damaged JPEG data, non-finite or out-of-range float pixels. ``size``: the
+    model's side; a file with a short side >= REDUCE_ABOVE x ``size`` is decoded reduced
+    (JPEG draft, else a box reduction) to >= REDUCE_TO x ``size``, so memory follows the
+    model, not the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            if image.mode.startswith("I"):  # 16-bit grey ('I;16*', or 'I' from a PNG)
+        with Image.open(path) as opened:
+            image, file_format = _checked(opened, path, size), opened.format
+            if image.mode == "F":  # 32-bit float: pixel values in [0, 1]
+                array = np.array(image, np.float32)
+                if not np.isfinite(array).all():
+                    raise StimulusError(f"{path}: {int((~np.isfinite(array)).sum())} pixels "
+                                        "are NaN or infinite")
+                if array.min() < 0 or array.max() > 1:
+                    raise StimulusError(f"{path}: a float image must hold pixel values in "
+                                        f"[0, 1], got [{array.min():.4g}, {array.max():.4g}]")
+            elif image.mode.startswith("I"):  # 16-bit grey ('I;16*', or 'I' from a PNG)
                 array = np.asarray(image).astype(np.float32)
-                if image.mode == "I" and (image.format != "PNG" or array.max() > 65535):
+                if image.mode == "I" and (file_format != "PNG" or array.max() > 65535):
                     raise StimulusError(f"{path}: 32-bit integer images are not supported; "
                                         "save as 8- or 16-bit PNG")
                 array /= 65535.0
@@ -86,10 +116,33 @@ def _read_image(path: Path, background: float = BACKGROUND) -> Tensor:
             else:
                 mode = "L" if image.mode in ("L", "1") else "RGB"
                 array = np.asarray(image.convert(mode), np.float32) / 255.0
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as error:
+    except (FileNotFoundError, UnidentifiedImageError, OSError,
+            Image.DecompressionBombError) as error:
         raise StimulusError(f"cannot read image {path}: {error}") from None
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _checked(image, path: Path, size: int | None):
+    """``image`` (PIL), refused if it has several frames or damaged JPEG data; reduced (see
+    ``_read_image``) when it is far larger than ``size``."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise StimulusError(f"{path} holds {frames} frames (an animation or a stack): save the "
+                            "frame to use as an image of its own")
+    if image.format == "JPEG":
+        data = Path(path).read_bytes()
+        if bytes(MAX_ZERO_RUN) in data[data.find(b"\xff\xda"):]:  # from the first scan on
+            raise StimulusError(f"cannot read image {path}: its JPEG data hold a run of "
+                                f"{MAX_ZERO_RUN} or more zero bytes (a damaged file)")
+    if not size or min(image.size) < REDUCE_ABOVE * size:
+        return image
+    factor = min(image.size) // (REDUCE_TO * size)
+    if image.format == "JPEG":  # decoded at 1/2, 1/4 or 1/8 scale, still >= the size asked
+        image.draft(image.mode, (image.width // factor, image.height // factor))
+        return image
+    return image.reduce(factor) if image.mode in ("L", "RGB", "RGBA", "LA", "F", "I") \
+        else image
 
 
 def _grey_palette(image) -> bool:
@@ -109,6 +162,11 @@ def convert(image: Tensor, channels: int, size: int) -> Tensor:
         raise StimulusError(f"cannot convert a {x.shape[0]}-channel image to {channels}")
     height, width = x.shape[-2:]
     side = min(height, width)
+    if side * side < (1 - MAX_CROP) * height * width or size > MAX_UPSCALE * side:
+        warnings.warn(f"stimulus images lose more than {MAX_CROP:.0%} of their area to the "
+                      f"centre crop, or are enlarged more than {MAX_UPSCALE:g}x, to reach the "
+                      "model's size (see the 'conversion' attribute of the outputs)",
+                      StimulusSizeWarning, stacklevel=2)
     top, left = (height - side) // 2, (width - side) // 2
     x = x[:, top:top + side, left:left + side]
     if side != size:
@@ -183,9 +241,18 @@ def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
         raise StimulusError(f"{csv}: stimulus_id values are not unique: {repeated[:5]}")
     ids = table["stimulus_id"].tolist()
     paths = [folder / p for p in table[path_column]]
+    outside = [str(p) for p in table[path_column]
+               if os.path.isabs(p) or os.path.normpath(p).split(os.sep)[0] == ".."]
+    if outside:
+        raise StimulusError(f"{len(outside)} image path(s) in {csv} lie outside {folder}: "
+                            f"{outside[:3]} (paths are relative to the folder, inside it)")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise StimulusError(f"{len(missing)} image(s) listed in {csv} do not exist: {missing[:3]}")
+    folders = [str(p) for p in paths if not p.is_file()]
+    if folders:
+        raise StimulusError(f"{len(folders)} path(s) listed in {csv} are not files: "
+                            f"{folders[:3]}")
     # source_index addresses ``paths`` (one file per row); every other column is kept
     extra = {c: table[c].to_numpy() for c in table.columns
              if c not in ("stimulus_id", "source_index")}
