@@ -48,6 +48,11 @@ class DataConfig:
     # architecture that takes them (vgg6, feedback_convnet); stored in the model's config
     mean: list[float] | None = None
     std: list[float] | None = None
+    # dataset 'folder': root/{train,test}/<class>/<image>, decoded to channels x size x size
+    image_size: int = 32
+    channels: int = 3
+    workers: int = 0  # DataLoader processes decoding a folder's images (0: in the main one)
+    augment_min_scale: float | None = None  # folder: random-resized crop, min area fraction
 
 
 @dataclass
@@ -110,8 +115,16 @@ class TrainConfig:
              "dynamics are set in model.options)"),
             (self.model.eta is None or 0 < self.model.eta <= 1,
              "model.eta must be in (0, 1] (or null: the architecture's default)"),
-            (self.data.dataset in ("fashion_mnist", "cifar10"),
-             f"data.dataset {self.data.dataset!r} is not 'fashion_mnist' or 'cifar10'"),
+            (self.data.dataset in ("fashion_mnist", "cifar10", "folder"),
+             f"data.dataset {self.data.dataset!r} is not 'fashion_mnist', 'cifar10' or "
+             "'folder'"),
+            (self.data.dataset != "folder" or self.data.root is not None,
+             "data.dataset 'folder' needs data.root: the folder holding train/ and test/"),
+            (self.data.image_size >= 1, "data.image_size must be >= 1"),
+            (self.data.channels in (1, 3), "data.channels must be 1 or 3"),
+            (self.data.workers >= 0, "data.workers must be >= 0"),
+            (self.data.augment_min_scale is None or 0 < self.data.augment_min_scale <= 1,
+             "data.augment_min_scale must be in (0, 1] or null"),
             (0 <= self.data.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
             (self.data.train_limit is None or self.data.train_limit >= 1,
              f"data.train_limit must be >= 1 or null, got {self.data.train_limit}"),

@@ -39,6 +39,13 @@ from neurocnnf.data import (
     train_val_split,
 )
 from neurocnnf.data.datasets import IMAGE_SHAPES
+from neurocnnf.data.folder import (
+    FolderBatches,
+    ImageFolder,
+    folder_digest,
+    folder_statistics,
+    image_folder,
+)
 from neurocnnf.device import resolve_device
 from neurocnnf.io import atomic_write
 from neurocnnf.lock import output_lock
@@ -53,6 +60,7 @@ from neurocnnf.train.checkpoint import (
 from neurocnnf.train.config import ConfigError, TrainConfig, save_config
 from neurocnnf.train.losses import adversarial_loss, standard_loss
 
+TrainingData = ImageDataset | ImageFolder
 SYNC_EVERY = 25  # training steps between reads of the running loss (each waits for the device)
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
              "resume.pt", "results.json")
@@ -154,7 +162,8 @@ def normalisation(config: TrainConfig, train_set: ImageDataset) -> dict[str, lis
         return {}
     if config.data.mean is not None:
         return {"mean": config.data.mean, "std": config.data.std}
-    mean, std = channel_statistics(train_set.images)
+    mean, std = folder_statistics(train_set) if isinstance(train_set, ImageFolder) \
+        else channel_statistics(train_set.images)
     return {"mean": mean, "std": std}
 
 
@@ -172,11 +181,16 @@ def check_input_shape(config: TrainConfig) -> None:
                           f"{shape}: choose a matching architecture or data set")
 
 
-def prepare_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
-    """(train, validation, test) datasets; validation is carved from the training split."""
+def prepare_data(config: TrainConfig) -> tuple[TrainingData, TrainingData, TrainingData]:
+    """(train, validation, test) datasets; validation is carved from the training split.
+    In memory (Fashion-MNIST, CIFAR-10) or an image folder streamed from disk."""
     d = config.data
-    train_full = load_dataset(d.dataset, "train", d.root)
-    test = load_dataset(d.dataset, "test", d.root)
+    if d.dataset == "folder":
+        train_full = image_folder(d.root, "train", d.image_size, d.channels)
+        test = image_folder(d.root, "test", d.image_size, d.channels)
+    else:
+        train_full = load_dataset(d.dataset, "train", d.root)
+        test = load_dataset(d.dataset, "test", d.root)
     train_idx, val_idx = train_val_split(train_full.labels, d.val_fraction, config.seed)
     if d.train_limit is not None:
         train_idx = train_idx[torch.randperm(len(train_idx), generator=torch.Generator()
@@ -185,6 +199,21 @@ def prepare_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset, Image
     if d.test_limit is not None:
         test = test.subset(torch.arange(min(d.test_limit, len(test))))
     return train_full.subset(train_idx), train_full.subset(val_idx), test
+
+
+def make_batches(data: TrainingData, config: TrainConfig, device: torch.device,
+                 training: bool = False) -> Batches | FolderBatches:
+    """Training batches (shuffled, augmented, last partial batch dropped) or evaluation ones."""
+    d = config.data
+    augment = Augment(d.augment_pad, d.augment_flip) if training else Augment()
+    augment = augment if augment.pad or augment.flip else None
+    size = config.optim.batch_size if training else config.eval_batch_size
+    if isinstance(data, ImageFolder):
+        return FolderBatches(data, size, shuffle=training, augment=augment, seed=config.seed,
+                             device=device, drop_last=training, workers=d.workers,
+                             min_scale=d.augment_min_scale if training else None)
+    return Batches(data, size, shuffle=training, augment=augment, seed=config.seed,
+                   device=device, drop_last=training)
 
 
 def train(
@@ -239,16 +268,14 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
     out.mkdir(parents=True, exist_ok=True)
 
     train_set, val_set, test_set = prepare_data(config)
-    digest = dataset_digest(train_set)
-    augment = Augment(config.data.augment_pad, config.data.augment_flip)
-    train_batches = Batches(train_set, config.optim.batch_size, shuffle=True,
-                            augment=augment if augment.pad or augment.flip else None,
-                            seed=config.seed, device=device, drop_last=True)
+    digest = folder_digest(train_set) if isinstance(train_set, ImageFolder) \
+        else dataset_digest(train_set)
+    train_batches = make_batches(train_set, config, device, training=True)
     if len(train_batches) == 0:
         raise ConfigError(f"optim.batch_size {config.optim.batch_size} is larger than the "
                           f"{len(train_set)} training images: not one step would be trained "
                           "(lower optim.batch_size or raise data.train_limit)")
-    val_batches = Batches(val_set, config.eval_batch_size, device=device)
+    val_batches = make_batches(val_set, config, device)
 
     torch.manual_seed(config.seed)
     step_size = {} if config.model.eta is None else {"eta": config.model.eta}
@@ -267,6 +294,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
     start_epoch, best_val, history = 0, -1.0, []
     resume_path = out / "resume.pt"
     state = load_resume_state(resume_path) if resume and resume_path.exists() else None
+    if state is not None:  # settings added since the run started count at their defaults
+        state["config"] = _with_defaults(state["config"])
     if state is not None and state["config"] != config.to_dict():
         if not restart_if_changed:
             changed = ", ".join(f"{key} ({old!r} -> {new!r})" for key, old, new
@@ -389,11 +418,11 @@ def _read_sums(sums: torch.Tensor, step: int, epoch: int) -> list[float]:
     return values
 
 
-def _final_test(model: FeedbackModel, out: Path, test_set: ImageDataset, config: TrainConfig,
+def _final_test(model: FeedbackModel, out: Path, test_set: TrainingData, config: TrainConfig,
                 device: torch.device) -> dict[str, Any]:
     best = out / "best.safetensors"
     load_weights(model, load_file(str(best), device=str(device)), str(best))
-    test = evaluate(model, Batches(test_set, config.eval_batch_size, device=device))
+    test = evaluate(model, make_batches(test_set, config, device))
     meta = read_metadata(best)
     results = {"name": config.name, "best_epoch": meta["epoch"], "val": meta["metrics"],
                "test": test, "iterations": model.iterations, "checkpoint": str(best)}
@@ -403,6 +432,23 @@ def _final_test(model: FeedbackModel, out: Path, test_set: ImageDataset, config:
     atomic_write(out / "results.json",
                  lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2)))
     return results
+
+
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the settings added to TrainConfig since it was written, at their
+    defaults (a run started before them resumes); other keys are kept as they are."""
+    fresh = TrainConfig().to_dict()
+
+    def fill(values: dict, defaults: dict) -> dict:
+        out = dict(values)
+        for key, default in defaults.items():
+            if key not in out:
+                out[key] = default
+            elif isinstance(default, dict) and isinstance(out[key], dict) and key != "options":
+                out[key] = fill(out[key], default)
+        return out
+
+    return fill(saved, fresh)
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
