@@ -114,7 +114,11 @@ def extract(
     batch_size: int = 64,
     device: str = "cpu",
     model_id: Annotated[str | None, typer.Option(help="name stored with the activations "
-                                                 "(default: the run folder's name)")] = None,
+                                                 "(default: NAME of pretrained:NAME, else the "
+                                                 "run folder's name)")] = None,
+    strict: Annotated[bool, typer.Option(
+        help="refuse stimuli the model does not take as they are (colour for a greyscale "
+        "model, another size) instead of converting them with a warning")] = False,
     progress: bool = True,
     restart_if_changed: Annotated[bool, typer.Option(
         help="start over if OUT.partial was made from other inputs (default: refuse)")] = False,
@@ -130,6 +134,7 @@ def extract(
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.data.download import file_digest
     from neurocnnf.lock import LockError
+    from neurocnnf.pretrained import model_name
     from neurocnnf.stimuli import StimulusError, load_stimuli
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
@@ -144,7 +149,7 @@ def extract(
             model, stimulus_set, out, layers=layers.split(",") if layers else None,
             iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
             reduce=reduction, batch_size=batch_size,
-            model_id=model_id or checkpoint_file.parent.name,
+            model_id=model_id or model_name(checkpoint), strict=strict,
             checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
             restart_if_changed=restart_if_changed, dtype=dtype)
     except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,

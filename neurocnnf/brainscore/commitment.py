@@ -25,13 +25,13 @@ from neurocnnf.models import FeedbackModel
 CACHE_VARIABLES = ("RESULTCACHING_HOME", "BRAINSCORE_HOME", "BRAINIO_HOME", "MT_HOME")
 
 
-def configure_environment(cache: str | os.PathLike | None = None) -> Path:
-    """Point Brain-Score's caches that are not set yet at a folder we own; returns the folder.
+def configure_environment(cache: str | os.PathLike) -> Path:
+    """Point Brain-Score's caches that are not set yet at ``cache``; returns it.
 
-    Variables the user has set are kept; ``BS_INSTALL_DEPENDENCIES`` is never touched.
+    For tests and benchmarks that keep their caches apart: loading a model or a plugin never
+    calls it, so a user's Brain-Score data stays where Brain-Score puts it.
     """
-    root = Path(cache or os.environ.get("NEUROCNNF_BRAINSCORE_CACHE",
-                                        Path.home() / ".cache" / "neurocnnf" / "brainscore"))
+    root = Path(cache)
     for variable in CACHE_VARIABLES:
         os.environ.setdefault(variable, str(root / variable.split("_")[0].lower()))
     return root
@@ -71,7 +71,6 @@ def make_brain_model(model: FeedbackModel, identifier: str,
     ``time_mode``: "overlap" or "nearest" (see ``TimeBins.weights``); ``class_names``: the
     model's classes in logit order (enables ``start_task('label', names)``).
     """
-    configure_environment()
     brain_model_class = _commitment_class()
     return brain_model_class(model, identifier, region_layer_map, time_bins, time_mode, scoring,
                              visual_degrees, iterations, class_names)

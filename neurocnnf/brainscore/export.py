@@ -5,22 +5,31 @@ loader and CI search for), ``model.py`` (get_model / get_layers / get_bibtex /
 get_brain_model), ``test.py``, ``metadata.yml``, ``requirements.txt`` (published packages
 only), ``region_layer_map/<identifier>.json``, ``cnnf_runtime/`` (the inference code,
 generated from this package by ``vendor``) and ``export.json`` (how it was exported: the
-workflow report reads it). Weights: a URL + sha256 (submittable) or, without a URL, the
-checkpoint's absolute path (local only, not submittable).
+workflow report reads it: ``status`` says whether the plugin is submittable). Weights: a
+public URL, downloaded once at export and checked against the checkpoint's sha256
+(submittable), or, without a URL, the checkpoint's absolute path (local only, not
+submittable; ``publish`` classifies and verifies the URL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
+from neurocnnf import __version__
+from neurocnnf.activations.timebins import MODES
+from neurocnnf.brainscore.publish import local_reason, verify_weights_url, weights_status
 from neurocnnf.brainscore.regions import default_region_layer_map
 from neurocnnf.brainscore.unrolled import Unrolled
-from neurocnnf.brainscore.vendor import vendor
+from neurocnnf.brainscore.vendor import RUNTIME, vendor
 from neurocnnf.data.download import file_digest
 from neurocnnf.train.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
 
@@ -55,6 +64,7 @@ WEIGHTS_URL = {url!r}
 WEIGHTS_SHA256 = {sha256!r}
 WEIGHTS_PATH = {local!r}
 ITERATIONS = {iterations}
+TIME_MODE = {time_mode!r}
 CLASS_NAMES = {class_names!r}
 LAYERS = {layers!r}
 BIBTEX = {bibtex!r}
@@ -75,11 +85,12 @@ def get_model(name):
     return plugin.get_model(IDENTIFIER, weights(), ITERATIONS)
 
 
-def get_brain_model(name):
-    """The committed BrainModel: region -> layer, time bin -> iterations."""
+def get_brain_model(name, time_mode=TIME_MODE):
+    """The committed BrainModel: region -> layer, time bin -> iterations ("overlap": the
+    iterations overlapping a bin, weighted by the overlap; "nearest": the nearest one)."""
     assert name == IDENTIFIER
     return plugin.get_brain_model(IDENTIFIER, weights(), ITERATIONS, region_layer_map(),
-                                  CLASS_NAMES)
+                                  CLASS_NAMES, time_mode)
 
 
 def get_layers(name):
@@ -127,21 +138,36 @@ def test_it_responses_change_with_the_feedback(model, tmp_path):
     assert not np.allclose(responses.isel(time_bin=0).values, responses.isel(time_bin=1).values)
 '''
 
-METADATA = """models:
-  {identifier}:
-    architecture: DCNN
-    model_family: CNN-F
-    total_parameter_count: {parameters}
-    trainable_parameter_count: {parameters}
-    total_layers: {layers}
-    trainable_layers: {layers}
-    model_size_mb: {size_mb:.2f}
-    training_dataset: {dataset}
-    task_specialization: classification
-    brainscore_link: null
-    huggingface_link: null
-    extra_notes: "CNN with recurrent generative feedback (Huang et al. 2020), T={iterations}"
-"""
+PAPER = "Huang et al. (2020), Neural Networks with Recurrent Generative Feedback, NeurIPS 33"
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def model_metadata(identifier: str, model, dataset: str, iterations: int) -> dict:
+    """metadata.yml, schema 2.0 (brainscore_core.metadata): only what the submitter knows and
+    Brain-Score does not compute. Left to Brain-Score: the ``legacy`` counts (computed from
+    the loaded model), the visual degrees (scoring configuration) and any "verified" status
+    (a reviewer's)."""
+    channels, height, width = model.input_shape
+    return {"schema_version": "2.0", "domain": "vision", "models": {identifier: {
+        "model": {
+            "display_name": f"CNN-F {model.config['arch']}, T = {iterations}",
+            "architecture": {
+                "family": "convolutional_neural_network",
+                "description": "CNN with recurrent generative feedback (CNN-F): each of the "
+                               f"{iterations} iterations after the feedforward sweep feeds a "
+                               "generative reconstruction back and runs a new bottom-up pass"},
+            "recurrent": True,
+            "input_resolution": {"channels": channels, "height": height, "width": width},
+            "supervision": {"type": "supervised",
+                            "description": "classification (cross-entropy) with a "
+                                           "reconstruction loss on the feedback"}},
+        "data": {"training_datasets": [{"identifier": "other", "role": "training",
+                                        "name": DATASET_NAMES.get(_key(dataset), dataset)}]},
+        "sources": {"paper": {"kind": "paper", "citation": PAPER}},
+        "assertions": [{"path": "/model/architecture", "status": "probable",
+                        "sources": ["paper"]},
+                       {"path": "/model/recurrent", "status": "probable",
+                        "sources": ["paper"]}]}}}
 
 
 def plugin_identifier(checkpoint: Path, iterations: int, arch: str) -> str:
@@ -155,12 +181,16 @@ def _dataset(metadata: dict) -> str:
     return str(metadata.get("config", {}).get("data", {}).get("dataset", "unknown"))
 
 
+def _key(dataset: str) -> str:
+    return dataset.replace("-", "_").lower()
+
+
 def class_names(metadata: dict, num_classes: int) -> list[str] | None:
     """The model's classes in logit order, from its training config (None if unknown)."""
     from neurocnnf.data.datasets import CIFAR10_CLASSES, FASHION_MNIST_CLASSES
 
     names = {"fashion_mnist": FASHION_MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}.get(
-        _dataset(metadata).replace("-", "_").lower())
+        _key(_dataset(metadata)))
     return list(names) if names and len(names) == num_classes else None
 
 
@@ -172,13 +202,20 @@ def export_plugin(
     iterations: int | None = None,
     region_layer_map: dict[str, str] | None = None,
     package_url: str | None = None,
+    verify_weights: bool = True,
+    time_mode: str = "overlap",
+    metadata: bool = True,
 ) -> Path:
     """Write the plugin folder ``out/<identifier>/`` and return it.
 
     ``weights_url``: where the checkpoint is published (its sha256 is recorded and checked on
-    download); without it the plugin is local only (loads the checkpoint from its absolute
-    path) and not submittable. ``package_url``: depend on ``neurocnnf @ <package_url>`` instead
-    of carrying a generated copy of the inference code.
+    download); it is downloaded once here and checked (``verify_weights``; a failure raises
+    ``WeightsUrlError``). Without it the plugin is local only (loads the checkpoint from its
+    absolute path) and not submittable; so is a file://, loopback or private-network URL.
+    ``package_url``: depend on ``neurocnnf @ <package_url>`` instead of carrying a generated
+    copy of the inference code. ``time_mode``: the plugin's default time-bin answer.
+    ``metadata``: write metadata.yml (brainscore_core 2.5 sends any pull request with one to a
+    maintainer's review; without one, Brain-Score generates it after the merge).
     """
     checkpoint = resolve_checkpoint(checkpoint).resolve()
     loaded = load_checkpoint(checkpoint)
@@ -189,14 +226,42 @@ def export_plugin(
     if not identifier.isidentifier():
         raise ValueError(f"plugin identifier {identifier!r} must be a Python identifier "
                          "(letters, digits, _)")
+    if time_mode not in MODES:
+        raise ValueError(f"unknown time-bin mode {time_mode!r}; choose from {list(MODES)}")
+    sha256 = file_digest(checkpoint)
+    verified = False
+    if weights_url is not None:
+        local_reason(weights_url)  # raises for a URL that is not file:// or http(s)://
+        if verify_weights:
+            verify_weights_url(weights_url, sha256)
+            verified = True
+    submittable, status = weights_status(weights_url, verified)
     folder = Path(out) / identifier
+    with staged_folder(folder) as staging:
+        _write(staging, loaded, identifier, steps, weights_url, region_layer_map,
+               package_url, time_mode)
+        if metadata:
+            (staging / "metadata.yml").write_text(yaml.safe_dump(model_metadata(
+                identifier, model, _dataset(loaded.metadata), steps), sort_keys=False))
+        (staging / EXPORT_RECORD).write_text(json.dumps({
+            "identifier": identifier, "submittable": submittable, "status": status,
+            "weights_url": weights_url, "weights_sha256": sha256,
+            "weights_verified": verified, "time_mode": time_mode,
+            "runtime": "neurocnnf" if package_url else RUNTIME,
+            "neurocnnf": __version__}, indent=2))
+    return folder
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path) -> Iterator[Path]:
+    """A temporary sibling of ``folder`` to write into; it replaces ``folder`` (a previous
+    export included) only once the block completes."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{identifier}."))
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     staging.chmod(0o755)  # mkdtemp makes it private; a plugin folder is shared
     try:
-        _write(staging, loaded, identifier, steps, weights_url, region_layer_map,
-               package_url)
-        if folder.exists():  # replace a previous export only once the new one is complete
+        yield staging
+        if folder.exists():
             previous = folder.rename(staging.with_name(staging.name + ".old"))
             staging.rename(folder)
             shutil.rmtree(previous)
@@ -204,14 +269,11 @@ def export_plugin(
             staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
            weights_url: str | None, region_layer_map: dict[str, str] | None,
-           package_url: str | None) -> None:
-    from neurocnnf import __version__
-
+           package_url: str | None, time_mode: str) -> None:
     model, checkpoint = loaded.model, loaded.path
 
     arch = model.config["arch"]
@@ -225,22 +287,13 @@ def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
     mapping = region_layer_map or default_region_layer_map(arch, model.taps)
     (folder / "region_layer_map" / f"{identifier}.json").write_text(json.dumps(mapping, indent=2))
     (folder / "__init__.py").write_text(INIT.format(identifier=identifier))
-    sha256 = file_digest(checkpoint)
     note = (f"downloaded from {weights_url} (sha256 checked)" if weights_url else
             f"local only, not submittable: read from {checkpoint}")
     (folder / "model.py").write_text(MODEL.format(
         identifier=identifier, version=__version__, weights_note=note, runtime=runtime,
-        url=weights_url, sha256=sha256, local=None if weights_url else str(checkpoint),
-        iterations=steps, class_names=class_names(loaded.metadata, model.num_classes),
+        url=weights_url, sha256=file_digest(checkpoint),
+        local=None if weights_url else str(checkpoint), iterations=steps,
+        time_mode=time_mode, class_names=class_names(loaded.metadata, model.num_classes),
         layers=layers, bibtex=BIBTEX))
     (folder / "test.py").write_text(TEST.format(identifier=identifier))
-    parameters = sum(p.numel() for p in model.parameters())
-    (folder / "metadata.yml").write_text(METADATA.format(
-        identifier=identifier, parameters=parameters, layers=len(model.taps),
-        size_mb=checkpoint.stat().st_size / 2**20, dataset=_dataset(loaded.metadata),
-        iterations=steps))
     (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
-    (folder / EXPORT_RECORD).write_text(json.dumps({
-        "identifier": identifier, "submittable": weights_url is not None,
-        "weights_url": weights_url, "weights_sha256": sha256, "runtime": runtime,
-        "neurocnnf": __version__}, indent=2))

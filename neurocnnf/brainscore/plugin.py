@@ -65,7 +65,9 @@ def get_model(identifier: str, weights: Path, iterations: int):
 
 
 def get_brain_model(identifier: str, weights: Path, iterations: int,
-                    region_layer_map: dict[str, str], class_names: list[str] | None):
-    """The committed BrainModel: region -> layer, time bin -> iterations."""
+                    region_layer_map: dict[str, str], class_names: list[str] | None,
+                    time_mode: str = "overlap"):
+    """The committed BrainModel: region -> layer, time bin -> iterations (``time_mode``:
+    "overlap" or "nearest", as ``make_brain_model``)."""
     return make_brain_model(load_model(weights), identifier, region_layer_map,
-                            iterations=iterations, class_names=class_names)
+                            time_mode=time_mode, iterations=iterations, class_names=class_names)

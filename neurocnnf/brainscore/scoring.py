@@ -168,16 +168,19 @@ def layer_scores(model: FeedbackModel, identifier: str, assembly, stimuli, regio
 
 
 def score_benchmark(brain_model, benchmark_id: str) -> dict[str, float | None]:
-    """``brainscore_vision.load_benchmark(benchmark_id)(model)``; offline: one clear error.
+    """Score as ``brainscore_vision.score`` does: the benchmark from Brain-Score's registry,
+    run by ``brainscore_core.benchmarks.score_benchmark`` (its memory pre-allocation first,
+    then the benchmark); offline: one clear error.
 
     Returns the benchmark's ``score`` (for neural benchmarks raw^2 / ceiling, Brain-Score's
     current convention) with its ``raw`` and ``ceiling`` where the score carries them.
     """
+    from brainscore_core.benchmarks import score_benchmark as run
     from brainscore_vision import load_benchmark
 
     try:
         benchmark = load_benchmark(benchmark_id)
-        score = benchmark(brain_model)
+        score = run(benchmark, brain_model)
     except Exception as error:  # botocore / urllib raise many types when offline
         text = f"{type(error).__name__}: {error}"
         if any(word in text for word in ("Endpoint", "connect", "Connection", "resolve",

@@ -3,9 +3,11 @@
 Forward hooks keep only the last call of a module, so a module that runs once per iteration
 would show only the last iteration. ``Unrolled`` runs the model once and passes every recorded
 feature through its own Identity: ``<tap>-t<t>`` for each tap and iteration, ``logits-t<t>``,
-``logits-last`` and ``logits-avg``. Brain-Score's PytorchWrapper (or THINGSvision) can then
-read any of them by name. With ``rgb_input`` a grey model takes RGB input and sees its
-ITU-R 601 luma (Brain-Score's microsaccades shift only 3-channel images).
+``logits-last`` and ``logits-avg``, and the plain ``<tap>`` for the last iteration (the state the
+model settles in; Brain-Score's memory pre-allocation probes a region's committed layer by that
+name). Brain-Score's PytorchWrapper (or THINGSvision) can then read any of them by name. With
+``rgb_input`` a grey model takes RGB input and sees its ITU-R 601 luma (Brain-Score's
+microsaccades shift only 3-channel images).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Unrolled(nn.Module):
         self.steps = model.iterations if iterations is None else iterations
         self.scoring = scoring
         self.luma = rgb_input and model.input_shape[0] == 1
-        for name in self.layer_names():  # direct children, so that a layer name is its path
+        for name in [*self.layer_names(), *model.taps]:  # direct children: a name is its path
             self.add_module(name, nn.Identity())
 
     def layer_names(self) -> list[str]:
@@ -43,6 +45,7 @@ class Unrolled(nn.Module):
         for tap, values in trace.forward.items():
             for t, value in enumerate(values):
                 self._modules[f"{tap}-t{t}"](value)
+            self._modules[tap](values[-1])
         for t, value in enumerate(trace.logits):
             self._modules[f"logits-t{t}"](value)
         avg = self._modules["logits-avg"](trace.avg)

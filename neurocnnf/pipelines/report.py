@@ -229,15 +229,17 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
 
 
 def brainscore_blocks(layout: ResultsLayout) -> list[Block]:
-    """The exported Brain-Score plugins, each submittable or local only (from export.json)."""
+    """The exported Brain-Score plugins, each submittable, not verified or local only (from
+    export.json: where the weights are and whether the export verified them)."""
+    from neurocnnf.brainscore.publish import weights_status
+
     plugins = [json.loads(p.read_text())
                for p in sorted(layout.brainscore_plugins.glob("*/export.json"))]
     if not plugins:
         return []
     return [Block("h2", "Brain-Score"), Block("text", "Plugin(s): " + "; ".join(
-        f"`{p['identifier']}`: " + (f"submittable (weights at {p['weights_url']})"
-                                    if p["submittable"] else "local only, not submittable "
-                                    "(export again with --weights-url URL)")
+        f"`{p['identifier']}`: "
+        + weights_status(p["weights_url"], p.get("weights_verified", False))[1]
         for p in plugins))]
 
 
