@@ -48,7 +48,7 @@ from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, supports_halting
-from neurocnnf.stimuli import StimulusSet, conversion_note, render
+from neurocnnf.stimuli import StimulusSet, conversion_note, input_conversion, render
 
 OUTPUTS = ("h_hat", "logits", "probabilities")
 SCALARS = ("reconstruction_error", "logit_change", "mask_flip_fraction")
@@ -232,8 +232,12 @@ def extract(
     restart_if_changed: bool = False,
     halt: float | None = None,
     dtype: str = "float32",
+    strict: bool = False,
 ) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
+
+    Stimuli of another size than the model's, or colour stimuli for a greyscale model, are
+    converted with a ConversionWarning naming the conversion (``strict``: StimulusError).
 
     ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
     ``dtype``: storage type of every variable, 'float32' or 'float16' (half the bytes; values
@@ -279,6 +283,7 @@ def extract(
     device = next(model.parameters()).device
     model.eval()
     channels, size = model.input_shape[0], model.input_shape[1]
+    input_conversion(stimuli, channels, size, strict)
     settings = dict(model_id=model_id, model_sha256=checkpoint_sha256 or model_digest(model),
                     stimulus_set=stimuli.identifier, stimuli=stimulus_digest(stimuli),
                     n=len(stimuli), layers=names, iterations=steps,
@@ -371,6 +376,18 @@ def _dims(var: str) -> tuple[str, ...]:
     return ("presentation", "iteration", f"neuroid_{var.removesuffix('_feedback')}")
 
 
+def input_normalisation(model: FeedbackModel) -> dict[str, list[float]]:
+    """The per-channel mean and sd (pixel scale) the model subtracts and divides by first
+    (0 and 1: a model that takes pixels as they are)."""
+    from neurocnnf.nn import Normalize
+
+    source = next((m for m in model.modules() if isinstance(m, Normalize)), model)
+    mean, std = getattr(source, "mean", None), getattr(source, "std", None)
+    if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor):
+        return {"mean": [0.0] * model.input_shape[0], "std": [1.0] * model.input_shape[0]}
+    return {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+
+
 def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], probe: dict,
               shapes: dict, reductions: dict[str, Projection], settings: dict,
               time_bins: TimeBins) -> xr.Dataset:
@@ -391,6 +408,8 @@ def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], prob
         "eta": float("nan") if settings["eta"] is None else settings["eta"],  # NaN: not CNN-F
         "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
         "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),
+        "input_shape": json.dumps(list(model.input_shape)),
+        "normalisation": json.dumps(input_normalisation(model)),
         "time_bins": json.dumps(vars(time_bins)), "package_version": __version__,
         "reduction": json.dumps(settings["reduce"]), "dtype": settings["dtype"],
         FINGERPRINT: json.dumps(settings, sort_keys=True),

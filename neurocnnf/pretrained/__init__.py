@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,15 @@ def load(name: str, map_location: str = "cpu"):
 def resolve(spec: str) -> Path | None:
     """``'pretrained:NAME'`` -> the checked weights file; anything else -> None."""
     return path(spec[len(PREFIX):]) if str(spec).startswith(PREFIX) else None
+
+
+def model_name(spec: str | os.PathLike) -> str:
+    """The name a model argument stands for: NAME for ``pretrained:NAME``, the run folder's
+    name for a run folder or its best/last checkpoint, else the file's stem."""
+    text = str(spec)
+    if text.startswith(PREFIX):
+        return text[len(PREFIX):]
+    path = Path(text)
+    if path.is_dir() or path.stem in ("best", "last"):
+        return (path if path.is_dir() else path.parent).resolve().name
+    return path.stem

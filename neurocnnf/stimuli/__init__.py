@@ -3,18 +3,20 @@
 from neurocnnf.stimuli.export import write_folder
 from neurocnnf.stimuli.perturb import KINDS, apply, perturb, render
 from neurocnnf.stimuli.sets import (
+    ConversionWarning,
     StimulusError,
     StimulusSet,
     conversion_note,
     convert,
     from_dataset,
     from_folder,
+    input_conversion,
     kriegeskorte92_set,
     load_stimuli,
 )
 
 __all__ = [
-    "KINDS", "StimulusError", "StimulusSet", "apply", "conversion_note", "convert",
-    "from_dataset", "from_folder", "kriegeskorte92_set", "load_stimuli", "perturb", "render",
-    "write_folder",
+    "KINDS", "ConversionWarning", "StimulusError", "StimulusSet", "apply", "conversion_note",
+    "convert", "from_dataset", "from_folder", "input_conversion", "kriegeskorte92_set",
+    "load_stimuli", "perturb", "render", "write_folder",
 ]

@@ -31,6 +31,11 @@ class StimulusError(ValueError):
     """A stimulus set that cannot be built or read (missing column, unreadable image, ...)."""
 
 
+class ConversionWarning(UserWarning):
+    """Stimuli that must be converted to the model's input: colour images shown to a greyscale
+    model, or images of another size than the model's (``strict`` refuses them instead)."""
+
+
 class StimulusSizeWarning(UserWarning):
     """Images that lose more than MAX_CROP of their area to the centre crop, or are enlarged
     more than MAX_UPSCALE times, on their way to the model's size."""
@@ -185,6 +190,25 @@ def conversion_note(stimuli: StimulusSet, channels: int, size: int) -> str:
              else "")
     return (f"{colour}; {h}x{w} -> centre crop {min(h, w)} -> {size}x{size} "
             f"(bilinear, antialias); scaled to [0, 1]{alpha}")
+
+
+def input_conversion(stimuli: StimulusSet, channels: int, size: int,
+                     strict: bool = False) -> str:
+    """The conversion note (see :func:`conversion_note`); a :class:`ConversionWarning` naming
+    it when the images are colour and the model greyscale, or of another size than the
+    model's ``size`` x ``size``; with ``strict``, a StimulusError instead."""
+    note = conversion_note(stimuli, channels, size)
+    c, h, w = stimuli.source_images(np.array([0]))[0].shape
+    problems = ([f"colour images shown to a {channels}-channel model"] if c > channels else []) \
+        + ([f"{h}x{w} images shown to a model of {size}x{size}"] if (h, w) != (size, size)
+           else [])
+    if problems:
+        message = f"{' and '.join(problems)}: converted ({note})"
+        if strict:
+            raise StimulusError(f"{message.split(': converted')[0]}; strict mode refuses to "
+                                "convert them (give images the model takes, or drop --strict)")
+        warnings.warn(message, ConversionWarning, stacklevel=2)
+    return note
 
 
 def _base_metadata(ids: list[str], extra: dict | None = None) -> pd.DataFrame:
