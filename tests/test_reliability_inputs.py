@@ -98,7 +98,10 @@ def tampered(checkpoint: Path, out: Path, edit=None, tensors=None, raw: str | No
     if edit:
         edit(meta)
     if tensors:
+        from neurocnnf.train.checkpoint import tensors_sha256
+
         state.update(tensors(state))
+        meta["tensors_sha256"] = tensors_sha256(state)  # consistent: the values are the test
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out), metadata={"neurocnnf": raw if raw is not None else json.dumps(meta)})
     return out
@@ -766,3 +769,55 @@ def test_large_images_are_decoded_reduced_to_the_models_size(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 200_000  # KiB: the 81 MB decoded file, not 4 float copies
+
+
+# ---------------------------------------------------------------- checkpoint contents (issue 36)
+
+
+def _flip_last_byte(source: Path, out: Path) -> Path:
+    data = bytearray(source.read_bytes())
+    data[-1] ^= 0x01  # a bit of the last tensor's data
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _reconstruct_at_conv9(meta: dict) -> None:
+    meta["model"]["reconstruction_taps"] = ["conv9"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("flipped byte", "its tensors do not match the checksum in its metadata (tensors_sha256): "
+     "the file is damaged or was edited"),
+    ("conv9", "cannot rebuild the model (reconstruction taps ['conv9'] are not body taps of "
+     "this model ['conv2'])"),
+])
+def test_damaged_or_inconsistent_checkpoints_are_refused_on_load(checkpoint, tmp_path, case,
+                                                                 message):
+    path = tmp_path / "bad" / "best.safetensors"
+    if case == "flipped byte":
+        _flip_last_byte(checkpoint, path)
+    else:
+        tampered(checkpoint, path, _reconstruct_at_conv9)
+    stimuli = image_folder(tmp_path / "stim", ["a", "b"])
+    out = tmp_path / "acts"
+    before = occupied(out)
+    result = invoke("extract", path, "--out", out / "a.nc", "--stimuli", f"folder:{stimuli}",
+                    "--no-progress")
+    refused(result, message, out, before)
+
+
+def test_checkpoints_without_a_checksum_still_load(checkpoint, tmp_path):
+    from neurocnnf import pretrained
+    from neurocnnf.train import load_model, read_metadata
+
+    assert len(read_metadata(checkpoint)["tensors_sha256"]) == 64
+
+    def older(meta):  # as written before the checksum
+        del meta["tensors_sha256"]
+
+    model = load_model(tampered(checkpoint, tmp_path / "old.safetensors", older))
+    assert model.iterations == 1
+    name = pretrained.list()[0]  # shipped files carry none; their cards' sha256 still holds
+    assert "tensors_sha256" not in read_metadata(pretrained.path(name))
+    assert load_model(f"pretrained:{name}").config["arch"] == pretrained.card(name)["arch"]

@@ -72,6 +72,10 @@ class CNNF(nn.Module):
                 module.latent_name = name
         self.encoder_taps = tuple(m.name for m in encoder.modules() if isinstance(m, Tap))
         self.body_taps = tuple(m.name for m in body.modules() if isinstance(m, Tap))
+        unknown = sorted(set(reconstruction_taps) - set(self.body_taps))
+        if unknown:
+            raise ValueError(f"reconstruction taps {unknown} are not body taps of this model "
+                             f"{list(self.body_taps)}")
 
     @property
     def taps(self) -> tuple[str, ...]:

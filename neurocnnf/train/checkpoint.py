@@ -2,12 +2,15 @@
 
 ``model.safetensors`` holds every tensor of the model and, in its header, the metadata needed
 to rebuild it (architecture config, iterations, eta, training config, epoch, metrics, package
-version, data checksum). Loading never unpickles anything. The resume state (optimizer and
-schedule) is a separate file loaded with ``torch.load(weights_only=True)``.
+version, data checksum, and ``tensors_sha256``: a checksum of the tensors, checked on load;
+files written before it have none and load unchecked). Loading never unpickles anything.
+The resume state (optimizer and schedule) is a separate file loaded with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -29,9 +32,11 @@ class CheckpointError(ValueError):
 
 
 def save_model(model: FeedbackModel, path: Path, **metadata: Any) -> None:
-    """Write weights and metadata (JSON-serializable values) to ``path`` atomically."""
+    """Write weights and metadata (JSON-serializable values) to ``path`` atomically, with
+    the checksum of the tensors (``tensors_sha256``)."""
     from neurocnnf import __version__
 
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {
         "format": FORMAT,
         "package_version": __version__,
@@ -39,10 +44,20 @@ def save_model(model: FeedbackModel, path: Path, **metadata: Any) -> None:
         "iterations": model.iterations,
         "eta": model.eta,
         **metadata,
+        "tensors_sha256": tensors_sha256(tensors),
     }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"neurocnnf": json.dumps(
         header)}))
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -96,6 +111,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         state = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: weights cannot be read ({error})") from None
+    expected = meta.get("tensors_sha256")
+    if expected is not None and tensors_sha256(state) != expected:
+        raise CheckpointError(f"{path}: its tensors do not match the checksum in its metadata "
+                              "(tensors_sha256): the file is damaged or was edited")
     load_weights(model, state, str(path))
     return LoadedCheckpoint(model.to(map_location).eval(), meta, path)
 
