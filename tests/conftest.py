@@ -29,3 +29,12 @@ def workflow_run(tmp_path_factory) -> Path:
     result = snakemake(workdir, "--cores", "2", "--rerun-incomplete")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir
+
+
+@pytest.fixture(scope="session")
+def cifar10_test():
+    """The CIFAR-10 test split (10,000 images), read once per session (the JPEG archive is
+    decoded in about 5-15 s)."""
+    from neurocnnf.data import cifar10
+
+    return cifar10("test")

@@ -3,11 +3,11 @@ kernels, each severity moving a measured image statistic monotonically, seeded p
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from neurocnnf.data import cifar10
 from neurocnnf.stimuli.corruptions import (
     CORRUPTIONS,
     CorruptionError,
@@ -17,8 +17,8 @@ from neurocnnf.stimuli.corruptions import (
 
 
 @pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return cifar10("test").images[:64].float() / 255
+def images(cifar10_test) -> torch.Tensor:
+    return cifar10_test.images[:64].float() / 255
 
 
 def _high_frequency(x: torch.Tensor) -> float:
@@ -81,3 +81,27 @@ def test_noise_is_seeded_per_image(images):
 def test_bad_requests_name_the_problem(images, name, severity, message):
     with pytest.raises(CorruptionError, match=message):
         corrupt(images, name, severity)
+
+
+def test_corruption_evaluation_reads_each_pass_as_a_run_of_that_many(tmp_path, cifar10_test):
+    from neurocnnf.models import build_model
+    from neurocnnf.pipelines.corruptions import RESULTS, correct_by_iteration, run_corruptions
+
+    data = cifar10_test.subset(torch.arange(24))
+    torch.manual_seed(0)
+    cnnf = build_model("vgg6", iterations=2, width=8)
+    twin = build_model("vgg6", iterations=0, width=8)
+    x = data.images.float() / 255
+    correct = correct_by_iteration(cnnf, x, data.labels, 3, batch_size=10)
+    for t in range(4):
+        alone = cnnf(x, iterations=t).last.argmax(1) == data.labels
+        assert np.array_equal(correct[t], alone.numpy())
+    table = run_corruptions({"CNN-F": cnnf, "CNN": twin}, data, tmp_path,
+                            {"CNN-F": 2, "CNN": 0}, iterations=(0, 2),
+                            corruptions=("contrast", "jpeg"), progress=False)
+    # clean once, then 2 corruptions x 5 severities; 2 models x 2 iteration counts each
+    assert len(table) == (1 + 2 * 5) * 2 * 2
+    assert set(table["corruption"]) == {"none", "contrast", "jpeg"}
+    assert (table["n"] == 24).all() and table["accuracy"].between(0, 1).all()
+    for name in (RESULTS, "corruptions.png", "corruptions_iterations.png"):
+        assert (tmp_path / name).stat().st_size > 0
