@@ -432,18 +432,63 @@ def analyze_predictive_coding(
     from neurocnnf.train import CheckpointError
 
     _writable(out)
-    checkpoints = {}
-    for item in model:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            _fail(ValueError(f"--model {item!r} must look like NAME=CHECKPOINT"))
-        checkpoints[name] = Path(path)
+    checkpoints = {name: Path(path) for name, path in _named_models(model).items()}
     try:
         summary = run_predictive_coding(checkpoints, out, images, _numbers(noise, "--noise"),
                                         iterations, batch_size, progress)
     except (CheckpointError, StimulusError, ValueError, FileNotFoundError) as error:
         _fail(error)
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _named_models(items: list[str]) -> dict[str, str]:
+    """--model NAME=CHECKPOINT items as {name: checkpoint} (exit 2 on a malformed one)."""
+    named = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            _fail(ValueError(f"--model {item!r} must look like NAME=CHECKPOINT"))
+        named[name] = path
+    return named
+
+
+@analyze_app.command("neural")
+def analyze_neural(
+    model: Annotated[list[str], typer.Option(
+        help="NAME=CHECKPOINT (file, run folder or pretrained:NAME), repeated; the first is "
+             "the focus of the model comparison (e.g. CNN-F=pretrained:cifar10-cnnf1 "
+             "CNN=pretrained:cifar10-cnn)")],
+    dataset: Annotated[list[str], typer.Option(
+        help="algonauts92, algonauts78, kriegeskorte92 or judgements92, repeated; the "
+             "commitment is chosen on algonauts92 and reported on the others")],
+    out: Path = Path("results/neural"),
+    commitment: Annotated[Path | None, typer.Option(
+        help="commitment.json of an earlier run (instead of choosing on algonauts92)")] = None,
+    method: Annotated[str, typer.Option(
+        help="RDM comparison: spearman or corr (rsatoolbox's names)")] = "spearman",
+    n_boot: Annotated[int, typer.Option(help="dual-bootstrap samples")] = 300,
+    iterations: Annotated[int, typer.Option(
+        help="iterations to run models with feedback (a model trained with 0 runs 0)")] = 5,
+    seed: int = 0,
+) -> None:
+    """Every model x layer (forward, feedback) x iteration against every subject's RDM of real
+    brain data (fMRI EVC/IT, macaque IT, judgements): noise ceilings, dual bootstrap over
+    subjects and stimuli, FDR-corrected tests of iterations, models, hierarchy and feedback."""
+    from neurocnnf.analysis.rsa import check_method
+    from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.pipelines.neural import run_neural
+    from neurocnnf.train import CheckpointError
+
+    _writable(out)
+    models = _named_models(model)
+    try:
+        summary = run_neural(models, list(dataset), out, check_method(method), n_boot,
+                             iterations, commitment_file=commitment, seed=seed)
+    except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
+            FileNotFoundError) as error:
+        _fail(error)
+    typer.echo(json.dumps(summary["commitment"], indent=2))
+    typer.echo(f"wrote {out}")
 
 
 @app.command()

@@ -1,0 +1,177 @@
+"""``neurocnnf analyze neural`` and the workflow's neural rule: every model x layer (forward
+and feedback) x iteration against every subject's RDM of the real brain data sets, the
+commitment chosen on one set and reported on another, and the questions (1)-(4) of
+``analysis.neural``.
+
+Writes under ``out``: ``<dataset>/similarity.csv`` (one row per model RDM and region),
+``<dataset>/subjects.csv`` (per subject), ``<dataset>/*.png``; ``tests.csv`` (every test with
+rsatoolbox's FDR decision per data set), ``commitment.json``, ``held_out.csv`` (the
+commitment's scores on the other sets) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neurocnnf.analysis import neural
+from neurocnnf.io import atomic_write, save_figure
+
+COMMIT_ON = "algonauts92"  # the set the commitment is chosen on (public); others are held out
+
+
+def model_features(model, stimuli, iterations: int) -> dict[str, np.ndarray]:
+    """variable -> (n, T+1, D) float32: forward taps, their feedback and h_hat of every
+    stimulus of ``stimuli`` (the model's own iterations when it runs none)."""
+    import torch
+
+    from neurocnnf.activations import trace_arrays
+    from neurocnnf.stimuli.perturb import render
+
+    model.eval()
+    steps = 0 if model.iterations == 0 else iterations
+    channels, size = model.input_shape[0], model.input_shape[1]
+    layers = [*model.taps, "h_hat"]
+    device = next(model.parameters()).device
+    parts = []
+    for start in range(0, len(stimuli), 64):
+        rows = np.arange(start, min(start + 64, len(stimuli)))
+        images = render(stimuli, rows, channels, size, model).to(device)
+        with torch.no_grad():
+            arrays = trace_arrays(model, images, layers, steps, None)
+        parts.append({k: v for k, v in arrays.items()
+                      if k in layers or k.endswith("_feedback")})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _commitment_region(region: str) -> str:
+    return "EVC" if region == "EVC" else "IT"
+
+
+def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
+               method: str = "spearman", n_boot: int = 300, iterations: int = 5,
+               focus: str | None = None, commitment_file: str | Path | None = None,
+               seed: int = 0, data_root: str | Path | None = None) -> dict:
+    """Run the analysis for ``models`` (name -> checkpoint, run folder or pretrained:NAME) on
+    ``datasets`` (see ``neurocnnf.data.brain_datasets``); returns the summary."""
+    from neurocnnf import load
+    from neurocnnf.data.brain import brain_datasets, brain_stimuli, load_brain_rdms
+
+    known = brain_datasets()
+    unknown = [d for d in datasets if d not in known]
+    if unknown:
+        raise ValueError(f"unknown brain data set(s) {unknown}; known: {', '.join(known)}")
+    if commitment_file is None and COMMIT_ON not in datasets:
+        raise ValueError(f"the commitment is chosen on {COMMIT_ON}: include it in the data "
+                         "sets, or pass the commitment.json of a run that did")
+    focus = focus or next(iter(models))
+    out = Path(out)
+    loaded = {name: load(source) for name, source in models.items()}
+    taps = {name: list(m.taps) for name, m in loaded.items()}
+    ordered = sorted(datasets, key=lambda d: d != COMMIT_ON)  # the commitment's set first
+    chosen = None if commitment_file is None else _read_commitment(commitment_file, models)
+    results: dict[str, list[neural.RegionResult]] = {}
+    for dataset in ordered:
+        stimuli = brain_stimuli(dataset, data_root)
+        features = {name: model_features(m, stimuli, iterations) for name, m in loaded.items()}
+        index, rdms = neural.model_rdms(features, taps)
+        results[dataset] = [
+            neural.evaluate_region(index, rdms, load_brain_rdms(dataset, region, data_root),
+                                   method, n_boot, seed)
+            for region in known[dataset]]
+        if dataset == COMMIT_ON and chosen is None:
+            chosen = {r.region: neural.commitment(r) for r in results[dataset]}
+    tests, held_out = [], []
+    for dataset, region_results in results.items():
+        _write_dataset(out / dataset, region_results, chosen)
+        tests.append(neural.corrected(_questions(region_results, chosen, focus)))
+        if dataset != COMMIT_ON:
+            for r in region_results:
+                held_out.append(neural.committed_scores(r, chosen[_commitment_region(
+                    r.region)]))
+    test_table = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
+    _write_csv(test_table, out / "tests.csv")
+    if held_out:
+        _write_csv(pd.concat(held_out, ignore_index=True), out / "held_out.csv")
+    commitment = {"chosen_on": COMMIT_ON if commitment_file is None else str(commitment_file),
+                  "method": method, "rule": "forward layer and iteration with the highest "
+                  "mean similarity over subjects", "regions": chosen}
+    if commitment_file is None:
+        _write_json(commitment, out / "commitment.json")
+    summary = {"models": models, "datasets": ordered, "method": method, "n_boot": n_boot,
+               "focus": focus, "commitment": chosen,
+               "ceilings": {f"{r.dataset}/{r.region}": [float(r.table["ceiling_low"].iloc[0]),
+                                                        float(r.table["ceiling_high"].iloc[0])]
+                            for rs in results.values() for r in rs}}
+    _write_json(summary, out / "summary.json")
+    return summary
+
+
+def _read_commitment(path: str | Path, models: dict[str, str]) -> dict:
+    """The regions of a commitment.json, for exactly the ``models`` named (ValueError if one
+    has none)."""
+    try:
+        regions = json.loads(Path(path).read_text())["regions"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a commitment.json of `analyze neural` ({error})") \
+            from None
+    missing = sorted({m for m in models for picks in regions.values() if m not in picks})
+    if missing:
+        raise ValueError(f"{path} commits no layer for {missing}; it has "
+                         f"{sorted(next(iter(regions.values())))}")
+    return {region: {m: picks[m] for m in models} for region, picks in regions.items()}
+
+
+def _questions(region_results: list[neural.RegionResult], chosen: dict, focus: str
+               ) -> list[dict]:
+    tests = []
+    by_region = {r.region: r for r in region_results}
+    for r in region_results:
+        picks = chosen[_commitment_region(r.region)]
+        tests += neural.iteration_tests(r, picks)
+        tests += neural.model_tests(r, picks, focus)
+    if "EVC" in by_region and "IT" in by_region:
+        iterations = {m: c["iteration"] for m, c in chosen["IT"].items()}
+        tests += neural.hierarchy_tests(by_region["EVC"], by_region["IT"], iterations)
+        tests += neural.feedback_tests(by_region["EVC"])
+    return tests
+
+
+def _write_dataset(folder: Path, region_results: list[neural.RegionResult], chosen: dict
+                   ) -> None:
+    from neurocnnf.viz import neural as fig
+
+    table = pd.concat([r.table for r in region_results], ignore_index=True)
+    subjects = pd.concat([r.subjects for r in region_results], ignore_index=True)
+    _write_csv(table, folder / "similarity.csv")
+    _write_csv(subjects, folder / "subjects.csv")
+    save_figure(fig.similarity_vs_iteration(table, subjects, chosen),
+                folder / "similarity_vs_iteration.png")
+    iterations = {m: c["iteration"] for m, c in chosen["IT"].items()}
+    save_figure(fig.layer_hierarchy(table, iterations), folder / "layer_hierarchy.png")
+    for r in region_results:
+        picks = chosen[_commitment_region(r.region)]
+        rows = [r.index_of(m, c["layer"], "forward", c["iteration"]) for m, c in picks.items()]
+        difference, p = neural.pairwise(r, rows)
+        significant = np.zeros_like(p, dtype=bool)
+        finite = np.isfinite(p)
+        if finite.any():
+            from neurocnnf.analysis.rsa_inference import fdr_significant
+
+            significant[finite] = fdr_significant(p[finite])
+        labels = [f"{m}\n{c['layer']} t={c['iteration']}" for m, c in picks.items()]
+        save_figure(fig.model_comparison(labels, difference, p, significant,
+                                         f"{r.dataset} {r.region}"),
+                    folder / f"model_comparison_{r.region}.png")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def _write_json(content: dict, path: Path) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(content, indent=2,
+                                                                   default=float)))

@@ -1,0 +1,75 @@
+"""The model-to-brain analysis end to end on real brain data with two small shipped models
+(neurocnnf.pipelines.neural, ``neurocnnf analyze neural``)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from neurocnnf.cli import app
+
+MODELS = {"CNN-F": "pretrained:fmnist-small-cnnf1", "CNN": "pretrained:fmnist-small-cnn"}
+
+
+@pytest.fixture(scope="module")
+def neural_run(tmp_path_factory):
+    from neurocnnf.pipelines.neural import run_neural
+
+    out = tmp_path_factory.mktemp("neural")
+    run_neural(MODELS, ["judgements92", "algonauts92"], out, n_boot=8, iterations=2)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_tables_cover_every_model_layer_iteration_and_region(neural_run):
+    table = pd.read_csv(neural_run / "algonauts92" / "similarity.csv")
+    assert set(table["region"]) == {"EVC", "IT"}
+    cnnf = table[table["model"] == "CNN-F"]
+    assert set(cnnf["iteration"]) == {0, 1, 2} and set(table[table["model"] == "CNN"][
+        "iteration"]) == {0}
+    assert {"forward", "feedback", "input"} <= set(cnnf["kind"])
+    assert (cnnf[cnnf["kind"] == "feedback"]["iteration"] >= 1).all()
+    assert (table["ci_low"] <= table["ci_high"]).all()
+    assert (table["ceiling_low"] < table["ceiling_high"]).all()
+    subjects = pd.read_csv(neural_run / "algonauts92" / "subjects.csv")
+    assert subjects["subject"].nunique() == 15
+    mean = subjects.groupby(["model", "layer", "kind", "iteration", "region"])[
+        "similarity"].mean()
+    merged = table.set_index(["model", "layer", "kind", "iteration", "region"])["similarity"]
+    assert np.allclose(mean.loc[merged.index], merged)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_commitment_is_chosen_on_the_92_set_and_reported_elsewhere(neural_run):
+    commitment = json.loads((neural_run / "commitment.json").read_text())
+    assert commitment["chosen_on"] == "algonauts92" and set(commitment["regions"]) == {"EVC",
+                                                                                      "IT"}
+    it = pd.read_csv(neural_run / "algonauts92" / "similarity.csv").query(
+        "region == 'IT' and kind == 'forward'")
+    for model, pick in commitment["regions"]["IT"].items():
+        assert pick["similarity"] == pytest.approx(it[it["model"] == model]["similarity"].max())
+    held = pd.read_csv(neural_run / "held_out.csv")
+    assert set(held["dataset"]) == {"judgements92"} and set(held["model"]) == set(MODELS)
+    tests = pd.read_csv(neural_run / "tests.csv")
+    assert {"1 iterations", "2 models", "3 hierarchy", "4 feedback vs forward"} <= set(
+        tests["question"])
+    assert tests["p"].between(0, 1).all() and tests["significant"].dtype == bool
+    for name in ("similarity_vs_iteration", "layer_hierarchy", "model_comparison_IT"):
+        assert (neural_run / "algonauts92" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_cli_refuses_unknown_data_sets_and_bad_models(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["analyze", "neural", "--model", "CNN=pretrained:fmnist-small-cnn",
+                                 "--dataset", "algonauts", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "unknown brain data set(s) ['algonauts']" in result.output
+    result = runner.invoke(app, ["analyze", "neural", "--model", "CNN", "--dataset",
+                                 "algonauts92", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "must look like NAME=CHECKPOINT" in result.output
+    result = runner.invoke(app, ["analyze", "neural", "--model", "CNN=pretrained:fmnist-small-cnn",
+                                 "--dataset", "algonauts78", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "chosen on algonauts92" in result.output
