@@ -48,6 +48,7 @@ from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, supports_halting
+from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.stimuli import StimulusSet, conversion_note, input_conversion, render
 
 OUTPUTS = ("h_hat", "logits", "probabilities")
@@ -374,18 +375,6 @@ def _dims(var: str) -> tuple[str, ...]:
     if var in SCALARS:
         return ("presentation", "iteration")
     return ("presentation", "iteration", f"neuroid_{var.removesuffix('_feedback')}")
-
-
-def input_normalisation(model: FeedbackModel) -> dict[str, list[float]]:
-    """The per-channel mean and sd (pixel scale) the model subtracts and divides by first
-    (0 and 1: a model that takes pixels as they are)."""
-    from neurocnnf.nn import Normalize
-
-    source = next((m for m in model.modules() if isinstance(m, Normalize)), model)
-    mean, std = getattr(source, "mean", None), getattr(source, "std", None)
-    if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor):
-        return {"mean": [0.0] * model.input_shape[0], "std": [1.0] * model.input_shape[0]}
-    return {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
 
 
 def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], probe: dict,

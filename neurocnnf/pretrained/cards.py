@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from neurocnnf.io import atomic_write
+from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.pretrained import MODELS, sha256
 from neurocnnf.train.checkpoint import load_model, read_metadata
 
@@ -66,6 +67,8 @@ def make_card(run: Path, name: str, description: str, hardware: str, commit: str
                      f"test_first_{ACCURACY_IMAGES}": first_test_accuracy(
                          model, config["data"]["dataset"])},
         "robustness": robustness or {},
+        "input": {"shape": list(model.input_shape), **input_normalisation(model),
+                  "scale": "pixels in [0, 1], normalised inside the model"},
         "commit": commit,
         "weights_sha256": "",
         "parameters": sum(p.numel() for p in model.parameters()),
