@@ -73,6 +73,7 @@ def train(
 ) -> None:
     """Train a CNN-F (or its plain-CNN twin) and score the test set once at the end."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.io import WriteError
     from neurocnnf.lock import LockError
     from neurocnnf.train import CheckpointError, ConfigError, load_config
     from neurocnnf.train import train as run_training
@@ -89,7 +90,7 @@ def train(
         results = run_training(config, out, resume=resume, progress=progress,
                                restart_if_changed=restart_if_changed, overwrite=overwrite)
     except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError,
-            LockError) as error:
+            LockError, WriteError) as error:
         _fail(error)
     if results:  # empty on the non-main ranks of a torchrun job
         typer.echo(json.dumps(results["test"], indent=2))
@@ -183,13 +184,16 @@ def stimuli(
 ) -> None:
     """Build a stimulus set: images rendered as the models see them + stimuli.csv."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.io import WriteError
+    from neurocnnf.lock import LockError
     from neurocnnf.stimuli import StimulusError, load_stimuli, write_folder
 
     _writable(out)
     try:
         stimulus_set = _perturbed_set(load_stimuli(spec), perturb)
         csv = write_folder(stimulus_set, out, channels, size, progress=progress)
-    except (StimulusError, DataNotFoundError, DataIntegrityError, ValueError) as error:
+    except (StimulusError, DataNotFoundError, DataIntegrityError, ValueError, LockError,
+            WriteError) as error:
         _fail(error)
     typer.echo(f"wrote {len(stimulus_set)} stimuli: {csv}")
 
@@ -236,6 +240,7 @@ def evaluate(
     A killed run resumes: rerun the same command to reuse the models it finished.
     """
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.io import WriteError
     from neurocnnf.lock import LockError
     from neurocnnf.train import CheckpointError
 
@@ -249,7 +254,7 @@ def evaluate(
             _names(attacks), pgd_steps, spsa_steps, iterations, batch_size, seed,
             _device(device), progress, _names(scorings))
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
-            ImportError, LockError) as error:
+            ImportError, LockError, WriteError) as error:
         _fail(error)
     typer.echo(f"wrote {out}")
 
@@ -283,6 +288,7 @@ def brainscore_export(
     iterations: int | None = None,
 ) -> None:
     """Write a brain-score/vision plugin folder (models/<identifier>/) for a checkpoint."""
+    _writable(out)
     from neurocnnf.brainscore.export import EXPORT_RECORD, export_plugin
     from neurocnnf.brainscore.vendor import VendorError
     from neurocnnf.data.download import file_digest
@@ -304,6 +310,21 @@ def brainscore_export(
         _fail(error)
     typer.echo(f"wrote {folder}")
     typer.echo(json.loads((folder / EXPORT_RECORD).read_text())["status"])
+
+
+@brainscore_app.command("export-benchmarks")
+def brainscore_export_benchmarks(out: Path) -> None:
+    """Write the Algonauts 2019 RDM benchmark plugin (benchmarks/<name>/ of brain-score/vision:
+    92 and 78 images, EVC and IT, 15 subjects; ids like Algonauts2019.92-IT-rdm)."""
+    from neurocnnf.brainscore.benchmark_export import export_benchmarks
+    from neurocnnf.brainscore.rdm_benchmark import BENCHMARKS
+    from neurocnnf.brainscore.vendor import VendorError
+
+    try:
+        folder = export_benchmarks(out)
+    except (VendorError, OSError) as error:
+        _fail(error)
+    typer.echo(f"wrote {folder}: {', '.join(BENCHMARKS)}")
 
 
 @brainscore_app.command("score")
@@ -601,15 +622,17 @@ def pretrained_export(
     import shutil
 
     from neurocnnf import pretrained
+    from neurocnnf.io import WriteError, atomic_write
     from neurocnnf.train import CheckpointError
 
+    _writable(out)
     try:
         weights = pretrained.path(name)
-    except CheckpointError as error:
+        atomic_write(out / "best.safetensors", lambda tmp: shutil.copyfile(weights, tmp))
+        atomic_write(out / "card.json", lambda tmp: Path(tmp).write_text(
+            json.dumps(pretrained.card(name), indent=2) + "\n"))
+    except (CheckpointError, WriteError) as error:
         _fail(error)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, out / "best.safetensors")
-    (out / "card.json").write_text(json.dumps(pretrained.card(name), indent=2) + "\n")
     typer.echo(f"{name} -> {out}")
 
 

@@ -1,11 +1,13 @@
-"""Generate a plugin's own copy of the inference code from the package's modules at export time.
+"""Generate a plugin's own copy of the package's code at export time.
 
-``vendor(folder)`` copies ``brainscore.plugin`` and every ``neurocnnf`` module it imports
-(module-level and inside functions, followed transitively) into ``folder/<RUNTIME>/``, with
-``neurocnnf`` imports rewritten as relative ones. A package ``__init__`` is copied only when it
-is imported itself (else an empty one is written), and from a module in ``PARTIAL`` only the
-named definitions (with the imports they use) are taken. The result imports without
-``neurocnnf``; ``requirements`` lists the published distributions it needs.
+``vendor(folder, root)`` copies the module ``root`` (``brainscore.plugin`` for a model plugin,
+``brainscore.rdm_benchmark`` for a benchmark plugin) and every ``neurocnnf`` module it imports
+(module-level and inside functions, not under ``if TYPE_CHECKING:``, followed transitively)
+into ``folder/<RUNTIME>/``, with ``neurocnnf`` imports rewritten as relative ones. A package
+``__init__`` is copied only when it is imported itself (else an empty one is written), and from
+a module in ``PARTIAL`` only the named definitions (with the imports they use) are taken. The
+result imports without ``neurocnnf``; ``requirements`` lists the published distributions it
+needs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import neurocnnf
@@ -22,10 +25,10 @@ ROOT_MODULE = "neurocnnf.brainscore.plugin"
 # modules whose full import would pull in the data pipeline: only these definitions are taken
 PARTIAL = {"neurocnnf.stimuli.sets": ("StimulusError", "StimulusSizeWarning", "_read_image",
                                       "_checked", "_grey_palette", "convert"),
-           "neurocnnf.io": ("atomic_write", "current_umask")}
+           "neurocnnf.io": ("WriteError", "atomic_write", "_reason", "current_umask")}
 # third-party import -> published distribution; Brain-Score's own packages are there already
 DISTRIBUTIONS = {"torch": "torch", "numpy": "numpy", "PIL": "Pillow",
-                 "safetensors": "safetensors", "tqdm": "tqdm"}
+                 "safetensors": "safetensors", "tqdm": "tqdm", "scipy": "scipy"}
 PROVIDED = {"brainscore_vision", "brainscore_core"}
 SOURCE = Path(neurocnnf.__file__).parent
 
@@ -42,10 +45,23 @@ def _file(module: str) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def _imports(tree: ast.AST) -> tuple[set[str], set[str]]:
-    """(neurocnnf modules, third-party top-level names) imported anywhere in ``tree``."""
+    """(neurocnnf modules, third-party top-level names) that ``tree`` imports when it runs;
+    ``from package import module`` needs the module, not the package's ``__init__``."""
     ours, theirs = set(), set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
             if any(n.split(".")[0] == "neurocnnf" for n in names):
@@ -55,9 +71,11 @@ def _imports(tree: ast.AST) -> tuple[set[str], set[str]]:
             if node.module.split(".")[0] != "neurocnnf":
                 theirs.add(node.module.split(".")[0])
                 continue
-            ours.add(node.module)
-            ours.update(f"{node.module}.{a.name}" for a in node.names
-                        if _file(f"{node.module}.{a.name}") is not None)
+            modules = {f"{node.module}.{a.name}" for a in node.names
+                       if _file(f"{node.module}.{a.name}") is not None}
+            ours.update(modules)
+            if len(modules) < len(node.names):
+                ours.add(node.module)
     return ours, theirs
 
 
@@ -96,12 +114,13 @@ def _relative(text: str, module: str, is_package: bool) -> str:
     return re.sub(r"(?m)^(\s*)from neurocnnf(\.[\w.]+)? import", replace, text)
 
 
-def vendor(folder: str | Path) -> tuple[Path, list[str]]:
-    """Write ``folder/RUNTIME/`` and return it with the requirements (distribution names)."""
+def vendor(folder: str | Path, root: str = ROOT_MODULE) -> tuple[Path, list[str]]:
+    """Write ``folder/RUNTIME/`` with ``root`` and what it imports; return it with the
+    requirements (distribution names)."""
     from neurocnnf import __version__
 
     runtime = Path(folder) / RUNTIME
-    todo, done, third_party = [ROOT_MODULE], set(), set()
+    todo, done, third_party = [root], set(), set()
     while todo:
         module = todo.pop()
         if module in done:
