@@ -28,9 +28,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurocnnf.data import download as dl
 from neurocnnf.data import roots
-from neurocnnf.data.datasets import KRIEGESKORTE_URL, _download_or_explain, kriegeskorte92
+from neurocnnf.data.datasets import (
+    KRIEGESKORTE_URL,
+    _download_or_explain,
+    kriegeskorte92,
+    published_file,
+)
 from neurocnnf.data.roots import DataIntegrityError
 
 if TYPE_CHECKING:
@@ -215,19 +219,9 @@ def _check(dataset: str, region: str | None = None) -> None:
                          f"{', '.join(REGIONS[dataset])}")
 
 
-def _published_file(relative: str, url: str, checksum: str, root) -> Path:
-    """A file found in the data roots or downloaded from ``url``, checksum-verified."""
-    path = roots.find([relative], root)
-    if path is None:
-        path = _download_or_explain(url, roots.download_target(root) / relative, checksum,
-                                    [relative], root)
-    dl.verify(path, checksum)
-    return path
-
-
 def _algonauts_rdms(dataset: str, region: str, root) -> np.ndarray:
     name, checksum = ALGONAUTS_RDMS[(dataset, region)]
-    path = _published_file(f"algonauts2019/{name}", ALGONAUTS_URL + name, checksum, root)
+    path = published_file(f"algonauts2019/{name}", ALGONAUTS_URL + name, checksum, root)
     try:
         with gzip.open(path, "rt") as handle:
             content = json.load(handle)
@@ -240,7 +234,7 @@ def _judgement_rdms(root) -> tuple[np.ndarray, list[str]]:
     import scipy.io
 
     name, checksum = JUDGEMENTS_FILE
-    path = _published_file(f"kriegeskorte92/{name}", KRIEGESKORTE_URL + name, checksum, root)
+    path = published_file(f"kriegeskorte92/{name}", KRIEGESKORTE_URL + name, checksum, root)
     try:
         entries = scipy.io.loadmat(path)["rdms_behav_92"].ravel()
         rdms = np.stack([np.asarray(e["RDM"], dtype=np.float64) for e in entries])

@@ -211,10 +211,12 @@ def _cifar_from_python_batches(source: Path, split: str) -> tuple[np.ndarray, np
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _cifar_from_jpeg_tar(source: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_from_jpeg_tar(source: Path, split: str
+                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """images (N, 3, 32, 32), labels (N,) and each image's ``<class>/<file>`` name."""
     from PIL import Image
 
-    images, labels = [], []
+    images, labels, names = [], [], []
     try:
         with tarfile.open(source) as archive:
             for member in archive:
@@ -226,19 +228,21 @@ def _cifar_from_jpeg_tar(source: Path, split: str) -> tuple[np.ndarray, np.ndarr
                 raw = archive.extractfile(member).read()
                 images.append(np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")))
                 labels.append(CIFAR10_CLASSES.index(parts[2]))
+                names.append(f"{parts[2]}/{parts[3]}")
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DataIntegrityError(f"{source}: cannot read the CIFAR-10 JPEG archive ({error})") \
             from None
     if not images:
         raise DataIntegrityError(f"{source}: no {split} images found")
-    return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, dtype=np.int64)
+    return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, dtype=np.int64), names
 
 
 def cifar10(split: str = "train", root: str | os.PathLike | None = None) -> ImageDataset:
     """CIFAR-10: 50,000 train or 10,000 test 32x32 colour images, 10 classes.
 
     Reads the official python batches (folder ``cifar-10-batches-py`` or the tarball) or the
-    JPEG tree ``cifar10-jpeg.tar.gz`` (quality 75, not bit-exact), whichever is found first.
+    JPEG tree ``cifar10-jpeg.tar.gz`` (quality 75, not bit-exact), whichever is found first;
+    from the JPEGs, ``metadata['files']`` names each image's ``<class>/<file>``.
     """
     _check_split(split)
     candidates = ["cifar-10-batches-py", "cifar-10-python.tar.gz", "cifar10-jpeg.tar.gz"]
@@ -246,13 +250,15 @@ def cifar10(split: str = "train", root: str | os.PathLike | None = None) -> Imag
     if source is None:
         target = roots.download_target(root) / "cifar-10-python.tar.gz"
         source = _download_or_explain(CIFAR10_URL, target, CIFAR10_MD5, candidates, root)
+    metadata = {}
     if source.name == "cifar10-jpeg.tar.gz":
         dl.verify(source, CIFAR10_JPEG_SHA256)
-        images, labels = _cifar_from_jpeg_tar(source, split)
+        images, labels, metadata["files"] = _cifar_from_jpeg_tar(source, split)
     else:
         images, labels = _cifar_from_python_batches(source, split)
     return ImageDataset("cifar10", torch.from_numpy(np.ascontiguousarray(images)),
-                        torch.from_numpy(labels), CIFAR10_CLASSES, f"{source.name}/{split}")
+                        torch.from_numpy(labels), CIFAR10_CLASSES, f"{source.name}/{split}",
+                        metadata)
 
 
 # ---------------------------------------------------------------- Kriegeskorte 92 objects
@@ -345,6 +351,17 @@ def load_dataset(name: str, split: str = "train", root=None) -> ImageDataset:
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+
+
+def published_file(relative: str, url: str, checksum: str, root=None) -> Path:
+    """``relative`` found in the data roots, or downloaded from ``url`` into the download
+    target; checksum-verified (``"sha256:..."``) either way."""
+    path = roots.find([relative], root)
+    if path is None:
+        path = _download_or_explain(url, roots.download_target(root) / relative, checksum,
+                                    [relative], root)
+    dl.verify(path, checksum)
+    return path
 
 
 def _download_or_explain(url, target: Path, checksum, candidates, root) -> Path:
