@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from neurocnnf.attacks.paired import pack
 from neurocnnf.data import ImageDataset
 from neurocnnf.io import atomic_write, save_figure
 from neurocnnf.models import FeedbackModel
@@ -48,8 +49,9 @@ def evaluate_corruptions(models: dict[str, FeedbackModel], data: ImageDataset,
                          corruptions: Sequence[str] = CORRUPTIONS, seed: int = 0,
                          batch_size: int = 250, progress: bool = True) -> pd.DataFrame:
     """One row per (model, corruption, severity, iterations): accuracy, n and the per-image
-    correctness as a hex bit string ('correct'). ``iterations``: test iterations T; a model is
-    run once at max(T) and read at each T (pass t of a run equals a run of t passes)."""
+    correctness ('correct', ``attacks.paired.pack``'s 'N:HEX'). ``iterations``: test
+    iterations T; a model is run once at max(T) and read at each T (pass t of a run equals a
+    run of t passes)."""
     top = max(iterations)
     images = data.images.float().div(255.0)
     rows = []
@@ -67,7 +69,7 @@ def evaluate_corruptions(models: dict[str, FeedbackModel], data: ImageDataset,
                     rows.append({"model": label, "corruption": "none" if severity == 0
                                  else name, "severity": severity, "iterations": t,
                                  "accuracy": float(bits.mean()), "n": len(bits),
-                                 "correct": np.packbits(bits).tobytes().hex()})
+                                 "correct": pack(bits)})
                 bar.update(1)
     bar.close()
     return pd.DataFrame(rows)

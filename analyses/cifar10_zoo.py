@@ -1,0 +1,164 @@
+"""The CIFAR-10 zoo (issue 30): train, evaluate and ship the natural-image twin, CNN-F and PC.
+
+    python analyses/cifar10_zoo.py train --seed 0 [--runs DIR]
+    python analyses/cifar10_zoo.py robustness --seed 0 [--runs DIR] [--n 1000] [--out DIR]
+    python analyses/cifar10_zoo.py corruptions --seed 0 [--runs DIR] [--n 1000] [--out DIR]
+    python analyses/cifar10_zoo.py register --seed 0 [--runs DIR] --hardware TEXT
+
+``train``: the three runs of one seed (presets cifar10-cnn, cifar10 and cifar10-pc) under
+``DIR/<cnn|cnnf1|pc>-s<seed>``, each resumed where it stopped (one after the other; start them
+as separate processes to train them side by side).
+``robustness``: APGD-CE and PGD-40 at eps 2/255, 4/255, 8/255 (pixel scale) on the first N test
+images, aimed at the first pass, at all iterations (e2e) and at the plain pass alone
+(iterations = 0, scored at 0 and at the model's T); the twin once (its three coincide); one CSV
+row per (model, attack, eps, aim, scored T) with per-image correctness, kept when it exists
+(a killed run resumes); ``paired.csv``: CNN-F and PC minus the twin image by image (Newcombe
+interval, exact McNemar p).
+``corruptions``: CIFAR-10-C's four corruptions x 5 severities, test iterations 0..5.
+``register``: ships the finished runs as ``cifar10-cnn``, ``cifar10-cnnf1``, ``cifar10-pc``
+with their cards (robustness from ``robustness``' CSV when it exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from neurocnnf.attacks import AttackSpec
+from neurocnnf.attacks.evaluate import make_adversarial, predict
+from neurocnnf.attacks.paired import pack, paired_difference, unpack
+from neurocnnf.pipelines.robustness import test_images
+from neurocnnf.train import load_config, load_model, train
+
+RUNS = {"cnn": "cifar10-cnn", "cnnf1": "cifar10", "pc": "cifar10-pc"}
+NAMES = {"cnn": "CNN (twin)", "cnnf1": "CNN-F-1", "pc": "PC-1"}
+EPS = (2 / 255, 4 / 255, 8 / 255)
+ATTACKS = {"apgd-ce": 0, "pgd": 40}  # attack -> steps (0: the attack's default)
+TEST_ITERATIONS = (0, 1, 2, 3, 5)
+
+
+def run_folder(runs: Path, key: str, seed: int) -> Path:
+    return runs / f"{key}-s{seed}"
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    for key, preset in RUNS.items():
+        out = run_folder(args.runs, key, args.seed)
+        if (out / "results.json").exists():
+            continue
+        config = load_config(preset, [f"seed={args.seed}"])
+        train(config, out, resume=(out / "resume.pt").exists())
+
+
+def robustness_rows(name: str, model, images, labels, n_iterations: int, seed: int
+                    ) -> list[dict]:
+    """Every attack x eps x aim for one model; a plain CNN (T = 0) is attacked once."""
+    rows = []
+    clean = {t: predict(model, images, iterations=t) == labels
+             for t in sorted({0, n_iterations})}
+    for t, correct in clean.items():
+        rows.append(dict(model=name, attack="clean", eps=0.0, aim="none", scored_t=t,
+                         accuracy=float(correct.float().mean()), correct=pack(correct)))
+    aims = ("e2e",) if n_iterations == 0 else ("first", "e2e", "plain")
+    for attack, steps in ATTACKS.items():
+        for eps in EPS:
+            for aim in aims:
+                spec = AttackSpec(attack, eps, "first" if aim == "first" else "e2e", steps)
+                at = 0 if aim == "plain" else n_iterations
+                adversarial = torch.cat([
+                    make_adversarial(spec, model, x, y, "last",
+                                     torch.Generator().manual_seed(seed * 7919 + i),
+                                     iterations=at)
+                    for i, (x, y) in enumerate(zip(images.split(250), labels.split(250),
+                                                   strict=True))])
+                scored = sorted({0, n_iterations}) if aim == "plain" else [n_iterations]
+                for t in scored:
+                    correct = predict(model, adversarial, iterations=t) == labels
+                    rows.append(dict(model=name, attack=attack, eps=eps, aim=aim, scored_t=t,
+                                     accuracy=float(correct.float().mean()),
+                                     correct=pack(correct)))
+    return rows
+
+
+def paired_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Each recurrent model's row minus the twin's under the same attack and eps (the twin's
+    only aim is e2e, which for it is every aim), image by image."""
+    twin = results[results["model"] == NAMES["cnn"]].set_index(["attack", "eps"])
+    rows = []
+    for row in results[results["model"] != NAMES["cnn"]].itertuples():
+        base = twin.loc[(row.attack, row.eps)]
+        base = base.iloc[0] if isinstance(base, pd.DataFrame) else base
+        diff = paired_difference(unpack(row.correct), unpack(base["correct"]))
+        rows.append(dict(model=row.model, attack=row.attack, eps=row.eps, aim=row.aim,
+                         scored_t=row.scored_t, accuracy=row.accuracy,
+                         twin_accuracy=base["accuracy"], difference=diff.difference,
+                         low=diff.low, high=diff.high, mcnemar_p=diff.p))
+    return pd.DataFrame(rows)
+
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    images, labels = test_images("cifar10", args.n)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for key, name in NAMES.items():
+        path = args.out / f"{key}-s{args.seed}.csv"
+        run = run_folder(args.runs, key, args.seed)
+        if path.exists() or not (run / "best.safetensors").exists():
+            continue
+        model = load_model(run)
+        rows = robustness_rows(name, model, images, labels, model.iterations, args.seed)
+        pd.DataFrame(rows).to_csv(path, index=False)
+    parts = [pd.read_csv(p) for p in sorted(args.out.glob(f"*-s{args.seed}.csv"))]
+    if parts:
+        paired_table(pd.concat(parts)).to_csv(args.out / f"paired-s{args.seed}.csv", index=False)
+
+
+def cmd_corruptions(args: argparse.Namespace) -> None:
+    from neurocnnf.data import cifar10
+    from neurocnnf.pipelines.corruptions import run_corruptions
+
+    models = {NAMES[k]: load_model(run_folder(args.runs, k, args.seed)) for k in NAMES}
+    data = cifar10("test").subset(torch.arange(args.n))
+    run_corruptions(models, data, args.out / f"corruptions-s{args.seed}",
+                    {name: model.iterations for name, model in models.items()},
+                    iterations=TEST_ITERATIONS)
+
+
+def cmd_register(args: argparse.Namespace) -> None:
+    from neurocnnf.pretrained.cards import register
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    for key, description in (
+            ("cnn", "plain VGG-6 twin of cifar10-cnnf1 (no feedback), CIFAR-10 JPEGs"),
+            ("cnnf1", "VGG-6 CNN-F trained with 1 feedback iteration on CIFAR-10 JPEGs"),
+            ("pc", "predictive-coding comparator on cifar10-cnnf1's VGG-6 backbone")):
+        run = run_folder(args.runs, key, args.seed)
+        name = "cifar10-" + key + ("" if args.seed == 0 else f"-s{args.seed}")
+        robustness = args.out / f"{key}-s{args.seed}.csv"
+        summary = None
+        if robustness.exists():
+            table = pd.read_csv(robustness)
+            summary = {f"{r.attack}@{r.eps:.4f}/{r.aim}/t{r.scored_t}": r.accuracy
+                       for r in table.itertuples()}
+        print(register(run, name, description, args.hardware, commit, summary))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("train", "robustness", "corruptions", "register"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=Path, default=Path("/work/runs/cifar10"))
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=Path("docs/reproduction/cifar10"))
+    parser.add_argument("--hardware", default="2-core Xeon (CPU), 1 thread per run")
+    args = parser.parse_args()
+    {"train": cmd_train, "robustness": cmd_robustness, "corruptions": cmd_corruptions,
+     "register": cmd_register}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
