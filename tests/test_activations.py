@@ -100,7 +100,7 @@ def test_chunks_written_as_bytes_equal_the_zarr_library_path(model, tmp_path, mo
     monkeypatch.setattr(store_module, "_chunk_path",
                         lambda *args: chunk_files.append(args) or chunk_path(*args))
     # the NetCDF conversion in this process (not a forked child), so that its reads count
-    monkeypatch.setattr(store_module, "_in_child", lambda work: work())
+    monkeypatch.setattr(store_module, "in_child", lambda work: work())
     fast = {s: extract_dataset(model, stimuli, tmp_path / f"fast{s}", **options)
             for s in (".nc", ".zarr")}
     # every variable: written by hand for both stores, copied by hand into the NetCDF file

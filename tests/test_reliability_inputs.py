@@ -821,3 +821,65 @@ def test_checkpoints_without_a_checksum_still_load(checkpoint, tmp_path):
     name = pretrained.list()[0]  # shipped files carry none; their cards' sha256 still holds
     assert "tensors_sha256" not in read_metadata(pretrained.path(name))
     assert load_model(f"pretrained:{name}").config["arch"] == pretrained.card(name)["arch"]
+
+
+# ---------------------------------------------------------------- full or read-only disks (issue 36)
+
+
+def _file_size_limit(limit: int):
+    """A subprocess preexec setting RLIMIT_FSIZE (a full disk: writes past it fail with
+    EFBIG, 'File too large'), without core dumps."""
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return apply
+
+
+@pytest.mark.parametrize("command, limit", [
+    pytest.param("train", 64 << 10, marks=[pytest.mark.data, pytest.mark.slow]),
+    pytest.param("evaluate", 16 << 10, marks=pytest.mark.data),
+    ("stimuli", 100),
+])
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(checkpoint, tmp_path, command,
+                                                                 limit):
+    out = tmp_path / "out"
+    before = occupied(out)
+    source = image_folder(tmp_path / "src", ["a", "b"])
+    args = {"train": ["train", "quickstart", "--out", out, *TINY_TRAIN],
+            "evaluate": ["evaluate", checkpoint, "--out", out, *FAST_EVAL],
+            "stimuli": ["stimuli", f"folder:{source}", "--out", out, "--no-progress"]}[command]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "neurocnnf.cli", *map(str, args)],
+                            capture_output=True, text=True, env=env, timeout=300,
+                            preexec_fn=_file_size_limit(limit))
+    assert result.returncode == 2, result.stderr[-3000:]
+    line = error_line(result)
+    assert f"error: cannot write {out}" in line and "File too large" in line, line
+    left = snapshot(out)
+    assert not [name for name in left if name.endswith(".tmp") or ".images-" in name], left
+    if command == "stimuli":
+        assert left == before
+    assert not (tmp_path / "out.lock").exists()
+
+
+@pytest.mark.parametrize("command", ["pretrained export", "brainscore export"])
+def test_a_read_only_output_is_refused_in_one_line(checkpoint, command):
+    from neurocnnf import pretrained
+
+    args = {"pretrained export": ["pretrained", "export", pretrained.list()[0]],
+            "brainscore export": ["brainscore", "export", checkpoint]}[command]
+    result = invoke(*args, "/proc/neurocnnf-test")
+    assert result.exit_code == 2
+    assert "output folder /proc/neurocnnf-test is not writable" in error_line(result)
+
+
+def test_a_killed_stimulus_export_leaves_nothing_the_next_one_keeps(tmp_path):
+    source = image_folder(tmp_path / "src", ["a", "b"])
+    out = tmp_path / "out"
+    (out / ".images-k1ll3d").mkdir(parents=True)  # what a SIGKILL mid-export leaves
+    (out / ".images-k1ll3d" / "000000.png").write_bytes(b"half")
+    result = invoke("stimuli", f"folder:{source}", "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["images", "stimuli.csv"]

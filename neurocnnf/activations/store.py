@@ -169,7 +169,7 @@ class PartialStore:
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self._disk_errors(tmp):
             _remove(tmp)  # left by a run killed while converting
-        error = _in_child(lambda: self._to_netcdf(tmp, skeleton, variables))
+        error = in_child(lambda: self._to_netcdf(tmp, skeleton, variables))
         if error is not None:
             _remove(tmp)
             raise self._write_error(tmp, error)
@@ -234,7 +234,7 @@ class PartialStore:
             "the same command again to resume")
 
 
-def _in_child(work: Callable[[], None]) -> str | None:
+def in_child(work: Callable[[], None]) -> str | None:
     """Run ``work`` in a forked child; None if it succeeded, else its error (one line).
 
     HDF5 cannot recover from a failed write (a full disk): the process that made it crashes at
