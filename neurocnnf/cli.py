@@ -615,8 +615,11 @@ def pretrained_info(name: str) -> None:
 
 @pretrained_app.command("export")
 def pretrained_export(
-    name: str,
-    out: Annotated[Path, typer.Argument(help="folder to write: best.safetensors + card.json")],
+    name: Annotated[str, typer.Argument(help="a shipped model (neurocnnf pretrained list)")],
+    folder: Annotated[Path | None, typer.Argument(help="the run folder (or --out)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="folder to write: best.safetensors, card.json and results.json (the card's test "
+             "accuracy), a run folder every command takes")] = None,
 ) -> None:
     """Write a model as a run folder (every command takes it; or pass `pretrained:NAME`)."""
     import shutil
@@ -625,12 +628,21 @@ def pretrained_export(
     from neurocnnf.io import WriteError, atomic_write
     from neurocnnf.train import CheckpointError
 
+    out = out or folder
+    if out is None:
+        _fail(ValueError("pretrained export needs the folder to write: --out FOLDER"))
     _writable(out)
     try:
         weights = pretrained.path(name)
+        card = pretrained.card(name)
         atomic_write(out / "best.safetensors", lambda tmp: shutil.copyfile(weights, tmp))
         atomic_write(out / "card.json", lambda tmp: Path(tmp).write_text(
-            json.dumps(pretrained.card(name), indent=2) + "\n"))
+            json.dumps(card, indent=2) + "\n"))
+        results = {"name": name, "pretrained": True, "best_epoch":
+                   card["schedule"].get("best_epoch"), "test": card["accuracy"]["test_full"],
+                   "iterations": card["iterations"], "checkpoint": str(out / "best.safetensors")}
+        atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(
+            json.dumps(results, indent=2) + "\n"))
     except (CheckpointError, WriteError) as error:
         _fail(error)
     typer.echo(f"{name} -> {out}")

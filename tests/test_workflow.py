@@ -102,7 +102,7 @@ def test_rerunning_does_nothing_and_a_change_reruns_only_its_dependents(workflow
     plan = snakemake(workflow_run, "-n", config=path)
     assert _job_counts(plan.stdout) == {"predictive_coding": 1, "report": 1, "all": 1}
     changed = yaml.safe_load(TEST_CONFIG.read_text())
-    changed["models"]["pc"]["set"].append("optim.lr=0.001")
+    changed["models"]["pc"] = {"preset": "quickstart-pc", "set": ["optim.epochs=1"]}
     path.write_text(yaml.safe_dump(changed))
     plan = snakemake(workflow_run, "-n", config=path)
     counts = _job_counts(plan.stdout)

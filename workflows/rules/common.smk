@@ -82,6 +82,17 @@ def noise_grid(levels):
     return "noise=" + ",".join(str(v) for v in levels)
 
 
+def train_command(wildcards):
+    """`neurocnnf train` of the model's preset (resumed, restarted if its config changed), or
+    `neurocnnf pretrained export` of a shipped model."""
+    model = config["models"][wildcards.model]
+    folder = shlex.quote(str(LAYOUT.model_run(wildcards.model, wildcards.seed)))
+    if "pretrained" in model:
+        return f"neurocnnf pretrained export {shlex.quote(model['pretrained'])} --out {folder}"
+    return (f"neurocnnf train {shlex.quote(model['preset'])} --out {folder} "
+            f"{train_overrides(wildcards)} --resume --restart-if-changed --no-progress")
+
+
 def train_overrides(wildcards):
     """--set arguments: the model's own settings, then seed and device."""
     settings = config["models"][wildcards.model].get("set", [])

@@ -12,15 +12,15 @@ rule data:
 
 
 # Only results.json (written last) is declared: a killed run keeps its resume state and
-# continues where it stopped; a changed model config starts that model over.
+# continues where it stopped; a changed model config starts that model over. A model given as
+# `pretrained: NAME` is not trained: the shipped weights are written as its run folder.
 rule train:
     input:
         rules.data.output,
     output:
         trained("{model}", "{seed}"),
     params:
-        preset=lambda wildcards: config["models"][wildcards.model]["preset"],
-        overrides=train_overrides,
+        command=train_command,
         folder=lambda wildcards: LAYOUT.model_run(wildcards.model, wildcards.seed),
     log:
         log_path("train", "{model}-seed{seed}"),
@@ -31,5 +31,4 @@ rule train:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} neurocnnf train {params.preset} --out {params.folder} "
-        "{params.overrides} --resume --restart-if-changed --no-progress > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.command} > {log} 2>&1"
