@@ -130,6 +130,23 @@ def test_harder_items_taking_longer_is_detected():
     assert table.set_index("level").loc["easy", "first"] == 1.0
 
 
+def test_repeated_measures_resample_whole_images():
+    """Each image's row repeated at 5 levels carries no more information than the image once:
+    resampling whole images gives the interval of the images alone; rows resampled as if
+    independent give a narrower, overconfident one."""
+    x, y = RNG.normal(size=40), RNG.normal(size=40)
+    x, y = x + 0.5 * y, y
+    images = np.repeat(np.arange(40), 5)
+    alone = spearman_with_ci(x, y, seed=1)
+    grouped = spearman_with_ci(x[images], y[images], seed=1, groups=images)
+    rows = spearman_with_ci(x[images], y[images], seed=1)
+    assert grouped["rho"] == pytest.approx(alone["rho"], abs=1e-12)
+    assert (grouped["ci_low"], grouped["ci_high"]) == pytest.approx(
+        (alone["ci_low"], alone["ci_high"]), abs=1e-12)
+    assert grouped["n_groups"] == 40 and rows["n_groups"] == 200
+    assert rows["ci_high"] - rows["ci_low"] < 0.7 * (grouped["ci_high"] - grouped["ci_low"])
+
+
 @pytest.mark.data
 def test_rsa_and_difficulty_runs_write_tables_and_figures(tmp_path):
     import torch

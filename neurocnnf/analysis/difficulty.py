@@ -55,23 +55,29 @@ def speed_accuracy(probabilities: np.ndarray, labels: np.ndarray,
 
 
 def spearman_with_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0,
-                     level: float = 0.95) -> dict[str, float]:
-    """Spearman rho of x and y with a percentile bootstrap CI over items (NaN when either is
-    constant: the correlation is undefined)."""
+                     level: float = 0.95, groups: np.ndarray | None = None
+                     ) -> dict[str, float]:
+    """Spearman rho of x and y with a percentile bootstrap CI (NaN when either is constant:
+    the correlation is undefined). ``groups``: rows with the same value (one image shown at
+    several levels or iterations) are resampled together, whole groups with replacement, so
+    repeated measures of an image are not treated as independent; default: every row alone."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"rho": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
-                "n": len(x)}
+                "n": len(x), "n_groups": len(x) if groups is None else len(np.unique(groups))}
     rho = stats.spearmanr(x, y)[0]
+    members = ([np.array([i]) for i in range(len(x))] if groups is None
+               else [np.flatnonzero(groups == g) for g in np.unique(groups)])
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_boot):
-        pick = rng.integers(0, len(x), len(x))
+        pick = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
         if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
             boots.append(stats.spearmanr(x[pick], y[pick])[0])
     tail = (1 - level) / 2
     return {"rho": float(rho), "ci_low": float(np.quantile(boots, tail)),
-            "ci_high": float(np.quantile(boots, 1 - tail)), "n": len(x)}
+            "ci_high": float(np.quantile(boots, 1 - tail)), "n": len(x),
+            "n_groups": len(members)}
 
 
 def accuracy_gain_by_level(logits: np.ndarray, labels: np.ndarray, level: np.ndarray

@@ -48,11 +48,14 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
     accuracy.to_csv(out / "accuracy_by_level.csv", index=False)
     speed_accuracy(ds["probabilities"].values, labels).to_csv(out / "speed_accuracy.csv",
                                                                index=False)
+    # one image at several levels: its rows are resampled together (whole images)
+    images = ds["source_id"].values if "source_id" in ds.coords else None
     summary = {"settling_vs_level": spearman_with_ci(table["level"],
-                                                     table["settling_iteration"]),
+                                                     table["settling_iteration"],
+                                                     groups=images),
                # difficulty as the plain CNN pass sees it: low confidence at t = 0
                "settling_vs_first_pass_uncertainty": spearman_with_ci(
-                   1 - table["confidence_first"], table["settling_iteration"]),
+                   1 - table["confidence_first"], table["settling_iteration"], groups=images),
                "mean_settling_by_level": table.groupby("level")["settling_iteration"].mean()
                .to_dict(),
                "accuracy_gain_by_level": accuracy.set_index("level")["gain"].to_dict()}
