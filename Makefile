@@ -16,8 +16,13 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
-	@# torchattacks' metadata asks for torchvision and an old requests: install it alone
-	$(BIN)/python -m pip install -q --no-deps torchattacks==3.5.1
+	@# APGD and Square are neurocnnf's own (neurocnnf/attacks/autoattack.py); torchattacks is
+	@# only the reference of their parity test, kept outside the installed packages (its
+	@# metadata pins requests 2.25 and pulls torchvision). An older .venv had it installed.
+	$(BIN)/python -m pip uninstall -q -y torchattacks 2>/dev/null || true
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/reference \
+		torchattacks==3.5.1
+	$(BIN)/python -m pip check
 	touch $@
 
 # A second environment with the Brain-Score stack (numpy<2, xarray 2022.3): brainscore
@@ -36,7 +41,13 @@ $(BS_STAMP): pyproject.toml constraints-brainscore.txt
 		scikit-learn importlib-metadata scipy h5py netCDF4 boto3 Pillow tqdm "dask[array]" \
 		opencv-python gitpython fire pybtex peewee psycopg2-binary networkx psutil requests \
 		h5netcdf zarr safetensors pyyaml typer pytest pytest-check matplotlib seaborn
+	@# what brainscore-vision's metadata asks for beyond that (video decoding, jupyter), so that
+	@# pip check reports one gap only: torchvision, whose PyPI build needs the CUDA torch (beside
+	@# the CPU one it fails to import, torchvision::nms); nothing here uses it
+	$(BS)/python -m pip install -q -c constraints-brainscore.txt eva-decord jupyter
 	$(BS)/python -m pip install -q --no-deps -e .
+	@! $(BS)/python -m pip check | grep -v -e "^No broken requirements" \
+		-e "^brainscore-vision .* requires torchvision, which is not installed"
 	touch $@
 
 brainscore: $(BS_STAMP)

@@ -325,7 +325,7 @@ def test_the_robustness_images_come_through_the_stimulus_path_unchanged():
 
 def test_the_core_modules_import_without_the_extras():
     """A bare install (no pandas, xarray, matplotlib, torchattacks) imports every documented
-    module; a feature that needs an extra says which."""
+    module and runs APGD (neurocnnf's own); a feature that needs an extra says which."""
     script = textwrap.dedent("""
         import sys
         BLOCKED = {"pandas", "xarray", "matplotlib", "seaborn", "sklearn", "torchattacks"}
@@ -348,7 +348,7 @@ def test_the_core_modules_import_without_the_extras():
         messages = []
         for attempt in (lambda: evaluate(model, x, torch.zeros(2).long(), [AttackSpec("clean")]),
                         lambda: paper_table(None, 0.1),
-                        lambda: make_adversarial(AttackSpec("apgd-ce", 0.1), model, x,
+                        lambda: make_adversarial(AttackSpec("apgd-ce", 0.1, steps=3), model, x,
                                                  torch.zeros(2).long(), "last",
                                                  torch.Generator())):
             try:
@@ -364,7 +364,7 @@ def test_the_core_modules_import_without_the_extras():
     evaluation, table, apgd = done.stdout.strip().splitlines()
     assert "`analysis` extra" in evaluation and "neurocnnf[analysis]" in evaluation
     assert "`analysis` extra" in table
-    assert "`attacks` extra" in apgd and "torchattacks" in apgd
+    assert apgd == "no error"
 
 
 def test_evaluation_without_h5netcdf_fails_before_any_attack(tmp_path):
@@ -395,7 +395,6 @@ def test_evaluation_without_h5netcdf_fails_before_any_attack(tmp_path):
 
 
 def test_apgd_dlr_stays_in_the_ball_and_the_box():
-    pytest.importorskip("torchattacks")
     torch.manual_seed(0)
     model = fmnist_small(iterations=1)
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])

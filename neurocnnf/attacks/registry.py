@@ -20,9 +20,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from neurocnnf.attacks.autoattack import apgd_ce, apgd_dlr, apgd_t, square
 from neurocnnf.attacks.pgd import fgsm, logits_fn, pgd
 from neurocnnf.attacks.spsa import spsa
-from neurocnnf.attacks.torchattacks_bridge import apgd_ce, apgd_dlr, apgd_t, square
 from neurocnnf.models.protocol import FeedbackModel
 
 Target = Literal["first", "e2e"]
@@ -83,8 +83,8 @@ class Attack:
     box: 'white' (uses gradients) or 'black' (outputs only, or another model's gradients);
     the masking report expects black-box accuracy >= white-box accuracy.
     default_steps: steps when a spec gives 0. needs_twin: uses the plain-CNN twin (transfer).
-    needs_torchattacks: needs the ``attacks`` extra. on_grid: the robustness plan runs it on the
-    first pass at every eps of the curves; targets: what it runs at the table's eps.
+    on_grid: the robustness plan runs it on the first pass at every eps of the curves;
+    targets: what it runs at the table's eps.
     restartable: restarts keep, per image, the first adversarial example that fools the model.
     """
 
@@ -93,7 +93,6 @@ class Attack:
     box: Literal["white", "black"]
     default_steps: int
     needs_twin: bool = False
-    needs_torchattacks: bool = False
     on_grid: bool = False
     targets: tuple[Target, ...] = ("e2e",)
     restartable: bool = False
@@ -157,12 +156,12 @@ register_attack(Attack("pgd", _pgd, "white", 40, on_grid=True, restartable=True,
 register_attack(Attack("spsa", _spsa, "black", 20, targets=("first", "e2e"),
                        description="gradient-free SPSA (Uesato et al. 2018)"))
 register_attack(Attack("apgd-ce", apgd_ce, "white", 100,
-                       needs_torchattacks=True, description="AutoAttack's APGD, cross-entropy"))
-register_attack(Attack("apgd-dlr", apgd_dlr, "white", 100, needs_torchattacks=True,
+                       description="AutoAttack's APGD, cross-entropy"))
+register_attack(Attack("apgd-dlr", apgd_dlr, "white", 100,
                        description="AutoAttack's APGD, DLR loss (untargeted)"))
 register_attack(Attack("apgd-t", apgd_t, "white", 100,
-                       needs_torchattacks=True, description="AutoAttack's targeted APGD"))
+                       description="AutoAttack's targeted APGD"))
 register_attack(Attack("square", square, "black", 1000,
-                       needs_torchattacks=True, description="Square (queries as steps)"))
+                       description="Square (queries as steps)"))
 register_attack(Attack("transfer", _transfer, "black", 40, needs_twin=True, targets=("first",),
                        restartable=True, description="PGD examples of the plain-CNN twin"))

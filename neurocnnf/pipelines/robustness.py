@@ -1,8 +1,7 @@
 """The robustness runner behind ``neurocnnf evaluate``: which attacks to run, on which models,
 and the files it writes (results.csv/.nc, table.md, report.txt, figures/*.png).
 
-Needs the ``analysis`` extra (pandas, xarray, matplotlib); attacks flagged in the registry as
-needing torchattacks need the ``attacks`` extra.
+Needs the ``analysis`` extra (pandas, xarray, matplotlib).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from neurocnnf.attacks.masking import format_report, masking_report
 from neurocnnf.attacks.paired import CORRECT, paired_markdown, paired_table, unpack
 from neurocnnf.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
 from neurocnnf.attacks.tables import markdown, paper_table
-from neurocnnf.attacks.torchattacks_bridge import TORCHATTACKS_MISSING, torchattacks_available
 from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
 from neurocnnf.io import atomic_write, save_figure
@@ -55,9 +53,7 @@ def attack_plan(eps: float, eps_grid: list[float], attacks: list[str], pgd_steps
 def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
                   test_iterations: tuple[int, ...], pgd_steps: int, spsa_steps: int,
                   batch_size: int, scorings: tuple[str, ...] = ("last", "avg")) -> None:
-    """Raise ValueError for an evaluation that cannot run as asked, ImportError (naming the
-    ``attacks`` extra) when an attack asked for needs torchattacks and it is missing; before
-    any work."""
+    """Raise ValueError for an evaluation that cannot run as asked, before any work."""
     if not attacks:
         raise ValueError(f"--attacks names no attack; choose from {', '.join(attack_names())} "
                          "(comma-separated)")
@@ -69,8 +65,6 @@ def check_request(attacks: tuple[str, ...], twins: int, limit: int | None,
         if get_attack(name).needs_twin and not twins:
             raise ValueError(f"the {name} attack needs the plain-CNN twin: pass --twin "
                              f"CHECKPOINT or leave {name} out of --attacks")
-    if any(get_attack(a).needs_torchattacks for a in attacks) and not torchattacks_available():
-        raise ImportError(TORCHATTACKS_MISSING)
     if not scorings or any(s not in SCORINGS for s in scorings):
         raise ValueError(f"--scorings must name one or more of {', '.join(SCORINGS)} "
                          f"(comma-separated), got {','.join(scorings) or 'none'}")
