@@ -4,6 +4,8 @@
     python analyses/cifar10_zoo.py robustness --seed 0 [--runs DIR] [--n 1000] [--out DIR]
     python analyses/cifar10_zoo.py corruptions --seed 0 [--runs DIR] [--n 1000] [--out DIR]
     python analyses/cifar10_zoo.py register --seed 0 [--runs DIR] --hardware TEXT
+    python analyses/cifar10_zoo.py snapshot|restore [--runs DIR] [--out DIR]
+    python analyses/cifar10_zoo.py report [--out DIR]      # docs/cifar10.md from the files
 
 ``train``: the three runs of one seed (presets cifar10-cnn, cifar10 and cifar10-pc) under
 ``DIR/<cnn|cnnf1|pc>-s<seed>``, each resumed where it stopped (one after the other; start them
@@ -15,6 +17,10 @@ row per (model, attack, eps, aim, scored T) with per-image correctness, kept whe
 (a killed run resumes); ``paired.csv``: CNN-F and PC minus the twin image by image (Newcombe
 interval, exact McNemar p).
 ``corruptions``: CIFAR-10-C's four corruptions x 5 severities, test iterations 0..5.
+``snapshot`` copies every run's config, metrics and resume state to ``OUT/runs/<run>/`` (the
+record of the training, and what a later session resumes from); ``restore`` copies them back
+into ``--runs`` where a run folder is missing. ``report`` renders docs/cifar10.md from those
+records, the benchmark's JSON and the evaluation CSVs: no number in it is typed by hand.
 ``register``: ships the finished runs as ``cifar10-cnn``, ``cifar10-cnnf1``, ``cifar10-pc``
 with their cards (robustness from ``robustness``' CSV when it exists).
 """
@@ -22,6 +28,7 @@ with their cards (robustness from ``robustness``' CSV when it exists).
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,6 +38,7 @@ import torch
 from neurocnnf.attacks import AttackSpec
 from neurocnnf.attacks.evaluate import make_adversarial, predict
 from neurocnnf.attacks.paired import pack, paired_difference, unpack
+from neurocnnf.io import atomic_write
 from neurocnnf.pipelines.robustness import test_images
 from neurocnnf.train import load_config, load_model, train
 
@@ -147,17 +155,52 @@ def cmd_register(args: argparse.Namespace) -> None:
         print(register(run, name, description, args.hardware, commit, summary))
 
 
+RUN_RECORD = ("config.yaml", "metrics.jsonl", "resume.pt", "results.json")
+
+
+def cmd_snapshot(args: argparse.Namespace) -> None:
+    for run in sorted(p for p in args.runs.iterdir() if (p / "config.yaml").exists()):
+        for name in RUN_RECORD:
+            if (run / name).exists():
+                target = args.out / "runs" / run.name / name
+                atomic_write(target, lambda tmp, src=run / name: shutil.copyfile(src, tmp))
+        print(f"{run} -> {args.out / 'runs' / run.name}")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    for record in sorted((args.out / "runs").glob("*")):
+        run = args.runs / record.name
+        if (run / "resume.pt").exists() or not (record / "resume.pt").exists():
+            continue
+        run.mkdir(parents=True, exist_ok=True)
+        for name in RUN_RECORD:
+            if (record / name).exists():
+                shutil.copyfile(record / name, run / name)
+        print(f"{record} -> {run}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from render_cifar10 import render
+
+    text = render(args.out)
+    atomic_write(args.doc, lambda tmp: Path(tmp).write_text(text))
+    print(f"wrote {args.doc}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "robustness", "corruptions", "register"))
+    parser.add_argument("command", choices=("train", "robustness", "corruptions", "register",
+                                            "snapshot", "restore", "report"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=Path, default=Path("/work/runs/cifar10"))
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction/cifar10"))
     parser.add_argument("--hardware", default="2-core Xeon (CPU), 1 thread per run")
+    parser.add_argument("--doc", type=Path, default=Path("docs/cifar10.md"))
     args = parser.parse_args()
     {"train": cmd_train, "robustness": cmd_robustness, "corruptions": cmd_corruptions,
-     "register": cmd_register}[args.command](args)
+     "register": cmd_register, "snapshot": cmd_snapshot, "restore": cmd_restore,
+     "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":

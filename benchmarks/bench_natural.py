@@ -39,7 +39,7 @@ MODELS = {"twin (vgg6, T=0)": ("vgg6", 0), "CNN-F (vgg6, T=1)": ("vgg6", 1),
 TRAIN_IMAGES = 45_000
 
 
-def steps(repeats: int, batch: int) -> None:
+def steps(repeats: int, batch: int, json_path: Path | None = None) -> None:
     torch.manual_seed(0)
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     runs = {}
@@ -62,6 +62,14 @@ def steps(repeats: int, batch: int) -> None:
             step()
             times.append(time.perf_counter() - start)
     twin = statistics.median(runs["twin (vgg6, T=0)"][1])
+    if json_path is not None:
+        load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() \
+            else "?"
+        json_path.write_text(json.dumps({
+            "threads": torch.get_num_threads(), "batch": batch, "repeats": repeats,
+            "load_1min": load, "models": {name: {"images_per_s": batch / statistics.median(t),
+                                                 "step_over_twin": statistics.median(t) / twin}
+                                          for name, (_, t) in runs.items()}}, indent=2))
     print(f"threads {torch.get_num_threads()}, batch {batch}, {repeats} alternating repeats "
           "(median)\n")
     print("| model | img/s | step time / twin's | epoch (45k images) |")
@@ -137,6 +145,7 @@ def main() -> None:
     p = sub.add_parser("steps")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     p = sub.add_parser("loader")
     p.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
@@ -145,7 +154,7 @@ def main() -> None:
     p.add_argument("workers", type=int)
     args = parser.parse_args()
     if args.command == "steps":
-        steps(args.repeats, args.batch)
+        steps(args.repeats, args.batch, args.json)
     elif args.command == "loader":
         loader(args.sizes, args.workers)
     else:
