@@ -7,7 +7,7 @@ EXTRAS ?= analysis,workflows,notebooks,dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install brainscore test test-slurm lint demo bench clean
+.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,12 @@ bench: install
 		&& ../$(BIN)/python bench_attack.py --n 128 --batch 64
 	@if [ -x $(BS)/python ]; then cd benchmarks && ../$(BS)/python bench_extract.py --n 512 \
 		--skip-memory; else echo "make brainscore for the PytorchWrapper comparison"; fi
+
+# docs/reproduction.md and the README's headline paragraph, rendered from the result files
+# under docs/reproduction/ (templates: analyses/reproduction/); tests/test_reproduction_doc.py
+# fails when the committed text differs from what the files give.
+reproduction-doc: install
+	$(BIN)/python analyses/render_reproduction.py
 
 clean:
 	rm -rf $(VENV) $(BS_VENV) .pytest_cache .ruff_cache

@@ -1,6 +1,10 @@
 """Small builders shared by several test files (imported as ``helpers``: pytest puts this
 folder on sys.path)."""
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import torch
 
@@ -16,3 +20,12 @@ def labelled_set(n: int, seed: int = 0, image_seed: int = 0) -> StimulusSet:
     return StimulusSet("toy", _base_metadata([f"t{i}" for i in range(n)],
                                              {"label": np.arange(n) % 10}), images=images,
                        seed=seed)
+
+
+def analysis_script(name: str) -> ModuleType:
+    """The stand-alone script ``analyses/<name>.py`` imported as a module."""
+    path = Path(__file__).resolve().parents[1] / "analyses" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

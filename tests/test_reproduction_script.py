@@ -1,20 +1,14 @@
 """analyses/reproduce_fig5.py: its summaries recover known values from synthetic results."""
 
-import importlib.util
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "analyses" / "reproduce_fig5.py"
+from helpers import analysis_script
 
 
 @pytest.fixture(scope="module")
 def fig5():
-    spec = importlib.util.spec_from_file_location("reproduce_fig5", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return analysis_script("reproduce_fig5")
 
 
 def test_paired_gains_subtract_the_twin_of_the_same_seed(fig5):
