@@ -90,7 +90,7 @@ def train(
         results = run_training(config, out, resume=resume, progress=progress,
                                restart_if_changed=restart_if_changed, overwrite=overwrite)
     except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError,
-            LockError, WriteError) as error:
+            LockError, WriteError, FloatingPointError) as error:
         _fail(error)
     if results:  # empty on the non-main ranks of a torchrun job
         typer.echo(json.dumps(results["test"], indent=2))

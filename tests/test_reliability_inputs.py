@@ -610,13 +610,17 @@ def test_non_finite_activations_are_refused_before_they_are_written(checkpoint, 
     assert not (out / "a.zarr").exists()
 
 
-def test_layers_given_as_one_string_are_refused_by_name():
+@pytest.mark.parametrize("where", ["extract", "model call"])
+def test_layers_given_as_one_string_are_refused_by_name(where):
     from neurocnnf.activations.extract import resolve_layers
     from neurocnnf.models import fmnist_small
 
+    model = fmnist_small(iterations=1)
+    call = {"extract": lambda: resolve_layers(model, "conv1"),
+            "model call": lambda: model(torch.rand(1, 1, 28, 28), layers="conv1")}[where]
     with pytest.raises(TypeError, match=r"layers must be a list of names, not the string "
                        r"'conv1' \(write \['conv1'\]\)"):
-        resolve_layers(fmnist_small(iterations=1), "conv1")
+        call()
 
 
 def test_small_sets_are_stored_in_chunks_of_their_size(checkpoint, tmp_path):
@@ -823,7 +827,7 @@ def test_checkpoints_without_a_checksum_still_load(checkpoint, tmp_path):
     assert load_model(f"pretrained:{name}").config["arch"] == pretrained.card(name)["arch"]
 
 
-# ---------------------------------------------------------------- full or read-only disks (issue 36)
+# ------------------------------------------------------------ full or read-only disks (issue 36)
 
 
 def _file_size_limit(limit: int):
@@ -883,3 +887,15 @@ def test_a_killed_stimulus_export_leaves_nothing_the_next_one_keeps(tmp_path):
     result = invoke("stimuli", f"folder:{source}", "--out", out, "--no-progress")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["images", "stimuli.csv"]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_diverging_run_stops_in_one_line_before_saving_non_finite_weights(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train", "quickstart", "--out", out, *TINY_TRAIN, "--set",
+                    "optim.lr=1.0e+30", "--set", "optim.grad_clip=null")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert "became" in line and "lower optim.lr or enable optim.grad_clip" in line, line
+    assert not (out / "best.safetensors").exists() and not (out / "last.safetensors").exists()

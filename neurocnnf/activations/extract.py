@@ -48,6 +48,7 @@ from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, supports_halting
+from neurocnnf.models.engine import check_layers
 from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.stimuli import StimulusSet, conversion_note, input_conversion, render
 
@@ -89,15 +90,8 @@ class Reduce:
 def resolve_layers(model: FeedbackModel, layers: list[str] | tuple[str, ...] | None) -> list[str]:
     """Taps and output names to extract (None: every tap and every output)."""
     names = list(model.taps) + list(OUTPUTS)
-    if layers is None:
-        return names
-    if isinstance(layers, str):
-        raise TypeError(f"layers must be a list of names, not the string {layers!r} "
-                        f"(write [{layers!r}])")
-    unknown = [name for name in layers if name not in names]
-    if unknown:
-        raise ValueError(f"unknown layer(s) {unknown}; this model has {names}")
-    return list(layers)
+    check_layers(layers, tuple(names))
+    return names if layers is None else list(layers)
 
 
 def model_digest(model: FeedbackModel) -> str:

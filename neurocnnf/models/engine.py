@@ -278,7 +278,11 @@ def check_images(x: Tensor, input_shape: tuple[int, int, int], arch: str,
 
 
 def check_layers(layers: Collection[str] | None, taps: tuple[str, ...]) -> None:
-    """Raise a clear error for requested tap names the model does not have (None: all)."""
+    """Raise a clear error for requested tap names the model does not have (None: all), and
+    for one name given as a string instead of a list of names."""
+    if isinstance(layers, str):
+        raise TypeError(f"layers must be a list of names, not the string {layers!r} "
+                        f"(write [{layers!r}])")
     unknown = set(layers or ()) - set(taps)
     if unknown:
         raise ValueError(f"unknown layer(s) {sorted(unknown)}; this model has {taps}")

@@ -321,6 +321,11 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
         torch.manual_seed(config.seed * 1000 + epoch)  # attack noise: same on resume
         stats = _train_epoch(net, model, train_batches, optimizer, scheduler, config, epoch,
                              ddp, device, progress and ddp.main)
+        broken = [name for name, p in model.named_parameters() if not bool(p.isfinite().all())]
+        if broken:  # (the loss of the last step was computed before its update)
+            raise FloatingPointError(f"the weights became non-finite (NaN or inf) in epoch "
+                                     f"{epoch + 1} ({broken[:3]}): lower optim.lr or enable "
+                                     "optim.grad_clip; nothing of this epoch was saved")
         val = evaluate(model, val_batches)
         record = {"epoch": epoch + 1, **stats, **{f"val_{k}": v for k, v in val.items()},
                   "lr": scheduler.get_last_lr()[0]}
