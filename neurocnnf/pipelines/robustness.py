@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from neurocnnf.activations.store import in_child
 from neurocnnf.attacks.evaluate import evaluate
 from neurocnnf.attacks.masking import format_report, masking_report
 from neurocnnf.attacks.paired import CORRECT, paired_markdown, paired_table, unpack
@@ -216,7 +217,7 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
     dataset = results_dataset(results)
-    atomic_write(out / "results.nc", lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf"))
+    atomic_write(out / "results.nc", lambda tmp: _to_netcdf(dataset, tmp))
     main = results[results["sweep"] == ""]
     table = markdown(paper_table(main, eps))
     paired = paired_table(main, eps)
@@ -241,6 +242,14 @@ def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     if not paired.empty:
         print(paired_markdown(paired))
     print(report)
+
+
+def _to_netcdf(dataset, path: str) -> None:
+    """``dataset`` to a NetCDF file in a forked child (HDF5 cannot survive a failed write, a
+    full disk, in the process that made it); OSError naming the cause if it failed."""
+    error = in_child(lambda: dataset.to_netcdf(path, engine="h5netcdf"))
+    if error is not None:
+        raise OSError(error)
 
 
 def results_dataset(results: pd.DataFrame):
