@@ -236,3 +236,50 @@ def test_correlation_distance_equals_the_rsa_pearson_with_constant_rows():
     distance = pc_analysis.correlation_distance(a, b)
     assert distance.dtype == torch.float32 and distance[1] == 1.0
     torch.testing.assert_close(distance, torch.from_numpy(expected).float(), rtol=0, atol=1e-7)
+
+
+def _stack_block(model, x, layer):
+    conv, bias = getattr(model, f"conv{layer}"), getattr(model, f"bias{layer}")
+    out = F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1))
+    return F.max_pool2d(out, 2) if model.pools[layer - 1] else out
+
+
+def test_a_deeper_stack_follows_the_predify_update_at_every_layer():
+    """Three blocks, the first without pooling, colour input with its own mean/std: the
+    middle layer mixes its drive, the prediction from above, its memory and the error step."""
+    torch.manual_seed(1)
+    pc = PredictiveCodingNet(3, 8, (4, 6, 8), 3, iterations=1, pool_after=(False, True, True),
+                             mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4), arch="probe").eval()
+    x = torch.rand(5, 3, 8, 8)
+    with torch.no_grad():
+        trace = pc(x, iterations=1, layers=None)
+    e = [(x - pc.mean) / pc.std]
+    for layer in (1, 2, 3):
+        e.append(_stack_block(pc, e[-1], layer).detach().requires_grad_(True))
+    grads = [torch.autograd.grad(
+        0.5 * (e[i - 1].detach() - getattr(pc, f"decoder{i}")(e[i])).pow(2).sum(), e[i])[0]
+        for i in (1, 2, 3)]
+    b, lam, a = pc.beta, pc.lam, pc.alpha
+    with torch.no_grad():
+        torch.testing.assert_close(trace.logits[0], pc.fc(e[3].flatten(1)))
+        new1 = b * e[1] + lam * pc.decoder2(e[2]) + (1 - b - lam) * e[1] - a * grads[0]
+        new2 = (b * _stack_block(pc, new1, 2) + lam * pc.decoder3(e[3])
+                + (1 - b - lam) * e[2] - a * grads[1])
+        new3 = b * _stack_block(pc, new2, 3) + (1 - b) * e[3] - a * grads[2]
+        for name, value in (("conv1", new1), ("conv2", new2), ("conv3", new3)):
+            torch.testing.assert_close(trace.forward[name][1], value, atol=1e-5, rtol=1e-5)
+    assert pc.feedback_taps == ("input", "conv1", "conv2")
+    assert [trace.feedback[n][0].shape[1:] for n in pc.feedback_taps] == [
+        (3, 8, 8), (4, 8, 8), (6, 4, 4)]
+
+
+def test_vgg6_pc_round_trips_with_its_normalisation(tmp_path):
+    model = build_model("vgg6_pc", iterations=2, width=8, mean=[0.49, 0.48, 0.45],
+                        std=[0.25, 0.24, 0.26]).eval()
+    save_model(model, tmp_path / "pc.safetensors")
+    again = load_model(tmp_path / "pc.safetensors")
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x).last, model(x).last)
+    assert again.config == model.config and again.config["arch"] == "vgg6_pc"
+    assert again.taps == ("input", *(f"conv{i}" for i in range(1, 7)))

@@ -38,7 +38,7 @@ def test_every_card_has_every_field_and_matches_its_checkpoint(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_every_model_scores_its_recorded_accuracy_on_the_first_1000_test_images(name):
     recorded = pretrained.card(name)["accuracy"][f"test_first_{ACCURACY_IMAGES}"]
-    measured = first_test_accuracy(pretrained.load(name), "fashion_mnist")
+    measured = first_test_accuracy(pretrained.load(name), pretrained.card(name)["data"]["dataset"])
     for scoring, value in recorded.items():
         assert abs(measured[scoring] - value) <= 0.005, (scoring, measured, recorded)
 
