@@ -25,9 +25,14 @@ from PIL import Image
 
 brainscore_vision = pytest.importorskip("brainscore_vision")
 
+from neurocnnf.analysis.rsa import compare, evaluate, rdm  # noqa: E402
+from neurocnnf.brainscore.benchmark_export import NAME, export_benchmarks  # noqa: E402
 from neurocnnf.brainscore.commitment import make_brain_model  # noqa: E402
 from neurocnnf.brainscore.export import export_plugin  # noqa: E402
+from neurocnnf.brainscore.rdm_benchmark import BENCHMARKS  # noqa: E402
 from neurocnnf.brainscore.scoring import save_assembly  # noqa: E402
+from neurocnnf.data import roots  # noqa: E402
+from neurocnnf.data.brain import load_brain_rdms  # noqa: E402
 from neurocnnf.models import build_model, fmnist_small  # noqa: E402
 from neurocnnf.train import load_model, save_model  # noqa: E402
 
@@ -432,3 +437,142 @@ def test_the_report_says_whether_a_plugin_can_be_submitted(checkpoint, tmp_path)
     text = " ".join(str(b.content) for b in brainscore_blocks(layout) if b.kind == "text")
     assert f"`{local.name}`: not verified: the weights URL {url}" in text
     assert "local only" not in text  # the new export replaced the local one
+
+
+# A BrainModel that is not ours: a small torch CNN, Brain-Score's PytorchWrapper + ModelCommitment
+TORCH_MODEL = '''import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from brainscore_vision import model_registry
+from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
+
+
+def preprocess(paths):  # no torchvision here: PIL, 64 x 64 RGB in [0, 1]
+    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((64, 64)), np.float32)
+                     .transpose(2, 0, 1) / 255 for p in paths])
+
+
+def small_torch_cnn():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(256, 10))
+    wrapper = PytorchWrapper(identifier="small_torch_cnn", model=net.eval(),
+                             preprocessing=preprocess)
+    wrapper.image_size = 64
+    return ModelCommitment(identifier="small_torch_cnn", activations_model=wrapper,
+                           layers=["0", "2"],
+                           region_layer_map={"V1": "0", "V2": "0", "V4": "2", "IT": "2"})
+
+
+model_registry['small_torch_cnn'] = small_torch_cnn
+'''
+RDM_RUNS = [("cnnf", "Algonauts2019.92-IT-rdm"), ("cnnf", "Algonauts2019.78-EVC-rdm"),
+            ("small_torch_cnn", "Algonauts2019.92-EVC-rdm"),
+            ("small_torch_cnn", "Algonauts2019.78-IT-rdm")]
+RDM_SCORES = '''import json, sys
+import numpy as np
+import brainscore_vision
+from brainscore_vision.benchmark_helpers.neural_common import timebins_from_assembly
+from brainscore_vision.benchmark_helpers.screen import place_on_screen
+
+plugin, folder = sys.argv[1:3]
+results = {}
+for model_id, benchmark_id in json.loads(sys.argv[3]):
+    model_id = plugin if model_id == "cnnf" else model_id
+    score = brainscore_vision.score(model_id, benchmark_id)
+    # the same look as the benchmark's, kept for the package's own RSA
+    model = brainscore_vision.load_model(model_id)
+    benchmark = brainscore_vision.load_benchmark(benchmark_id)
+    model.start_recording(benchmark.region, timebins_from_assembly(benchmark._assembly))
+    stimuli = place_on_screen(benchmark._assembly.stimulus_set, model.visual_degrees(),
+                              benchmark._visual_degrees)
+    seen = model.look_at(stimuli)
+    if "time_bin" in seen.dims:
+        seen = seen.squeeze("time_bin")
+    seen = seen.transpose("presentation", "neuroid")
+    order = [list(seen["stimulus_id"].values).index(s) for s in stimuli["stimulus_id"]]
+    name = f"{folder}/{model_id}-{benchmark_id}.npy"
+    np.save(name, seen.values[order])
+    results[benchmark_id] = {"score": float(score), "raw": float(score.raw),
+                             "ceiling": float(score.ceiling),
+                             "lower_bound_loo": score.ceiling.attrs["lower_bound_loo"],
+                             "subject_scores": list(score.raw.attrs["subject_scores"]),
+                             "region": benchmark.region, "activations": name}
+print(json.dumps(results))
+'''
+
+
+@pytest.fixture(scope="module")
+def rdm_plugins(library):
+    """The benchmark plugin and a small torch BrainModel's plugin in the copy of Brain-Score."""
+    root, _ = library
+    folder = export_benchmarks(root / "brainscore_vision" / "benchmarks")
+    model = root / "brainscore_vision" / "models" / "small_torch_cnn"
+    model.mkdir()
+    (model / "__init__.py").write_text(TORCH_MODEL)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rdm_scores(library, rdm_plugins, tmp_path_factory):
+    """``brainscore_vision.score`` of each of RDM_RUNS in a fresh interpreter without
+    neurocnnf, on the real data (found in the data roots, nothing downloaded)."""
+    root, plugin = library
+    images = roots.find(["algonauts2019/92images/images"])
+    if images is None:
+        pytest.skip("the Algonauts 2019 data are not in the data roots")
+    folder = tmp_path_factory.mktemp("activations")
+    (folder / "scores.py").write_text(RDM_SCORES)
+    done = _run(root, str(folder / "scores.py"), plugin.name, str(folder),
+                json.dumps(RDM_RUNS), cwd=root.parent, NEUROCNNF_DATA=str(images.parents[2]),
+                NEUROCNNF_OFFLINE="1", BRAINSCORE_HOME=str(root / "brainscore_home"))
+    return done.stdout, _last_json(done)
+
+
+def test_the_benchmark_plugin_registers_literally_with_metadata_brainscore_accepts(
+        library, rdm_plugins):
+    from brainscore_core.plugin_management.handle_metadata import validate_metadata_file
+    from brainscore_core.plugin_management.parse_plugin_changes import get_plugin_ids
+    from packaging.requirements import Requirement
+
+    root, _ = library
+    ids = get_plugin_ids("benchmarks", [NAME], str(root / "brainscore_vision"))
+    assert ids == list(BENCHMARKS) and len(ids) == 4
+    errors, metadata = validate_metadata_file(rdm_plugins / "metadata.yml")
+    assert errors == [] and set(metadata["benchmarks"]) == set(BENCHMARKS)
+    names = {Requirement(line).name.lower()
+             for line in (rdm_plugins / "requirements.txt").read_text().splitlines()}
+    assert names <= ALLOWED | {"scipy"}
+    assert not any("neurocnnf" in line for line in (rdm_plugins / "benchmark.py").read_text()
+                   .splitlines() if "import" in line)
+
+
+@pytest.mark.slow
+def test_brainscore_scores_the_rdm_benchmarks_on_our_plugin_and_on_a_plain_torch_model(
+        rdm_scores):
+    stdout, results = rdm_scores
+    assert set(results) == {benchmark for _, benchmark in RDM_RUNS}
+    assert stdout.count('"formula_type": "rdm"') == len(RDM_RUNS)  # memory pre-allocation ran
+    for benchmark, result in results.items():
+        assert result["region"] == ("V1" if "EVC" in benchmark else "IT")
+        assert len(result["subject_scores"]) == 15
+        assert result["score"] == pytest.approx(result["raw"] / result["ceiling"], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_the_rdm_benchmarks_equal_the_packages_own_rsa_on_the_same_activations(rdm_scores):
+    _, results = rdm_scores
+    for benchmark, result in results.items():
+        dataset, region, _ = BENCHMARKS[benchmark]
+        brain = load_brain_rdms(dataset, region).rdms
+        model_rdm = rdm(np.load(result["activations"]))
+        per_subject = [compare(model_rdm, subject) for subject in brain]
+        np.testing.assert_allclose(result["subject_scores"], per_subject, atol=1e-10)
+        assert result["raw"] == pytest.approx(evaluate(model_rdm, brain), abs=1e-10)
+        # the ceiling: each subject against the mean RDM of all, and of the others (LOO)
+        upper = np.mean([compare(s, brain.mean(0)) for s in brain])
+        loo = np.mean([compare(s, np.delete(brain, i, 0).mean(0)) for i, s in enumerate(brain)])
+        assert result["ceiling"] == pytest.approx(upper, abs=1e-10)
+        assert result["lower_bound_loo"] == pytest.approx(loo, abs=1e-10)
