@@ -126,3 +126,12 @@ def test_training_on_a_folder_stores_its_normalisation(cifar_folder, tmp_path):
     normalize = next(m for m in model.modules() if isinstance(m, Normalize))
     assert torch.allclose(normalize.mean.flatten(), torch.tensor(mean, dtype=torch.float32))
     assert results["test"]["acc_last"] >= 0.0 and model.input_shape == (3, 32, 32)
+
+
+def test_a_folder_size_the_architecture_does_not_take_is_refused_before_loading(tmp_path):
+    from neurocnnf.train import ConfigError
+
+    config = load_config("cifar10", [f"data.root={tmp_path}", "data.dataset=folder",
+                                     "data.image_size=64"])
+    with pytest.raises(ConfigError, match=r"takes images of shape \(3, 32, 32\)"):
+        train(config, tmp_path / "run", progress=False)

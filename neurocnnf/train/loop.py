@@ -170,7 +170,9 @@ def normalisation(config: TrainConfig, train_set: ImageDataset) -> dict[str, lis
 def check_input_shape(config: TrainConfig) -> None:
     """ConfigError when the architecture takes images of another (C, H, W) than
     ``data.dataset`` holds; before any data is loaded."""
-    shape = IMAGE_SHAPES.get(config.data.dataset)
+    d = config.data
+    shape = (d.channels, d.image_size, d.image_size) if d.dataset == "folder" \
+        else IMAGE_SHAPES.get(d.dataset)
     try:
         takes = build_model(config.model.arch, iterations=0, **config.model.options).input_shape
     except (TypeError, ValueError) as error:
