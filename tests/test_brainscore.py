@@ -329,3 +329,19 @@ def test_the_score_command_uses_the_assemblys_own_time_bin(workspace, tmp_path):
     row = table.iloc[0]
     assert row["raw"] > 0.6
     assert row["explained_variance"] == pytest.approx(row["raw"] ** 2 / row["ceiling"])
+
+
+@pytest.mark.slow
+def test_score_benchmark_runs_an_algonauts_rdm_benchmark_from_the_local_data(workspace):
+    from neurocnnf.analysis.rsa import compare
+    from neurocnnf.data import roots
+    from neurocnnf.data.brain import load_brain_rdms
+
+    if roots.find(["algonauts2019/78images/images"]) is None:
+        pytest.skip("the Algonauts 2019 data are not in the data roots")
+    _, model, _ = workspace
+    result = score_benchmark(_brain_model(model), "Algonauts2019.78-EVC-rdm")
+    brain = load_brain_rdms("algonauts78", "EVC").rdms
+    assert result["ceiling"] == pytest.approx(np.mean([compare(s, brain.mean(0))
+                                                       for s in brain]), abs=1e-10)
+    assert result["score"] == pytest.approx(result["raw"] / result["ceiling"])

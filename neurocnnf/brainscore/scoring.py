@@ -173,13 +173,19 @@ def score_benchmark(brain_model, benchmark_id: str) -> dict[str, float | None]:
     then the benchmark); offline: one clear error.
 
     Returns the benchmark's ``score`` (for neural benchmarks raw^2 / ceiling, Brain-Score's
-    current convention) with its ``raw`` and ``ceiling`` where the score carries them.
+    current convention; for RDM benchmarks raw / ceiling) with its ``raw`` and ``ceiling``
+    where the score carries them. The Algonauts 2019 RDM benchmarks (``rdm_benchmark``) are
+    built here from the local data when Brain-Score does not have them as a plugin.
     """
     from brainscore_core.benchmarks import score_benchmark as run
     from brainscore_vision import load_benchmark
 
+    from neurocnnf.brainscore import rdm_benchmark
+
     try:
-        benchmark = load_benchmark(benchmark_id)
+        benchmark = (rdm_benchmark.load_benchmark(benchmark_id)
+                     if benchmark_id in rdm_benchmark.BENCHMARKS else
+                     load_benchmark(benchmark_id))
         score = run(benchmark, brain_model)
     except Exception as error:  # botocore / urllib raise many types when offline
         text = f"{type(error).__name__}: {error}"
