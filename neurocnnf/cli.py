@@ -9,7 +9,19 @@ from typing import Annotated
 
 import typer
 
-from neurocnnf.attacks.registry import attack_names
+# Shared option texts and defaults: one convention for every command (tests/test_cli.py checks
+# it by walking this app). Nothing heavy is imported at module level, so that `--help` and a
+# rejected option answer without loading torch.
+MODEL_HELP = "checkpoint file, run folder or pretrained:NAME"
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
+PROGRESS_HELP = "show progress bars"
+FORWARD_BATCH = 64  # images per model call when the model only runs forward
+ATTACK_BATCH = 256  # images per batch of an attack evaluation (its seeds are drawn per batch)
+ATTACKS_HELP = ("comma-separated, from fgsm, pgd, spsa, transfer (needs --twin), apgd-ce, "
+                "apgd-dlr, apgd-t, square")
+LAYERS_HELP = ("comma-separated store variables: layers (conv1, ...), their feedback "
+               "(conv2_feedback: brings its layer too), h_hat, logits, probabilities; the "
+               "scalars (reconstruction_error, ...) are always stored; default all")
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -68,8 +80,10 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="replace a run already in OUT")] = False,
     restart_if_changed: Annotated[bool, typer.Option(
         help="with --resume: start over if OUT was trained with another config")] = False,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps")] = None,
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    device: Annotated[str | None, typer.Option(
+        help=DEVICE_HELP + " (default: the config's device, auto unless it says otherwise)")]
+    = None,
+    progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
 ) -> None:
     """Train a CNN-F (or its plain-CNN twin) and score the test set once at the end."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
@@ -98,12 +112,12 @@ def train(
 
 @app.command()
 def extract(
-    checkpoint: Annotated[Path, typer.Argument(help="checkpoint file or run folder")],
+    checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)],
     out: Annotated[Path, typer.Option(help="output store: .nc (NetCDF) or .zarr")],
     stimuli: Annotated[str, typer.Option(help="kriegeskorte92, fashion_mnist[:split[:n]], "
                                          "cifar10[:split[:n]] or folder:PATH[:CSV]")]
     = "fashion_mnist:test:1000",
-    layers: Annotated[str | None, typer.Option(help="comma-separated; default all")] = None,
+    layers: Annotated[str | None, typer.Option(help=LAYERS_HELP)] = None,
     iterations: Annotated[int | None, typer.Option(help="T (default: the model's)")] = None,
     eta: Annotated[float | None, typer.Option(help="step size (default: the model's)")] = None,
     perturb: Annotated[list[str], typer.Option(help="KIND=L1,L2,... e.g. noise=0,0.1,0.2")]
@@ -112,15 +126,15 @@ def extract(
     = None,
     time_start: Annotated[float, typer.Option(help="ms at which iteration 0 starts")] = 70.0,
     time_step: Annotated[float, typer.Option(help="ms per iteration")] = 40.0,
-    batch_size: int = 64,
-    device: str = "cpu",
+    batch_size: Annotated[int, typer.Option(help="images per model call")] = FORWARD_BATCH,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     model_id: Annotated[str | None, typer.Option(help="name stored with the activations "
                                                  "(default: NAME of pretrained:NAME, else the "
                                                  "run folder's name)")] = None,
     strict: Annotated[bool, typer.Option(
         help="refuse stimuli the model does not take as they are (colour for a greyscale "
         "model, another size) instead of converting them with a warning")] = False,
-    progress: bool = True,
+    progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
     restart_if_changed: Annotated[bool, typer.Option(
         help="start over if OUT.partial was made from other inputs (default: refuse)")] = False,
     dtype: Annotated[str, typer.Option(help="storage type: float32 or float16 (half the "
@@ -147,7 +161,7 @@ def extract(
         reduction = Reduce.parse(reduce) if reduce else None
         checkpoint_file = resolve_checkpoint(checkpoint)
         path = run_extraction(
-            model, stimulus_set, out, layers=layers.split(",") if layers else None,
+            model, stimulus_set, out, layers=_layers(layers),
             iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
             reduce=reduction, batch_size=batch_size,
             model_id=model_id or model_name(checkpoint), strict=strict,
@@ -157,6 +171,16 @@ def extract(
             DataIntegrityError, ValueError) as error:
         _fail(error)
     typer.echo(f"wrote {path}")
+
+
+def _layers(text: str | None) -> list[str] | None:
+    """--layers as the layer names to extract: a feedback variable (conv2_feedback) asks for
+    its layer, whose feedback is stored with it; the scalars are always stored."""
+    if not text:
+        return None
+    scalars = ("reconstruction_error", "logit_change", "mask_flip_fraction", "halted_at")
+    names = [v.strip().removesuffix("_feedback") for v in text.split(",") if v.strip()]
+    return list(dict.fromkeys(n for n in names if n not in scalars))
 
 
 def _perturbed_set(stimulus_set, specs: list[str]):
@@ -180,7 +204,7 @@ def stimuli(
     = [],  # noqa: B006
     channels: Annotated[int, typer.Option(help="1 (grey) or 3 (RGB), as the models take")] = 1,
     size: Annotated[int, typer.Option(help="image side in pixels, as the models take")] = 28,
-    progress: bool = True,
+    progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
 ) -> None:
     """Build a stimulus set: images rendered as the models see them + stimuli.csv."""
     from neurocnnf.data import DataIntegrityError, DataNotFoundError
@@ -214,24 +238,26 @@ def _numbers(text: str, option: str, kind: type = float) -> tuple:
 
 @app.command()
 def evaluate(
-    checkpoints: Annotated[list[Path], typer.Argument(help="CNN-F checkpoints or run folders")],
+    checkpoints: Annotated[list[Path], typer.Argument(help="the CNN-F models: " + MODEL_HELP)],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/robustness"),
-    twin: Annotated[list[Path], typer.Option(help="plain-CNN twin(s): CNN row and transfer "
-                                             "source; one per checkpoint for several seeds")]
+    twin: Annotated[list[Path], typer.Option(
+        help="plain-CNN twin(s), " + MODEL_HELP + ": CNN row and transfer source; one per "
+             "checkpoint for several seeds")]
     = [],  # noqa: B006
-    dataset: str = "fashion_mnist",
+    dataset: Annotated[str, typer.Option(help="test set: fashion_mnist or cifar10")]
+    = "fashion_mnist",
     limit: Annotated[int | None, typer.Option(help="first N test images")] = 1000,
     eps: Annotated[float, typer.Option(help="eps of the table (pixel scale)")] = 0.1,
     eps_grid: Annotated[str, typer.Option(help="eps values of the curves")] = "0.02,0.05,0.1,0.2",
-    attacks: Annotated[str, typer.Option(help=",".join(attack_names()))]
+    attacks: Annotated[str, typer.Option(help=ATTACKS_HELP)]
     = "fgsm,pgd,spsa,transfer",
-    pgd_steps: int = 40,
-    spsa_steps: int = 20,
+    pgd_steps: Annotated[int, typer.Option(help="PGD (and transfer) steps")] = 40,
+    spsa_steps: Annotated[int, typer.Option(help="SPSA steps")] = 20,
     test_iterations: Annotated[str, typer.Option(help="e.g. 0,1,2,3,4,5 (Fig. 5d)")] = "",
-    batch_size: int = 256,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
+    batch_size: Annotated[int, typer.Option(help="images per attack batch")] = ATTACK_BATCH,
+    seed: Annotated[int, typer.Option(help="seed of the attacks' random starts")] = 0,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
     scorings: Annotated[str, typer.Option(help="CNN-F's scored logits: last,avg,first; e2e "
                                           "attacks run once per scoring")] = "last,avg",
 ) -> None:
@@ -266,8 +292,11 @@ app.add_typer(brainscore_app, name="brainscore")
 
 @brainscore_app.command("export")
 def brainscore_export(
-    checkpoint: Path,
-    out: Path,
+    checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)],
+    folder: Annotated[Path | None, typer.Argument(
+        help="the plugins folder (the same as --out)", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="folder to write the plugin into (models/<identifier>/)")] = None,
     weights_url: Annotated[str | None, typer.Option(
         help="where the checkpoint file is published: downloaded once now and checked against "
              "the checkpoint's sha256; without it (or with a file://, loopback or "
@@ -285,9 +314,11 @@ def brainscore_export(
     package_url: Annotated[str | None, typer.Option(
         help="depend on `neurocnnf @ URL` (e.g. git+https://...) instead of carrying a "
              "generated copy of the inference code")] = None,
-    iterations: int | None = None,
+    iterations: Annotated[int | None, typer.Option(
+        help="T the plugin runs (default: the model's)")] = None,
 ) -> None:
     """Write a brain-score/vision plugin folder (models/<identifier>/) for a checkpoint."""
+    out = _out(folder, out)
     _writable(out)
     from neurocnnf.brainscore.export import EXPORT_RECORD, export_plugin
     from neurocnnf.brainscore.vendor import VendorError
@@ -313,9 +344,15 @@ def brainscore_export(
 
 
 @brainscore_app.command("export-benchmarks")
-def brainscore_export_benchmarks(out: Path) -> None:
+def brainscore_export_benchmarks(
+    folder: Annotated[Path | None, typer.Argument(
+        help="the benchmarks folder (the same as --out)", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="folder to write the benchmark plugin into")] = None,
+) -> None:
     """Write the Algonauts 2019 RDM benchmark plugin (benchmarks/<name>/ of brain-score/vision:
     92 and 78 images, EVC and IT, 15 subjects; ids like Algonauts2019.92-IT-rdm)."""
+    out = _out(folder, out)
     from neurocnnf.brainscore.benchmark_export import export_benchmarks
     from neurocnnf.brainscore.rdm_benchmark import BENCHMARKS
     from neurocnnf.brainscore.vendor import VendorError
@@ -329,11 +366,13 @@ def brainscore_export_benchmarks(out: Path) -> None:
 
 @brainscore_app.command("score")
 def brainscore_score(
-    checkpoint: Path,
+    checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)],
     target: Annotated[str, typer.Argument(help="benchmark id (MajajHong2015public.IT-pls) or "
                                           "a NeuroidAssembly NetCDF file")],
-    region: str = "IT",
-    iterations: int | None = None,
+    region: Annotated[str, typer.Option(help="brain region the model commits a layer to: "
+                                          "V1, V2, V4 or IT")] = "IT",
+    iterations: Annotated[int | None, typer.Option(
+        help="T the model runs (default: the model's)")] = None,
     time_mode: Annotated[str, typer.Option(
         help="how a time bin is answered: overlap (iterations weighted by their overlap "
              "with the bin) or nearest (the iteration starting nearest)")] = "overlap",
@@ -395,11 +434,11 @@ app.add_typer(analyze_app, name="analyze")
 @analyze_app.command("rsa")
 def analyze_rsa(
     activations: Annotated[Path, typer.Argument(help="store of the kriegeskorte92 stimuli")],
-    out: Path = Path("results/rsa"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/rsa"),
     method: Annotated[str, typer.Option(
         help="RDM comparison (rsatoolbox's names): spearman, tau-a (Kendall's tau-a) or corr "
              "(Pearson)")] = "spearman",
-    n_boot: int = 100,
+    n_boot: Annotated[int, typer.Option(help="bootstrap samples of the stimuli")] = 100,
 ) -> None:
     """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
     from neurocnnf.activations import StoreError
@@ -420,8 +459,9 @@ def analyze_rsa(
 @analyze_app.command("difficulty")
 def analyze_difficulty(
     activations: Annotated[Path, typer.Argument(help="store of labelled, perturbed stimuli")],
-    out: Path = Path("results/difficulty"),
-    tolerance: float = 0.05,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/difficulty"),
+    tolerance: Annotated[float, typer.Option(
+        help="relative change below which an image counts as settled")] = 0.05,
 ) -> None:
     """Iterations to self-consistency and accuracy gain against perturbation level."""
     from neurocnnf.activations import StoreError
@@ -438,13 +478,16 @@ def analyze_difficulty(
 @analyze_app.command("predictive-coding")
 def analyze_predictive_coding(
     model: Annotated[list[str], typer.Option(
-        help="NAME=CHECKPOINT, repeated (e.g. CNN-F=runs/cnnf PC=runs/pc CNN=runs/cnn)")],
-    out: Path = Path("results/predictive_coding"),
-    images: str = "fashion_mnist:test:1000",
+        help="NAME=MODEL with MODEL a " + MODEL_HELP + ", repeated (e.g. CNN-F=runs/cnnf "
+             "PC=runs/pc CNN=runs/cnn)")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/predictive_coding"),
+    images: Annotated[str, typer.Option(help="labelled stimulus set: dataset:split:N")]
+    = "fashion_mnist:test:1000",
     noise: Annotated[str, typer.Option(help="noise sigmas, comma-separated")] = "0,0.1,0.2,0.4",
-    iterations: int = 5,
-    batch_size: int = 250,
-    progress: bool = True,
+    iterations: Annotated[int, typer.Option(help="iterations every model runs")] = 5,
+    batch_size: Annotated[int, typer.Option(help="images per model call")] = FORWARD_BATCH,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
 ) -> None:
     """CNN-F vs predictive coding vs feedforward: prediction error, representational change,
     noisy-vs-clean distance and accuracy per iteration, with feedback zeroed / shuffled."""
@@ -456,7 +499,7 @@ def analyze_predictive_coding(
     checkpoints = {name: Path(path) for name, path in _named_models(model).items()}
     try:
         summary = run_predictive_coding(checkpoints, out, images, _numbers(noise, "--noise"),
-                                        iterations, batch_size, progress)
+                                        iterations, batch_size, progress, device=_device(device))
     except (CheckpointError, StimulusError, ValueError, FileNotFoundError) as error:
         _fail(error)
     typer.echo(json.dumps(summary, indent=2))
@@ -482,7 +525,7 @@ def analyze_neural(
     dataset: Annotated[list[str], typer.Option(
         help="algonauts92, algonauts78, kriegeskorte92 or judgements92, repeated; the "
              "commitment is chosen on algonauts92 and reported on the others")],
-    out: Path = Path("results/neural"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/neural"),
     commitment: Annotated[Path | None, typer.Option(
         help="commitment.json of an earlier run (instead of choosing on algonauts92)")] = None,
     method: Annotated[str, typer.Option(
@@ -490,7 +533,7 @@ def analyze_neural(
     n_boot: Annotated[int, typer.Option(help="dual-bootstrap samples")] = 300,
     iterations: Annotated[int, typer.Option(
         help="iterations to run models with feedback (a model trained with 0 runs 0)")] = 5,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="seed of the bootstrap")] = 0,
 ) -> None:
     """Every model x layer (forward, feedback) x iteration against every subject's RDM of real
     brain data (fMRI EVC/IT, macaque IT, judgements): noise ceilings, dual bootstrap over
@@ -512,17 +555,51 @@ def analyze_neural(
     typer.echo(f"wrote {out}")
 
 
+@analyze_app.command("human-uncertainty")
+def analyze_human_uncertainty(
+    model: Annotated[list[str], typer.Option(
+        help="NAME=CHECKPOINT of a CIFAR-10 model, repeated; the first is compared with the "
+             "others (e.g. CNN-F=pretrained:cifar10-cnnf1 CNN=pretrained:cifar10-cnn)")],
+    out: Path = Path("results/human_uncertainty"),
+    iterations: Annotated[int, typer.Option(
+        help="iterations to run models with feedback (a model trained with 0 runs 0)")] = 5,
+    tolerance: Annotated[float, typer.Option(
+        help="relative logit change below which an image has settled / halts")] = 0.05,
+    n_images: Annotated[int | None, typer.Option(
+        help="a seeded random subset of the 10,000 test images (default: all)")] = None,
+    n_boot: Annotated[int, typer.Option(help="bootstrap samples over images")] = 1000,
+    seed: int = 0,
+) -> None:
+    """CIFAR-10H: human label entropy against each model's settling and halting iteration;
+    per iteration, cross-entropy to the human distribution and top-1 agreement on disputed
+    images, with image-bootstrap intervals (the first model against the others)."""
+    from neurocnnf.data import DataIntegrityError, DataNotFoundError
+    from neurocnnf.pipelines.human_uncertainty import run_human_uncertainty
+    from neurocnnf.train import CheckpointError
+
+    _writable(out)
+    try:
+        summary = run_human_uncertainty(_named_models(model), out, iterations, tolerance,
+                                        n_images, n_boot, seed)
+    except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
+            FileNotFoundError) as error:
+        _fail(error)
+    typer.echo(json.dumps(summary["entropy_vs_iteration"], indent=2, default=float))
+    typer.echo(f"wrote {out}")
+
+
 @app.command()
 def visualize(
-    checkpoint: Path,
-    out: Path = Path("results/figure6"),
-    dataset: str = "fashion_mnist",
+    checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/figure6"),
+    dataset: Annotated[str, typer.Option(help="test set: fashion_mnist or cifar10")]
+    = "fashion_mnist",
     layer: Annotated[str | None, typer.Option(help="Grad-CAM layer (default: first body tap)")]
     = None,
-    n_show: int = 4,
-    n_stats: int = 200,
-    eps: float = 0.1,
-    seed: int = 0,
+    n_show: Annotated[int, typer.Option(help="images drawn in the figures")] = 4,
+    n_stats: Annotated[int, typer.Option(help="images the statistics average over")] = 200,
+    eps: Annotated[float, typer.Option(help="eps of the PGD example (pixel scale)")] = 0.1,
+    seed: Annotated[int, typer.Option(help="seed of the noise and the attack")] = 0,
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.data import DataNotFoundError
@@ -572,7 +649,7 @@ def presets() -> None:
 
 
 @app.command()
-def info(checkpoint: Path) -> None:
+def info(checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)]) -> None:
     """Print a checkpoint's metadata (architecture, config, epoch, metrics)."""
     from neurocnnf.train import CheckpointError, read_metadata
 
@@ -602,7 +679,9 @@ def pretrained_list() -> None:
 
 
 @pretrained_app.command("info")
-def pretrained_info(name: str) -> None:
+def pretrained_info(
+    name: Annotated[str, typer.Argument(help="a shipped model (neurocnnf pretrained list)")],
+) -> None:
     """Print a model's card (JSON)."""
     from neurocnnf import pretrained
     from neurocnnf.train import CheckpointError
@@ -688,7 +767,16 @@ def main() -> None:
     """The ``neurocnnf`` entry point: the command line only ever saves figures (Agg backend,
     set here rather than on import, so that importing this module leaves notebooks alone)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as error:  # a package of an extra that is not installed
+        from neurocnnf.extras import missing_extra_message
+
+        message = missing_extra_message(error)
+        if message is None:
+            raise
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -30,17 +30,20 @@ def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
                           images: str = "fashion_mnist:test:1000",
                           noise_levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4),
                           iterations: int = 5, batch_size: int = 250, progress: bool = True,
-                          data_root: str | Path | None = None, seed: int = 0) -> dict:
+                          data_root: str | Path | None = None, seed: int = 0,
+                          device: str = "cpu") -> dict:
     """Compare trained models (name -> checkpoint) on the same images: <model>.csv tables,
     summary.json, comparison.png and ablations.png under ``out``; returns the summary.
-    ``images``: a stimulus-set spec ('dataset:split:N'), labelled."""
+    ``images``: a stimulus-set spec ('dataset:split:N'), labelled; ``device``: where the models
+    run (a torch device name)."""
     from neurocnnf.analysis import predictive_coding as pc
     from neurocnnf.train import load_model
     from neurocnnf.viz import predictive as fig
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    models = {name: load_model(path).eval() for name, path in checkpoints.items()}
+    models = {name: load_model(path, map_location=device).eval()
+              for name, path in checkpoints.items()}
     shapes = {name: model.input_shape for name, model in models.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"the models take different images: {shapes}")

@@ -50,6 +50,7 @@ rule predictive_coding:
         images=PC["images"],
         noise=",".join(str(v) for v in PC["noise"]),
         iterations=config["iterations"],
+        device=DEVICE,
     log:
         log_path("predictive_coding"),
     threads: THREADS
@@ -58,7 +59,7 @@ rule predictive_coding:
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf analyze predictive-coding {params.models} "
         "--out {params.folder} --images {params.images} --noise {params.noise} "
-        "--iterations {params.iterations} --no-progress > {log} 2>&1"
+        "--iterations {params.iterations} --device {params.device} --no-progress > {log} 2>&1"
 
 
 rule figure6:
@@ -95,4 +96,4 @@ rule brainscore_plugin:
     conda:
         ENV
     shell:
-        "neurocnnf brainscore export {params.checkpoint} {output} > {log} 2>&1"
+        "neurocnnf brainscore export {params.checkpoint} --out {output} > {log} 2>&1"

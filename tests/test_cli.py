@@ -1,0 +1,126 @@
+"""The command line's conventions, checked on every command by walking the typer app, so that
+new commands keep them: help on every option, --out on every command that writes, --device
+(default auto) where a model runs, one batch-size default per kind of work, `pretrained:NAME`
+on every model argument; and a start-up that loads no torch for --help or a rejected option."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import xarray as xr
+from typer.main import get_command
+
+from neurocnnf import cli
+from neurocnnf.attacks.registry import attack_names
+
+READ_ONLY = {"presets", "info", "pretrained list", "pretrained info"}
+MODEL_PARAMS = {"checkpoint", "checkpoints", "model", "twin"}
+# commands with a model argument and no --device, each with the reason
+NO_DEVICE = {
+    "info": "reads the checkpoint's metadata only",
+    "brainscore export": "writes the plugin; Brain-Score runs it",
+    "brainscore score": "the Brain-Score adapter (neurocnnf/brainscore) runs models on the CPU",
+    "visualize": "the Fig. 6 pipeline keeps its images on the CPU",
+    "analyze neural": "the neural-data pipeline runs its models on the CPU",
+}
+ATTACK_COMMANDS = {"evaluate"}
+
+
+def _commands(group, prefix: str = "") -> dict:
+    """'sub command' -> the command object, for every leaf command of the app."""
+    found = {}
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            found.update(_commands(command, f"{prefix}{name} "))
+        else:
+            found[f"{prefix}{name}"] = command
+    return found
+
+
+COMMANDS = _commands(get_command(cli.app))
+
+
+def _params(command) -> dict:
+    return {p.name: p for p in command.params if p.name != "help"}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_follows_the_convention(name):
+    command = COMMANDS[name]
+    params = _params(command)
+    undocumented = [p for p, param in params.items() if not getattr(param, "help", None)]
+    assert not undocumented, f"{name}: options without help text: {undocumented}"
+    if name not in READ_ONLY:
+        assert any("--out" in getattr(p, "opts", ()) for p in params.values()), \
+            f"{name} writes but takes no --out"
+    for model_param in MODEL_PARAMS & set(params):
+        assert "pretrained:NAME" in params[model_param].help, f"{name} {model_param}"
+    if MODEL_PARAMS & set(params) and name not in NO_DEVICE:
+        assert "device" in params, f"{name} runs a model but has no --device"
+    if "device" in params:
+        assert params["device"].default == "auto" or (name == "train"
+                                                      and params["device"].default is None)
+        assert params["device"].help.startswith(cli.DEVICE_HELP)
+    if "batch_size" in params:
+        kind = cli.ATTACK_BATCH if name in ATTACK_COMMANDS else cli.FORWARD_BATCH
+        assert params["batch_size"].default == kind, name
+
+
+def test_the_shared_texts_name_every_attack_and_pretrained_models():
+    assert all(a in cli.ATTACKS_HELP for a in attack_names())
+    assert "pretrained:NAME" in (cli.app.registered_callback.callback.__doc__ or "")
+
+
+def _cli(*args: str, block: str = "", cwd=None) -> subprocess.CompletedProcess:
+    """The command line in a fresh process; ``block``: top-level modules made unimportable.
+    The last line of stderr says whether torch was imported."""
+    script = textwrap.dedent(f"""
+        import sys
+        BLOCKED = set({block.split(",") if block else []!r})
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+
+        sys.meta_path.insert(0, Block())
+        sys.argv = ["neurocnnf", *sys.argv[1:]]
+        from neurocnnf.cli import main
+        try:
+            main()
+        finally:
+            print("TORCH" if "torch" in sys.modules else "NO-TORCH", file=sys.stderr)
+    """)
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["--version"],
+                                  ["extract", "x", "--out", "a.nc", "--batch-size", "x"],
+                                  ["evaluate", "x", "--no-such-option"]])
+def test_help_and_a_rejected_option_do_not_load_torch(args):
+    done = _cli(*args)
+    assert done.stderr.strip().splitlines()[-1] == "NO-TORCH", done.stderr[-2000:]
+    assert done.returncode in (0, 2)
+
+
+def test_a_missing_extra_gives_the_extras_message_not_a_traceback(tmp_path):
+    done = _cli("extract", "pretrained:fmnist-small-cnnf1", "--out", str(tmp_path / "a.nc"),
+                "--stimuli", "fashion_mnist:test:2", block="xarray")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "`analysis` extra" in done.stderr and "pip install 'neurocnnf[analysis]'" in \
+        done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_feedback_variable_can_be_requested_in_layers(tmp_path):
+    out = tmp_path / "a.nc"
+    done = _cli("extract", "pretrained:fmnist-small-cnnf1", "--out", str(out), "--stimuli",
+                "fashion_mnist:test:4", "--layers", "conv2_feedback,reconstruction_error",
+                "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with xr.open_dataset(out, engine="h5netcdf") as store:
+        assert "conv2_feedback" in store and "conv2" in store and "conv1" not in store
+        assert "reconstruction_error" in store
