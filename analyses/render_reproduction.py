@@ -410,6 +410,10 @@ def table2(v: dict[str, str]) -> None:
     spsa = results(Path("table2/spsa/results.csv"))
     paper_file = RESULTS / "table2" / "paper-settings" / "pgd7.csv"
     paper7 = results(paper_file.relative_to(RESULTS)) if paper_file.exists() else None
+    spsa_file = paper_file.with_name("spsa7.csv")
+    spsa7 = results(spsa_file.relative_to(RESULTS)) if spsa_file.exists() else None
+    v["t2.spsa7.status"] = "SPSA-7 on the first 100 images" if spsa7 is not None else \
+        "SPSA-7 was still running"
     rows = []
     for label, role, scoring in (("CNN", "cnn", "last"), ("CNN-F (last)", "cnnf", "last"),
                                  ("CNN-F (avg)", "cnnf", "avg")):
@@ -424,16 +428,19 @@ def table2(v: dict[str, str]) -> None:
             except SystemExit:
                 return "-"
         rows.append([label, a(ours, "clean"), a(paper7, "pgd", "first", 7),
-                     a(paper7, "pgd", "e2e", 7), a(paper7, "transfer"),
+                     a(paper7, "pgd", "e2e", 7), a(spsa7, "spsa", "first", 7),
+                     a(spsa7, "spsa", "e2e", 7), a(paper7, "transfer"),
                      a(ours, "pgd", "first", 40), a(ours, "pgd", "e2e", 40),
                      a(spsa, "spsa", "first", 20), a(spsa, "spsa", "e2e", 20),
                      a(ours, "transfer"), a(ours, "apgd-ce"), a(ours, "worst-case")])
     paper = pd.read_csv(RESULTS / "table2" / "paper.csv")
     for r in paper.itertuples():
+        transfer = "" if pd.isna(r.transfer) else f"{r.transfer:.2f}"
         rows.append([f"paper {r.model}", f"{r.clean:.2f}", f"{r.pgd_first:.2f}",
-                     f"{r.pgd_e2e:.2f}", "" if pd.isna(r.transfer) else f"{r.transfer:.2f}",
-                     "", "", f"{r.spsa_first:.2f}", f"{r.spsa_e2e:.2f}", "", "", ""])
+                     f"{r.pgd_e2e:.2f}", f"{r.spsa_first:.2f}", f"{r.spsa_e2e:.2f}", transfer,
+                     "", "", "", "", "", "", ""])
     v["t2.table"] = markdown(["model", "clean", "PGD-7 first (paper's)", "PGD-7 e2e (paper's)",
+                              "SPSA-7 first (paper's)", "SPSA-7 e2e (paper's)",
                               "transfer PGD-7 (paper's)", "PGD-40 first", "PGD-40 e2e",
                               "SPSA-20 first", "SPSA-20 e2e", "transfer PGD-40", "APGD-CE e2e",
                               "per-image worst"], rows)
