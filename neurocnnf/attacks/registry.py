@@ -24,6 +24,8 @@ from neurocnnf.attacks.autoattack import apgd_ce, apgd_dlr, apgd_t, square
 from neurocnnf.attacks.pgd import fgsm, logits_fn, pgd
 from neurocnnf.attacks.spsa import spsa
 from neurocnnf.models.protocol import FeedbackModel
+from neurocnnf.plugins import ATTACKS as ATTACK_PLUGINS
+from neurocnnf.plugins import load_plugins
 
 Target = Literal["first", "e2e"]
 
@@ -115,12 +117,16 @@ def register_attack(attack: Attack) -> Attack:
 def get_attack(name: str) -> Attack:
     """The registered attack called ``name`` (ValueError naming the choices otherwise)."""
     if name not in ATTACKS:
+        load_plugins(ATTACK_PLUGINS)
+    if name not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
     return ATTACKS[name]
 
 
 def attack_names(box: str | None = None) -> tuple[str, ...]:
-    """Registered names in registration order ('white' / 'black': only that kind)."""
+    """Registered names in registration order ('white' / 'black': only that kind), plug-ins
+    (entry point ``neurocnnf.attacks``) included."""
+    load_plugins(ATTACK_PLUGINS)
     return tuple(n for n, a in ATTACKS.items() if box is None or a.box == box)
 
 

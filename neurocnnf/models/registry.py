@@ -7,7 +7,9 @@ Brain-Score's default region -> layer commitment.
 
 Adding an architecture touches one file: the module that defines its builder calls
 :func:`register_architecture` next to it (the built-in ones: ``architectures.py``,
-``predictive.py``, ``backbone.py``; a new module is imported in ``models/__init__.py``).
+``predictive.py``, ``backbone.py``; a new module is imported in ``models/__init__.py``). An
+installed package registers its own through the ``neurocnnf.architectures`` entry point
+(:mod:`neurocnnf.plugins`), loaded at the first lookup.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from neurocnnf.models.protocol import FeedbackModel
+from neurocnnf.plugins import ARCHITECTURES, load_plugins
 
 Builder = Callable[..., FeedbackModel]
 
@@ -86,12 +89,16 @@ def register_architecture(
 
 
 def architecture_names(buildable: bool = False) -> tuple[str, ...]:
-    """The registered names, sorted; ``buildable``: only those :func:`build_model` builds."""
+    """The registered names (plug-ins included), sorted; ``buildable``: only those
+    :func:`build_model` builds."""
+    load_plugins(ARCHITECTURES)
     return tuple(sorted(n for n, a in _ARCHITECTURES.items() if a.build or not buildable))
 
 
 def architecture(name: str) -> Architecture:
     """The registered architecture ``name``; a clear error listing the known ones."""
+    if name not in _ARCHITECTURES:
+        load_plugins(ARCHITECTURES)
     if name not in _ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {list(architecture_names())}")
     return _ARCHITECTURES[name]
@@ -100,6 +107,8 @@ def architecture(name: str) -> Architecture:
 def build_model(arch: str, **kwargs: Any) -> FeedbackModel:
     """Build an architecture by name (``iterations``, ``eta`` and its own options as keywords),
     e.g. ``build_model("fmnist_small", iterations=2)``; see :func:`architecture_names`."""
+    if arch not in _ARCHITECTURES:
+        load_plugins(ARCHITECTURES)
     entry = _ARCHITECTURES.get(arch)
     if entry is None or entry.build is None:
         why = "unknown architecture" if entry is None else \
