@@ -560,9 +560,10 @@ def render(template: str, v: dict[str, str]) -> str:
     return PLACEHOLDER.sub(fill, template)
 
 
-def rendered() -> tuple[str, str]:
-    """(docs/reproduction.md, README.md) as the result files give them."""
-    v = values()
+def rendered(v: dict[str, str] | None = None) -> tuple[str, str]:
+    """(docs/reproduction.md, README.md) as the result files give them (``v``: the values,
+    when already read)."""
+    v = values() if v is None else v
     doc = render((TEMPLATES / "reproduction.md").read_text(), v)
     headline = render((TEMPLATES / "readme_headline.md").read_text(), v).strip()
     readme = README.read_text()

@@ -14,6 +14,11 @@ def renderer():
     return analysis_script("render_reproduction")
 
 
+@pytest.fixture(scope="module")
+def values(renderer):
+    return renderer.values()
+
+
 def _first_difference(committed: str, rendered: str) -> str:
     for number, (a, b) in enumerate(zip(committed.splitlines(), rendered.splitlines(),
                                         strict=False), 1):
@@ -22,8 +27,8 @@ def _first_difference(committed: str, rendered: str) -> str:
     return "the lengths differ"
 
 
-def test_committed_numbers_are_what_the_result_files_give(renderer):
-    doc, readme = renderer.rendered()
+def test_committed_numbers_are_what_the_result_files_give(renderer, values):
+    doc, readme = renderer.rendered(values)
     for path, text in ((renderer.DOC, doc), (renderer.README, readme)):
         committed = path.read_text()
         assert committed == text, (f"{path.name} differs from its rendering "
@@ -40,13 +45,13 @@ def test_templates_type_no_measured_number_by_hand(renderer):
         assert not measured.findall(text), f"{template.name} types results by hand"
 
 
-def test_a_changed_result_file_changes_the_document(renderer, monkeypatch, tmp_path):
+def test_a_changed_result_file_changes_the_document(renderer, values, monkeypatch, tmp_path):
     # the numbers are read from the files: edit one accuracy in a copy and the text follows
     copy = tmp_path / "reproduction"
     shutil.copytree(renderer.RESULTS, copy, ignore=shutil.ignore_patterns("*.png"))
     monkeypatch.setattr(renderer, "RESULTS", copy)
     monkeypatch.setattr(renderer, "PLAIN", copy / "plain-pass")
-    before = renderer.values()
+    before = values
     assert before["pooled.n"] == "8" and before["e6.apgd.t"] == "5.43"
     csv = copy / "fig5-n1000" / "k5" / "results.csv"
     rows = pd.read_csv(csv)
