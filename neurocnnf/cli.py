@@ -558,9 +558,10 @@ def analyze_neural(
 @analyze_app.command("human-uncertainty")
 def analyze_human_uncertainty(
     model: Annotated[list[str], typer.Option(
-        help="NAME=CHECKPOINT of a CIFAR-10 model, repeated; the first is compared with the "
-             "others (e.g. CNN-F=pretrained:cifar10-cnnf1 CNN=pretrained:cifar10-cnn)")],
-    out: Path = Path("results/human_uncertainty"),
+        help="NAME=CHECKPOINT of a CIFAR-10 model (" + MODEL_HELP + "), repeated; the first "
+             "is compared with the others (e.g. CNN-F=pretrained:cifar10-cnnf1 "
+             "CNN=pretrained:cifar10-cnn)")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/human_uncertainty"),
     iterations: Annotated[int, typer.Option(
         help="iterations to run models with feedback (a model trained with 0 runs 0)")] = 5,
     tolerance: Annotated[float, typer.Option(
@@ -568,7 +569,8 @@ def analyze_human_uncertainty(
     n_images: Annotated[int | None, typer.Option(
         help="a seeded random subset of the 10,000 test images (default: all)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap samples over images")] = 1000,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="seed of the image subset and the bootstrap")] = 0,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """CIFAR-10H: human label entropy against each model's settling and halting iteration;
     per iteration, cross-entropy to the human distribution and top-1 agreement on disputed
@@ -580,7 +582,7 @@ def analyze_human_uncertainty(
     _writable(out)
     try:
         summary = run_human_uncertainty(_named_models(model), out, iterations, tolerance,
-                                        n_images, n_boot, seed)
+                                        n_images, n_boot, seed, device=_device(device))
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
             FileNotFoundError) as error:
         _fail(error)

@@ -49,10 +49,10 @@ def model_outputs(model, images, iterations: int, tolerance: float, batch_size: 
 def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: int = 5,
                           tolerance: float = 0.05, n_images: int | None = None,
                           n_boot: int = 1000, seed: int = 0,
-                          data_root: str | Path | None = None) -> dict:
+                          data_root: str | Path | None = None, device: str = "cpu") -> dict:
     """Run the analysis for ``models`` (name -> checkpoint, run folder or pretrained:NAME; the
     first is the model of interest, the others its baselines) on the CIFAR-10 test set (or a
-    seeded random subset of ``n_images``); returns the summary."""
+    seeded random subset of ``n_images``) on ``device``; returns the summary."""
     from neurocnnf import load
     from neurocnnf.data.cifar10h import cifar10_test_in_original_order, cifar10h
 
@@ -68,7 +68,7 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
                               "disputed": hu.disputed(human.probs[chosen])})
     probabilities, correlations = {}, []
     for name, source in models.items():
-        model = load(source)
+        model = load(source, map_location=device)
         if tuple(model.input_shape) != tuple(images.shape[1:]):
             raise ValueError(f"{name}: a {model.input_shape} model cannot read the 3x32x32 "
                              "CIFAR-10 images (Fashion-MNIST models have no CIFAR-10H)")
