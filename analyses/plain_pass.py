@@ -4,14 +4,15 @@ plain CNN's cost) and through all its iterations, paired image by image against 
     python analyses/plain_pass.py run NAME ROLE CHECKPOINT ATTACK [--at T] [--out DIR]
     python analyses/plain_pass.py summary [--out DIR]
 
-``run``: one attack (apgd-ce, apgd-dlr or square; e2e, i.e. aimed at the logits scored, the
-last after T test iterations) at eps 0.05 on the first 1,000 test images, on one model of a
-pair (ROLE ``cnnf`` or ``twin``: a plain CNN, or the ablation twin whose iterations change
-nothing), at T test iterations (default 0, the plain pass). For a CNN-F attacked at T = 0 the
-same adversarial images are also scored after 1..(trained T) iterations: does iterating at test
-time undo a plain-pass attack? Writes ``DIR/NAME/<role>-t<T>-<attack>.csv`` (one row per
-scored iteration count, per-image correctness packed as ``neurocnnf evaluate`` does; clean
-accuracy beside it), kept when it exists, so a killed queue resumes.
+``run``: one attack (apgd-ce, apgd-dlr, square, or pgd: PGD-40; e2e, i.e. aimed at the logits
+scored, the last after T test iterations) at eps 0.05 on the first N (1,000) test images, on
+one model of a pair (ROLE ``cnnf`` or ``twin``: a plain CNN, or the ablation twin whose
+iterations change nothing), at T test iterations (default 0, the plain pass). For a CNN-F
+attacked at T = 0 the same adversarial images are also scored after 1..(trained T) iterations:
+does iterating at test time undo a plain-pass attack? Writes
+``DIR/NAME/<role>-t<T>-<attack>.csv`` (one row per scored iteration count, per-image
+correctness packed as ``neurocnnf evaluate`` does; clean accuracy beside it), kept when it
+exists, so a killed queue resumes.
 ``summary``: ``DIR/paired.csv``: each CNN-F row minus its pair's twin under the same attack
 (Newcombe's interval, exact McNemar p), and the per-image worst case over the attacks both
 models have (correct clean and under every one of them).
@@ -34,7 +35,7 @@ from neurocnnf.pretrained import resolve
 from neurocnnf.train import load_model
 
 EPS = 0.05
-ATTACKS = ("apgd-ce", "apgd-dlr", "square")
+ATTACKS = ("apgd-ce", "apgd-dlr", "square", "pgd")  # pgd: PGD-40, the cheap check at n = 200
 WORST = "worst-case"
 
 
@@ -57,7 +58,7 @@ def run(name: str, role: str, path: Path, attack: str, iterations: int, out: Pat
         return target
     model = load_model(path).eval()
     images, labels = test_images("fashion_mnist", n)
-    spec = AttackSpec(attack, EPS, "e2e")
+    spec = AttackSpec(attack, EPS, "e2e", 40 if attack == "pgd" else 0)
     scored = range(model.iterations + 1) if role == "cnnf" and iterations == 0 else [iterations]
     clean = predict(model, images, "last", iterations) == labels
     correct: dict[int, list[torch.Tensor]] = {t: [] for t in scored}

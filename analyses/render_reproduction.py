@@ -478,10 +478,12 @@ def clean_cards(v: dict[str, str]) -> None:
 
 PLAIN = RESULTS / "plain-pass"
 PLAIN_ATTACKS = (("apgd-ce", "APGD-CE"), ("apgd-dlr", "APGD-DLR"), ("square", "Square"),
-                 ("worst-case", "per-image worst case"))
+                 ("worst-case", "per-image worst case"), ("pgd", "PGD-40"))
 PLAIN_PAIRS = {"fmnist-6ep": "6 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-15ep": "15 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-6ep-ablation": "6 epochs, seed 0 (CNN-F-5 vs ablation twin)",
+               "fmnist-6ep-n200": "6 epochs, seed 0, n = 200 (CNN-F-5 vs CNN)",
+               "fmnist-6ep-ablation-n200": "6 epochs, seed 0, n = 200 (CNN-F-5 vs ablation twin)",
                "fmnist-6ep-cnnf1": "6 epochs, seed 0 (CNN-F-1 vs CNN)",
                "fmnist-6ep-cnnf2": "6 epochs, seed 0 (CNN-F-2 vs CNN)"}
 
