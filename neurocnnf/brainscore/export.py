@@ -153,9 +153,10 @@ def model_metadata(identifier: str, model, dataset: str, iterations: int) -> dic
             "display_name": f"CNN-F {model.config['arch']}, T = {iterations}",
             "architecture": {
                 "family": "convolutional_neural_network",
-                "description": "CNN with recurrent generative feedback (CNN-F): each of the "
-                               f"{iterations} iterations after the feedforward sweep feeds a "
-                               "generative reconstruction back and runs a new bottom-up pass"},
+                "description": "CNN with recurrent generative feedback (CNN-F), run for "
+                               f"T = {iterations} feedback iteration(s) after the feedforward "
+                               "sweep; each feeds a generative reconstruction back and runs a "
+                               "new bottom-up pass"},
             "recurrent": True,
             "input_resolution": {"channels": channels, "height": height, "width": width},
             "supervision": {"type": "supervised",
