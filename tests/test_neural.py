@@ -17,7 +17,7 @@ MODELS = {"CNN-F": "pretrained:fmnist-small-cnnf1", "CNN": "pretrained:fmnist-sm
 def neural_run(tmp_path_factory):
     from neurocnnf.pipelines.neural import run_neural
 
-    out = tmp_path_factory.mktemp("neural")
+    out = tmp_path_factory.mktemp("results") / "neural"  # a workflow run's layout
     run_neural(MODELS, ["judgements92", "algonauts92"], out, n_boot=8, iterations=2)
     return out
 
@@ -60,6 +60,21 @@ def test_commitment_is_chosen_on_the_92_set_and_reported_elsewhere(neural_run):
     assert tests["p"].between(0, 1).all() and tests["significant"].dtype == bool
     for name in ("similarity_vs_iteration", "layer_hierarchy", "model_comparison_IT"):
         assert (neural_run / "algonauts92" / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_the_report_shows_commitment_held_out_scores_tests_and_figures(neural_run):
+    from neurocnnf.pipelines.layout import ResultsLayout
+    from neurocnnf.pipelines.report import neural_blocks
+
+    blocks = neural_blocks(ResultsLayout(neural_run.parent))
+    kinds = [b.kind for b in blocks]
+    assert kinds[0] == "h2" and kinds.count("table") == 3 and kinds.count("figure") >= 4
+    commitment, held, tests = (b.content for b in blocks if b.kind == "table")
+    assert set(commitment["region"]) == {"EVC", "IT"} and set(held["dataset"]) == {
+        "judgements92"}
+    assert len(tests) == len(pd.read_csv(neural_run / "tests.csv"))
 
 
 def test_cli_refuses_unknown_data_sets_and_bad_models(tmp_path):

@@ -62,6 +62,18 @@ class ResultsLayout:
         return self.root / "difficulty" / model
 
     @property
+    def neural(self) -> Path:
+        """<dataset>/similarity.csv, subjects.csv and figures, tests.csv, commitment.json,
+        held_out.csv, summary.json (``analyze neural``)."""
+        return self.root / "neural"
+
+    @property
+    def human_uncertainty(self) -> Path:
+        """per_image.csv, per_iteration.csv, comparisons.csv, entropy_vs_iteration.csv,
+        summary.json and figures (``analyze human-uncertainty``)."""
+        return self.root / "human_uncertainty"
+
+    @property
     def predictive_coding(self) -> Path:
         """<model>.csv tables, summary.json, comparison.png, ablations.png."""
         return self.root / "predictive_coding"

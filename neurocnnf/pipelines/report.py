@@ -206,6 +206,7 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
             Block("table", rsa_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: RSA per layer and iteration")
             for p in layout.matching(layout.rsa("*") / "rsa_vs_iteration.png")]
+    out += neural_blocks(layout) + human_uncertainty_blocks(layout)
     out += [Block("h2", "Recurrence versus difficulty"), Block("table", difficulty_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: settling and accuracy gain per level")
             for p in layout.matching(layout.difficulty("*") / "difficulty.png")]
@@ -226,6 +227,54 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
 
         out += [Block("h2", "Config"), Block("pre", yaml.safe_dump(config, sort_keys=False))]
     return out
+
+
+def neural_blocks(layout: ResultsLayout) -> list[Block]:
+    """``analyze neural``: the commitment, its scores on the held-out sets, the FDR-corrected
+    tests of questions (1)-(4) and the figures of the set the commitment was chosen on."""
+    folder = layout.neural
+    summary = _read_json(folder / "summary.json")
+    if not summary:
+        return []
+    out = [Block("h2", "Similarity to real brain data (fMRI EVC/IT, macaque IT, judgements)")]
+    commitment = pd.DataFrame([{"region": region, "model": model, **pick}
+                               for region, picks in summary["commitment"].items()
+                               for model, pick in picks.items()])
+    out.append(Block("table", commitment.round(3), "the commitment: forward layer and "
+                     "iteration with the highest mean similarity on algonauts92"))
+    if (folder / "held_out.csv").exists():
+        held = pd.read_csv(folder / "held_out.csv")[
+            ["dataset", "region", "model", "layer", "iteration", "similarity", "ci_low",
+             "ci_high", "ceiling_low", "ceiling_high"]]
+        out.append(Block("table", held.round(3), "the commitment's scores on the other sets "
+                         "(mean over subjects, dual-bootstrap interval, noise ceiling)"))
+    if (folder / "tests.csv").exists():
+        tests = pd.read_csv(folder / "tests.csv")[
+            ["question", "dataset", "region", "comparison", "a", "b", "difference", "p",
+             "significant"]]
+        out.append(Block("table", tests.round(4), "pairwise t-tests on the dual bootstrap, "
+                         "FDR-corrected per data set as rsatoolbox does"))
+    first = summary["datasets"][0]
+    out += [Block("figure", p, f"{first}: {p.stem.replace('_', ' ')}")
+            for p in sorted((folder / first).glob("*.png"))]
+    return out
+
+
+def human_uncertainty_blocks(layout: ResultsLayout) -> list[Block]:
+    """``analyze human-uncertainty``: entropy vs settling, and the first model's iterations
+    against its baselines on cross-entropy to CIFAR-10H."""
+    folder = layout.human_uncertainty
+    if not (folder / "summary.json").exists():
+        return []
+    return [Block("h2", "Human uncertainty (CIFAR-10H)"),
+            Block("table", pd.read_csv(folder / "entropy_vs_iteration.csv").round(3),
+                  "Spearman rho of human label entropy with each model's settling / halting "
+                  "iteration (image bootstrap)"),
+            Block("table", pd.read_csv(folder / "comparisons.csv").round(4),
+                  "paired differences over images (bootstrap interval and p)")] + [
+        Block("figure", folder / name) for name in ("cross_entropy_vs_iteration.png",
+                                                    "entropy_vs_settling.png")
+        if (folder / name).exists()]
 
 
 def brainscore_blocks(layout: ResultsLayout) -> list[Block]:

@@ -62,6 +62,64 @@ rule predictive_coding:
         "--iterations {params.iterations} --device {params.device} --no-progress > {log} 2>&1"
 
 
+def named_models(section):
+    """--model LABEL=CHECKPOINT arguments of an analysis section's models."""
+    return " ".join(f"--model {shlex.quote(label)}={checkpoint(model)}"
+                    for label, model in config[section]["models"].items())
+
+
+if "neural" in config:
+
+    rule neural:
+        input:
+            **{label: trained(model) for label, model in config["neural"]["models"].items()},
+        output:
+            summary=str(LAYOUT.neural / "summary.json"),
+            tests=str(LAYOUT.neural / "tests.csv"),
+        params:
+            models=named_models("neural"),
+            datasets=" ".join(f"--dataset {d}" for d in config["neural"]["datasets"]),
+            folder=LAYOUT.neural,
+            n_boot=config["neural"]["n_boot"],
+            iterations=config["iterations"],
+        log:
+            log_path("neural"),
+        threads: THREADS
+        conda:
+            ENV
+        shell:
+            "OMP_NUM_THREADS={threads} neurocnnf analyze neural {params.models} "
+            "{params.datasets} --out {params.folder} --n-boot {params.n_boot} "
+            "--iterations {params.iterations} > {log} 2>&1"
+
+
+if "human_uncertainty" in config:
+
+    rule human_uncertainty:
+        input:
+            **{label: trained(model)
+               for label, model in config["human_uncertainty"]["models"].items()},
+        output:
+            summary=str(LAYOUT.human_uncertainty / "summary.json"),
+        params:
+            models=named_models("human_uncertainty"),
+            images=("" if config["human_uncertainty"]["images"] is None
+                    else f"--n-images {config['human_uncertainty']['images']}"),
+            folder=LAYOUT.human_uncertainty,
+            n_boot=config["human_uncertainty"]["n_boot"],
+            iterations=config["iterations"],
+            device=DEVICE,
+        log:
+            log_path("human_uncertainty"),
+        threads: THREADS
+        conda:
+            ENV
+        shell:
+            "OMP_NUM_THREADS={threads} neurocnnf analyze human-uncertainty {params.models} "
+            "{params.images} --out {params.folder} --n-boot {params.n_boot} "
+            "--iterations {params.iterations} --device {params.device} > {log} 2>&1"
+
+
 rule figure6:
     input:
         trained(FIG6["model"]),

@@ -47,6 +47,9 @@ def check_model_names(config):
     named += [("difficulty.models", m) for m in config["difficulty"]["models"]]
     named += [(f"predictive_coding.models.{label}", m)
               for label, m in config["predictive_coding"]["models"].items()]
+    for section in ("neural", "human_uncertainty"):
+        named += [(f"{section}.models.{label}", m)
+                  for label, m in config.get(section, {}).get("models", {}).items()]
     for where, name in named:
         if name not in config["models"]:
             raise ValueError(f"config {config['name']!r}: {where} names model {name!r}, which "

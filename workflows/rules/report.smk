@@ -8,6 +8,9 @@ rule report:
         predictive_coding=rules.predictive_coding.output.summary,
         figure6=rules.figure6.output.summary,
         brainscore=rules.brainscore_plugin.output,
+        neural=[rules.neural.output.summary] if "neural" in config else [],
+        human_uncertainty=([rules.human_uncertainty.output.summary]
+                           if "human_uncertainty" in config else []),
     output:
         markdown=str(LAYOUT.report_markdown),
         html=str(LAYOUT.report_html),
