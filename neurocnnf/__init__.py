@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from neurocnnf.features import extract_features
     from neurocnnf.models import CNNF, FeedbackModel, Trace, build_model, from_backbone
 
 try:
@@ -19,11 +20,11 @@ try:
 except PackageNotFoundError:  # imported from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["CNNF", "FeedbackModel", "Trace", "__version__", "build_model", "from_backbone",
-           "load"]
+__all__ = ["CNNF", "FeedbackModel", "Trace", "__version__", "build_model", "extract_features",
+           "from_backbone", "load"]
 _LAZY = {"CNNF": "neurocnnf.models", "FeedbackModel": "neurocnnf.models",
          "Trace": "neurocnnf.models", "build_model": "neurocnnf.models",
-         "from_backbone": "neurocnnf.models"}
+         "from_backbone": "neurocnnf.models", "extract_features": "neurocnnf.features"}
 
 
 def __getattr__(name: str) -> Any:

@@ -239,13 +239,43 @@ def read_table(csv: Path) -> pd.DataFrame:
     return table
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def scan_folder(folder: str | os.PathLike, identifier: str | None = None) -> StimulusSet:
+    """Every image file under ``folder`` (sorted by path), without a CSV: ``stimulus_id`` is
+    the path relative to the folder without its suffix (``dogs/img01``; with the suffix where
+    two files differ only in it), ``filename`` the relative path, and ``category`` the
+    subfolder an image lies in (its first level; '' for images at the top) when any does."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StimulusError(f"stimulus folder {folder} does not exist")
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*")
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if not files:
+        raise StimulusError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}, and no "
+                            "stimuli.csv naming them")
+    ids = [p.with_suffix("").as_posix() for p in files]
+    if len(set(ids)) < len(ids):
+        ids = [p.as_posix() for p in files]
+    extra = {"filename": [p.as_posix() for p in files]}
+    if any(len(p.parts) > 1 for p in files):
+        extra["category"] = [p.parts[0] if len(p.parts) > 1 else "" for p in files]
+    return StimulusSet(identifier or folder.name, _base_metadata(ids, extra),
+                       paths=[folder / p for p in files])
+
+
 def from_folder(folder: str | os.PathLike, csv: str | os.PathLike | None = None,
                 identifier: str | None = None) -> StimulusSet:
     """Images in a folder with a metadata CSV (``stimulus_id`` plus ``filename`` or
     ``image_file_name``, relative to the folder; other columns are kept). Rows with
     ``rendered`` true hold images already perturbed as listed (see ``stimuli.export``).
-    Naming columns are read as text (see ``read_table``)."""
+    Naming columns are read as text (see ``read_table``). Without a CSV (none given and no
+    ``stimuli.csv`` in the folder) every image in it is a stimulus (see ``scan_folder``)."""
     folder = Path(folder)
+    if csv is None and not (folder / "stimuli.csv").exists():
+        return scan_folder(folder, identifier)
     csv = Path(csv) if csv is not None else folder / "stimuli.csv"
     if not csv.is_file():
         raise StimulusError(f"metadata CSV {csv} does not exist")
