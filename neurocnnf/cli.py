@@ -19,6 +19,9 @@ FORWARD_BATCH = 64  # images per model call when the model only runs forward
 ATTACK_BATCH = 256  # images per batch of an attack evaluation (its seeds are drawn per batch)
 ATTACKS_HELP = ("comma-separated, from fgsm, pgd, spsa, transfer (needs --twin), apgd-ce, "
                 "apgd-dlr, apgd-t, square")
+STIMULI_HELP = ("kriegeskorte92, algonauts92, algonauts78, fashion_mnist[:split[:n]], "
+                "cifar10[:split[:n]] or folder:PATH[:CSV] (without a CSV: every image in PATH, "
+                "ids from the file names, category from subfolders)")
 LAYERS_HELP = ("comma-separated store variables: layers (conv1, ...), their feedback "
                "(conv2_feedback: brings its layer too), h_hat, logits, probabilities; the "
                "scalars (reconstruction_error, ...) are always stored; default all")
@@ -114,9 +117,7 @@ def train(
 def extract(
     checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)],
     out: Annotated[Path, typer.Option(help="output store: .nc (NetCDF) or .zarr")],
-    stimuli: Annotated[str, typer.Option(help="kriegeskorte92, fashion_mnist[:split[:n]], "
-                                         "cifar10[:split[:n]] or folder:PATH[:CSV]")]
-    = "fashion_mnist:test:1000",
+    stimuli: Annotated[str, typer.Option(help=STIMULI_HELP)] = "fashion_mnist:test:1000",
     layers: Annotated[str | None, typer.Option(help=LAYERS_HELP)] = None,
     iterations: Annotated[int | None, typer.Option(help="T (default: the model's)")] = None,
     eta: Annotated[float | None, typer.Option(help="step size (default: the model's)")] = None,
@@ -197,8 +198,7 @@ def _perturbed_set(stimulus_set, specs: list[str]):
 
 @app.command()
 def stimuli(
-    spec: Annotated[str, typer.Argument(help="kriegeskorte92, fashion_mnist[:split[:n]], "
-                                        "cifar10[:split[:n]] or folder:PATH[:CSV]")],
+    spec: Annotated[str, typer.Argument(help=STIMULI_HELP)],
     out: Annotated[Path, typer.Option(help="folder for images/ and stimuli.csv")],
     perturb: Annotated[list[str], typer.Option(help="KIND=L1,L2,... e.g. noise=0,0.1,0.2")]
     = [],  # noqa: B006
