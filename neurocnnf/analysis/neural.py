@@ -147,7 +147,7 @@ def _test(result: RegionResult, question: str, a: int, b: int, label: str) -> di
              "similarity_a": float(rows.loc[a, "similarity"]),
              "similarity_b": float(rows.loc[b, "similarity"]),
              "difference": float(rows.loc[a, "similarity"] - rows.loc[b, "similarity"])}
-    if result.boot is not None:
+    if result.boot is not None and a != b:  # (a row against itself: nothing to test)
         pair = np.array([(a, b)])
         entry["sem_difference"] = float(np.sqrt(max(result.boot.difference_variance(pair)[0],
                                                     0)))

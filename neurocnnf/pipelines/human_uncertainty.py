@@ -19,6 +19,8 @@ from neurocnnf.analysis import human_uncertainty as hu
 from neurocnnf.analysis.difficulty import settling_iteration, spearman_with_ci
 from neurocnnf.io import atomic_write, save_figure
 
+CORRELATION_COLUMNS = ["model", "iteration_kind", "rho", "ci_low", "ci_high", "n", "n_groups"]
+
 
 def model_outputs(model, images, iterations: int, tolerance: float, batch_size: int = 250
                   ) -> dict[str, np.ndarray]:
@@ -87,9 +89,10 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
                                      **spearman_with_ci(per_image["human_entropy"],
                                                         per_image[column], n_boot, seed)})
     table, comparisons = hu.per_iteration(probabilities, human.probs[chosen], n_boot, seed)
+    correlations_table = pd.DataFrame(correlations, columns=CORRELATION_COLUMNS)
     for frame, name in ((per_image, "per_image"), (table, "per_iteration"),
-                        (comparisons, "comparisons"), (pd.DataFrame(correlations),
-                                                        "entropy_vs_iteration")):
+                        (comparisons, "comparisons"),
+                        (correlations_table, "entropy_vs_iteration")):
         atomic_write(out / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
     _figures(out, per_image, table, next(iter(models)))
     summary = {"models": models, "n_images": len(chosen), "iterations": iterations,
