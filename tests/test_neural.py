@@ -88,3 +88,24 @@ def test_cli_refuses_unknown_data_sets_and_bad_models(tmp_path):
     result = runner.invoke(app, ["analyze", "neural", "--model", "CNN=pretrained:fmnist-small-cnn",
                                  "--dataset", "algonauts78", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "chosen on algonauts92" in result.output
+
+
+@pytest.mark.data
+def test_one_rdm_regions_resample_stimuli_only_and_have_no_ceiling():
+    from neurocnnf.analysis import neural
+    from neurocnnf.data import load_brain_rdms
+
+    macaque = load_brain_rdms("kriegeskorte92", "macaque_IT")
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((2, 92, 92))
+    models = np.stack([macaque.rdms[0] + 0.01 * (n + n.T) for n in noise])
+    for m in models:
+        np.fill_diagonal(m, 0)
+    index = pd.DataFrame({"model": ["A", "B"], "layer": "conv1", "kind": "forward",
+                          "iteration": [0, 1], "depth": 1})
+    result = neural.evaluate_region(index, models, macaque, n_boot=30)
+    assert result.boot is None and result.table["ceiling_low"].isna().all()
+    assert (result.table["similarity"] > 0.9).all()
+    assert (result.table["ci_low"] < result.table["similarity"]).all()
+    test = neural._test(result, "1 iterations", 1, 0, "last vs iteration 0")
+    assert np.isnan(test["p"])  # one RDM: no variance over subjects to test with
