@@ -9,7 +9,8 @@ docs/neural.md from their result files (no number in it is typed by hand).
 Fashion-MNIST models as the negative control (pretrained fmnist-small-cnnf5, -cnn, -pc), and
 ``analyze human-uncertainty`` with the CIFAR-10 models; full outputs under ``--work``, the
 tables, JSON and figures the document shows copied to ``--docs`` with the models' sha256.
-``report``: docs/neural.md from ``--docs``.
+``report``: docs/neural.md from ``--docs``, and the README's paragraph between its
+neural-headline markers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from neurocnnf.io import atomic_write
 CONTROLS = {"FMNIST CNN-F-5": "pretrained:fmnist-small-cnnf5",
             "FMNIST CNN": "pretrained:fmnist-small-cnn", "FMNIST PC": "pretrained:fmnist-small-pc"}
 DATASETS = ["algonauts92", "algonauts78", "kriegeskorte92", "judgements92"]
+HEADLINE = ("<!-- neural-headline: rendered from docs/neural by analyses/neural.py report -->",
+            "<!-- /neural-headline -->")
 SHOWN = ["similarity_vs_iteration.png", "layer_hierarchy.png", "model_comparison_IT.png",
          "model_comparison_EVC.png"]
 
@@ -125,7 +128,7 @@ def report(args: argparse.Namespace) -> None:
     lines += ["Held-out scores of the commitment:", ""] + _table(shown)
     questions = [
         ("(1) Does IT similarity change over feedback iterations?", "1 iterations",
-         ["IT", "human_IT", "macaque_IT", "judgements"]),
+         [*IT_REGIONS, "judgements"]),
         (f"(2) Is {focus} at its committed iteration above its twin and the comparator?",
          "2 models", ["EVC", "IT", "human_IT", "macaque_IT", "judgements"]),
         ("(3) Do early layers match EVC and late layers IT?", "3 hierarchy", ["EVC", "IT"]),
@@ -153,6 +156,49 @@ def report(args: argparse.Namespace) -> None:
                           f"{figure})", ""]
     lines += _human_uncertainty(docs / "human_uncertainty")
     atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    readme = Path(args.readme)
+    text = readme.read_text()
+    if HEADLINE[0] in text and HEADLINE[1] in text:
+        head, rest = text.split(HEADLINE[0], 1)
+        tail = rest.split(HEADLINE[1], 1)[1]
+        block = "\n".join([HEADLINE[0], _headline(tests, docs, focus), HEADLINE[1]])
+        atomic_write(readme, lambda tmp: Path(tmp).write_text(head + block + tail))
+
+
+IT_REGIONS = ["IT", "human_IT", "macaque_IT"]
+
+
+def _count(tests: pd.DataFrame, question: str, positive: bool | None = None,
+           regions: list[str] | None = None) -> str:
+    part = tests[(tests["question"] == question) & tests["p"].notna()]
+    if regions is not None:
+        part = part[part["region"].isin(regions)]
+    kept = part[part["significant"]]
+    if positive is not None:
+        kept = kept[(kept["difference"] > 0) == positive]
+    return f"{len(kept)} of {len(part)}"
+
+
+def _headline(tests: pd.DataFrame, docs: Path, focus: str) -> str:
+    """The README's paragraph: each question's count of FDR-significant comparisons."""
+    text = (f"**Does feedback make the model more brain-like?** `docs/neural.md` answers it on "
+            f"real fMRI (EVC, IT), macaque IT and similarity judgements, with {focus} as the "
+            f"model of interest: (1) its IT similarity changes over iterations in "
+            f"{_count(tests, '1 iterations', regions=IT_REGIONS)} FDR-corrected comparisons; "
+            f"(2) it is above another model in {_count(tests, '2 models', True)} and below in "
+            f"{_count(tests, '2 models', False)}; (3) a region's own best layer beats the other "
+            f"region's best layer in {_count(tests, '3 hierarchy', True)}; (4) feedback "
+            f"matches EVC better than the forward pass in "
+            f"{_count(tests, '4 feedback vs forward', True)} and worse in "
+            f"{_count(tests, '4 feedback vs forward', False)}.")
+    comparisons = docs / "human_uncertainty" / "comparisons.csv"
+    if comparisons.exists():
+        ce = pd.read_csv(comparisons).query("quantity == 'cross_entropy'")
+        last = ce[ce["a"] == ce["a"].iloc[-1]]
+        text += " CIFAR-10H: " + "; ".join(
+            f"{r['a']} minus {r['b']} cross-entropy to the human labels {_f(r['value'])} nats "
+            f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]" for _, r in last.iterrows()) + "."
+    return text
 
 
 def _human_uncertainty(folder: Path) -> list[str]:
@@ -197,6 +243,7 @@ def main() -> None:
     two = commands.add_parser("report")
     two.add_argument("--docs", default="docs/neural")
     two.add_argument("--out", default="docs/neural.md")
+    two.add_argument("--readme", default="README.md")
     args = parser.parse_args()
     {"run": run, "report": report}[args.command](args)
 
