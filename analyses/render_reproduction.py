@@ -157,6 +157,7 @@ def six_epochs(v: dict[str, str]) -> list[float]:
         table.append([str(seed), *map(pct, acc), pp(gain)])
         v[f"e6.s{seed}.apgd_gain"] = pp(gain)
         v[f"e6.s{seed}.pgd_first_gain"] = pp(100 * (acc[4] - acc[1]))
+        v[f"e6.s{seed}.apgd"], v[f"e6.s{seed}.cnn_apgd"] = pct(acc[6]), pct(acc[2])
     mean = np.mean(rows, axis=0)
     summary = t_summary(gains)
     table.append(["mean", *map(pct, mean), f"**{summary['mean_sd']}**"])
@@ -495,7 +496,8 @@ def plain_pass(v: dict[str, str]) -> None:
     table = pd.read_csv(path) if path.exists() else pd.DataFrame(
         columns=["pair", "attack", "attacked_at", "iterations"])
     for pair in PLAIN_PAIRS:  # what has not run yet says so
-        v[f"plain.{pair}.scored"] = "(not run yet)"
+        for key in ("scored", "scored_gain", "cnnf_t0"):
+            v[f"plain.{pair}.{key}"] = "(not run yet)"
         for attack, _ in PLAIN_ATTACKS:
             v[f"plain.{pair}.{attack}.t0"] = v[f"plain.{pair}.{attack}.t0.pp"] = "(not run yet)"
     rows = []
@@ -520,8 +522,9 @@ def plain_pass(v: dict[str, str]) -> None:
                                  "CNN-F", "twin", "CNN-F - twin (pp, 95 % interval), images "
                                  "right only in CNN-F vs only in the twin, McNemar p"],
                                 rows) if rows else "(not run yet)"
-    v["plain.missing"] = ", ".join(label for pair, label in PLAIN_PAIRS.items()
-                                   if pair not in set(table["pair"])) or "none"
+    ablation = {"fmnist-6ep-ablation", "fmnist-6ep-ablation-n200"} & set(table["pair"])
+    v["plain.ablation.status"] = "in the table below" if ablation else \
+        "not evaluated: the twin had not finished training"
     scored = table[(table["attack"] == "apgd-ce") & (table["attacked_at"] == 0)]
     rows = []
     for pair, group in scored.groupby("pair", sort=False):
@@ -530,6 +533,9 @@ def plain_pass(v: dict[str, str]) -> None:
             continue
         rows.append([PLAIN_PAIRS[pair], *(pct(a) for a in group["cnnf"])])
         v[f"plain.{pair}.scored"] = " -> ".join(pct(a) for a in group["cnnf"])
+        v[f"plain.{pair}.scored_gain"] = pp(100 * (group["cnnf"].iloc[-1]
+                                                   - group["cnnf"].iloc[0]))
+        v[f"plain.{pair}.cnnf_t0"] = pct(group["cnnf"].iloc[0])
     width = max((len(r) for r in rows), default=1) - 1
     v["plain.scored.table"] = markdown(
         ["model", *(f"{t} iterations" for t in range(width))], rows) if rows else \
