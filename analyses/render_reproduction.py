@@ -414,7 +414,7 @@ def table2(v: dict[str, str]) -> None:
     spsa_file = paper_file.with_name("spsa7.csv")
     spsa7 = results(spsa_file.relative_to(RESULTS)) if spsa_file.exists() else None
     v["t2.spsa7.status"] = "SPSA-7 on the first 100 images" if spsa7 is not None else \
-        "SPSA-7 was still running"
+        "SPSA-7 not yet run: `analyses/table2_paper_attacks.py --spsa`"
     rows = []
     for label, role, scoring in (("CNN", "cnn", "last"), ("CNN-F (last)", "cnnf", "last"),
                                  ("CNN-F (avg)", "cnnf", "avg")):
