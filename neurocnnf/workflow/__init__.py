@@ -12,9 +12,9 @@ a built wheel, mapped there by setup.py).
 from __future__ import annotations
 
 import shutil
-from importlib.resources import files
 from pathlib import Path
 
+PACKAGED = Path(__file__).resolve().parent / "template"
 REPOSITORY_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 CODE = ("Snakefile", "rules", "schemas", "scripts", "envs", "cluster", "README.md")
 CONFIG_README = """# Configuration
@@ -31,11 +31,10 @@ class WorkflowError(Exception):
 
 
 def template_folder() -> Path:
-    """The shipped workflow files: inside the installed package, else a checkout's workflows/."""
-    try:
-        shipped = Path(str(files("neurocnnf.workflow.template")))
-    except ModuleNotFoundError:  # an editable install that does not map the template
-        shipped = REPOSITORY_WORKFLOWS
+    """The shipped workflow files: inside the installed package, else a checkout's workflows/
+    (an editable install or a checkout on the path)."""
+    shipped = next((folder for folder in (PACKAGED, REPOSITORY_WORKFLOWS)
+                    if (folder / "Snakefile").is_file()), PACKAGED)
     if not (shipped / "Snakefile").is_file():
         raise WorkflowError(f"no workflow shipped with this installation (looked in {shipped})")
     return shipped
