@@ -332,14 +332,19 @@ def test_the_score_command_uses_the_assemblys_own_time_bin(workspace, tmp_path):
 
 
 @pytest.mark.slow
-def test_score_benchmark_runs_an_algonauts_rdm_benchmark_from_the_local_data(workspace):
+def test_score_benchmark_runs_an_algonauts_rdm_benchmark_from_the_local_data(workspace,
+                                                                             monkeypatch):
+    from brainscore_vision.benchmark_helpers import screen
+
     from neurocnnf.analysis.rsa import compare
     from neurocnnf.data import roots
     from neurocnnf.data.brain import load_brain_rdms
 
     if roots.find(["algonauts2019/78images/images"]) is None:
         pytest.skip("the Algonauts 2019 data are not in the data roots")
-    _, model, _ = workspace
+    root, model, _ = workspace
+    # where Brain-Score puts the resized images (read from BRAINSCORE_HOME at its import)
+    monkeypatch.setattr(screen, "root_path", root / "stimuli_on_screen")
     result = score_benchmark(_brain_model(model), "Algonauts2019.78-EVC-rdm")
     brain = load_brain_rdms("algonauts78", "EVC").rdms
     assert result["ceiling"] == pytest.approx(np.mean([compare(s, brain.mean(0))
