@@ -181,11 +181,16 @@ def score_benchmark(brain_model, benchmark_id: str) -> dict[str, float | None]:
     from brainscore_vision import load_benchmark
 
     from neurocnnf.brainscore import rdm_benchmark
+    from neurocnnf.data.roots import DataNotFoundError
 
+    benchmark = None
+    if benchmark_id in rdm_benchmark.BENCHMARKS:
+        try:
+            benchmark = rdm_benchmark.load_benchmark(benchmark_id)
+        except DataNotFoundError as error:
+            raise ScoringError(f"benchmark {benchmark_id!r}: {error}") from None
     try:
-        benchmark = (rdm_benchmark.load_benchmark(benchmark_id)
-                     if benchmark_id in rdm_benchmark.BENCHMARKS else
-                     load_benchmark(benchmark_id))
+        benchmark = benchmark or load_benchmark(benchmark_id)
         score = run(benchmark, brain_model)
     except Exception as error:  # botocore / urllib raise many types when offline
         text = f"{type(error).__name__}: {error}"
