@@ -127,8 +127,8 @@ def report(args: argparse.Namespace) -> None:
                         for lo, hi in zip(held["ceiling_low"], held["ceiling_high"], strict=True)]
     lines += ["Held-out scores of the commitment:", ""] + _table(shown)
     questions = [
-        ("(1) Does IT similarity change over feedback iterations?", "1 iterations",
-         [*IT_REGIONS, "judgements"]),
+        ("(1) Does IT similarity change over feedback iterations? (EVC and judgements "
+         "shown too)", "1 iterations", [*IT_REGIONS, "EVC", "judgements"]),
         (f"(2) Is {focus} at its committed iteration above its twin and the comparator?",
          "2 models", ["EVC", "IT", "human_IT", "macaque_IT", "judgements"]),
         ("(3) Do early layers match EVC and late layers IT?", "3 hierarchy", ["EVC", "IT"]),

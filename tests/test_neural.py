@@ -77,6 +77,33 @@ def test_the_report_shows_commitment_held_out_scores_tests_and_figures(neural_ru
     assert len(tests) == len(pd.read_csv(neural_run / "tests.csv"))
 
 
+@pytest.mark.slow
+@pytest.mark.data
+def test_the_document_and_headline_are_rendered_from_the_files(neural_run, tmp_path):
+    import argparse
+    import shutil
+
+    from helpers import analysis_script
+
+    docs = tmp_path / "neural"
+    shutil.copytree(neural_run, docs)
+    (docs / "models.json").write_text(json.dumps({m: {"source": s, "sha256": "0" * 64}
+                                                  for m, s in MODELS.items()}))
+    readme = tmp_path / "README.md"
+    script = analysis_script("neural")
+    readme.write_text(f"intro\n{script.HEADLINE[0]}\nold\n{script.HEADLINE[1]}\nrest\n")
+    script.report(argparse.Namespace(docs=str(docs), out=str(tmp_path / "neural.md"),
+                                     readme=str(readme)))
+    text = (tmp_path / "neural.md").read_text()
+    for heading in ("## (1)", "## (2)", "## (3)", "## (4)", "## Commitment"):
+        assert heading in text
+    tests = pd.read_csv(neural_run / "tests.csv")
+    assert text.count("after FDR") == int(tests["p"].notna().sum())
+    headline = readme.read_text()
+    assert "old" not in headline and headline.startswith("intro") and headline.endswith("rest\n")
+    assert "CNN-F as the model of interest" in headline
+
+
 def test_cli_refuses_unknown_data_sets_and_bad_models(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["analyze", "neural", "--model", "CNN=pretrained:fmnist-small-cnn",
