@@ -576,3 +576,16 @@ def test_the_rdm_benchmarks_equal_the_packages_own_rsa_on_the_same_activations(r
         loo = np.mean([compare(s, np.delete(brain, i, 0).mean(0)) for i, s in enumerate(brain)])
         assert result["ceiling"] == pytest.approx(upper, abs=1e-10)
         assert result["lower_bound_loo"] == pytest.approx(loo, abs=1e-10)
+
+
+@pytest.mark.slow
+def test_the_benchmark_plugins_own_tests_pass(library, rdm_plugins):
+    root, _ = library
+    images = roots.find(["algonauts2019/92images/images"])
+    if images is None:
+        pytest.skip("the Algonauts 2019 data are not in the data roots")
+    done = _run(root, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                str(rdm_plugins / "test.py"), NEUROCNNF_DATA=str(images.parents[2]),
+                NEUROCNNF_OFFLINE="1")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert re.search(r"\b4 passed", done.stdout), done.stdout[-1000:]
