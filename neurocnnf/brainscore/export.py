@@ -239,7 +239,7 @@ def export_plugin(
     submittable, status = weights_status(weights_url, verified)
     folder = Path(out) / identifier
     with staged_folder(folder) as staging:
-        _write(staging, loaded, identifier, steps, weights_url, region_layer_map,
+        _write(staging, loaded, identifier, steps, weights_url, sha256, region_layer_map,
                package_url, time_mode)
         if metadata:
             (staging / "metadata.yml").write_text(yaml.safe_dump(model_metadata(
@@ -273,7 +273,7 @@ def staged_folder(folder: Path) -> Iterator[Path]:
 
 
 def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
-           weights_url: str | None, region_layer_map: dict[str, str] | None,
+           weights_url: str | None, sha256: str, region_layer_map: dict[str, str] | None,
            package_url: str | None, time_mode: str) -> None:
     model, checkpoint = loaded.model, loaded.path
 
@@ -292,7 +292,7 @@ def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
             f"local only, not submittable: read from {checkpoint}")
     (folder / "model.py").write_text(MODEL.format(
         identifier=identifier, version=__version__, weights_note=note, runtime=runtime,
-        url=weights_url, sha256=file_digest(checkpoint),
+        url=weights_url, sha256=sha256,
         local=None if weights_url else str(checkpoint), iterations=steps,
         time_mode=time_mode, class_names=class_names(loaded.metadata, model.num_classes),
         layers=layers, bibtex=BIBTEX))
