@@ -8,7 +8,10 @@ generic plugin tests. The wheel lacks the generic tests' three images: they are 
 Benchmark data lives on S3, out of reach here: a benchmark built as MajajHong2015's is (its
 NeuralBenchmark, PLS metric and internal-consistency ceiling) on a local assembly in its format
 goes into ``benchmarks/``, registered by the literal line Brain-Score's loader searches for, so
-that ``brainscore_vision.score`` runs the whole path, memory pre-allocation included."""
+that ``brainscore_vision.score`` runs the whole path, memory pre-allocation included. The
+Algonauts 2019 benchmark plugin (real RDMs from the data roots) and a small torch CNN wrapped by
+Brain-Score itself go in too: Brain-Score scores both models on it, and the values are checked
+against the package's own RSA."""
 
 import json
 import os
