@@ -9,12 +9,12 @@ from neurocnnf.data import (
     DataIntegrityError,
     DataNotFoundError,
     brain_datasets,
-    brain_stimuli,
     kriegeskorte92,
     load_brain_rdms,
 )
 from neurocnnf.data import brain as brain_module
 from neurocnnf.data.roots import data_roots
+from neurocnnf.stimuli import brain_stimuli
 
 SUBJECTS = {("algonauts92", "EVC"): 15, ("algonauts92", "IT"): 15, ("algonauts78", "EVC"): 15,
             ("algonauts78", "IT"): 15, ("kriegeskorte92", "human_IT"): 4,

@@ -1,7 +1,7 @@
 """Datasets, data roots, downloads and fast in-memory batches."""
 
 from neurocnnf.data.batches import Augment, Batches, random_crop_flip, train_val_split
-from neurocnnf.data.brain import BrainRDMs, brain_datasets, brain_stimuli, load_brain_rdms
+from neurocnnf.data.brain import BrainRDMs, brain_datasets, load_brain_rdms
 from neurocnnf.data.datasets import (
     CIFAR10_CLASSES,
     FASHION_MNIST_CLASSES,
@@ -21,7 +21,7 @@ from neurocnnf.data.roots import DataIntegrityError, DataNotFoundError, data_roo
 
 __all__ = [
     "Augment", "Batches", "BrainRDMs", "CIFAR10_CLASSES", "DataIntegrityError", "DataNotFoundError",
-    "FASHION_MNIST_CLASSES", "ImageDataset", "Kriegeskorte92", "brain_datasets", "brain_stimuli",
+    "FASHION_MNIST_CLASSES", "ImageDataset", "Kriegeskorte92", "brain_datasets",
     "channel_statistics", "cifar10",
     "data_roots",
     "dataset_digest",

@@ -2,8 +2,10 @@
 
 Every set loads as ``BrainRDMs``: float64 (subjects, stimuli, stimuli) dissimilarities of one
 region, with subject ids and stimulus ids that equal the ids of the same images in
-``brain_stimuli(dataset)`` (the 92 images carry the ids of ``kriegeskorte92_set`` in every
-92-image set, so RDMs of different sets line up by id).
+``neurocnnf.stimuli.brain_stimuli(dataset)`` (the 92 images carry the ids of
+``kriegeskorte92_set`` in every 92-image set, so RDMs of different sets line up by id; the
+stimulus sets live in ``neurocnnf.stimuli``, which reads this module: data never imports
+stimuli).
 
 - ``algonauts92`` / ``algonauts78``: Algonauts 2019 fMRI RDMs (Cichy et al.), EVC and IT,
   15 subjects each, with the publisher's JPEGs in RDM order;
@@ -39,8 +41,6 @@ from neurocnnf.data.roots import DataIntegrityError
 
 if TYPE_CHECKING:
     import rsatoolbox
-
-    from neurocnnf.stimuli.sets import StimulusSet
 
 REGIONS: dict[str, tuple[str, ...]] = {
     "algonauts92": ("EVC", "IT"),
@@ -81,7 +81,7 @@ class BrainRDMs:
 
     rdms: float64 (subjects, stimuli, stimuli), symmetric with a zero diagonal;
     subjects: one id per RDM; stimulus_ids: the ids of the images in RDM order, as in
-    ``brain_stimuli(dataset)``.
+    ``neurocnnf.stimuli.brain_stimuli(dataset)``.
     """
 
     dataset: str
@@ -128,19 +128,6 @@ def load_brain_rdms(dataset: str, region: str, root: str | os.PathLike | None = 
         rdms, subjects = _kriegeskorte_rdms(region, root)
     return BrainRDMs(dataset, region, _clean(rdms, N_STIMULI[dataset], f"{dataset} {region}"),
                      subjects, stimulus_ids(dataset))
-
-
-def brain_stimuli(dataset: str, root: str | os.PathLike | None = None) -> StimulusSet:
-    """The images of ``dataset`` in RDM order as a StimulusSet: the publisher's JPEGs for the
-    Algonauts sets (read lazily; the 78 are 399-402 x 400 pixels), the Kriegeskorte ``.mat``
-    images (in memory) for kriegeskorte92 and judgements92."""
-    from neurocnnf.stimuli.sets import from_paths, kriegeskorte92_set
-
-    _check(dataset)
-    if not dataset.startswith("algonauts"):
-        return kriegeskorte92_set(root)
-    paths = algonauts_files(dataset, root)
-    return from_paths(dataset, stimulus_ids(dataset), paths, {"filename": [p.name for p in paths]})
 
 
 def algonauts_files(dataset: str, root: str | os.PathLike | None = None) -> list[Path]:

@@ -58,7 +58,8 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
     """Run the analysis for ``models`` (name -> checkpoint, run folder or pretrained:NAME) on
     ``datasets`` (see ``neurocnnf.data.brain_datasets``); returns the summary."""
     from neurocnnf import load
-    from neurocnnf.data.brain import brain_datasets, brain_stimuli, load_brain_rdms
+    from neurocnnf.data.brain import brain_datasets, load_brain_rdms
+    from neurocnnf.stimuli import brain_stimuli
 
     known = brain_datasets()
     unknown = [d for d in datasets if d not in known]

@@ -6,6 +6,7 @@ from neurocnnf.stimuli.sets import (
     ConversionWarning,
     StimulusError,
     StimulusSet,
+    brain_stimuli,
     conversion_note,
     convert,
     from_dataset,
@@ -16,7 +17,8 @@ from neurocnnf.stimuli.sets import (
 )
 
 __all__ = [
-    "KINDS", "ConversionWarning", "StimulusError", "StimulusSet", "apply", "conversion_note",
+    "KINDS", "ConversionWarning", "StimulusError", "StimulusSet", "apply", "brain_stimuli",
+    "conversion_note",
     "convert", "from_dataset", "from_folder", "input_conversion", "kriegeskorte92_set",
     "load_stimuli", "perturb", "render", "write_folder",
 ]

@@ -351,6 +351,20 @@ def from_paths(identifier: str, ids: list[str], paths: list[Path],
     return StimulusSet(identifier, _base_metadata(ids, extra), paths=list(paths))
 
 
+def brain_stimuli(dataset: str, root=None) -> StimulusSet:
+    """The images of a brain data set (``neurocnnf.data.brain_datasets``) in RDM order, with
+    the RDMs' stimulus ids: the publisher's JPEGs for the Algonauts sets (read lazily; the 78
+    are 399-402 x 400 pixels, verified as one ordered set), the Kriegeskorte ``.mat`` images
+    (in memory) for kriegeskorte92 and judgements92."""
+    from neurocnnf.data.brain import algonauts_files, stimulus_ids
+
+    if not dataset.startswith("algonauts"):
+        stimulus_ids(dataset)  # an unknown name fails here, listing the known ones
+        return kriegeskorte92_set(root)
+    paths = algonauts_files(dataset, root)
+    return from_paths(dataset, stimulus_ids(dataset), paths, {"filename": [p.name for p in paths]})
+
+
 def kriegeskorte92_set(root=None) -> StimulusSet:
     """The 92 object images with their category columns (animate, human, face, ...)."""
     k = kriegeskorte92(root)
@@ -366,8 +380,6 @@ def load_stimuli(spec: str, root=None) -> StimulusSet:
     if name == "kriegeskorte92":
         return kriegeskorte92_set(root)
     if name in ("algonauts92", "algonauts78"):
-        from neurocnnf.data.brain import brain_stimuli
-
         return brain_stimuli(name, root)
     if name in ("fashion_mnist", "cifar10"):
         parts = rest.split(":") if rest else []
