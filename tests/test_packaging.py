@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import venv
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -27,9 +26,12 @@ def _run(*command: str | Path, cwd: Path | None = None, env: dict | None = None,
     return done
 
 
-def test_version_comes_from_the_installed_metadata_and_python_m_works():
-    done = _run(sys.executable, "-m", "neurocnnf", "--version")
-    assert done.stdout.strip() == f"neurocnnf {version('neurocnnf')}"
+def test_version_comes_from_the_installed_metadata_and_python_m_works(tmp_path):
+    # outside the checkout, whose neurocnnf.egg-info (left by in-tree builds) would be read
+    done = _run(sys.executable, "-m", "neurocnnf", "--version", cwd=tmp_path)
+    installed = _run(sys.executable, "-c", "from importlib.metadata import version; "
+                     "print(version('neurocnnf'))", cwd=tmp_path).stdout.strip()
+    assert done.stdout.strip() == f"neurocnnf {installed}"
     assert re.fullmatch(r"neurocnnf \d+\.\d+\.\d+\S*", done.stdout.strip())
 
 
