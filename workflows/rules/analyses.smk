@@ -62,12 +62,6 @@ rule predictive_coding:
         "--iterations {params.iterations} --device {params.device} --no-progress > {log} 2>&1"
 
 
-def named_models(section):
-    """--model LABEL=CHECKPOINT arguments of an analysis section's models."""
-    return " ".join(f"--model {shlex.quote(label)}={checkpoint(model)}"
-                    for label, model in config[section]["models"].items())
-
-
 if "neural" in config:
 
     rule neural:

@@ -76,6 +76,12 @@ def checkpoint(model, seed=SEED0):
     return str(LAYOUT.checkpoint(model, seed))
 
 
+def named_models(section):
+    """--model LABEL=CHECKPOINT arguments of an analysis section's models."""
+    return " ".join(f"--model {shlex.quote(label)}={checkpoint(model)}"
+                    for label, model in config[section]["models"].items())
+
+
 def log_path(*parts):
     return str(LAYOUT.log(*parts))
 
