@@ -3,12 +3,14 @@ docs/neural.md from their result files (no number in it is typed by hand).
 
     python analyses/neural.py run --cnnf CKPT --cnn CKPT [--pc CKPT] [--n-boot 300]
                                   [--work results/neural-docs] [--docs docs/neural]
+    python analyses/neural.py collect [--work results/neural-docs] [--docs docs/neural]
     python analyses/neural.py report [--docs docs/neural]
 
 ``run``: ``analyze neural`` on the four brain data sets with the natural-image models and the
 Fashion-MNIST models as the negative control (pretrained fmnist-small-cnnf5, -cnn, -pc), and
 ``analyze human-uncertainty`` with the CIFAR-10 models; full outputs under ``--work``, the
 tables, JSON and figures the document shows copied to ``--docs`` with the models' sha256.
+``collect``: that copy alone (after ``run``'s analyses were run another way).
 ``report``: docs/neural.md from ``--docs``, and the README's paragraph between its
 neural-headline markers.
 """
@@ -34,17 +36,31 @@ SHOWN = ["similarity_vs_iteration.png", "layer_hierarchy.png", "model_comparison
 
 
 def run(args: argparse.Namespace) -> None:
-    from neurocnnf.data.download import file_digest
     from neurocnnf.pipelines.human_uncertainty import run_human_uncertainty
     from neurocnnf.pipelines.neural import run_neural
-    from neurocnnf.train.checkpoint import resolve_checkpoint
 
     natural = {"CNN-F": args.cnnf, "CNN": args.cnn, **({"PC": args.pc} if args.pc else {})}
-    work, docs = Path(args.work), Path(args.docs)
+    work = Path(args.work)
     run_neural({**natural, **CONTROLS}, DATASETS, work / "neural", n_boot=args.n_boot)
     run_human_uncertainty(natural, work / "human_uncertainty", n_boot=args.n_boot_images)
-    models = {name: {"source": source, "sha256": file_digest(resolve_checkpoint(source))}
-              for name, source in {**natural, **CONTROLS}.items()}
+    collect(args)
+
+
+def collect(args: argparse.Namespace) -> None:
+    """Copy what the document shows from ``--work`` to ``--docs``, with the models' sha256."""
+    from neurocnnf.data.download import file_digest
+    from neurocnnf.train.checkpoint import read_metadata, resolve_checkpoint
+
+    work, docs = Path(args.work), Path(args.docs)
+    sources = json.loads((work / "neural" / "summary.json").read_text())["models"]
+    models = {}
+    for name, source in sources.items():
+        path = resolve_checkpoint(source)
+        meta = read_metadata(path)
+        models[name] = {"source": source, "sha256": file_digest(path),
+                        "epoch": meta.get("epoch"),
+                        "epochs": meta.get("config", {}).get("optim", {}).get("epochs"),
+                        "val_acc": meta.get("metrics", {}).get("val_acc_last")}
     docs.mkdir(parents=True, exist_ok=True)
     atomic_write(docs / "models.json", lambda tmp: Path(tmp).write_text(json.dumps(
         models, indent=2)))
@@ -56,10 +72,12 @@ def run(args: argparse.Namespace) -> None:
         for figure in SHOWN:
             if (work / "neural" / dataset / figure).exists():
                 shutil.copy(work / "neural" / dataset / figure, docs / dataset / figure)
-    (docs / "human_uncertainty").mkdir(exist_ok=True)
-    for name in ("per_iteration.csv", "comparisons.csv", "entropy_vs_iteration.csv",
-                 "summary.json", "cross_entropy_vs_iteration.png", "entropy_vs_settling.png"):
-        shutil.copy(work / "human_uncertainty" / name, docs / "human_uncertainty" / name)
+    if (work / "human_uncertainty" / "summary.json").exists():
+        (docs / "human_uncertainty").mkdir(exist_ok=True)
+        for name in ("per_iteration.csv", "comparisons.csv", "entropy_vs_iteration.csv",
+                     "summary.json", "cross_entropy_vs_iteration.png",
+                     "entropy_vs_settling.png"):
+            shutil.copy(work / "human_uncertainty" / name, docs / "human_uncertainty" / name)
 
 
 # ---------------------------------------------------------------- the document
@@ -72,6 +90,17 @@ def _f(value: float, digits: int = 3) -> str:
 def _p(value: float) -> str:
     return ("p n/a" if pd.isna(value) else "p < 0.001" if value < 0.001
             else f"p = {value:.3f}")
+
+
+def _trained(model: dict) -> str:
+    """'epoch e of E, validation accuracy a %' from a models.json entry (what is known)."""
+    parts = []
+    if model.get("epoch") is not None:
+        parts.append(f"epoch {model['epoch']}" + (f" of {model['epochs']}"
+                                                  if model.get("epochs") else ""))
+    if model.get("val_acc") is not None:
+        parts.append(f"validation accuracy {100 * model['val_acc']:.1f} %")
+    return ", ".join(parts) or "n/a"
 
 
 def _verdict(row: pd.Series) -> str:
@@ -113,7 +142,8 @@ def report(args: argparse.Namespace) -> None:
               f"({summary['n_boot']} samples); tests: pairwise t-tests on the dual-bootstrap "
               "variance, Benjamini-Hochberg at 0.01 per data set (rsatoolbox's rule).", ""]
     lines += _table(pd.DataFrame([{"model": name, "checkpoint": m["source"],
-                                   "sha256": m["sha256"][:12]} for name, m in models.items()]))
+                                   "sha256": m["sha256"][:12], "trained": _trained(m)}
+                                  for name, m in models.items()]))
     lines += ["## Commitment (chosen on algonauts92, reported on the others)", ""]
     lines += _table(pd.DataFrame([{"region": region, "model": model, "layer": c["layer"],
                                    "iteration": c["iteration"], "similarity (92)":
@@ -161,7 +191,7 @@ def report(args: argparse.Namespace) -> None:
     if HEADLINE[0] in text and HEADLINE[1] in text:
         head, rest = text.split(HEADLINE[0], 1)
         tail = rest.split(HEADLINE[1], 1)[1]
-        block = "\n".join([HEADLINE[0], _headline(tests, docs, focus), HEADLINE[1]])
+        block = "\n".join([HEADLINE[0], _headline(tests, docs, focus, models), HEADLINE[1]])
         atomic_write(readme, lambda tmp: Path(tmp).write_text(head + block + tail))
 
 
@@ -179,11 +209,12 @@ def _count(tests: pd.DataFrame, question: str, positive: bool | None = None,
     return f"{len(kept)} of {len(part)}"
 
 
-def _headline(tests: pd.DataFrame, docs: Path, focus: str) -> str:
+def _headline(tests: pd.DataFrame, docs: Path, focus: str, models: dict) -> str:
     """The README's paragraph: each question's count of FDR-significant comparisons."""
     text = (f"**Does feedback make the model more brain-like?** `docs/neural.md` answers it on "
             f"real fMRI (EVC, IT), macaque IT and similarity judgements, with {focus} as the "
-            f"model of interest: (1) its IT similarity changes over iterations in "
+            f"model of interest ({_trained(models[focus])}): (1) its IT similarity changes "
+            f"over iterations in "
             f"{_count(tests, '1 iterations', regions=IT_REGIONS)} FDR-corrected comparisons; "
             f"(2) it is above another model in {_count(tests, '2 models', True)} and below in "
             f"{_count(tests, '2 models', False)}; (3) a region's own best layer beats the other "
@@ -208,6 +239,8 @@ def _human_uncertainty(folder: Path) -> list[str]:
     correlations = pd.read_csv(folder / "entropy_vs_iteration.csv")
     comparisons = pd.read_csv(folder / "comparisons.csv")
     lines = ["## Human uncertainty (CIFAR-10H)", "",
+             "Models: " + ", ".join(f"{name} = `{source}`" for name, source in
+                                    summary["models"].items()) + ".", "",
              f"{summary['n_images']} CIFAR-10 test images; {summary['n_disputed']} disputed "
              f"(fewer than {summary['disputed_share']:.0%} of the annotators chose the "
              "plurality class); intervals from a bootstrap over images.", ""]
@@ -240,12 +273,15 @@ def main() -> None:
     one.add_argument("--n-boot-images", type=int, default=1000)
     one.add_argument("--work", default="results/neural-docs")
     one.add_argument("--docs", default="docs/neural")
+    three = commands.add_parser("collect")
+    three.add_argument("--work", default="results/neural-docs")
+    three.add_argument("--docs", default="docs/neural")
     two = commands.add_parser("report")
     two.add_argument("--docs", default="docs/neural")
     two.add_argument("--out", default="docs/neural.md")
     two.add_argument("--readme", default="README.md")
     args = parser.parse_args()
-    {"run": run, "report": report}[args.command](args)
+    {"run": run, "collect": collect, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":
