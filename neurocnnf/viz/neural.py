@@ -70,8 +70,9 @@ def model_comparison(labels: list[str], difference: np.ndarray, p: np.ndarray,
 
 
 def layer_hierarchy(table: pd.DataFrame, iterations: dict[str, int]) -> plt.Figure:
-    """Similarity against layer depth (forward features at each model's committed iteration),
-    one panel per region, with bootstrap intervals and the noise-ceiling band."""
+    """Similarity against relative layer depth (forward features at each model's committed
+    iteration; layer i of a model's n at i / n), one panel per region, with bootstrap
+    intervals and the noise-ceiling band."""
     regions = list(dict.fromkeys(table["region"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(4.6 * len(regions), 3.8), squeeze=False,
                              sharey=True)
@@ -82,14 +83,15 @@ def layer_hierarchy(table: pd.DataFrame, iterations: dict[str, int]) -> plt.Figu
                 "depth")
             if line.empty:
                 continue
+            # models differ in depth: place layer i of n at i / n
+            position = np.arange(1, len(line) + 1) / len(line)
             err = np.vstack([line["similarity"] - line["ci_low"],
                              line["ci_high"] - line["similarity"]])
-            ax.errorbar(line["depth"], line["similarity"], yerr=err, marker="o", capsize=3,
-                        label=f"{model} t={t}")
-            ax.set_xticks(line["depth"], line["layer"], rotation=45)
+            ax.errorbar(position, line["similarity"], yerr=err, marker="o", capsize=3,
+                        label=f"{model} t={t} ({line['layer'].iloc[0]}..{line['layer'].iloc[-1]})")
         _ceiling(ax, table[table["region"] == region])
-        ax.set(title=f"{rows['dataset'].iloc[0]} {region}", xlabel="layer",
-               ylabel="RDM similarity")
+        ax.set(title=f"{rows['dataset'].iloc[0]} {region}",
+               xlabel="layer position (layer i of n at i / n)", ylabel="RDM similarity")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
