@@ -38,10 +38,11 @@ def configure_environment(cache: str | os.PathLike) -> Path:
 
 
 def preprocess(paths, channels: int, size: int) -> list[np.ndarray]:
-    """Stimulus files -> float32 (channels, size, size) arrays in [0, 1]."""
+    """Stimulus files -> float32 (channels, size, size) arrays in [0, 1] (a file far larger
+    than ``size`` is decoded reduced, see ``_read_image``)."""
     from neurocnnf.stimuli.sets import _read_image, convert
 
-    return [convert(_read_image(Path(p)), channels, size).numpy() for p in paths]
+    return [convert(_read_image(Path(p), size=size), channels, size).numpy() for p in paths]
 
 
 def activations_model(model: FeedbackModel, identifier: str, iterations: int | None = None):
