@@ -111,7 +111,7 @@ def test_every_engine_rebuilds_from_its_config(engine):
 
 def test_the_registered_architectures():
     assert set(architecture_names()) == {"fmnist_small", "fmnist_adv", "wrn", "fmnist_pc",
-                                         "backbone"}
+                                         "vgg6", "vgg6_pc", "backbone"}
     assert "backbone" not in architecture_names(buildable=True)  # made by from_backbone
     assert not architecture("fmnist_pc").has_eta and architecture("wrn").has_eta
     for name in architecture_names(buildable=True):

@@ -162,8 +162,11 @@ def check_metadata(meta: dict[str, Any], skeleton: FeedbackModel,
         with torch.device("meta"):
             reference = entry.build(**{k: skeleton.config[k] for k in entry.fixed_layout
                                        if k in skeleton.config}).config
-        if reference != skeleton.config:
-            changed = sorted(k for k in reference if reference[k] != skeleton.config.get(k))
+        # the input statistics are data, not layout: a fixed layout trains with any
+        layout = {k: v for k, v in skeleton.config.items() if k not in ("mean", "std")}
+        reference = {k: v for k, v in reference.items() if k not in ("mean", "std")}
+        if reference != layout:
+            changed = sorted(k for k in reference if reference[k] != layout.get(k))
             raise CheckpointError(f"{path}: labelled {arch!r} but its layout differs from "
                                   f"{arch} in {changed}: the checkpoint was edited")
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
