@@ -510,7 +510,9 @@ def plain_pass(v: dict[str, str]) -> None:
             for x in done[done["attack"] == attack].itertuples():
                 cell = (f"{pp(x.difference * 100)} {interval(100 * x.low, 100 * x.high)}, "
                         f"{x.only_cnnf} vs {x.only_twin}, p = {pvalue(x.p)}")
-                rows.append([label, name, str(x.iterations), pct(x.cnnf), pct(x.twin), cell])
+                over = f" ({x.over})" if attack == "worst-case" else ""
+                rows.append([label, name + over, str(x.iterations), pct(x.cnnf), pct(x.twin),
+                             cell])
                 v[f"plain.{pair}.{attack}.t{x.iterations}"] = (
                     f"{pct(x.cnnf)} vs {pct(x.twin)} % ({cell})")
                 v[f"plain.{pair}.{attack}.t{x.iterations}.pp"] = pp(100 * x.difference)
