@@ -20,6 +20,20 @@ ablation_pair() {  # attack: CNN-F-5 against the ablation twin, once it has fini
     pair "$1" fmnist-6ep-ablation pretrained:fmnist-small-cnnf5 "$ablation/best.safetensors"
   fi
 }
+for k in 1 2 5; do  # the cheap check: plain-pass PGD-40 vs training iterations k, n = 200
+  OMP_NUM_THREADS=1 nice -n 5 python "$here/plain_pass.py" run "fmnist-6ep-n200-cnnf$k" cnnf \
+    "pretrained:fmnist-small-cnnf$k" pgd --n 200 --out "$out"
+  OMP_NUM_THREADS=1 nice -n 5 python "$here/plain_pass.py" run "fmnist-6ep-n200-cnnf$k" twin \
+    pretrained:fmnist-small-cnn pgd --n 200 --out "$out"
+done
+if [ -e "$ablation/results.json" ]; then
+  for role in cnnf twin; do
+    model=pretrained:fmnist-small-cnnf5
+    [ $role = twin ] && model="$ablation/best.safetensors"
+    OMP_NUM_THREADS=1 nice -n 5 python "$here/plain_pass.py" run fmnist-6ep-ablation-n200 $role \
+      "$model" pgd --n 200 --out "$out"
+  done
+fi
 for attack in apgd-ce apgd-dlr; do
   pair "$attack" fmnist-6ep pretrained:fmnist-small-cnnf5 pretrained:fmnist-small-cnn
   ablation_pair "$attack"
