@@ -175,6 +175,10 @@ def report(args: argparse.Namespace) -> None:
         else:
             lines += [f"- {r['dataset']} {r['region']}: {r['a']} vs {r['b']}: {_verdict(r)}"
                       for _, r in part.iterrows()]
+        if question == "1 iterations":
+            lines += ["", "(At each model's committed layer. The best iteration is picked on "
+                      "the same data it is tested on, so 'best vs iteration 0' leans towards a "
+                      "difference; 'last vs iteration 0' does not.)"]
         kept = [f"{r['a']} {'above' if r['difference'] > 0 else 'below'} {r['b']} "
                 f"({r['dataset']} {r['region']})" for _, r in part[part["significant"]].iterrows()]
         lines += ["", f"In words: {len(kept)} of {len(part)} comparisons survive the FDR "
