@@ -523,6 +523,13 @@ def plain_pass(v: dict[str, str]) -> None:
                                  "CNN-F", "twin", "CNN-F - twin (pp, 95 % interval), images "
                                  "right only in CNN-F vs only in the twin, McNemar p"],
                                 rows) if rows else "(not run yet)"
+    todo = []
+    for pair in ("fmnist-6ep", "fmnist-15ep", "fmnist-6ep-ablation"):
+        ran = set(table[table["pair"] == pair]["attack"])
+        missing = [name for attack, name in PLAIN_ATTACKS[:3] if attack not in ran]
+        if missing:
+            todo.append(f"{PLAIN_PAIRS[pair]}: {', '.join(missing)}")
+    v["plain.todo"] = "; ".join(todo) or "nothing"
     ablation = {"fmnist-6ep-ablation", "fmnist-6ep-ablation-n200"} & set(table["pair"])
     v["plain.ablation.status"] = "in the table below" if ablation else \
         "not evaluated: the twin had not finished training"
