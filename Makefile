@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= analysis,workflows,notebooks,dev
+EXTRAS ?= analysis,workflows,notebooks,dev,docs
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc clean
+.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +101,11 @@ bench: install
 # fails when the committed text differs from what the files give.
 reproduction-doc: install
 	$(BIN)/python analyses/render_reproduction.py
+
+# The documentation site (mkdocs.yml: the docs/ pages and the API reference from the
+# docstrings) into site/, strict: any warning fails (tests/test_docs.py builds it too).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 clean:
 	rm -rf $(VENV) $(BS_VENV) .pytest_cache .ruff_cache
