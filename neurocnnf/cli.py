@@ -534,6 +534,7 @@ def analyze_neural(
     iterations: Annotated[int, typer.Option(
         help="iterations to run models with feedback (a model trained with 0 runs 0)")] = 5,
     seed: Annotated[int, typer.Option(help="seed of the bootstrap")] = 0,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Every model x layer (forward, feedback) x iteration against every subject's RDM of real
     brain data (fMRI EVC/IT, macaque IT, judgements): noise ceilings, dual bootstrap over
@@ -547,7 +548,8 @@ def analyze_neural(
     models = _named_models(model)
     try:
         summary = run_neural(models, list(dataset), out, check_method(method), n_boot,
-                             iterations, commitment_file=commitment, seed=seed)
+                             iterations, commitment_file=commitment, seed=seed,
+                             device=_device(device))
     except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
             FileNotFoundError) as error:
         _fail(error)

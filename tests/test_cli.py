@@ -23,7 +23,6 @@ NO_DEVICE = {
     "brainscore export": "writes the plugin; Brain-Score runs it",
     "brainscore score": "the Brain-Score adapter (neurocnnf/brainscore) runs models on the CPU",
     "visualize": "the Fig. 6 pipeline keeps its images on the CPU",
-    "analyze neural": "the neural-data pipeline runs its models on the CPU",
 }
 ATTACK_COMMANDS = {"evaluate"}
 

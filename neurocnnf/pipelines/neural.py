@@ -54,9 +54,11 @@ def _commitment_region(region: str) -> str:
 def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
                method: str = "spearman", n_boot: int = 300, iterations: int = 5,
                focus: str | None = None, commitment_file: str | Path | None = None,
-               seed: int = 0, data_root: str | Path | None = None) -> dict:
+               seed: int = 0, data_root: str | Path | None = None,
+               device: str = "cpu") -> dict:
     """Run the analysis for ``models`` (name -> checkpoint, run folder or pretrained:NAME) on
-    ``datasets`` (see ``neurocnnf.data.brain_datasets``); returns the summary."""
+    ``datasets`` (see ``neurocnnf.data.brain_datasets``), the models on ``device``; returns
+    the summary."""
     from neurocnnf import load
     from neurocnnf.data.brain import brain_datasets, load_brain_rdms
     from neurocnnf.stimuli import brain_stimuli
@@ -70,7 +72,7 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
                          "sets, or pass the commitment.json of a run that did")
     focus = focus or next(iter(models))
     out = Path(out)
-    loaded = {name: load(source) for name, source in models.items()}
+    loaded = {name: load(source, map_location=device) for name, source in models.items()}
     taps = {name: list(m.taps) for name, m in loaded.items()}
     ordered = sorted(datasets, key=lambda d: d != COMMIT_ON)  # the commitment's set first
     chosen = None if commitment_file is None else _read_commitment(commitment_file, models)
