@@ -9,7 +9,7 @@
 #     WRN_EPOCHS  WRN-40-2 epochs (default 4; the paper: 500); 0 skips Table 3
 #   NEUROCNNF_DATA: the data folder (a carried copy of ../shared/data); DEVICE (default cuda);
 #   QUICK=1 shrinks everything to check the script on a CPU. Wheels in .whl/ (carried) are
-#   installed first: the GPU image lacks h5netcdf and torchattacks (analyses/README.md).
+#   installed first: the GPU image lacks h5netcdf (analyses/README.md).
 set -uo pipefail
 out=${1:?usage: analyses/gpu_tables.sh OUT [ADV_EPOCHS] [WRN_EPOCHS]}
 adv_epochs=${2:-20}
@@ -21,12 +21,7 @@ out=$(cd "$out" && pwd)
 runs=$(mktemp -d)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 source benchmarks/carried_wheels.sh && use_carried_wheels "$PWD"
-attacks=fgsm,pgd,spsa,transfer,apgd-ce
-if ! "$py" -c "import torchattacks" 2> /dev/null; then
-  attacks=fgsm,pgd,spsa,transfer
-  echo "== torchattacks missing: APGD-CE left out (carry its wheel, analyses/README.md)" \
-    | tee -a "$out/log.txt"
-fi
+attacks=fgsm,pgd,spsa,transfer,apgd-ce  # APGD is neurocnnf's own (attacks/autoattack.py)
 limit=1000 quick=() attack_options=()
 if [ -n "${QUICK:-}" ]; then
   limit=8 quick=(--set data.train_limit=256 --set data.test_limit=50)
