@@ -499,6 +499,7 @@ def plain_pass(v: dict[str, str]) -> None:
             v[f"plain.{pair}.{key}"] = "(not run yet)"
         for attack, _ in PLAIN_ATTACKS:
             v[f"plain.{pair}.{attack}.t0"] = v[f"plain.{pair}.{attack}.t0.pp"] = "(not run yet)"
+        v[f"plain.{pair}.worst-case.over"] = "the attacks run"
     rows = []
     through = {"fmnist-6ep": ("APGD-CE", "5, earlier run (unpaired)", *n1000_row(
         results(Path("fig5-n1000/k5/results.csv")).query("seed == 0"))[0][2::4]),
@@ -511,6 +512,10 @@ def plain_pass(v: dict[str, str]) -> None:
                 cell = (f"{pp(x.difference * 100)} {interval(100 * x.low, 100 * x.high)}, "
                         f"{x.only_cnnf} vs {x.only_twin}, p = {pvalue(x.p)}")
                 over = f" ({x.over})" if attack == "worst-case" else ""
+                if attack == "worst-case":
+                    names = dict(PLAIN_ATTACKS)
+                    v[f"plain.{pair}.worst-case.over"] = ", ".join(
+                        names[a] for a in str(x.over).split(", "))
                 rows.append([label, name + over, str(x.iterations), pct(x.cnnf), pct(x.twin),
                              cell])
                 v[f"plain.{pair}.{attack}.t{x.iterations}"] = (
