@@ -174,8 +174,7 @@ def six_epochs(v: dict[str, str]) -> list[float]:
     return gains
 
 
-PAIRS_15 = {"0": "seed0", "1 (best: 6 / 14)": "seed1", "1 (last: 15 / 15)": "seed1-last",
-            "2": "seed2"}
+PAIRS_15 = {"0": "seed0", "1, best": "seed1", "1, last": "seed1-last", "2": "seed2"}
 MATCHED_15 = ("seed0", "seed1-last", "seed2")
 PAIRED_ROWS = [("clean", "clean", "e2e", 0), ("PGD-40 first pass", "pgd", "first", 40),
                ("PGD-40 e2e", "pgd", "e2e", 40), ("APGD-CE e2e (100 steps)", "apgd-ce", "e2e", 100),
@@ -190,7 +189,12 @@ def paired_cell(row: pd.Series) -> str:
 def fifteen_epochs(v: dict[str, str]) -> list[float]:
     """CNN-F-5 vs its twin at 15 epochs, n = 1,000 (fig5-15epochs/seed*)."""
     table = []
+    epochs_of = {label: (a, b) for label, a, b in checkpoint_epochs()}
     for label, folder in PAIRS_15.items():
+        seed = label[0]
+        a, b = epochs_of[f"Adam, 15 epochs, seed {seed}" + (", last checkpoints"
+                                                             if folder.endswith("last") else "")]
+        label = f"{label} ({a} / {b})"
         frame = results(Path(f"fig5-15epochs/{folder}/results.csv"))
         acc, _ = n1000_row(frame)
         worst = paired(Path(f"fig5-15epochs/{folder}/paired.csv"), "worst-case", "all", 0)
