@@ -181,8 +181,11 @@ def report(args: argparse.Namespace) -> None:
                       "difference; 'last vs iteration 0' does not.)"]
         kept = [f"{r['a']} {'above' if r['difference'] > 0 else 'below'} {r['b']} "
                 f"({r['dataset']} {r['region']})" for _, r in part[part["significant"]].iterrows()]
-        lines += ["", f"In words: {len(kept)} of {len(part)} comparisons survive the FDR "
-                  "correction" + (": " + "; ".join(kept) if kept else "") + ".", ""]
+        tested = int(part["p"].notna().sum())
+        lines += ["", f"In words: {len(kept)} of the {tested} tested comparisons survive the "
+                  "FDR correction" + (": " + "; ".join(kept) if kept else "") + " (untested: one-RDM "
+                  "regions such as macaque IT, or two best layers that coincide)." * (
+                      tested < len(part)) + ("." if tested == len(part) else ""), ""]
     for dataset in DATASETS:
         for figure in SHOWN:
             if (docs / dataset / figure).exists():
@@ -203,8 +206,10 @@ IT_REGIONS = ["IT", "human_IT", "macaque_IT"]
 
 
 def _count(tests: pd.DataFrame, question: str, positive: bool | None = None,
-           regions: list[str] | None = None) -> str:
+           regions: list[str] | None = None, model: str | None = None) -> str:
     part = tests[(tests["question"] == question) & tests["p"].notna()]
+    if model is not None:
+        part = part[part["a"].str.startswith(f"{model} ")]
     if regions is not None:
         part = part[part["region"].isin(regions)]
     kept = part[part["significant"]]
@@ -219,13 +224,13 @@ def _headline(tests: pd.DataFrame, docs: Path, focus: str, models: dict) -> str:
             f"real fMRI (EVC, IT), macaque IT and similarity judgements, with {focus} as the "
             f"model of interest ({_trained(models[focus])}): (1) its IT similarity changes "
             f"over iterations in "
-            f"{_count(tests, '1 iterations', regions=IT_REGIONS)} FDR-corrected comparisons; "
-            f"(2) it is above another model in {_count(tests, '2 models', True)} and below in "
-            f"{_count(tests, '2 models', False)}; (3) a region's own best layer beats the other "
-            f"region's best layer in {_count(tests, '3 hierarchy', True)}; (4) feedback "
-            f"matches EVC better than the forward pass in "
-            f"{_count(tests, '4 feedback vs forward', True)} and worse in "
-            f"{_count(tests, '4 feedback vs forward', False)}.")
+            f"{_count(tests, '1 iterations', regions=IT_REGIONS, model=focus)} FDR-corrected "
+            f"comparisons; (2) it is above another model in {_count(tests, '2 models', True)} "
+            f"and below in {_count(tests, '2 models', False)}; (3) over all models, a region's "
+            f"own best layer beats the other region's best layer in "
+            f"{_count(tests, '3 hierarchy', True)}; (4) its feedback matches EVC better than "
+            f"its forward pass in {_count(tests, '4 feedback vs forward', True, model=focus)} "
+            f"and worse in {_count(tests, '4 feedback vs forward', False, model=focus)}.")
     comparisons = docs / "human_uncertainty" / "comparisons.csv"
     if comparisons.exists():
         ce = pd.read_csv(comparisons).query("quantity == 'cross_entropy'")
