@@ -182,10 +182,11 @@ def report(args: argparse.Namespace) -> None:
         kept = [f"{r['a']} {'above' if r['difference'] > 0 else 'below'} {r['b']} "
                 f"({r['dataset']} {r['region']})" for _, r in part[part["significant"]].iterrows()]
         tested = int(part["p"].notna().sum())
+        untested = (" (untested: one-RDM regions such as macaque IT, or two best layers that "
+                    "coincide)") if tested < len(part) else ""
         lines += ["", f"In words: {len(kept)} of the {tested} tested comparisons survive the "
-                  "FDR correction" + (": " + "; ".join(kept) if kept else "") + " (untested: one-RDM "
-                  "regions such as macaque IT, or two best layers that coincide)." * (
-                      tested < len(part)) + ("." if tested == len(part) else ""), ""]
+                  "FDR correction" + (": " + "; ".join(kept) if kept else "") + untested + ".",
+                  ""]
     for dataset in DATASETS:
         for figure in SHOWN:
             if (docs / dataset / figure).exists():
