@@ -89,7 +89,7 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
             chosen = {r.region: neural.commitment(r) for r in results[dataset]}
     tests, held_out = [], []
     for dataset, region_results in results.items():
-        _write_dataset(out / dataset, region_results, chosen)
+        _write_dataset(out / dataset, region_results, chosen, focus)
         tests.append(neural.corrected(_questions(region_results, chosen, focus)))
         if dataset != COMMIT_ON:
             for r in region_results:
@@ -143,15 +143,15 @@ def _questions(region_results: list[neural.RegionResult], chosen: dict, focus: s
     return tests
 
 
-def _write_dataset(folder: Path, region_results: list[neural.RegionResult], chosen: dict
-                   ) -> None:
+def _write_dataset(folder: Path, region_results: list[neural.RegionResult], chosen: dict,
+                   focus: str) -> None:
     from neurocnnf.viz import neural as fig
 
     table = pd.concat([r.table for r in region_results], ignore_index=True)
     subjects = pd.concat([r.subjects for r in region_results], ignore_index=True)
     _write_csv(table, folder / "similarity.csv")
     _write_csv(subjects, folder / "subjects.csv")
-    save_figure(fig.similarity_vs_iteration(table, subjects, chosen),
+    save_figure(fig.similarity_vs_iteration(table, subjects, chosen, focus),
                 folder / "similarity_vs_iteration.png")
     iterations = {m: c["iteration"] for m, c in chosen["IT"].items()}
     save_figure(fig.layer_hierarchy(table, iterations), folder / "layer_hierarchy.png")

@@ -15,10 +15,11 @@ def _ceiling(ax, rows: pd.DataFrame) -> None:
 
 
 def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
-                            chosen: dict[str, dict[str, dict]]) -> plt.Figure:
+                            chosen: dict[str, dict[str, dict]], focus: str | None = None
+                            ) -> plt.Figure:
     """One panel per region: each model's committed layer (forward) against iteration with
-    its bootstrap interval, the noise-ceiling band and, for the first model, one grey point per
-    subject.
+    its bootstrap interval, the noise-ceiling band and, for ``focus`` (default: the first
+    model), one grey point per subject.
 
     chosen: committed region ('EVC' / 'IT') -> model -> {layer, iteration}; regions other than
     EVC use the IT commitment."""
@@ -27,7 +28,8 @@ def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
     for ax, region in zip(axes[0], regions, strict=True):
         rows = table[table["region"] == region]
         picks = chosen["EVC" if region == "EVC" else "IT"]
-        for k, (model, c) in enumerate(picks.items()):
+        shown = focus or next(iter(picks))
+        for model, c in picks.items():
             line = rows[(rows["model"] == model) & (rows["layer"] == c["layer"])
                         & (rows["kind"] == "forward")].sort_values("iteration")
             if line.empty:
@@ -36,7 +38,7 @@ def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
                              line["ci_high"] - line["similarity"]])
             ax.errorbar(line["iteration"], line["similarity"], yerr=err, marker="o",
                         capsize=3, label=f"{model} {c['layer']}")
-            if k:  # one point per subject for the first (focus) model only
+            if model != shown:  # one point per subject for the focus model only
                 continue
             points = subjects[(subjects["region"] == region) & (subjects["model"] == model)
                               & (subjects["layer"] == c["layer"])
