@@ -542,6 +542,14 @@ def plain_pass(v: dict[str, str]) -> None:
     ablation = {"fmnist-6ep-ablation", "fmnist-6ep-ablation-n200"} & set(table["pair"])
     v["plain.ablation.status"] = "in the table below" if ablation else \
         "not evaluated: the twin had not finished training"
+    v["plain.ablation_vs_cnn"] = v["ablation.epoch"] = "(not run yet)"
+    both = table[(table["attack"] == "pgd") & (table["iterations"] == 0)].set_index("pair")
+    if {"fmnist-6ep-ablation-n200", "fmnist-6ep-n200-cnnf5"} <= set(both.index):
+        v["plain.ablation_vs_cnn"] = pp(100 * (both.loc["fmnist-6ep-ablation-n200", "twin"]
+                                               - both.loc["fmnist-6ep-n200-cnnf5", "twin"]))
+        run = json.loads((RESULTS / "ablation-twin" / "results.json").read_text())
+        v["ablation.epoch"] = str(run["best_epoch"])
+        v["ablation.clean"] = f"{100 * run['test']['acc_last']:.2f}"
     scored = table[(table["attack"] == "apgd-ce") & (table["attacked_at"] == 0)]
     rows = []
     for pair, group in scored.groupby("pair", sort=False):
