@@ -8,6 +8,13 @@ import pandas as pd
 import seaborn as sns
 
 
+def _error_bars(line) -> np.ndarray:
+    """(2, n) lengths below and above each point; a percentile bootstrap interval can miss
+    its own estimate (few draws), so a side beyond the point is drawn as 0."""
+    return np.clip(np.vstack([line["similarity"] - line["ci_low"],
+                              line["ci_high"] - line["similarity"]]), 0, None)
+
+
 def _ceiling(ax, rows: pd.DataFrame) -> None:
     low, high = rows["ceiling_low"].iloc[0], rows["ceiling_high"].iloc[0]
     if np.isfinite(low):
@@ -34,8 +41,7 @@ def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
                         & (rows["kind"] == "forward")].sort_values("iteration")
             if line.empty:
                 continue
-            err = np.vstack([line["similarity"] - line["ci_low"],
-                             line["ci_high"] - line["similarity"]])
+            err = _error_bars(line)
             ax.errorbar(line["iteration"], line["similarity"], yerr=err, marker="o",
                         capsize=3, label=f"{model} {c['layer']}")
             if model != shown:  # one point per subject for the focus model only
@@ -87,8 +93,7 @@ def layer_hierarchy(table: pd.DataFrame, iterations: dict[str, int]) -> plt.Figu
                 continue
             # models differ in depth: place layer i of n at i / n
             position = np.arange(1, len(line) + 1) / len(line)
-            err = np.vstack([line["similarity"] - line["ci_low"],
-                             line["ci_high"] - line["similarity"]])
+            err = _error_bars(line)
             ax.errorbar(position, line["similarity"], yerr=err, marker="o", capsize=3,
                         label=f"{model} t={t} ({line['layer'].iloc[0]}..{line['layer'].iloc[-1]})")
         _ceiling(ax, table[table["region"] == region])
