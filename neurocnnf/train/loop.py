@@ -245,6 +245,7 @@ def train(
     out.parent.mkdir(parents=True, exist_ok=True)
     # one writer per run folder (``<out>.lock``, taken before anything in it is touched);
     # under torchrun rank 0 holds it for the job
+    _slurm_to_torchrun_environment()  # an srun task knows its rank before taking the lock
     main_rank = os.environ.get("RANK", "0") == "0"
     with output_lock(out) if main_rank else contextlib.nullcontext():
         return _train(config, out, resume, progress, stop_after, restart_if_changed, overwrite)
