@@ -150,10 +150,22 @@ def test_sigkill_at_several_points_then_rerun_equals_an_uninterrupted_run(inputs
 
 
 @pytest.mark.slow
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Return once process ``pid`` is in the stopped state (Linux /proc), then let its
+    last write settle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("T"):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+
 def test_a_second_writer_fails_at_once_naming_the_holder(inputs, reference, tmp_path):
     out = tmp_path / "a.zarr"
     first = _start_until(_command(inputs, out), lambda: _done(out) >= 4)
     first.send_signal(signal.SIGSTOP)  # alive and holding the lock, mid-extraction
+    _wait_stopped(first.pid)  # the signal is asynchronous: a write may still be landing
     try:
         before = _snapshot(partial_path(out))
         started = time.monotonic()
