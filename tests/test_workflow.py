@@ -98,12 +98,12 @@ def test_rerunning_does_nothing_and_a_change_reruns_only_its_dependents(workflow
     changed = yaml.safe_load(TEST_CONFIG.read_text())
     changed["predictive_coding"]["noise"] = [0.0, 0.2]
     path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(changed))
+    path.write_text(yaml.safe_dump(changed, sort_keys=False))
     plan = snakemake(workflow_run, "-n", config=path)
     assert _job_counts(plan.stdout) == {"predictive_coding": 1, "report": 1, "all": 1}
     changed = yaml.safe_load(TEST_CONFIG.read_text())
     changed["models"]["pc"] = {"preset": "quickstart-pc", "set": ["optim.epochs=1"]}
-    path.write_text(yaml.safe_dump(changed))
+    path.write_text(yaml.safe_dump(changed, sort_keys=False))
     plan = snakemake(workflow_run, "-n", config=path)
     counts = _job_counts(plan.stdout)
     assert counts["train"] == 1 and "robustness" not in counts  # robustness reads cnnf/cnn only
