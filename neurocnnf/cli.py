@@ -394,23 +394,24 @@ def brainscore_score(
         score_benchmark,
         score_time_bins,
     )
+    from neurocnnf.models import resolve_iterations
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
     try:
         path = resolve_checkpoint(checkpoint)
         model = load_model(path)
-        steps = model.iterations if iterations is None else iterations
-        identifier = plugin_identifier(path, steps, model.config["arch"])
+        iterations = resolve_iterations(model, iterations)
+        identifier = plugin_identifier(path, iterations, model.config["arch"])
         if Path(target).suffix in (".nc", ".netcdf"):
             assembly, stimuli = load_assembly(target)
             if all_layers:
-                table = layer_scores(model, identifier, assembly, stimuli, region, steps)
+                table = layer_scores(model, identifier, assembly, stimuli, region, iterations)
             else:
                 import pandas as pd
 
                 brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                               iterations=steps)
+                                               iterations=iterations)
                 table = pd.DataFrame([result.__dict__ for result in score_time_bins(
                     brain_model, assembly, stimuli, region)])
             typer.echo(table.to_string(index=False))
@@ -418,7 +419,7 @@ def brainscore_score(
                 table.to_csv(out, index=False)
         else:
             brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                           iterations=steps)
+                                           iterations=iterations)
             result = score_benchmark(brain_model, target)
             typer.echo(f"{target}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
                                                  if v is not None))

@@ -164,3 +164,35 @@ def test_bad_arguments_give_clear_errors():
         model(x, layers=["V4"])
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("resnet50")
+
+
+def test_iterations_are_resolved_and_checked_in_one_place():
+    """None means the model's own T; anything but an integer >= 0 is refused by name, wherever
+    iterations enter (the engines, evaluation, extraction, Brain-Score call resolve_iterations).
+    A comparison runs a plain CNN (T = 0) at 0 whatever T it asks for."""
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    import neurocnnf
+    from neurocnnf.models import compared_iterations, fmnist_pc, resolve_iterations
+
+    cnnf, plain = fmnist_small(iterations=3), fmnist_small(iterations=0)
+    assert resolve_iterations(cnnf, None) == 3 and resolve_iterations(cnnf, 0) == 0
+    assert resolve_iterations(cnnf, np.int64(2)) == 2
+    assert type(resolve_iterations(cnnf, np.int64(2))) is int
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"iterations must be an integer >= 0, got"):
+            resolve_iterations(cnnf, bad)
+        with pytest.raises(ValueError, match="iterations must be"):
+            fmnist_pc(iterations=1)(torch.rand(1, 1, 28, 28), iterations=bad)
+    assert compared_iterations(cnnf, 5) == 5 and compared_iterations(plain, 5) == 0
+    with pytest.raises(ValueError, match="iterations must be"):
+        compared_iterations(cnnf, -2)
+    source = Path(neurocnnf.__file__).parent
+    restated = [f"{path.relative_to(source)}:{n}" for path in source.rglob("*.py")
+                if path.name != "protocol.py"
+                for n, line in enumerate(path.read_text().splitlines(), 1)
+                if re.search(r"\.iterations if \w+ is None|iterations is None else", line)]
+    assert restated == [], f"resolve iterations with resolve_iterations: {restated}"

@@ -47,7 +47,7 @@ from neurocnnf.activations.store import (
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
 from neurocnnf.lock import output_lock
-from neurocnnf.models import FeedbackModel, supports_halting
+from neurocnnf.models import FeedbackModel, resolve_iterations, supports_halting
 from neurocnnf.models.engine import check_layers
 from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.stimuli import StimulusSet, conversion_note, input_conversion, render
@@ -272,23 +272,23 @@ def extract(
         raise StoreError(f"cannot write to {out.parent}: permission denied")
     time_bins = time_bins or TimeBins()
     names = resolve_layers(model, layers)
-    steps = model.iterations if iterations is None else iterations
+    iterations = resolve_iterations(model, iterations)
     if reduce is not None and reduce.method == "pca":
-        _check_pca_rows(reduce, min(len(stimuli), 500) * (steps + 1))
+        _check_pca_rows(reduce, min(len(stimuli), 500) * (iterations + 1))
     device = next(model.parameters()).device
     model.eval()
     channels, size = model.input_shape[0], model.input_shape[1]
     input_conversion(stimuli, channels, size, strict)
     settings = dict(model_id=model_id, model_sha256=checkpoint_sha256 or model_digest(model),
                     stimulus_set=stimuli.identifier, stimuli=stimulus_digest(stimuli),
-                    n=len(stimuli), layers=names, iterations=steps,
+                    n=len(stimuli), layers=names, iterations=iterations,
                     eta=eta if eta is not None else model.eta, feedback=feedback,
                     reduce=None if reduce is None else vars(reduce), time_bins=vars(time_bins),
                     dtype=dtype, **({} if halt is None else {"halt": halt}))
     with output_lock(out):
         store = PartialStore.resume(out, settings, restart_if_changed)
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
-        probe = trace_arrays(model, first_image, names, steps, eta, feedback, halt)
+        probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt)
         per_image = sum(array.nbytes for array in probe.values())
         # a chunk (and batch) of at most the set's size: a small set is not padded to 64
         chunk = store.chunk if store else max(1, min(batch_size, len(stimuli),
@@ -297,7 +297,7 @@ def extract(
         if store is not None:
             reductions = from_arrays(store.extras, reduce.method) if reduce else {}
         else:
-            reductions = _fit_reductions(model, stimuli, names, steps, eta, reduce, shapes,
+            reductions = _fit_reductions(model, stimuli, names, iterations, eta, reduce, shapes,
                                          device, chunk) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
@@ -311,13 +311,13 @@ def extract(
             for start in range(store.done, len(stimuli), store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
-                arrays = trace_arrays(model, images, names, steps, eta, feedback, halt)
+                arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt)
                 _check_finite(arrays, stimuli, batch)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")
                     if base in reductions:
                         flat = torch.from_numpy(array).reshape(-1, array.shape[-1])
-                        arrays[var] = reductions[base](flat).reshape(len(batch), steps + 1,
+                        arrays[var] = reductions[base](flat).reshape(len(batch), iterations + 1,
                                                                     -1).numpy()
                 writer.put(start, {var: array.astype(DTYPES[dtype], copy=False)
                                    for var, array in arrays.items()})
@@ -377,17 +377,17 @@ def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], prob
     """Coords and attrs of the activation dataset (no data variables)."""
     from neurocnnf import __version__
 
-    steps = settings["iterations"]
+    iterations = settings["iterations"]
     coords = _metadata_coords(stimuli)
-    coords.update({"iteration": ("iteration", np.arange(steps + 1)),
-                   "time_bin_start": ("iteration", time_bins.starts(steps)),
-                   "time_bin_end": ("iteration", time_bins.ends(steps))})
+    coords.update({"iteration": ("iteration", np.arange(iterations + 1)),
+                   "time_bin_start": ("iteration", time_bins.starts(iterations)),
+                   "time_bin_end": ("iteration", time_bins.ends(iterations))})
     for n in names:
         coords.update(_neuroid_coords(n, (reductions[n].size,) if n in reductions else shapes[n]))
     channels, size = model.input_shape[0], model.input_shape[1]
     return xr.Dataset(coords=coords, attrs={
         "model_id": settings["model_id"], "checkpoint_sha256": settings["model_sha256"],
-        "model_config": json.dumps(model.config), "iterations": steps,
+        "model_config": json.dumps(model.config), "iterations": iterations,
         "eta": float("nan") if settings["eta"] is None else settings["eta"],  # NaN: not CNN-F
         "layers": json.dumps([v for v in probe if v not in (*SCALARS, "halted_at")]),
         "stimulus_set": stimuli.identifier, "conversion": conversion_note(stimuli, channels, size),

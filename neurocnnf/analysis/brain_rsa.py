@@ -75,9 +75,9 @@ def human_ceiling(k92: Kriegeskorte92, method: str = "spearman") -> tuple[float,
 def iteration_cka(ds: xr.Dataset, layer: str) -> np.ndarray:
     """(T+1, T+1) debiased linear CKA between the iterations of one layer."""
     values = clean_presentations(ds)[layer].values
-    steps = values.shape[1]
-    matrix = np.ones((steps, steps))
-    for i in range(steps):
-        for j in range(i + 1, steps):
+    passes = values.shape[1]
+    matrix = np.ones((passes, passes))
+    for i in range(passes):
+        for j in range(i + 1, passes):
             matrix[i, j] = matrix[j, i] = linear_cka(values[:, i], values[:, j])
     return matrix

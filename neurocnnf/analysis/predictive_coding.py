@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from neurocnnf.models import Trace
+from neurocnnf.models import Trace, compared_iterations
 
 LAYER_K = "layer_k"
 
@@ -58,9 +58,9 @@ def representational_change(trace: Trace) -> dict[str, Tensor]:
     out = {}
     for name, states in _changing_states(trace).items():
         scale = _flat(states[0]).norm(dim=1).clamp_min(1e-12)
-        steps = [torch.zeros_like(scale)] + [
+        per_iteration = [torch.zeros_like(scale)] + [
             _flat(states[t] - states[t - 1]).norm(dim=1) / scale for t in range(1, len(states))]
-        out[name] = torch.stack(steps, 1)
+        out[name] = torch.stack(per_iteration, 1)
     return out
 
 
@@ -152,16 +152,16 @@ def compare(
     bar = tqdm(runs, desc="predictive-coding comparison", disable=not progress)
     for name, mode in bar:
         model = models[name]
-        steps = iterations if model.iterations else 0
+        passes = compared_iterations(model, iterations)
         device = next(model.parameters()).device
         for start in range(0, n, batch_size):
             batch = slice(start, start + batch_size)
             y = labels[batch].to(device)
-            reference = model(images[0.0][batch].to(device), iterations=steps, layers=None,
+            reference = model(images[0.0][batch].to(device), iterations=passes, layers=None,
                               feedback=mode)
             for sigma, x in images.items():  # the clean trace serves every noise level
                 trace = reference if sigma == 0 else model(x[batch].to(device),
-                                                           iterations=steps, layers=None,
+                                                           iterations=passes, layers=None,
                                                            feedback=mode)
                 key = (name, mode, float(sigma))
                 correct = torch.stack([(z.argmax(1) == y).float() for z in trace.logits], 1)

@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from neurocnnf.attacks.paired import CORRECT, pack
 from neurocnnf.attacks.registry import AttackCall, AttackSpec, get_attack
 from neurocnnf.extras import require
-from neurocnnf.models.engine import check_iterations
-from neurocnnf.models.protocol import FeedbackModel
+from neurocnnf.models.protocol import FeedbackModel, resolve_iterations
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,11 +40,11 @@ def make_adversarial(spec: AttackSpec, model: FeedbackModel, x: Tensor, y: Tenso
     if spec.attack == "clean" or spec.eps == 0:
         return x
     attack = get_attack(spec.attack)
-    steps = model.iterations if iterations is None else check_iterations(iterations)
-    call = AttackCall(spec, model, x, y, scoring, steps, generator, twin, steps_run(spec))
+    iterations = resolve_iterations(model, iterations)
+    call = AttackCall(spec, model, x, y, scoring, iterations, generator, twin, steps_run(spec))
     if not attack.restartable:
         return attack.function(call)
-    return _worst_of_restarts(lambda: attack.function(call), model, x, y, scoring, steps,
+    return _worst_of_restarts(lambda: attack.function(call), model, x, y, scoring, iterations,
                               spec.restarts)
 
 
@@ -113,19 +112,19 @@ def evaluate(
     batch_size = min(batch_size, MAX_BATCH)
     model.eval()
     device = next(model.parameters()).device
-    steps = model.iterations if iterations is None else check_iterations(iterations)
-    if steps == 0:
+    iterations = resolve_iterations(model, iterations)
+    if iterations == 0:
         scorings = ("last",)
     batches = -(-len(labels) // batch_size)
     bar = tqdm(total=len(specs) * len(scorings) * batches, desc=f"evaluate {name}",
                disable=not progress)
-    base = {"model": name, "label": label or name, "iterations": steps,
+    base = {"model": name, "label": label or name, "iterations": iterations,
             "trained_iterations": model.iterations}
     rows, correct = [], {}  # correct[(spec index, scoring)]: (N,) bool per image
     ran = {}  # attack setting -> index of the spec that ran it
     for index, spec in enumerate(specs):
         # for a plain CNN, e2e is the first pass: the same attack, the same examples
-        key = replace(spec, target="first") if steps == 0 else spec
+        key = replace(spec, target="first") if iterations == 0 else spec
         if key in ran:  # run once, reported under each spec that asks for it
             for scoring in scorings:
                 correct[index, scoring] = correct[ran[key], scoring]
@@ -147,8 +146,9 @@ def evaluate(
                 if adv is None or not reuse:
                     generator = torch.Generator().manual_seed(
                         seed * 7919 + zlib.crc32(repr(key).encode()) + b)
-                    adv = make_adversarial(key, model, x, y, scoring, generator, twin, steps)
-                hits[scoring].append((predict(model, adv, scoring, steps) == y).cpu())
+                    adv = make_adversarial(key, model, x, y, scoring, generator, twin,
+                                           iterations)
+                hits[scoring].append((predict(model, adv, scoring, iterations) == y).cpu())
                 seconds[scoring] += time.perf_counter() - started
                 bar.update(1)
         for scoring in scorings:

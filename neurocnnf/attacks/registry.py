@@ -32,9 +32,10 @@ Target = Literal["first", "e2e"]
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack setting. ``steps``: iterations or queries (0: the attack's default steps);
-    eps in pixel scale; target 'first' (the plain first pass) or 'e2e' (through all iterations,
-    aimed at the scored logits). 'clean' is the unattacked baseline."""
+    """One attack setting. ``steps``: the attack's own steps, gradient steps or queries (0: its
+    default), never the model's iterations; eps in pixel scale; target 'first' (the plain first
+    pass) or 'e2e' (through all iterations, aimed at the scored logits). 'clean' is the
+    unattacked baseline."""
 
     attack: str
     eps: float = 0.0

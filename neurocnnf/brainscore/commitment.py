@@ -20,7 +20,7 @@ import numpy as np
 from neurocnnf.activations.timebins import MODES, TimeBins
 from neurocnnf.brainscore.regions import REGIONS, default_region_layer_map, default_time_bins
 from neurocnnf.brainscore.unrolled import Unrolled
-from neurocnnf.models import FeedbackModel
+from neurocnnf.models import FeedbackModel, resolve_iterations
 
 CACHE_VARIABLES = ("RESULTCACHING_HOME", "BRAINSCORE_HOME", "BRAINIO_HOME", "MT_HOME")
 
@@ -97,7 +97,7 @@ def _commitment_class():
                      visual_degrees, iterations, class_names):
             self.model = model
             self._identifier = identifier
-            self.steps = model.iterations if iterations is None else iterations
+            self.iterations = resolve_iterations(model, iterations)
             self.region_layer_map = region_layer_map or default_region_layer_map(
                 model.config["arch"], model.taps)
             unknown = set(self.region_layer_map.values()) - set(model.taps)
@@ -109,7 +109,7 @@ def _commitment_class():
                 raise ValueError(f"unknown time-bin mode {time_mode!r}; choose from {list(MODES)}")
             self.time_mode = time_mode
             self.class_names = list(class_names) if class_names is not None else None
-            self.activations_model = activations_model(model, identifier, self.steps)
+            self.activations_model = activations_model(model, identifier, self.iterations)
             # as Brain-Score's ModelCommitment: microsaccades need the visual degrees
             self.activations_model._extractor.set_visual_degrees(visual_degrees)
             self._visual_degrees = visual_degrees
@@ -155,7 +155,7 @@ def _commitment_class():
                                  f"{sorted(self.region_layer_map)} (of {REGIONS})")
             bins = [tuple(np.asarray(b).tolist()) for b in time_bins]
             windows = self.time_bins.get(recording_target, TimeBins())
-            weights = windows.weights(bins, self.steps, self.time_mode)
+            weights = windows.weights(bins, self.iterations, self.time_mode)
             self.recording = (recording_target, bins, weights)
 
         def look_at(self, stimuli, number_of_trials: int = 1, require_variance: bool = False):
@@ -202,7 +202,7 @@ def _commitment_class():
             coords = {coord: (dims, values) for coord, dims, values in walk_coords(part)
                       if dims == ("presentation",)}
             neuroids = np.arange(values.shape[1])
-            iterations = np.arange(self.steps + 1)
+            iterations = np.arange(self.iterations + 1)
             coords.update({
                 "neuroid_id": ("neuroid", [f"{layer}.{i}" for i in neuroids]),
                 "layer": ("neuroid", [layer] * len(neuroids)),

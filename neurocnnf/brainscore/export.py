@@ -31,6 +31,7 @@ from neurocnnf.brainscore.regions import default_region_layer_map
 from neurocnnf.brainscore.unrolled import Unrolled
 from neurocnnf.brainscore.vendor import RUNTIME, vendor
 from neurocnnf.data.download import file_digest
+from neurocnnf.models import resolve_iterations
 from neurocnnf.train.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
 
 EXPORT_RECORD = "export.json"
@@ -221,9 +222,9 @@ def export_plugin(
     checkpoint = resolve_checkpoint(checkpoint).resolve()
     loaded = load_checkpoint(checkpoint)
     model = loaded.model
-    steps = model.iterations if iterations is None else iterations
+    iterations = resolve_iterations(model, iterations)
     arch = model.config["arch"]
-    identifier = identifier or plugin_identifier(checkpoint, steps, arch)
+    identifier = identifier or plugin_identifier(checkpoint, iterations, arch)
     if not identifier.isidentifier():
         raise ValueError(f"plugin identifier {identifier!r} must be a Python identifier "
                          "(letters, digits, _)")
@@ -239,11 +240,11 @@ def export_plugin(
     submittable, status = weights_status(weights_url, verified)
     folder = Path(out) / identifier
     with staged_folder(folder) as staging:
-        _write(staging, loaded, identifier, steps, weights_url, sha256, region_layer_map,
+        _write(staging, loaded, identifier, iterations, weights_url, sha256, region_layer_map,
                package_url, time_mode)
         if metadata:
             (staging / "metadata.yml").write_text(yaml.safe_dump(model_metadata(
-                identifier, model, _dataset(loaded.metadata), steps), sort_keys=False))
+                identifier, model, _dataset(loaded.metadata), iterations), sort_keys=False))
         (staging / EXPORT_RECORD).write_text(json.dumps({
             "identifier": identifier, "submittable": submittable, "status": status,
             "weights_url": weights_url, "weights_sha256": sha256,
@@ -272,7 +273,7 @@ def staged_folder(folder: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
+def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, iterations: int,
            weights_url: str | None, sha256: str, region_layer_map: dict[str, str] | None,
            package_url: str | None, time_mode: str) -> None:
     model, checkpoint = loaded.model, loaded.path
@@ -284,7 +285,7 @@ def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
     else:
         code, requirements = vendor(folder)
         runtime = f".{code.name}"
-    layers = [n for n in Unrolled(model, steps).layer_names() if not n.startswith("logits-t")]
+    layers = [n for n in Unrolled(model, iterations).layer_names() if not n.startswith("logits-t")]
     mapping = region_layer_map or default_region_layer_map(arch, model.taps)
     (folder / "region_layer_map" / f"{identifier}.json").write_text(json.dumps(mapping, indent=2))
     (folder / "__init__.py").write_text(INIT.format(identifier=identifier))
@@ -293,7 +294,7 @@ def _write(folder: Path, loaded: LoadedCheckpoint, identifier: str, steps: int,
     (folder / "model.py").write_text(MODEL.format(
         identifier=identifier, version=__version__, weights_note=note, runtime=runtime,
         url=weights_url, sha256=sha256,
-        local=None if weights_url else str(checkpoint), iterations=steps,
+        local=None if weights_url else str(checkpoint), iterations=iterations,
         time_mode=time_mode, class_names=class_names(loaded.metadata, model.num_classes),
         layers=layers, bibtex=BIBTEX))
     (folder / "test.py").write_text(TEST.format(identifier=identifier))

@@ -151,15 +151,16 @@ def layer_scores(model: FeedbackModel, identifier: str, assembly, stimuli, regio
 
     from neurocnnf.brainscore.commitment import make_brain_model
     from neurocnnf.brainscore.regions import default_time_bins
+    from neurocnnf.models import resolve_iterations
 
-    steps = model.iterations if iterations is None else iterations
+    iterations = resolve_iterations(model, iterations)
     windows = default_time_bins()[region]
     rows = []
     for layer in model.taps:
         brain_model = make_brain_model(model, f"{identifier}-{layer}", {region: layer},
-                                       time_mode="nearest", iterations=steps)
-        for t in range(steps + 1):
-            record = (float(windows.starts(steps)[t]), float(windows.ends(steps)[t]))
+                                       time_mode="nearest", iterations=iterations)
+        for t in range(iterations + 1):
+            record = (float(windows.starts(iterations)[t]), float(windows.ends(iterations)[t]))
             result = score_assembly(brain_model, assembly, stimuli, region, record=record)
             rows.append({"region": region, "layer": layer, "iteration": t, "raw": result.raw,
                          "ceiling": result.ceiling,

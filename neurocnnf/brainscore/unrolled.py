@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neurocnnf.models import FeedbackModel
+from neurocnnf.models import FeedbackModel, resolve_iterations
 
 
 class Unrolled(nn.Module):
@@ -25,7 +25,7 @@ class Unrolled(nn.Module):
                  rgb_input: bool = False) -> None:
         super().__init__()
         self.model = model
-        self.steps = model.iterations if iterations is None else iterations
+        self.iterations = resolve_iterations(model, iterations)
         self.scoring = scoring
         self.luma = rgb_input and model.input_shape[0] == 1
         for name in [*self.layer_names(), *model.taps]:  # direct children: a name is its path
@@ -33,15 +33,15 @@ class Unrolled(nn.Module):
 
     def layer_names(self) -> list[str]:
         """Readable outputs: '<tap>-t<t>' for t = 0..T, 'logits-t<t>', 'logits-last/avg'."""
-        names = [f"{tap}-t{t}" for tap in self.model.taps for t in range(self.steps + 1)]
-        names += [f"logits-t{t}" for t in range(self.steps + 1)]
+        names = [f"{tap}-t{t}" for tap in self.model.taps for t in range(self.iterations + 1)]
+        names += [f"logits-t{t}" for t in range(self.iterations + 1)]
         return names + ["logits-last", "logits-avg"]
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, C, H, W) in [0, 1]; C = 3 for a grey model with ``rgb_input``."""
         if self.luma:
             x = torch.tensordot(x, x.new_tensor([0.299, 0.587, 0.114]), dims=([1], [0]))[:, None]
-        trace = self.model(x, iterations=self.steps, layers=None)
+        trace = self.model(x, iterations=self.iterations, layers=None)
         for tap, values in trace.forward.items():
             for t, value in enumerate(values):
                 self._modules[f"{tap}-t{t}"](value)
@@ -53,4 +53,4 @@ class Unrolled(nn.Module):
         return last if self.scoring == "last" else avg
 
     def extra_repr(self) -> str:
-        return f"iterations={self.steps}, scoring={self.scoring!r}"
+        return f"iterations={self.iterations}, scoring={self.scoring!r}"

@@ -5,7 +5,14 @@ from neurocnnf.models.architectures import feedback_convnet, fmnist_adv, fmnist_
 from neurocnnf.models.backbone import BackboneError, from_backbone
 from neurocnnf.models.engine import CNNF, FEEDBACK_MODES
 from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
-from neurocnnf.models.protocol import FeedbackMode, FeedbackModel, supports_halting
+from neurocnnf.models.protocol import (
+    FeedbackMode,
+    FeedbackModel,
+    check_iterations,
+    compared_iterations,
+    resolve_iterations,
+    supports_halting,
+)
 from neurocnnf.models.registry import (
     Architecture,
     architecture,
@@ -19,6 +26,8 @@ from neurocnnf.models.trace import Trace
 __all__ = [
     "CNNF", "FEEDBACK_MODES", "Architecture", "BackboneError", "FeedbackMode", "FeedbackModel",
     "PredictiveCodingNet", "Trace", "architecture", "architecture_names", "build_from_config",
-    "build_model", "feedback_convnet", "fmnist_adv", "fmnist_pc", "fmnist_small",
-    "from_backbone", "register_architecture", "supports_halting", "vgg6", "wrn",
+    "build_model", "check_iterations", "compared_iterations",
+    "feedback_convnet", "fmnist_adv", "fmnist_pc",
+    "fmnist_small", "from_backbone", "register_architecture", "resolve_iterations",
+    "supports_halting", "vgg6", "wrn",
 ]

@@ -11,7 +11,7 @@ from typing import Any, get_args
 import torch
 from torch import Tensor, nn
 
-from neurocnnf.models.protocol import FeedbackMode
+from neurocnnf.models.protocol import FeedbackMode, check_iterations, resolve_iterations
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn import AdaPool, AdaReLU, FeedbackSequential, InferenceState, Tap
 from neurocnnf.nn.functional import online_update
@@ -130,8 +130,8 @@ class CNNF(nn.Module):
                              "use iterations=T for a fixed number of iterations")
         if max_iterations is not None and iterations is not None:
             raise ValueError("give iterations or max_iterations, not both")
-        cap = iterations if max_iterations is None else max_iterations
-        steps = self.iterations if cap is None else check_iterations(cap)
+        iterations = resolve_iterations(self, iterations if max_iterations is None
+                                        else max_iterations)
         step_size = self.eta if eta is None else _check_eta(eta)
         tolerance = None if halt is None else check_tolerance(halt)
         self.check_input(x)
@@ -140,11 +140,11 @@ class CNNF(nn.Module):
         state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
         if tolerance is not None and len(x):  # (an empty batch has nothing to halt)
             h = self.encoder(x, state)
-            return self._halting(x, h, state, steps, tolerance, feedback, decode)
+            return self._halting(x, h, state, iterations, tolerance, feedback, decode)
         run = compiled_unroll() if self.compiled else unroll
-        h, logits, h_hat, reconstruction = run(self, x, state, steps, feedback)
+        h, logits, h_hat, reconstruction = run(self, x, state, iterations, feedback)
         forward = {
-            name: values * (steps + 1) if name in self.encoder_taps else values
+            name: values * (iterations + 1) if name in self.encoder_taps else values
             for name, values in state.forward.items()
         }
         decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
@@ -163,16 +163,16 @@ class CNNF(nn.Module):
         h_next = online_update(h_hat, g_k, state.eta)
         return g_k, h_next, self.body(h_next, state)
 
-    def _halting(self, x: Tensor, h: Tensor, state: InferenceState, steps: int,
+    def _halting(self, x: Tensor, h: Tensor, state: InferenceState, iterations: int,
                  tolerance: float, feedback: FeedbackMode, decode: bool) -> Trace:
         """The iterations with per-image halting and batch compaction (see ``forward``)."""
         n = x.shape[0]
         running = torch.arange(n, device=x.device)  # batch rows still iterating
         rows = [running]  # rows[t]: the images computed in forward pass t
-        halted_at = torch.full((n,), steps, dtype=torch.long, device=x.device)
+        halted_at = torch.full((n,), iterations, dtype=torch.long, device=x.device)
         logits, h_hat, reconstruction = [self.body(h, state)], [h], []
         z, h_now = logits[0], h
-        for t in range(1, steps + 1):
+        for t in range(1, iterations + 1):
             if not len(running):
                 break
             g_k, h_now, z_next = self._iterate(z, h_now, state, feedback)
@@ -182,26 +182,26 @@ class CNNF(nn.Module):
             rows.append(running)
             stop = relative_logit_change(z_next, z) < tolerance
             z = z_next
-            if t < steps and bool(stop.any()):
+            if t < iterations and bool(stop.any()):
                 halted_at[running[stop]] = t
                 keep = torch.nonzero(~stop).flatten()
                 running, z, h_now = running[keep], z[keep], h_now[keep]
                 keep_rows(state, self.body, keep)
         after = rows[1:]  # feedback pass t-1 and the mask flips of pass t use rows[t]
         forward = {
-            name: values * (steps + 1) if name in self.encoder_taps
-            else rectangular(values, rows, n, steps + 1)
+            name: values * (iterations + 1) if name in self.encoder_taps
+            else rectangular(values, rows, n, iterations + 1)
             for name, values in state.forward.items()
         }
-        h_hat = rectangular(h_hat, rows, n, steps + 1)
+        h_hat = rectangular(h_hat, rows, n, iterations + 1)
         decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
         return Trace(
-            rectangular(logits, rows, n, steps + 1), h, h_hat,
-            rectangular(reconstruction, after, n, steps),
+            rectangular(logits, rows, n, iterations + 1), h, h_hat,
+            rectangular(reconstruction, after, n, iterations),
             forward,
-            {name: rectangular(v, after, n, steps) if name in self.body_taps else v
+            {name: rectangular(v, after, n, iterations) if name in self.body_taps else v
              for name, v in state.feedback.items()},  # encoder taps: from decode, whole batch
-            {name: rectangular(v, after, n, steps, repeat=False)
+            {name: rectangular(v, after, n, iterations, repeat=False)
              for name, v in state.mask_flips.items()},
             decoded, halted_at,
         )
@@ -219,16 +219,16 @@ class CNNF(nn.Module):
                      next(self.parameters()).dtype)
 
 
-def unroll(model: CNNF, x: Tensor, state: InferenceState, steps: int, feedback: FeedbackMode
+def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedback: FeedbackMode
            ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
-    """The encoder pass and ``steps`` iterations of ``model`` on images ``x`` (N, C, H, W).
+    """The encoder pass and T = ``iterations`` iterations of ``model`` on images ``x`` (N, C, H, W).
 
-    Returns h, logits (steps + 1 of (N, classes)), h_hat (steps + 1 like h) and the
-    reconstructions g_t(k) (steps like h); taps and mask flips are recorded in ``state``.
+    Returns h, logits (iterations + 1 of (N, classes)), h_hat (iterations + 1 like h) and the
+    reconstructions g_t(k) (iterations like h); taps and mask flips are recorded in ``state``.
     """
     h = model.encoder(x, state)
     logits, h_hat, reconstruction = [model.body(h, state)], [h], []
-    for _ in range(steps):
+    for _ in range(iterations):
         g_k, h_next, z = model._iterate(logits[-1], h_hat[-1], state, feedback)
         reconstruction.append(g_k)
         h_hat.append(h_next)
@@ -360,12 +360,6 @@ def check_tolerance(tolerance: float) -> float:
         raise ValueError(f"halt must be a tolerance >= 0 (relative logit change), got "
                          f"{tolerance!r}")
     return float(tolerance)
-
-
-def check_iterations(iterations: int) -> int:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
-    return iterations
 
 
 def _check_eta(eta: float) -> float:

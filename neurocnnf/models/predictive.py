@@ -40,10 +40,10 @@ from neurocnnf.models.engine import (
     FeedbackMode,
     check_feedback_mode,
     check_images,
-    check_iterations,
     check_layers,
     mix_feedback,
 )
+from neurocnnf.models.protocol import check_iterations, resolve_iterations
 from neurocnnf.models.registry import register_architecture
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn.functional import rms_normalize
@@ -168,7 +168,7 @@ class PredictiveCodingNet(nn.Module):
         if eta is not None:
             raise ValueError("eta is a CNN-F setting; the predictive-coding model uses "
                              "beta, lam and alpha (set at construction)")
-        steps = self.iterations if iterations is None else check_iterations(iterations)
+        iterations = resolve_iterations(self, iterations)
         self.check_input(x)
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
@@ -178,12 +178,12 @@ class PredictiveCodingNet(nn.Module):
         for layer in range(1, depth + 1):
             e.append(self._block(e[-1], layer))
         drive1 = e[1]
-        states = {"input": [e[0]] * (steps + 1), **{f"conv{i}": [e[i]] for i in
+        states = {"input": [e[0]] * (iterations + 1), **{f"conv{i}": [e[i]] for i in
                                                       range(1, depth + 1)}}
         predictions: dict[str, list[Tensor]] = {name: [] for name in self.feedback_taps}
         logits = [self.fc(e[depth].flatten(1))]
         memory = 1.0 - self.beta - self.lam
-        for _ in range(steps):
+        for _ in range(iterations):
             preds = [mix_feedback(getattr(self, f"decoder{i}")(e[i]), feedback)
                      for i in range(1, depth + 1)]  # preds[i - 1] = D_i(e_i): predicts e_{i-1}
             for name, pred in zip(self.feedback_taps, preds, strict=True):

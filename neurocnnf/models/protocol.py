@@ -7,6 +7,7 @@ Code downstream of the models is typed against :class:`FeedbackModel`, never aga
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Collection
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -79,6 +80,27 @@ class FeedbackModel(Protocol):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take (shape, dtype, NaN)."""
         ...
+
+
+def check_iterations(iterations: int) -> int:
+    """``iterations`` (T, a count of feedback iterations) as an int, if it is an integer >= 0
+    (a numpy integer too; not a bool)."""
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) \
+            or iterations < 0:
+        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    return int(iterations)
+
+
+def resolve_iterations(model: FeedbackModel, iterations: int | None) -> int:
+    """The T a call runs: ``iterations``, checked (an integer >= 0), or the model's own when
+    None. The one place that decides it: engines, attacks, extraction and Brain-Score call it."""
+    return model.iterations if iterations is None else check_iterations(iterations)
+
+
+def compared_iterations(model: FeedbackModel, iterations: int) -> int:
+    """The T a model runs in a comparison that runs every model at ``iterations`` (checked):
+    a plain CNN (a model whose own T is 0) keeps its single pass."""
+    return 0 if model.iterations == 0 else check_iterations(iterations)
 
 
 def supports_halting(model: FeedbackModel) -> bool:

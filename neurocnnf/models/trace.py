@@ -54,10 +54,10 @@ class Trace:
         """(T+1, N) bool: True where iteration t of image n was computed, False where it
         repeats a halted image's last state (all True without halting)."""
         n = self.logits[0].shape[0]
-        steps = torch.arange(self.iterations + 1, device=self.logits[0].device)[:, None]
+        t = torch.arange(self.iterations + 1, device=self.logits[0].device)[:, None]
         if self.halted_at is None:
-            return torch.ones(self.iterations + 1, n, dtype=torch.bool, device=steps.device)
-        return steps <= self.halted_at[None, :]
+            return torch.ones(self.iterations + 1, n, dtype=torch.bool, device=t.device)
+        return t <= self.halted_at[None, :]
 
     @property
     def first(self) -> Tensor:

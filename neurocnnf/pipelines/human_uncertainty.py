@@ -29,20 +29,20 @@ def model_outputs(model, images, iterations: int, tolerance: float, batch_size: 
     import torch
 
     from neurocnnf.activations import trace_arrays
-    from neurocnnf.models import supports_halting
+    from neurocnnf.models import compared_iterations, supports_halting
 
     model.eval()
-    steps = 0 if model.iterations == 0 else iterations
-    halts = steps > 0 and supports_halting(model)
+    iterations = compared_iterations(model, iterations)
+    halts = iterations > 0 and supports_halting(model)
     device = next(model.parameters()).device
     parts: dict[str, list[np.ndarray]] = {"logits": [], "probabilities": [], "halted_at": []}
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].float().div(255.0).to(device)
         with torch.no_grad():
-            full = trace_arrays(model, x, ["logits", "probabilities"], steps, None, False)
+            full = trace_arrays(model, x, ["logits", "probabilities"], iterations, None, False)
             if halts:
-                parts["halted_at"].append(trace_arrays(model, x, ["logits"], steps, None, False,
-                                                       halt=tolerance)["halted_at"])
+                parts["halted_at"].append(trace_arrays(model, x, ["logits"], iterations, None,
+                                                       False, halt=tolerance)["halted_at"])
         parts["logits"].append(full["logits"])
         parts["probabilities"].append(full["probabilities"])
     return {k: np.concatenate(v) for k, v in parts.items() if v}

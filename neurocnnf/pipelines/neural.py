@@ -29,10 +29,11 @@ def model_features(model, stimuli, iterations: int) -> dict[str, np.ndarray]:
     import torch
 
     from neurocnnf.activations import trace_arrays
+    from neurocnnf.models import compared_iterations
     from neurocnnf.stimuli.perturb import render
 
     model.eval()
-    steps = 0 if model.iterations == 0 else iterations
+    iterations = compared_iterations(model, iterations)
     channels, size = model.input_shape[0], model.input_shape[1]
     layers = [*model.taps, "h_hat"]
     device = next(model.parameters()).device
@@ -41,7 +42,7 @@ def model_features(model, stimuli, iterations: int) -> dict[str, np.ndarray]:
         rows = np.arange(start, min(start + 64, len(stimuli)))
         images = render(stimuli, rows, channels, size, model).to(device)
         with torch.no_grad():
-            arrays = trace_arrays(model, images, layers, steps, None)
+            arrays = trace_arrays(model, images, layers, iterations, None)
         parts.append({k: v for k, v in arrays.items()
                       if k in layers or k.endswith("_feedback")})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
