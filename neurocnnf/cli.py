@@ -609,6 +609,7 @@ def visualize(
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.data import DataNotFoundError
     from neurocnnf.pipelines.figure6 import run_figure6
+    from neurocnnf.pipelines.layout import Figure6Files
     from neurocnnf.train import CheckpointError, load_model
 
     _writable(out)
@@ -617,7 +618,7 @@ def visualize(
                               seed)
     except (CheckpointError, DataNotFoundError, ValueError) as error:
         _fail(error)
-    typer.echo((out / "summary.txt").read_text())
+    typer.echo(Figure6Files(out).summary.read_text())
     typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 

@@ -63,6 +63,43 @@ def test_layout_paths_keep_wildcards_and_find_what_exists(tmp_path):
         "cnnf", "pc"]
 
 
+def test_layout_names_each_file_once(tmp_path):
+    """The runners, the workflow rules and the report spell no result file name: each comes
+    from the layout's Files, so a runner writes where the rule and the report look."""
+    import re
+
+    from neurocnnf.pipelines.layout import Files, RobustnessFiles, RsaFiles
+
+    layout = ResultsLayout(tmp_path / "run")
+    assert layout.rsa_files("{model}").table == layout.rsa("{model}") / "rsa.csv"
+    assert RsaFiles(tmp_path).cka("conv1") == tmp_path / "cka_conv1.png"
+    assert layout.robustness_files.fgsm_figure.parent == layout.robustness_files.figures
+    assert layout.neural_files.dataset("algonauts92").similarity.parent.name == "algonauts92"
+    for files in Files.__subclasses__():  # every role a file of its own, in its folder
+        paths = [getattr(files(tmp_path), name) for name, value in vars(files).items()
+                 if isinstance(value, property)]
+        assert paths and len(set(paths)) == len(paths), files
+        assert all(tmp_path in p.parents for p in paths), files
+    assert RobustnessFiles(tmp_path).results.name == "results.csv"  # what the report reads
+    file_name = re.compile(r"^[\w{}][\w{}*./-]*\.(csv|json|png|txt|md|nc)$")  # not a glob
+    spelled = []
+    for path in sorted((PACKAGE / "pipelines").glob("*.py")):
+        if path.name in ("layout.py", "corruptions.py", "partial.py"):  # corruptions: no rule
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        spelled += [f"{path.name}: {node.value}" for node in ast.walk(tree)
+                    if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docstrings and file_name.match(node.value)]
+    rules = PACKAGE.parent / "workflows" / "rules"
+    for path in sorted(rules.glob("*.smk")):
+        spelled += [f"{path.name}: {m}" for m in re.findall(
+            r"[\"']([\w{}*./-]+\.(?:csv|json|png|txt|md|nc))[\"']", path.read_text())]
+    assert spelled == [], f"name these files in neurocnnf/pipelines/layout.py: {spelled}"
+
+
 def _subpackage_imports() -> dict[str, set[str]]:
     """neurocnnf subpackage -> the other subpackages it imports (module or function level)."""
     edges: dict[str, set[str]] = {}

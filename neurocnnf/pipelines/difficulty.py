@@ -17,17 +17,18 @@ from neurocnnf.analysis.difficulty import (
     speed_accuracy,
 )
 from neurocnnf.io import save_figure
+from neurocnnf.pipelines.layout import DifficultyFiles
 
 
 def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 0.05
                    ) -> dict:
-    """Write difficulty.csv (one row per stimulus), accuracy_by_level.csv, speed_accuracy.csv,
-    difficulty_summary.json and difficulty.png under ``out``; returns the summary. The store
-    needs 'label', 'level', 'logits' and 'probabilities'."""
+    """Write the :class:`DifficultyFiles` under ``out`` (one row per stimulus, accuracy per
+    level, speed-accuracy, the summary and its figure); returns the summary. The store needs
+    'label', 'level', 'logits' and 'probabilities'."""
     from neurocnnf.viz import analysis as fig
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    files = DifficultyFiles(out)
+    files.folder.mkdir(parents=True, exist_ok=True)
     ds = open_activations(activations)
     for needed in ("label", "level", "logits", "probabilities"):
         if needed not in ds:
@@ -43,10 +44,10 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
     })
     if "halted_at" in ds:  # extracted with adaptive halting: where each image stopped
         table["halted_at"] = ds["halted_at"].values.astype(int)
-    table.to_csv(out / "difficulty.csv", index=False)
+    table.to_csv(files.table, index=False)
     accuracy = accuracy_gain_by_level(logits, labels, levels)
-    accuracy.to_csv(out / "accuracy_by_level.csv", index=False)
-    speed_accuracy(ds["probabilities"].values, labels).to_csv(out / "speed_accuracy.csv",
+    accuracy.to_csv(files.accuracy, index=False)
+    speed_accuracy(ds["probabilities"].values, labels).to_csv(files.speed_accuracy,
                                                                index=False)
     # one image at several levels: its rows are resampled together (whole images)
     images = ds["source_id"].values if "source_id" in ds.coords else None
@@ -59,6 +60,6 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
                "mean_settling_by_level": table.groupby("level")["settling_iteration"].mean()
                .to_dict(),
                "accuracy_gain_by_level": accuracy.set_index("level")["gain"].to_dict()}
-    (out / "difficulty_summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    save_figure(fig.settling_vs_difficulty(table, accuracy), out / "difficulty.png")
+    files.summary.write_text(json.dumps(summary, indent=2, default=float))
+    save_figure(fig.settling_vs_difficulty(table, accuracy), files.figure)
     return summary

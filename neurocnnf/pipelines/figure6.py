@@ -11,6 +11,7 @@ from torch import Tensor
 
 from neurocnnf.io import save_figure
 from neurocnnf.models.protocol import FeedbackModel
+from neurocnnf.pipelines.layout import Figure6Files
 from neurocnnf.stimuli import StimulusSet, from_dataset, perturb, render
 
 # the perturbed versions of Fig. 6 and their levels (see neurocnnf.stimuli.perturb); the
@@ -37,8 +38,8 @@ def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_m
     from neurocnnf.data import load_dataset
     from neurocnnf.viz import feedback
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    files = Figure6Files(out)
+    files.folder.mkdir(parents=True, exist_ok=True)
     stimuli = from_dataset(dataset, "test", n_stats, seed, root=data_root)
     classes = load_dataset(dataset, "test", data_root).classes
     channels, size, _ = model.input_shape
@@ -47,29 +48,29 @@ def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_m
     versions = perturbed_versions(model, stimuli, eps)
     written = {}
     data = feedback.restoration_data(model, images, versions)
-    data.to_netcdf(out / "restoration.nc", engine="h5netcdf")
+    data.to_netcdf(files.restoration, engine="h5netcdf")
     written["restoration"] = save_figure(feedback.plot_restoration(
-        data.isel(image=slice(0, n_show)), classes=classes), out / "restoration.png")
+        data.isel(image=slice(0, n_show)), classes=classes), files.restoration_figure)
     written["restoration_distance"] = save_figure(feedback.plot_restoration_distance(data),
-                                                  out / "restoration_distance.png")
+                                                  files.restoration_distance)
     directions = feedback.principal_directions(images)
     cells = feedback.decision_cells_data(model, images[0], directions, extent=10.0)
-    cells.to_netcdf(out / "decision_cells.nc", engine="h5netcdf")
+    cells.to_netcdf(files.decision_cells, engine="h5netcdf")
     written["decision_cells"] = save_figure(feedback.plot_decision_cells(cells, classes),
-                                            out / "decision_cells.png")
+                                            files.decision_cells_figure)
     layer = layer or model.body_taps[0]
     candidates = torch.cat([versions["adversarial"], versions["noise"], images])
     candidate_labels = torch.cat([labels, labels, labels])
     changed = feedback.changed_predictions(model, candidates, candidate_labels)
     chosen = changed[:n_show] if len(changed) else np.arange(n_show)
     cams = feedback.grad_cam_data(model, candidates[chosen], layer, candidate_labels[chosen])
-    cams.to_netcdf(out / "gradcam.nc", engine="h5netcdf")
+    cams.to_netcdf(files.gradcam, engine="h5netcdf")
     with torch.no_grad():
         trace = model(candidates[chosen])
     predictions = torch.stack(trace.logits, 1).argmax(-1).numpy()
     written["gradcam"] = save_figure(feedback.plot_grad_cam(
-        candidates[chosen], cams, predictions, classes), out / "gradcam.png")
-    (out / "summary.txt").write_text(
+        candidates[chosen], cams, predictions, classes), files.gradcam_figure)
+    files.summary.write_text(
         f"images whose prediction turns right over iterations: {len(changed)} of "
         f"{len(candidates)} (adversarial eps={eps}, noise, clean)\n"
         + "mean distance of h_hat_t to the clean features, per kind (t = 0 .. T):\n"

@@ -2,9 +2,9 @@
 predictive distributions on the CIFAR-10 test images against CIFAR-10H's human label
 distributions (see ``analysis.human_uncertainty``).
 
-Writes under ``out``: ``per_image.csv`` (human entropy, disputed, each model's settling and
-halting iteration), ``per_iteration.csv``, ``comparisons.csv``, ``summary.json``,
-``entropy_vs_settling.png`` and ``cross_entropy_vs_iteration.png``.
+Writes the ``layout.HumanUncertaintyFiles`` under ``out``: per image (human entropy,
+disputed, each model's settling and halting iteration), per iteration, the paired comparisons,
+entropy against settling, the summary and two figures.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 from neurocnnf.analysis import human_uncertainty as hu
 from neurocnnf.analysis.difficulty import settling_iteration, spearman_with_ci
 from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.pipelines.layout import HumanUncertaintyFiles
 
 CORRELATION_COLUMNS = ["model", "iteration_kind", "rho", "ci_low", "ci_high", "n", "n_groups"]
 
@@ -63,7 +64,7 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
     chosen = np.arange(len(data)) if n_images is None else np.sort(
         np.random.default_rng(seed).choice(len(data), n_images, replace=False))
     images = data.images[chosen]
-    out = Path(out)
+    files = HumanUncertaintyFiles(out)
     per_image = pd.DataFrame({"test_index": chosen, "label": human.labels[chosen],
                               "human_entropy": human.entropy()[chosen],
                               "human_plurality": human.plurality()[chosen],
@@ -90,21 +91,22 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
                                                         per_image[column], n_boot, seed)})
     table, comparisons = hu.per_iteration(probabilities, human.probs[chosen], n_boot, seed)
     correlations_table = pd.DataFrame(correlations, columns=CORRELATION_COLUMNS)
-    for frame, name in ((per_image, "per_image"), (table, "per_iteration"),
-                        (comparisons, "comparisons"),
-                        (correlations_table, "entropy_vs_iteration")):
-        atomic_write(out / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
-    _figures(out, per_image, table, next(iter(models)))
+    for frame, path in ((per_image, files.per_image), (table, files.per_iteration),
+                        (comparisons, files.comparisons),
+                        (correlations_table, files.entropy_vs_iteration)):
+        atomic_write(path, lambda tmp, f=frame: f.to_csv(tmp, index=False))
+    _figures(files, per_image, table, next(iter(models)))
     summary = {"models": models, "n_images": len(chosen), "iterations": iterations,
                "tolerance": tolerance, "n_boot": n_boot,
                "disputed_share": hu.DISPUTED_SHARE, "n_disputed": int(per_image["disputed"].sum()),
                "entropy_vs_iteration": correlations}
-    atomic_write(out / "summary.json",
+    atomic_write(files.summary,
                  lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, default=float)))
     return summary
 
 
-def _figures(out: Path, per_image: pd.DataFrame, table: pd.DataFrame, focus: str) -> None:
+def _figures(files: HumanUncertaintyFiles, per_image: pd.DataFrame, table: pd.DataFrame,
+             focus: str) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -116,7 +118,7 @@ def _figures(out: Path, per_image: pd.DataFrame, table: pd.DataFrame, focus: str
                     showfliers=False, ax=ax)
         ax.set(xlabel=f"{focus}: {kind.replace('_', ' ')} iteration",
                ylabel="human label entropy (nats)")
-    save_figure(fig, out / "entropy_vs_settling.png")
+    save_figure(fig, files.entropy_figure)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, quantity in zip(axes, ("cross_entropy", "agreement_disputed"), strict=True):
         rows = table[table["quantity"] == quantity]
@@ -129,4 +131,4 @@ def _figures(out: Path, per_image: pd.DataFrame, table: pd.DataFrame, focus: str
                                            "top-1 = human plurality (disputed)"}[quantity])
         ax.legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, out / "cross_entropy_vs_iteration.png")
+    save_figure(fig, files.cross_entropy_figure)

@@ -3,10 +3,9 @@ and feedback) x iteration against every subject's RDM of the real brain data set
 commitment chosen on one set and reported on another, and the questions (1)-(4) of
 ``analysis.neural``.
 
-Writes under ``out``: ``<dataset>/similarity.csv`` (one row per model RDM and region),
-``<dataset>/subjects.csv`` (per subject), ``<dataset>/*.png``; ``tests.csv`` (every test with
-rsatoolbox's FDR decision per data set), ``commitment.json``, ``held_out.csv`` (the
-commitment's scores on the other sets) and ``summary.json``.
+Writes the ``layout.NeuralFiles`` under ``out``: per data set, the similarity (one row per
+model RDM and region), per subject, and figures; every test with rsatoolbox's FDR decision per
+data set, the commitment, its scores on the other sets (held out) and the summary.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import pandas as pd
 
 from neurocnnf.analysis import neural
 from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.pipelines.layout import NeuralDatasetFiles, NeuralFiles
 
 COMMIT_ON = "algonauts92"  # the set the commitment is chosen on (public); others are held out
 
@@ -72,7 +72,7 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
         raise ValueError(f"the commitment is chosen on {COMMIT_ON}: include it in the data "
                          "sets, or pass the commitment.json of a run that did")
     focus = focus or next(iter(models))
-    out = Path(out)
+    files = NeuralFiles(out)
     loaded = {name: load(source, map_location=device) for name, source in models.items()}
     taps = {name: list(m.taps) for name, m in loaded.items()}
     ordered = sorted(datasets, key=lambda d: d != COMMIT_ON)  # the commitment's set first
@@ -90,27 +90,27 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
             chosen = {r.region: neural.commitment(r) for r in results[dataset]}
     tests, held_out = [], []
     for dataset, region_results in results.items():
-        _write_dataset(out / dataset, region_results, chosen, focus)
+        _write_dataset(files.dataset(dataset), region_results, chosen, focus)
         tests.append(neural.corrected(_questions(region_results, chosen, focus)))
         if dataset != COMMIT_ON:
             for r in region_results:
                 held_out.append(neural.committed_scores(r, chosen[_commitment_region(
                     r.region)]))
     test_table = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
-    _write_csv(test_table, out / "tests.csv")
+    _write_csv(test_table, files.tests)
     if held_out:
-        _write_csv(pd.concat(held_out, ignore_index=True), out / "held_out.csv")
+        _write_csv(pd.concat(held_out, ignore_index=True), files.held_out)
     commitment = {"chosen_on": COMMIT_ON if commitment_file is None else str(commitment_file),
                   "method": method, "rule": "forward layer and iteration with the highest "
                   "mean similarity over subjects", "regions": chosen}
     if commitment_file is None:
-        _write_json(commitment, out / "commitment.json")
+        _write_json(commitment, files.commitment)
     summary = {"models": models, "datasets": ordered, "method": method, "n_boot": n_boot,
                "focus": focus, "commitment": chosen,
                "ceilings": {f"{r.dataset}/{r.region}": [float(r.table["ceiling_low"].iloc[0]),
                                                         float(r.table["ceiling_high"].iloc[0])]
                             for rs in results.values() for r in rs}}
-    _write_json(summary, out / "summary.json")
+    _write_json(summary, files.summary)
     return summary
 
 
@@ -144,18 +144,17 @@ def _questions(region_results: list[neural.RegionResult], chosen: dict, focus: s
     return tests
 
 
-def _write_dataset(folder: Path, region_results: list[neural.RegionResult], chosen: dict,
-                   focus: str) -> None:
+def _write_dataset(files: NeuralDatasetFiles, region_results: list[neural.RegionResult],
+                   chosen: dict, focus: str) -> None:
     from neurocnnf.viz import neural as fig
 
     table = pd.concat([r.table for r in region_results], ignore_index=True)
     subjects = pd.concat([r.subjects for r in region_results], ignore_index=True)
-    _write_csv(table, folder / "similarity.csv")
-    _write_csv(subjects, folder / "subjects.csv")
-    save_figure(fig.similarity_vs_iteration(table, subjects, chosen, focus),
-                folder / "similarity_vs_iteration.png")
+    _write_csv(table, files.similarity)
+    _write_csv(subjects, files.subjects)
+    save_figure(fig.similarity_vs_iteration(table, subjects, chosen, focus), files.figure)
     iterations = {m: c["iteration"] for m, c in chosen["IT"].items()}
-    save_figure(fig.layer_hierarchy(table, iterations), folder / "layer_hierarchy.png")
+    save_figure(fig.layer_hierarchy(table, iterations), files.hierarchy)
     for r in region_results:
         picks = chosen[_commitment_region(r.region)]
         rows = [r.index_of(m, c["layer"], "forward", c["iteration"]) for m, c in picks.items()]
@@ -169,7 +168,7 @@ def _write_dataset(folder: Path, region_results: list[neural.RegionResult], chos
         labels = [f"{m}\n{c['layer']} t={c['iteration']}" for m, c in picks.items()]
         save_figure(fig.model_comparison(labels, difference, p, significant,
                                          f"{r.dataset} {r.region}"),
-                    folder / f"model_comparison_{r.region}.png")
+                    files.model_comparison(r.region))
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

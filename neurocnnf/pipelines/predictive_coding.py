@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from neurocnnf.io import save_figure
+from neurocnnf.pipelines.layout import PredictiveCodingFiles
 from neurocnnf.stimuli import StimulusSet, load_stimuli, perturb, render
 
 
@@ -32,16 +33,17 @@ def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
                           iterations: int = 5, batch_size: int = 250, progress: bool = True,
                           data_root: str | Path | None = None, seed: int = 0,
                           device: str = "cpu") -> dict:
-    """Compare trained models (name -> checkpoint) on the same images: <model>.csv tables,
-    summary.json, comparison.png and ablations.png under ``out``; returns the summary.
+    """Compare trained models (name -> checkpoint) on the same images: the
+    :class:`PredictiveCodingFiles` under ``out`` (one table per quantity, the summary and two
+    figures); returns the summary.
     ``images``: a stimulus-set spec ('dataset:split:N'), labelled; ``device``: where the models
     run (a torch device name)."""
     from neurocnnf.analysis import predictive_coding as pc
     from neurocnnf.train import load_model
     from neurocnnf.viz import predictive as fig
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    files = PredictiveCodingFiles(out)
+    files.folder.mkdir(parents=True, exist_ok=True)
     models = {name: load_model(path, map_location=device).eval()
               for name, path in checkpoints.items()}
     shapes = {name: model.input_shape for name, model in models.items()}
@@ -55,12 +57,12 @@ def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
     labels = torch.tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
     tables = pc.compare(models, x, labels, iterations, batch_size=batch_size, progress=progress)
     for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+        table.to_csv(files.table(name), index=False)
     summary = pc.summary(tables)
-    (out / "summary.json").write_text(json.dumps(
+    files.summary.write_text(json.dumps(
         {"images": images, "iterations": iterations, "models": {
             name: str(path) for name, path in checkpoints.items()}, "results": summary},
         indent=2))
-    save_figure(fig.comparison_panels(tables), out / "comparison.png")
-    save_figure(fig.ablation_accuracy(tables), out / "ablations.png")
+    save_figure(fig.comparison_panels(tables), files.comparison)
+    save_figure(fig.ablation_accuracy(tables), files.ablations)
     return summary

@@ -48,7 +48,7 @@ def rsa_table(layout: ResultsLayout) -> pd.DataFrame:
     """Per model and brain RDM: the best layer, its similarity at t = 0 and at the last
     iteration, and the iteration where it peaks."""
     rows = []
-    for path in layout.matching(layout.rsa("*") / "rsa.csv"):
+    for path in layout.matching(layout.rsa_files("*").table):
         table = pd.read_csv(path)
         for target, part in table.groupby("target"):
             best = part.loc[part["similarity"].idxmax()]
@@ -69,7 +69,7 @@ def difficulty_table(layout: ResultsLayout) -> pd.DataFrame:
     """Per model: Spearman rho of the settling iteration with the perturbation level and with
     first-pass uncertainty (95% bootstrap CIs), and the accuracy gain at the largest level."""
     rows = []
-    for path in layout.matching(layout.difficulty("*") / "difficulty_summary.json"):
+    for path in layout.matching(layout.difficulty_files("*").summary):
         summary = json.loads(path.read_text())
         gains = summary["accuracy_gain_by_level"]
         top = max(gains, key=float)
@@ -87,7 +87,7 @@ def difficulty_table(layout: ResultsLayout) -> pd.DataFrame:
 def predictive_coding_table(layout: ResultsLayout) -> pd.DataFrame:
     """Accuracy (%) at t = 0 and at the last iteration with feedback intact / zeroed /
     shuffled, per model and noise level."""
-    summary = _read_json(layout.predictive_coding / "summary.json").get("results", {})
+    summary = _read_json(layout.predictive_coding_files.summary).get("results", {})
     rows = []
     for model, levels in summary.items():
         for level, values in levels.items():
@@ -106,7 +106,7 @@ def robustness_table(layout: ResultsLayout, eps: float | None = None
     results.csv."""
     from neurocnnf.attacks.tables import paper_table
 
-    path = layout.robustness / "results.csv"
+    path = layout.robustness_files.results
     if not path.exists():
         return pd.DataFrame(), ""
     results = pd.read_csv(path)
@@ -123,7 +123,7 @@ def robustness_table(layout: ResultsLayout, eps: float | None = None
 def paired_report_table(layout: ResultsLayout) -> pd.DataFrame:
     """Each CNN-F minus its twin on the same images (the evaluation's paired.csv, last logits):
     difference in pp with its 95 % interval, and McNemar's p; empty without a twin."""
-    path = layout.robustness / "paired.csv"
+    path = layout.robustness_files.paired
     if not path.exists():
         return pd.DataFrame()
     paired = pd.read_csv(path)
@@ -162,7 +162,7 @@ def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
     for _, row in difficulty_table(layout).iterrows():
         lines.append(f"{row['model']}: settling iteration vs perturbation level, Spearman rho "
                      f"{row['rho(settling, level)']}")
-    pc = _read_json(layout.predictive_coding / "summary.json").get("results", {})
+    pc = _read_json(layout.predictive_coding_files.summary).get("results", {})
     for model, values in pc.items():
         levels = [k for k in values if k.startswith("noise=")]
         if levels and "acc_last_zero" in values[levels[-1]]:
@@ -184,12 +184,11 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
            Block("h2", "Headline"), Block("list", headline(layout, eps)),
            Block("h2", "Models"), Block("table", model_table(layout))]
     if len(robustness):
-        folder = layout.robustness
+        files = layout.robustness_files
         out += [Block("h2", "Robustness"), Block("table", robustness, caption)]
-        out += [Block("figure", p) for p in sorted((folder / "figures").glob("*.png"))]
-        if (folder / "report.txt").exists():
-            out.append(Block("pre", (folder / "report.txt").read_text(),
-                             "gradient-masking checks"))
+        out += [Block("figure", p) for p in sorted(files.figures.glob("*.png"))]
+        if files.masking.exists():
+            out.append(Block("pre", files.masking.read_text(), "gradient-masking checks"))
         paired = paired_report_table(layout)
         if len(paired):
             out += [Block("h2", "CNN-F minus its twin, image by image"),
@@ -205,22 +204,21 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
     out += [Block("h2", "Neural similarity (RSA with the Kriegeskorte-92 IT RDMs)"),
             Block("table", rsa_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: RSA per layer and iteration")
-            for p in layout.matching(layout.rsa("*") / "rsa_vs_iteration.png")]
+            for p in layout.matching(layout.rsa_files("*").figure)]
     out += neural_blocks(layout) + human_uncertainty_blocks(layout)
     out += [Block("h2", "Recurrence versus difficulty"), Block("table", difficulty_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: settling and accuracy gain per level")
-            for p in layout.matching(layout.difficulty("*") / "difficulty.png")]
-    pc = layout.predictive_coding
+            for p in layout.matching(layout.difficulty_files("*").figure)]
+    pc = layout.predictive_coding_files
     out += [Block("h2", "CNN-F vs predictive coding vs feedforward"),
             Block("table", predictive_coding_table(layout))]
-    out += [Block("figure", pc / name) for name in ("comparison.png", "ablations.png")
-            if (pc / name).exists()]
-    fig6 = layout.figure6
-    if (fig6 / "summary.txt").exists():
+    out += [Block("figure", path) for path in (pc.comparison, pc.ablations) if path.exists()]
+    fig6 = layout.figure6_files
+    if fig6.summary.exists():
         out += [Block("h2", "Feedback restores perturbed images (Fig. 6)"),
-                Block("pre", (fig6 / "summary.txt").read_text())]
-        out += [Block("figure", fig6 / name) for name in ("restoration.png", "gradcam.png")
-                if (fig6 / name).exists()]
+                Block("pre", fig6.summary.read_text())]
+        out += [Block("figure", path) for path in (fig6.restoration_figure, fig6.gradcam_figure)
+                if path.exists()]
     out += brainscore_blocks(layout)
     if config:
         import yaml
@@ -232,8 +230,8 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
 def neural_blocks(layout: ResultsLayout) -> list[Block]:
     """``analyze neural``: the commitment, its scores on the held-out sets, the FDR-corrected
     tests of questions (1)-(4) and the figures of the set the commitment was chosen on."""
-    folder = layout.neural
-    summary = _read_json(folder / "summary.json")
+    files = layout.neural_files
+    summary = _read_json(files.summary)
     if not summary:
         return []
     out = [Block("h2", "Similarity to real brain data (fMRI EVC/IT, macaque IT, judgements)")]
@@ -242,48 +240,48 @@ def neural_blocks(layout: ResultsLayout) -> list[Block]:
                                for model, pick in picks.items()])
     out.append(Block("table", commitment.round(3), "the commitment: forward layer and "
                      "iteration with the highest mean similarity on algonauts92"))
-    if (folder / "held_out.csv").exists():
-        held = pd.read_csv(folder / "held_out.csv")[
+    if files.held_out.exists():
+        held = pd.read_csv(files.held_out)[
             ["dataset", "region", "model", "layer", "iteration", "similarity", "ci_low",
              "ci_high", "ceiling_low", "ceiling_high"]]
         out.append(Block("table", held.round(3), "the commitment's scores on the other sets "
                          "(mean over subjects, dual-bootstrap interval, noise ceiling)"))
-    if (folder / "tests.csv").exists():
-        tests = pd.read_csv(folder / "tests.csv")[
+    if files.tests.exists():
+        tests = pd.read_csv(files.tests)[
             ["question", "dataset", "region", "comparison", "a", "b", "difference", "p",
              "significant"]]
         out.append(Block("table", tests.round(4), "pairwise t-tests on the dual bootstrap, "
                          "FDR-corrected per data set as rsatoolbox does"))
     first = summary["datasets"][0]
     out += [Block("figure", p, f"{first}: {p.stem.replace('_', ' ')}")
-            for p in sorted((folder / first).glob("*.png"))]
+            for p in sorted(files.dataset(first).folder.glob("*.png"))]
     return out
 
 
 def human_uncertainty_blocks(layout: ResultsLayout) -> list[Block]:
     """``analyze human-uncertainty``: entropy vs settling, and the first model's iterations
     against its baselines on cross-entropy to CIFAR-10H."""
-    folder = layout.human_uncertainty
-    if not (folder / "summary.json").exists():
+    files = layout.human_uncertainty_files
+    if not files.summary.exists():
         return []
     return [Block("h2", "Human uncertainty (CIFAR-10H)"),
-            Block("table", pd.read_csv(folder / "entropy_vs_iteration.csv").round(3),
+            Block("table", pd.read_csv(files.entropy_vs_iteration).round(3),
                   "Spearman rho of human label entropy with each model's settling / halting "
                   "iteration (image bootstrap)"),
-            Block("table", pd.read_csv(folder / "comparisons.csv").round(4),
+            Block("table", pd.read_csv(files.comparisons).round(4),
                   "paired differences over images (bootstrap interval and p)")] + [
-        Block("figure", folder / name) for name in ("cross_entropy_vs_iteration.png",
-                                                    "entropy_vs_settling.png")
-        if (folder / name).exists()]
+        Block("figure", path) for path in (files.cross_entropy_figure, files.entropy_figure)
+        if path.exists()]
 
 
 def brainscore_blocks(layout: ResultsLayout) -> list[Block]:
     """The exported Brain-Score plugins, each submittable, not verified or local only (from
     export.json: where the weights are and whether the export verified them)."""
+    from neurocnnf.brainscore.export import EXPORT_RECORD
     from neurocnnf.brainscore.publish import weights_status
 
     plugins = [json.loads(p.read_text())
-               for p in sorted(layout.brainscore_plugins.glob("*/export.json"))]
+               for p in sorted(layout.brainscore_plugins.glob(f"*/{EXPORT_RECORD}"))]
     if not plugins:
         return []
     return [Block("h2", "Brain-Score"), Block("text", "Plugin(s): " + "; ".join(

@@ -23,6 +23,7 @@ from neurocnnf.extras import require
 from neurocnnf.io import atomic_write, save_figure
 from neurocnnf.lock import output_lock
 from neurocnnf.models.trace import SCORINGS
+from neurocnnf.pipelines.layout import RobustnessFiles
 from neurocnnf.pipelines.partial import PARTIAL, clear_parts, load_part, save_part
 from neurocnnf.stimuli import from_dataset, render
 
@@ -212,32 +213,33 @@ def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
 
 
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
-    """results.csv, results.nc, table.md, paired.csv/.md (with twins), report.txt and
-    figures/ under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
+    """The :class:`RobustnessFiles` under ``out``: results (CSV and NetCDF), Table 2, the
+    paired comparison (with twins), the gradient-masking report and the figures."""
+    files = RobustnessFiles(out)
+    files.folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(files.results, lambda tmp: results.to_csv(tmp, index=False))
     dataset = results_dataset(results)
-    atomic_write(out / "results.nc", lambda tmp: _to_netcdf(dataset, tmp))
+    atomic_write(files.dataset, lambda tmp: _to_netcdf(dataset, tmp))
     main = results[results["sweep"] == ""]
     table = markdown(paper_table(main, eps))
     paired = paired_table(main, eps)
     report = format_report(masking_report(main))
-    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(
+    atomic_write(files.table, lambda tmp: Path(tmp).write_text(
         f"Accuracy (%) at eps = {eps} (pixel scale), n = {int(main['n'].max())}\n\n{table}\n"))
     if not paired.empty:
-        atomic_write(out / "paired.csv", lambda tmp: paired.to_csv(tmp, index=False))
-        atomic_write(out / "paired.md", lambda tmp: Path(tmp).write_text(
+        atomic_write(files.paired, lambda tmp: paired.to_csv(tmp, index=False))
+        atomic_write(files.paired_table, lambda tmp: Path(tmp).write_text(
             paired_markdown(paired) + "\n"))
-    atomic_write(out / "report.txt", lambda tmp: Path(tmp).write_text(report + "\n"))
-    save_figure(fig.accuracy_vs_eps(main, "fgsm"), out / "figures" / "fig5a_fgsm.png")
-    save_figure(fig.accuracy_vs_eps(main, "pgd"), out / "figures" / "fig5b_pgd.png")
+    atomic_write(files.masking, lambda tmp: Path(tmp).write_text(report + "\n"))
+    save_figure(fig.accuracy_vs_eps(main, "fgsm"), files.fgsm_figure)
+    save_figure(fig.accuracy_vs_eps(main, "pgd"), files.pgd_figure)
     if main["trained_iterations"].nunique() > 1:
         save_figure(fig.accuracy_vs_training_iterations(main),
-                    out / "figures" / "fig5c_training_iterations.png")
+                    files.training_iterations_figure)
     sweep = results[results["sweep"] == "test_iterations"]
     if not sweep.empty:
         save_figure(fig.accuracy_vs_test_iterations(sweep),
-                    out / "figures" / "fig5d_test_iterations.png")
+                    files.test_iterations_figure)
     print(table)
     if not paired.empty:
         print(paired_markdown(paired))

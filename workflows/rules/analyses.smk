@@ -6,8 +6,8 @@ rule rsa:
     input:
         str(LAYOUT.activations("{model}", "similarity")),
     output:
-        table=str(LAYOUT.rsa("{model}") / "rsa.csv"),
-        figure=str(LAYOUT.rsa("{model}") / "rsa_vs_iteration.png"),
+        table=str(LAYOUT.rsa_files("{model}").table),
+        figure=str(LAYOUT.rsa_files("{model}").figure),
     params:
         folder=lambda wildcards: LAYOUT.rsa(wildcards.model),
     log:
@@ -20,12 +20,15 @@ rule rsa:
         "> {log} 2>&1"
 
 
+REPORTED["rsa"] = expand(rules.rsa.output.table, model=SIMILARITY["models"])
+
+
 rule difficulty:
     input:
         str(LAYOUT.activations("{model}", "difficulty")),
     output:
-        summary=str(LAYOUT.difficulty("{model}") / "difficulty_summary.json"),
-        figure=str(LAYOUT.difficulty("{model}") / "difficulty.png"),
+        summary=str(LAYOUT.difficulty_files("{model}").summary),
+        figure=str(LAYOUT.difficulty_files("{model}").figure),
     params:
         folder=lambda wildcards: LAYOUT.difficulty(wildcards.model),
     log:
@@ -36,13 +39,16 @@ rule difficulty:
         "neurocnnf analyze difficulty {input} --out {params.folder} > {log} 2>&1"
 
 
+REPORTED["difficulty"] = expand(rules.difficulty.output.summary, model=DIFFICULTY["models"])
+
+
 rule predictive_coding:
     input:
         **{label: trained(model) for label, model in PC["models"].items()},
     output:
-        summary=str(LAYOUT.predictive_coding / "summary.json"),
-        comparison=str(LAYOUT.predictive_coding / "comparison.png"),
-        ablations=str(LAYOUT.predictive_coding / "ablations.png"),
+        summary=str(LAYOUT.predictive_coding_files.summary),
+        comparison=str(LAYOUT.predictive_coding_files.comparison),
+        ablations=str(LAYOUT.predictive_coding_files.ablations),
     params:
         models=" ".join(f"--model {label}={checkpoint(model)}"
                         for label, model in PC["models"].items()),
@@ -62,14 +68,17 @@ rule predictive_coding:
         "--iterations {params.iterations} --device {params.device} --no-progress > {log} 2>&1"
 
 
+REPORTED["predictive_coding"] = rules.predictive_coding.output.summary
+
+
 if "neural" in config:
 
     rule neural:
         input:
             **{label: trained(model) for label, model in config["neural"]["models"].items()},
         output:
-            summary=str(LAYOUT.neural / "summary.json"),
-            tests=str(LAYOUT.neural / "tests.csv"),
+            summary=str(LAYOUT.neural_files.summary),
+            tests=str(LAYOUT.neural_files.tests),
         params:
             models=named_models("neural"),
             datasets=" ".join(f"--dataset {d}" for d in config["neural"]["datasets"]),
@@ -86,6 +95,8 @@ if "neural" in config:
             "{params.datasets} --out {params.folder} --n-boot {params.n_boot} "
             "--iterations {params.iterations} > {log} 2>&1"
 
+    REPORTED["neural"] = rules.neural.output.summary
+
 
 if "human_uncertainty" in config:
 
@@ -94,7 +105,7 @@ if "human_uncertainty" in config:
             **{label: trained(model)
                for label, model in config["human_uncertainty"]["models"].items()},
         output:
-            summary=str(LAYOUT.human_uncertainty / "summary.json"),
+            summary=str(LAYOUT.human_uncertainty_files.summary),
         params:
             models=named_models("human_uncertainty"),
             images=("" if config["human_uncertainty"]["images"] is None
@@ -113,13 +124,15 @@ if "human_uncertainty" in config:
             "{params.images} --out {params.folder} --n-boot {params.n_boot} "
             "--iterations {params.iterations} --device {params.device} > {log} 2>&1"
 
+    REPORTED["human_uncertainty"] = rules.human_uncertainty.output.summary
+
 
 rule figure6:
     input:
         trained(FIG6["model"]),
     output:
-        summary=str(LAYOUT.figure6 / "summary.txt"),
-        restoration=str(LAYOUT.figure6 / "restoration.png"),
+        summary=str(LAYOUT.figure6_files.summary),
+        restoration=str(LAYOUT.figure6_files.restoration_figure),
     params:
         checkpoint=checkpoint(FIG6["model"]),
         folder=LAYOUT.figure6,
@@ -136,6 +149,9 @@ rule figure6:
         "> {log} 2>&1"
 
 
+REPORTED["figure6"] = rules.figure6.output.summary
+
+
 rule brainscore_plugin:
     input:
         trained(config["brainscore"]["model"]),
@@ -149,3 +165,6 @@ rule brainscore_plugin:
         ENV
     shell:
         "neurocnnf brainscore export {params.checkpoint} --out {output} > {log} 2>&1"
+
+
+REPORTED["brainscore"] = rules.brainscore_plugin.output

@@ -65,6 +65,8 @@ THREADS = config["threads"]
 DEVICE = config["device"]
 GPU = 1 if DEVICE in ("cuda", "auto") else 0
 ENV = "../envs/neurocnnf.yaml"  # relative to the rule files
+# what the report waits for (name -> paths): each rule file adds the outputs of its rules
+REPORTED = {}
 
 
 def trained(model, seed=SEED0):

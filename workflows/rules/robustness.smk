@@ -6,9 +6,9 @@ rule robustness:
         models=expand(trained("{model}", "{seed}"), model=ROBUST["model"], seed=SEEDS),
         twins=expand(trained("{model}", "{seed}"), model=[ROBUST["twin"]] if "twin" in ROBUST else [], seed=SEEDS),
     output:
-        table=str(LAYOUT.robustness / "table.md"),
-        results=str(LAYOUT.robustness / "results.csv"),
-        masking=str(LAYOUT.robustness / "report.txt"),
+        table=str(LAYOUT.robustness_files.table),
+        results=str(LAYOUT.robustness_files.results),
+        masking=str(LAYOUT.robustness_files.masking),
     params:
         checkpoints=" ".join(checkpoint(ROBUST["model"], seed) for seed in SEEDS),
         twins=" ".join(f"--twin {checkpoint(ROBUST['twin'], seed)}" for seed in SEEDS)
@@ -35,3 +35,6 @@ rule robustness:
         "--eps {params.eps} --attacks {params.attacks} --pgd-steps {params.pgd_steps} "
         "--spsa-steps {params.spsa_steps} --test-iterations {params.test_iterations} "
         "--device {params.device} --no-progress > {log} 2>&1"
+
+
+REPORTED["robustness"] = rules.robustness.output.results

@@ -11,6 +11,9 @@ rule data:
         "neurocnnf data {params.datasets} --out {output} > {log} 2>&1"
 
 
+REPORTED["manifest"] = rules.data.output
+
+
 # Only results.json (written last) is declared: a killed run keeps its resume state and
 # continues where it stopped; a changed model config starts that model over. A model given as
 # `pretrained: NAME` is not trained: the shipped weights are written as its run folder.
@@ -32,3 +35,7 @@ rule train:
         ENV
     shell:
         "OMP_NUM_THREADS={threads} {params.command} > {log} 2>&1"
+
+
+REPORTED["models"] = expand(trained("{model}", "{seed}"), model=list(config["models"]),
+                            seed=SEEDS)
