@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+from neurocnnf.version import __version__
 
 if TYPE_CHECKING:
     from neurocnnf.features import extract_features
     from neurocnnf.models import CNNF, FeedbackModel, Trace, build_model, from_backbone
-
-try:
-    __version__ = version("neurocnnf")  # from the git tag at install time (setuptools-scm)
-except PackageNotFoundError:  # imported from a checkout that was never installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = ["CNNF", "FeedbackModel", "Trace", "__version__", "build_model", "extract_features",
            "from_backbone", "load"]

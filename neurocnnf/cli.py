@@ -31,7 +31,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
 def _print_version(value: bool) -> None:
     if value:
-        from neurocnnf import __version__
+        from neurocnnf.version import __version__
 
         typer.echo(f"neurocnnf {__version__}")
         raise typer.Exit()

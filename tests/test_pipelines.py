@@ -139,6 +139,66 @@ def test_layering_analysis_below_viz_below_pipelines():
     assert importers <= {"cli"}, f"{importers} import the runners' layer"
 
 
+def _layer_table() -> list[list[str]]:
+    """The modules column of docs/architecture.md's layer table, row by row (paths under
+    neurocnnf/; a folder ends with '/')."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    table = text.split("## Layers", 1)[1].split("\n\n| layer |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[2] for line in table.splitlines()[2:]]
+    return [re.findall(r"`([\w/.]+)`", row) for row in rows]
+
+
+def _module_imports(path: Path) -> set[str]:
+    """The neurocnnf modules ``path`` imports (module or function level), as paths under
+    neurocnnf/ ('attacks/pgd.py', 'models/__init__.py'); ``from package import module``
+    names the module."""
+    found = set()
+
+    def file_of(name: str) -> str | None:
+        if name == "neurocnnf":
+            return "__init__.py"
+        base = PACKAGE.joinpath(*name.split(".")[1:])
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.exists():
+                return candidate.relative_to(PACKAGE).as_posix()
+        return None
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "neurocnnf":
+                continue
+            modules = [file_of(f"{node.module}.{a.name}") for a in node.names]
+            found.update(m for m in modules if m)
+            if not all(modules):
+                found.add(file_of(node.module))
+        elif isinstance(node, ast.Import):
+            found.update(file_of(a.name) for a in node.names if a.name.startswith("neurocnnf."))
+    return found - {None}
+
+
+def test_every_module_imports_only_the_layers_above_it():
+    """docs/architecture.md's layer table is the rule: every module of the package is in one
+    row, and imports (at module or function level) only modules of its own row or rows above."""
+    rows = _layer_table()
+    assert len(rows) >= 10 and all(rows), rows
+
+    def row_of(module: str) -> int | None:
+        matches = [(len(entry), i) for i, entries in enumerate(rows) for entry in entries
+                   if module == entry or entry.endswith("/") and module.startswith(entry)]
+        return max(matches)[1] if matches else None
+
+    modules = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+                     if "template" not in p.parts)
+    unplaced = [m for m in modules if row_of(m) is None]
+    assert unplaced == [], f"add these modules to the layer table of docs/architecture.md: " \
+        f"{unplaced}"
+    upward = [f"{m} -> {target}" for m in modules for target in _module_imports(PACKAGE / m)
+              if row_of(target) > row_of(m)]
+    assert upward == [], f"imports of a layer below (docs/architecture.md): {upward}"
+
+
 def test_the_report_reads_robustness_from_results_csv(tmp_path):
     import pandas as pd
 

@@ -47,7 +47,7 @@ def test_a_tampered_weight_file_fails_its_checksum(tmp_path, monkeypatch):
     name = NAMES[0]
     for suffix in (".json", ".safetensors"):
         shutil.copy(pretrained.MODELS / f"{name}{suffix}", tmp_path)
-    monkeypatch.setattr(pretrained, "MODELS", tmp_path)
+    monkeypatch.setattr(pretrained.registry, "MODELS", tmp_path)
     weights = tmp_path / f"{name}.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped byte in the last tensor

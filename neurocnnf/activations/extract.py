@@ -375,7 +375,7 @@ def _skeleton(model: FeedbackModel, stimuli: StimulusSet, names: list[str], prob
               shapes: dict, reductions: dict[str, Projection], settings: dict,
               time_bins: TimeBins) -> xr.Dataset:
     """Coords and attrs of the activation dataset (no data variables)."""
-    from neurocnnf import __version__
+    from neurocnnf.version import __version__
 
     iterations = settings["iterations"]
     coords = _metadata_coords(stimuli)

@@ -10,25 +10,18 @@ pulls torchvision, which would replace a CPU torch.
 
 The ``run_*`` functions take ``logits``: images (N, C, H, W) in [0, 1] -> (N, classes), the
 logits the attack aims at; ``eps`` is in pixel scale; the images returned lie within it and in
-[0, 1].
-``apgd_ce``, ``apgd_dlr``, ``apgd_t`` and ``square`` are the registry's attack functions.
+[0, 1]. The registry (``attacks.registry``) calls them with the logits of an attack spec.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from neurocnnf.attacks.pgd import logits_fn
-
-if TYPE_CHECKING:
-    from neurocnnf.attacks.registry import AttackCall
 
 Logits = Callable[[Tensor], Tensor]
 Loss = Callable[[Tensor, Tensor], Tensor]
@@ -263,37 +256,3 @@ def run_square(logits: Logits, x: Tensor, y: Tensor, eps: float, queries: int, r
 
         _restarts(logits, x, y, acc, adv, restarts, run)
     return adv
-
-
-def _aimed(call: AttackCall) -> tuple[Logits, int]:
-    """The logits the call aims at, and the run's seed drawn from the batch's generator."""
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=call.generator))
-    return logits_fn(call.model, call.spec.target, call.scoring, call.iterations), seed
-
-
-def apgd_ce(call: AttackCall) -> Tensor:
-    """APGD with the cross-entropy loss (``call.steps`` steps)."""
-    logits, seed = _aimed(call)
-    return run_apgd(logits, call.x, call.y, call.spec.eps, call.steps, call.spec.restarts, seed,
-                    "ce").detach()
-
-
-def apgd_dlr(call: AttackCall) -> Tensor:
-    """APGD with the (untargeted) DLR loss, AutoAttack's second attack (``call.steps`` steps)."""
-    logits, seed = _aimed(call)
-    return run_apgd(logits, call.x, call.y, call.spec.eps, call.steps, call.spec.restarts, seed,
-                    "dlr").detach()
-
-
-def apgd_t(call: AttackCall) -> Tensor:
-    """Targeted APGD (DLR loss) over every other class (``call.steps`` steps)."""
-    logits, seed = _aimed(call)
-    return run_apgd_targeted(logits, call.x, call.y, call.spec.eps, call.steps,
-                             call.model.num_classes, call.spec.restarts, seed).detach()
-
-
-def square(call: AttackCall) -> Tensor:
-    """Square attack with ``call.steps`` queries."""
-    logits, seed = _aimed(call)
-    return run_square(logits, call.x, call.y, call.spec.eps, call.steps, call.spec.restarts,
-                      seed).detach()

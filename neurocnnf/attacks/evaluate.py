@@ -20,7 +20,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from neurocnnf.attacks.paired import CORRECT, pack
-from neurocnnf.attacks.registry import AttackCall, AttackSpec, get_attack
+from neurocnnf.attacks.registry import get_attack
+from neurocnnf.attacks.types import AttackCall, AttackSpec
 from neurocnnf.extras import require
 from neurocnnf.models.protocol import FeedbackModel, resolve_iterations
 

@@ -9,14 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neurocnnf.models import CNNF
+from neurocnnf.models.protocol import FeedbackModel
 
 Target = Literal["first", "e2e"]
 
 
-def logits_fn(
-    model: CNNF, target: Target = "first", scoring: str = "last", iterations: int | None = None
-) -> Callable[[Tensor], Tensor]:
+def logits_fn(model: FeedbackModel, target: Target = "first", scoring: str = "last",
+              iterations: int | None = None) -> Callable[[Tensor], Tensor]:
     """A function images -> logits (N, classes) that an attack differentiates.
 
     target 'first': the plain feedforward pass (iteration 0); 'e2e': through all iterations,

@@ -14,93 +14,19 @@ shape, within ``call.spec.eps`` (L_inf, pixel scale) of ``call.x`` and in [0, 1]
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-from neurocnnf.attacks.autoattack import apgd_ce, apgd_dlr, apgd_t, square
+from neurocnnf.attacks.autoattack import run_apgd, run_apgd_targeted, run_square
 from neurocnnf.attacks.pgd import fgsm, logits_fn, pgd
 from neurocnnf.attacks.spsa import spsa
-from neurocnnf.models.protocol import FeedbackModel
+from neurocnnf.attacks.types import Attack, AttackCall, AttackSpec, Target
 from neurocnnf.plugins import ATTACKS as ATTACK_PLUGINS
 from neurocnnf.plugins import load_plugins
 
-Target = Literal["first", "e2e"]
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """One attack setting. ``steps``: the attack's own steps, gradient steps or queries (0: its
-    default), never the model's iterations; eps in pixel scale; target 'first' (the plain first
-    pass) or 'e2e' (through all iterations, aimed at the scored logits). 'clean' is the
-    unattacked baseline."""
-
-    attack: str
-    eps: float = 0.0
-    target: str = "e2e"
-    steps: int = 0
-    restarts: int = 1
-    step_size: float | None = None  # PGD: default 2.5 * eps / steps
-
-    def __post_init__(self) -> None:
-        if self.attack != "clean" and self.attack not in ATTACKS:
-            raise ValueError(f"unknown attack {self.attack!r}; choose from "
-                             f"{('clean', *ATTACKS)}")
-        if not 0.0 <= self.eps <= 1.0:
-            raise ValueError(f"eps must be in [0, 1] (pixel scale), got {self.eps}")
-        if self.target not in ("first", "e2e"):
-            raise ValueError(f"unknown attack target {self.target!r}: use 'first' or 'e2e'")
-
-
-@dataclass(frozen=True)
-class AttackCall:
-    """What an attack function gets for one batch.
-
-    x: float (N, C, H, W) in [0, 1]; y: (N,) labels; scoring: the logits scored ('last' or
-    'avg'); iterations: T of the scored model; generator: the batch's seeded random source;
-    twin: the plain-CNN twin (for attacks that need one, else None); steps: the spec's steps,
-    or the attack's default when the spec gives 0.
-    """
-
-    spec: AttackSpec
-    model: FeedbackModel
-    x: Tensor
-    y: Tensor
-    scoring: str
-    iterations: int
-    generator: torch.Generator
-    twin: FeedbackModel | None
-    steps: int
-
-    def logits(self) -> Callable[[Tensor], Tensor]:
-        """images -> the logits the spec's target aims at (N, classes)."""
-        return logits_fn(self.model, self.spec.target, self.scoring, self.iterations)
-
-
-@dataclass(frozen=True)
-class Attack:
-    """A registered attack.
-
-    box: 'white' (uses gradients) or 'black' (outputs only, or another model's gradients);
-    the masking report expects black-box accuracy >= white-box accuracy.
-    default_steps: steps when a spec gives 0. needs_twin: uses the plain-CNN twin (transfer).
-    on_grid: the robustness plan runs it on the first pass at every eps of the curves;
-    targets: what it runs at the table's eps.
-    restartable: restarts keep, per image, the first adversarial example that fools the model.
-    """
-
-    name: str
-    function: Callable[[AttackCall], Tensor]
-    box: Literal["white", "black"]
-    default_steps: int
-    needs_twin: bool = False
-    on_grid: bool = False
-    targets: tuple[Target, ...] = ("e2e",)
-    restartable: bool = False
-    description: str = ""
-
+__all__ = ["ATTACKS", "Attack", "AttackCall", "AttackSpec", "Target", "attack_names",
+           "get_attack", "register_attack"]
 
 ATTACKS: dict[str, Attack] = {}
 
@@ -129,6 +55,40 @@ def attack_names(box: str | None = None) -> tuple[str, ...]:
     (entry point ``neurocnnf.attacks``) included."""
     load_plugins(ATTACK_PLUGINS)
     return tuple(n for n, a in ATTACKS.items() if box is None or a.box == box)
+
+
+def _aimed(call: AttackCall) -> tuple[Callable[[Tensor], Tensor], int]:
+    """The logits the call aims at, and the run's seed drawn from the batch's generator."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=call.generator))
+    return logits_fn(call.model, call.spec.target, call.scoring, call.iterations), seed
+
+
+def _apgd_ce(call: AttackCall) -> Tensor:
+    """APGD with the cross-entropy loss (``call.steps`` steps)."""
+    logits, seed = _aimed(call)
+    return run_apgd(logits, call.x, call.y, call.spec.eps, call.steps, call.spec.restarts, seed,
+                    "ce").detach()
+
+
+def _apgd_dlr(call: AttackCall) -> Tensor:
+    """APGD with the (untargeted) DLR loss, AutoAttack's second attack (``call.steps`` steps)."""
+    logits, seed = _aimed(call)
+    return run_apgd(logits, call.x, call.y, call.spec.eps, call.steps, call.spec.restarts, seed,
+                    "dlr").detach()
+
+
+def _apgd_t(call: AttackCall) -> Tensor:
+    """Targeted APGD (DLR loss) over every other class (``call.steps`` steps)."""
+    logits, seed = _aimed(call)
+    return run_apgd_targeted(logits, call.x, call.y, call.spec.eps, call.steps,
+                             call.model.num_classes, call.spec.restarts, seed).detach()
+
+
+def _square(call: AttackCall) -> Tensor:
+    """Square attack with ``call.steps`` queries."""
+    logits, seed = _aimed(call)
+    return run_square(logits, call.x, call.y, call.spec.eps, call.steps, call.spec.restarts,
+                      seed).detach()
 
 
 def _fgsm(call: AttackCall) -> Tensor:
@@ -162,13 +122,13 @@ register_attack(Attack("pgd", _pgd, "white", 40, on_grid=True, restartable=True,
                        description="L_inf PGD with random start"))
 register_attack(Attack("spsa", _spsa, "black", 20, targets=("first", "e2e"),
                        description="gradient-free SPSA (Uesato et al. 2018)"))
-register_attack(Attack("apgd-ce", apgd_ce, "white", 100,
+register_attack(Attack("apgd-ce", _apgd_ce, "white", 100,
                        description="AutoAttack's APGD, cross-entropy"))
-register_attack(Attack("apgd-dlr", apgd_dlr, "white", 100,
+register_attack(Attack("apgd-dlr", _apgd_dlr, "white", 100,
                        description="AutoAttack's APGD, DLR loss (untargeted)"))
-register_attack(Attack("apgd-t", apgd_t, "white", 100,
+register_attack(Attack("apgd-t", _apgd_t, "white", 100,
                        description="AutoAttack's targeted APGD"))
-register_attack(Attack("square", square, "black", 1000,
+register_attack(Attack("square", _square, "black", 1000,
                        description="Square (queries as steps)"))
 register_attack(Attack("transfer", _transfer, "black", 40, needs_twin=True, targets=("first",),
                        restartable=True, description="PGD examples of the plain-CNN twin"))

@@ -84,7 +84,7 @@ def benchmark_metadata() -> dict:
 
 def export_benchmarks(out: str | os.PathLike) -> Path:
     """Write ``out/<NAME>/`` (every benchmark of ``BENCHMARKS``) and return it."""
-    from neurocnnf import __version__
+    from neurocnnf.version import __version__
 
     folder = Path(out) / NAME
     with staged_folder(folder) as staging:

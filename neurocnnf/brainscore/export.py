@@ -24,7 +24,6 @@ from pathlib import Path
 
 import yaml
 
-from neurocnnf import __version__
 from neurocnnf.activations.timebins import MODES
 from neurocnnf.brainscore.publish import local_reason, verify_weights_url, weights_status
 from neurocnnf.brainscore.regions import default_region_layer_map
@@ -33,6 +32,7 @@ from neurocnnf.brainscore.vendor import RUNTIME, vendor
 from neurocnnf.data.download import file_digest
 from neurocnnf.models import resolve_iterations
 from neurocnnf.train.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
+from neurocnnf.version import __version__
 
 EXPORT_RECORD = "export.json"
 BIBTEX = """@inproceedings{huang2020neural,

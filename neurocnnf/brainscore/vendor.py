@@ -117,7 +117,7 @@ def _relative(text: str, module: str, is_package: bool) -> str:
 def vendor(folder: str | Path, root: str = ROOT_MODULE) -> tuple[Path, list[str]]:
     """Write ``folder/RUNTIME/`` with ``root`` and what it imports; return it with the
     requirements (distribution names)."""
-    from neurocnnf import __version__
+    from neurocnnf.version import __version__
 
     runtime = Path(folder) / RUNTIME
     todo, done, third_party = [root], set(), set()

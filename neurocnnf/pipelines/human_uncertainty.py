@@ -56,8 +56,8 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
     """Run the analysis for ``models`` (name -> checkpoint, run folder or pretrained:NAME; the
     first is the model of interest, the others its baselines) on the CIFAR-10 test set (or a
     seeded random subset of ``n_images``) on ``device``; returns the summary."""
-    from neurocnnf import load
     from neurocnnf.data.cifar10h import cifar10_test_in_original_order, cifar10h
+    from neurocnnf.train import load_model
 
     human = cifar10h(data_root)
     data = cifar10_test_in_original_order(data_root)
@@ -71,7 +71,7 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
                               "disputed": hu.disputed(human.probs[chosen])})
     probabilities, correlations = {}, []
     for name, source in models.items():
-        model = load(source, map_location=device)
+        model = load_model(source, map_location=device)
         if tuple(model.input_shape) != tuple(images.shape[1:]):
             raise ValueError(f"{name}: a {model.input_shape} model cannot read the 3x32x32 "
                              "CIFAR-10 images (Fashion-MNIST models have no CIFAR-10H)")

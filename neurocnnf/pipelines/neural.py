@@ -60,9 +60,9 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
     """Run the analysis for ``models`` (name -> checkpoint, run folder or pretrained:NAME) on
     ``datasets`` (see ``neurocnnf.data.brain_datasets``), the models on ``device``; returns
     the summary."""
-    from neurocnnf import load
     from neurocnnf.data.brain import brain_datasets, load_brain_rdms
     from neurocnnf.stimuli import brain_stimuli
+    from neurocnnf.train import load_model
 
     known = brain_datasets()
     unknown = [d for d in datasets if d not in known]
@@ -73,7 +73,7 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
                          "sets, or pass the commitment.json of a run that did")
     focus = focus or next(iter(models))
     files = NeuralFiles(out)
-    loaded = {name: load(source, map_location=device) for name, source in models.items()}
+    loaded = {name: load_model(source, map_location=device) for name, source in models.items()}
     taps = {name: list(m.taps) for name, m in loaded.items()}
     ordered = sorted(datasets, key=lambda d: d != COMMIT_ON)  # the commitment's set first
     chosen = None if commitment_file is None else _read_commitment(commitment_file, models)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from neurocnnf import __version__
 from neurocnnf.pipelines.layout import ResultsLayout
+from neurocnnf.version import __version__
 
 
 @dataclass

@@ -16,8 +16,9 @@ from neurocnnf.activations.store import in_child
 from neurocnnf.attacks.evaluate import evaluate
 from neurocnnf.attacks.masking import format_report, masking_report
 from neurocnnf.attacks.paired import CORRECT, paired_markdown, paired_table, unpack
-from neurocnnf.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
+from neurocnnf.attacks.registry import ATTACKS, attack_names, get_attack
 from neurocnnf.attacks.tables import markdown, paper_table
+from neurocnnf.attacks.types import AttackSpec
 from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
 from neurocnnf.io import atomic_write, save_figure

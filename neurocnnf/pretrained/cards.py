@@ -10,7 +10,7 @@ from typing import Any
 
 from neurocnnf.io import atomic_write
 from neurocnnf.models.inputs import input_normalisation
-from neurocnnf.pretrained import MODELS, sha256
+from neurocnnf.pretrained.registry import MODELS, sha256
 from neurocnnf.train.checkpoint import load_model, read_metadata
 
 ACCURACY_IMAGES = 1000  # the card's accuracy is measured on the first 1,000 test images

@@ -139,7 +139,7 @@ def render(stimuli: StimulusSet, rows: np.ndarray, channels: int, size: int,
 
 def _adversarial(images: Tensor, levels: np.ndarray, meta: pd.DataFrame, model, seed: int,
                  rows: np.ndarray) -> Tensor:
-    from neurocnnf.attacks import logits_fn, pgd
+    from neurocnnf.attacks.pgd import logits_fn, pgd
 
     if model is None:
         raise StimulusError("adversarial stimuli need the model: pass model= when rendering")

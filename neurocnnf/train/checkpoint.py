@@ -21,20 +21,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from neurocnnf.errors import CheckpointError
 from neurocnnf.io import atomic_write
 from neurocnnf.models import FeedbackModel, architecture, build_from_config
 
 FORMAT = "neurocnnf-checkpoint/1"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt, truncated or does not match the model."""
-
-
 def save_model(model: FeedbackModel, path: Path, **metadata: Any) -> None:
     """Write weights and metadata (JSON-serializable values) to ``path`` atomically, with
     the checksum of the tensors (``tensors_sha256``)."""
-    from neurocnnf import __version__
+    from neurocnnf.version import __version__
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {
@@ -205,9 +202,11 @@ def load_weights(model: FeedbackModel, state: dict[str, torch.Tensor], source: s
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """The checkpoint file a path names: a file, a run folder (its best checkpoint) or
     ``pretrained:NAME`` (a model of :mod:`neurocnnf.pretrained`, its sha256 checked)."""
-    if str(path).startswith("pretrained:"):
-        from neurocnnf.pretrained import resolve
+    # (imported here: importing neurocnnf.pretrained runs its __init__, which imports this)
+    from neurocnnf.pretrained.registry import PREFIX, resolve
+    from neurocnnf.pretrained.registry import list as pretrained_names
 
+    if str(path).startswith(PREFIX):
         return resolve(str(path))
     path = Path(path)
     if path.is_dir():
@@ -216,9 +215,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                 return path / name
         raise CheckpointError(f"{path}: folder has no best/last/model.safetensors checkpoint")
     if not path.exists():
-        from neurocnnf.pretrained import list as pretrained_names
-
-        hint = (f" (the pretrained model of that name is pretrained:{path})"
+        hint = (f" (the pretrained model of that name is {PREFIX}{path})"
                 if str(path) in pretrained_names() else "")
         raise CheckpointError(f"checkpoint {path} does not exist{hint}")
     return path

@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from neurocnnf.attacks import logits_fn, pgd
+from neurocnnf.attacks.pgd import logits_fn, pgd
 from neurocnnf.data import (
     Augment,
     Batches,
