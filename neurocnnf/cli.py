@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from neurocnnf.errors import NeurocnnfError
 
 # Shared option texts and defaults: one convention for every command (tests/test_cli.py checks
 # it by walking this app). Nothing heavy is imported at module level, so that `--help` and a
@@ -26,7 +29,24 @@ LAYERS_HELP = ("comma-separated store variables: layers (conv1, ...), their feed
                "(conv2_feedback: brings its layer too), h_hat, logits, probabilities; the "
                "scalars (reconstruction_error, ...) are always stored; default all")
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+# what a command may fail with for a reason the user can act on: the package's own errors, the
+# plain ValueErrors of bad arguments, files that cannot be read or written, a diverged training
+USER_ERRORS = (NeurocnnfError, ValueError, OSError, FloatingPointError)
+
+
+class _Commands(TyperGroup):
+    """The app's command group: any command (of any sub-app) failing with one of USER_ERRORS
+    prints ``error: <message>`` on one line and exits 2; anything else is a bug (traceback)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_Commands, no_args_is_help=True, pretty_exceptions_enable=False)
 
 
 def _print_version(value: bool) -> None:
@@ -49,29 +69,18 @@ def _root(
     """
 
 
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
 def _device(name: str) -> str:
-    """The device a --device option names, checked to be available here (else exit 2)."""
-    from neurocnnf.device import DeviceError, resolve_device
+    """The device a --device option names, checked to be available here (DeviceError)."""
+    from neurocnnf.device import resolve_device
 
-    try:
-        return str(resolve_device(name))
-    except DeviceError as error:
-        _fail(error)
+    return str(resolve_device(name))
 
 
 def _writable(folder: Path) -> None:
-    """Exit 2 before any work when the output folder cannot be written."""
-    from neurocnnf.outputs import OutputError, check_output_folder
+    """Fail (OutputError) before any work when the output folder cannot be written."""
+    from neurocnnf.outputs import check_output_folder
 
-    try:
-        check_output_folder(folder)
-    except OutputError as error:
-        _fail(error)
+    check_output_folder(folder)
 
 
 @app.command()
@@ -89,26 +98,16 @@ def train(
     progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
 ) -> None:
     """Train a CNN-F (or its plain-CNN twin) and score the test set once at the end."""
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError
-    from neurocnnf.io import WriteError
-    from neurocnnf.lock import LockError
-    from neurocnnf.train import CheckpointError, ConfigError, load_config
+    from neurocnnf.train import load_config
     from neurocnnf.train import train as run_training
 
     overrides = list(set_) + ([f"device={device}"] if device else [])
-    try:
-        config = load_config(preset, overrides)
-    except ConfigError as error:
-        _fail(error)
+    config = load_config(preset, overrides)
     _device(config.device)
     _writable(out)
-    try:
-        typer.echo(f"training {config.name} -> {out}")
-        results = run_training(config, out, resume=resume, progress=progress,
-                               restart_if_changed=restart_if_changed, overwrite=overwrite)
-    except (ConfigError, CheckpointError, DataNotFoundError, DataIntegrityError,
-            LockError, WriteError, FloatingPointError) as error:
-        _fail(error)
+    typer.echo(f"training {config.name} -> {out}")
+    results = run_training(config, out, resume=resume, progress=progress,
+                           restart_if_changed=restart_if_changed, overwrite=overwrite)
     if results:  # empty on the non-main ranks of a torchrun job
         typer.echo(json.dumps(results["test"], indent=2))
 
@@ -145,32 +144,26 @@ def extract(
         "CPU; see benchmarks/README.md)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
-    from neurocnnf.activations import Reduce, StoreError, TimeBins
+    from neurocnnf.activations import Reduce, TimeBins
     from neurocnnf.activations import extract as run_extraction
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.data.download import file_digest
-    from neurocnnf.lock import LockError
     from neurocnnf.pretrained import model_name
-    from neurocnnf.stimuli import StimulusError, load_stimuli
-    from neurocnnf.train import CheckpointError, load_model
+    from neurocnnf.stimuli import load_stimuli
+    from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
-    try:
-        model = load_model(checkpoint, map_location=_device(device))
-        model.compiled = compile_model
-        stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
-        reduction = Reduce.parse(reduce) if reduce else None
-        checkpoint_file = resolve_checkpoint(checkpoint)
-        path = run_extraction(
-            model, stimulus_set, out, layers=_layers(layers),
-            iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
-            reduce=reduction, batch_size=batch_size,
-            model_id=model_id or model_name(checkpoint), strict=strict,
-            checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
-            restart_if_changed=restart_if_changed, dtype=dtype)
-    except (CheckpointError, StimulusError, StoreError, LockError, DataNotFoundError,
-            DataIntegrityError, ValueError) as error:
-        _fail(error)
+    model = load_model(checkpoint, map_location=_device(device))
+    model.compiled = compile_model
+    stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
+    reduction = Reduce.parse(reduce) if reduce else None
+    checkpoint_file = resolve_checkpoint(checkpoint)
+    path = run_extraction(
+        model, stimulus_set, out, layers=_layers(layers),
+        iterations=iterations, eta=eta, time_bins=TimeBins(time_start, time_step),
+        reduce=reduction, batch_size=batch_size,
+        model_id=model_id or model_name(checkpoint), strict=strict,
+        checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
+        restart_if_changed=restart_if_changed, dtype=dtype)
     typer.echo(f"wrote {path}")
 
 
@@ -207,18 +200,11 @@ def stimuli(
     progress: Annotated[bool, typer.Option(help=PROGRESS_HELP)] = True,
 ) -> None:
     """Build a stimulus set: images rendered as the models see them + stimuli.csv."""
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError
-    from neurocnnf.io import WriteError
-    from neurocnnf.lock import LockError
-    from neurocnnf.stimuli import StimulusError, load_stimuli, write_folder
+    from neurocnnf.stimuli import load_stimuli, write_folder
 
     _writable(out)
-    try:
-        stimulus_set = _perturbed_set(load_stimuli(spec), perturb)
-        csv = write_folder(stimulus_set, out, channels, size, progress=progress)
-    except (StimulusError, DataNotFoundError, DataIntegrityError, ValueError, LockError,
-            WriteError) as error:
-        _fail(error)
+    stimulus_set = _perturbed_set(load_stimuli(spec), perturb)
+    csv = write_folder(stimulus_set, out, channels, size, progress=progress)
     typer.echo(f"wrote {len(stimulus_set)} stimuli: {csv}")
 
 
@@ -232,8 +218,8 @@ def _numbers(text: str, option: str, kind: type = float) -> tuple:
     try:
         return tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
-        _fail(ValueError(f"{option} {text!r}: expected comma-separated "
-                         f"{'integers' if kind is int else 'numbers'}"))
+        raise ValueError(f"{option} {text!r}: expected comma-separated "
+                         f"{'integers' if kind is int else 'numbers'}") from None
 
 
 @app.command()
@@ -265,23 +251,15 @@ def evaluate(
 
     A killed run resumes: rerun the same command to reuse the models it finished.
     """
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError
-    from neurocnnf.io import WriteError
-    from neurocnnf.lock import LockError
-    from neurocnnf.train import CheckpointError
 
     grid = _numbers(eps_grid, "--eps-grid")
     iterations = _numbers(test_iterations, "--test-iterations", int)
-    try:
-        from neurocnnf.pipelines.robustness import run_evaluation
+    from neurocnnf.pipelines.robustness import run_evaluation
 
-        run_evaluation(
-            checkpoints, out, twin, dataset, limit, eps, grid,
-            _names(attacks), pgd_steps, spsa_steps, iterations, batch_size, seed,
-            _device(device), progress, _names(scorings))
-    except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
-            ImportError, LockError, WriteError) as error:
-        _fail(error)
+    run_evaluation(
+        checkpoints, out, twin, dataset, limit, eps, grid,
+        _names(attacks), pgd_steps, spsa_steps, iterations, batch_size, seed,
+        _device(device), progress, _names(scorings))
     typer.echo(f"wrote {out}")
 
 
@@ -321,24 +299,19 @@ def brainscore_export(
     out = _out(folder, out)
     _writable(out)
     from neurocnnf.brainscore.export import EXPORT_RECORD, export_plugin
-    from neurocnnf.brainscore.vendor import VendorError
     from neurocnnf.data.download import file_digest
-    from neurocnnf.train import CheckpointError
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
-    try:
-        if weights_sha256 is not None:
-            if weights_url is None:
-                raise ValueError("--weights-sha256 goes with --weights-url")
-            actual = file_digest(resolve_checkpoint(checkpoint))
-            if weights_sha256.lower() != actual:
-                raise ValueError(f"--weights-sha256 {weights_sha256} is not the checkpoint's "
-                                 f"sha256 {actual}: publish this checkpoint file")
-        folder = export_plugin(checkpoint, out, weights_url=weights_url, iterations=iterations,
-                               package_url=package_url, verify_weights=verify_weights,
-                               time_mode=time_mode, metadata=metadata)
-    except (CheckpointError, VendorError, ValueError) as error:
-        _fail(error)
+    if weights_sha256 is not None:
+        if weights_url is None:
+            raise ValueError("--weights-sha256 goes with --weights-url")
+        actual = file_digest(resolve_checkpoint(checkpoint))
+        if weights_sha256.lower() != actual:
+            raise ValueError(f"--weights-sha256 {weights_sha256} is not the checkpoint's "
+                             f"sha256 {actual}: publish this checkpoint file")
+    folder = export_plugin(checkpoint, out, weights_url=weights_url, iterations=iterations,
+                           package_url=package_url, verify_weights=verify_weights,
+                           time_mode=time_mode, metadata=metadata)
     typer.echo(f"wrote {folder}")
     typer.echo(json.loads((folder / EXPORT_RECORD).read_text())["status"])
 
@@ -355,12 +328,8 @@ def brainscore_export_benchmarks(
     out = _out(folder, out)
     from neurocnnf.brainscore.benchmark_export import export_benchmarks
     from neurocnnf.brainscore.rdm_benchmark import BENCHMARKS
-    from neurocnnf.brainscore.vendor import VendorError
 
-    try:
-        folder = export_benchmarks(out)
-    except (VendorError, OSError) as error:
-        _fail(error)
+    folder = export_benchmarks(out)
     typer.echo(f"wrote {folder}: {', '.join(BENCHMARKS)}")
 
 
@@ -388,43 +357,39 @@ def brainscore_score(
     from neurocnnf.brainscore.commitment import make_brain_model
     from neurocnnf.brainscore.export import plugin_identifier
     from neurocnnf.brainscore.scoring import (
-        ScoringError,
         layer_scores,
         load_assembly,
         score_benchmark,
         score_time_bins,
     )
     from neurocnnf.models import resolve_iterations
-    from neurocnnf.train import CheckpointError, load_model
+    from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
-    try:
-        path = resolve_checkpoint(checkpoint)
-        model = load_model(path)
-        iterations = resolve_iterations(model, iterations)
-        identifier = plugin_identifier(path, iterations, model.config["arch"])
-        if Path(target).suffix in (".nc", ".netcdf"):
-            assembly, stimuli = load_assembly(target)
-            if all_layers:
-                table = layer_scores(model, identifier, assembly, stimuli, region, iterations)
-            else:
-                import pandas as pd
-
-                brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                               iterations=iterations)
-                table = pd.DataFrame([result.__dict__ for result in score_time_bins(
-                    brain_model, assembly, stimuli, region)])
-            typer.echo(table.to_string(index=False))
-            if out:
-                table.to_csv(out, index=False)
+    path = resolve_checkpoint(checkpoint)
+    model = load_model(path)
+    iterations = resolve_iterations(model, iterations)
+    identifier = plugin_identifier(path, iterations, model.config["arch"])
+    if Path(target).suffix in (".nc", ".netcdf"):
+        assembly, stimuli = load_assembly(target)
+        if all_layers:
+            table = layer_scores(model, identifier, assembly, stimuli, region, iterations)
         else:
+            import pandas as pd
+
             brain_model = make_brain_model(model, identifier, time_mode=time_mode,
                                            iterations=iterations)
-            result = score_benchmark(brain_model, target)
-            typer.echo(f"{target}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
-                                                 if v is not None))
-    except (CheckpointError, ScoringError, ValueError) as error:
-        _fail(error)
+            table = pd.DataFrame([result.__dict__ for result in score_time_bins(
+                brain_model, assembly, stimuli, region)])
+        typer.echo(table.to_string(index=False))
+        if out:
+            table.to_csv(out, index=False)
+    else:
+        brain_model = make_brain_model(model, identifier, time_mode=time_mode,
+                                       iterations=iterations)
+        result = score_benchmark(brain_model, target)
+        typer.echo(f"{target}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
+                                             if v is not None))
 
 
 analyze_app = typer.Typer(help="Analyses of activation stores (tables + figures).",
@@ -442,16 +407,11 @@ def analyze_rsa(
     n_boot: Annotated[int, typer.Option(help="bootstrap samples of the stimuli")] = 100,
 ) -> None:
     """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
-    from neurocnnf.activations import StoreError
     from neurocnnf.analysis.rsa import check_method
-    from neurocnnf.data import DataNotFoundError
     from neurocnnf.pipelines.rsa import run_rsa
 
     _writable(out)
-    try:
-        table = run_rsa(activations, out, check_method(method), n_boot)
-    except (StoreError, DataNotFoundError, ValueError) as error:
-        _fail(error)
+    table = run_rsa(activations, out, check_method(method), n_boot)
     best = table.loc[table.groupby("target")["similarity"].idxmax()]
     typer.echo(best.to_string(index=False))
     typer.echo(f"wrote {out}")
@@ -465,14 +425,10 @@ def analyze_difficulty(
         help="relative change below which an image counts as settled")] = 0.05,
 ) -> None:
     """Iterations to self-consistency and accuracy gain against perturbation level."""
-    from neurocnnf.activations import StoreError
     from neurocnnf.pipelines.difficulty import run_difficulty
 
     _writable(out)
-    try:
-        summary = run_difficulty(activations, out, tolerance)
-    except (StoreError, ValueError) as error:
-        _fail(error)
+    summary = run_difficulty(activations, out, tolerance)
     typer.echo(json.dumps(summary, indent=2, default=float))
 
 
@@ -493,16 +449,11 @@ def analyze_predictive_coding(
     """CNN-F vs predictive coding vs feedforward: prediction error, representational change,
     noisy-vs-clean distance and accuracy per iteration, with feedback zeroed / shuffled."""
     from neurocnnf.pipelines.predictive_coding import run_predictive_coding
-    from neurocnnf.stimuli import StimulusError
-    from neurocnnf.train import CheckpointError
 
     _writable(out)
     checkpoints = {name: Path(path) for name, path in _named_models(model).items()}
-    try:
-        summary = run_predictive_coding(checkpoints, out, images, _numbers(noise, "--noise"),
-                                        iterations, batch_size, progress, device=_device(device))
-    except (CheckpointError, StimulusError, ValueError, FileNotFoundError) as error:
-        _fail(error)
+    summary = run_predictive_coding(checkpoints, out, images, _numbers(noise, "--noise"),
+                                    iterations, batch_size, progress, device=_device(device))
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -512,7 +463,7 @@ def _named_models(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            _fail(ValueError(f"--model {item!r} must look like NAME=CHECKPOINT"))
+            raise ValueError(f"--model {item!r} must look like NAME=CHECKPOINT")
         named[name] = path
     return named
 
@@ -541,19 +492,13 @@ def analyze_neural(
     brain data (fMRI EVC/IT, macaque IT, judgements): noise ceilings, dual bootstrap over
     subjects and stimuli, FDR-corrected tests of iterations, models, hierarchy and feedback."""
     from neurocnnf.analysis.rsa import check_method
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.pipelines.neural import run_neural
-    from neurocnnf.train import CheckpointError
 
     _writable(out)
     models = _named_models(model)
-    try:
-        summary = run_neural(models, list(dataset), out, check_method(method), n_boot,
-                             iterations, commitment_file=commitment, seed=seed,
-                             device=_device(device))
-    except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
-            FileNotFoundError) as error:
-        _fail(error)
+    summary = run_neural(models, list(dataset), out, check_method(method), n_boot,
+                         iterations, commitment_file=commitment, seed=seed,
+                         device=_device(device))
     typer.echo(json.dumps(summary["commitment"], indent=2))
     typer.echo(f"wrote {out}")
 
@@ -578,17 +523,11 @@ def analyze_human_uncertainty(
     """CIFAR-10H: human label entropy against each model's settling and halting iteration;
     per iteration, cross-entropy to the human distribution and top-1 agreement on disputed
     images, with image-bootstrap intervals (the first model against the others)."""
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError
     from neurocnnf.pipelines.human_uncertainty import run_human_uncertainty
-    from neurocnnf.train import CheckpointError
 
     _writable(out)
-    try:
-        summary = run_human_uncertainty(_named_models(model), out, iterations, tolerance,
-                                        n_images, n_boot, seed, device=_device(device))
-    except (CheckpointError, DataNotFoundError, DataIntegrityError, ValueError,
-            FileNotFoundError) as error:
-        _fail(error)
+    summary = run_human_uncertainty(_named_models(model), out, iterations, tolerance,
+                                    n_images, n_boot, seed, device=_device(device))
     typer.echo(json.dumps(summary["entropy_vs_iteration"], indent=2, default=float))
     typer.echo(f"wrote {out}")
 
@@ -607,17 +546,13 @@ def visualize(
     seed: Annotated[int, typer.Option(help="seed of the noise and the attack")] = 0,
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
-    from neurocnnf.data import DataNotFoundError
     from neurocnnf.pipelines.figure6 import run_figure6
     from neurocnnf.pipelines.layout import Figure6Files
-    from neurocnnf.train import CheckpointError, load_model
+    from neurocnnf.train import load_model
 
     _writable(out)
-    try:
-        written = run_figure6(load_model(checkpoint), out, dataset, n_show, n_stats, layer, eps,
-                              seed)
-    except (CheckpointError, DataNotFoundError, ValueError) as error:
-        _fail(error)
+    written = run_figure6(load_model(checkpoint), out, dataset, n_show, n_stats, layer, eps,
+                          seed)
     typer.echo(Figure6Files(out).summary.read_text())
     typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
@@ -629,15 +564,12 @@ def data(
     root: Annotated[Path | None, typer.Option(help="data root (default: search order)")] = None,
 ) -> None:
     """Find or download and verify datasets; print (or write) their manifest."""
-    from neurocnnf.data import DataIntegrityError, DataNotFoundError, prepare
+    from neurocnnf.data import prepare
     from neurocnnf.io import atomic_write
 
     if out is not None:
         _writable(out.parent)
-    try:
-        manifest = json.dumps(prepare(names, root), indent=2)
-    except (DataNotFoundError, DataIntegrityError, ValueError) as error:
-        _fail(error)
+    manifest = json.dumps(prepare(names, root), indent=2)
     if out is None:
         typer.echo(manifest)
     else:
@@ -657,12 +589,9 @@ def presets() -> None:
 @app.command()
 def info(checkpoint: Annotated[Path, typer.Argument(help=MODEL_HELP)]) -> None:
     """Print a checkpoint's metadata (architecture, config, epoch, metrics)."""
-    from neurocnnf.train import CheckpointError, read_metadata
+    from neurocnnf.train import read_metadata
 
-    try:
-        typer.echo(json.dumps(read_metadata(checkpoint), indent=2))
-    except CheckpointError as error:
-        _fail(error)
+    typer.echo(json.dumps(read_metadata(checkpoint), indent=2))
 
 
 pretrained_app = typer.Typer(help="Trained models shipped with the package (model cards).",
@@ -690,12 +619,8 @@ def pretrained_info(
 ) -> None:
     """Print a model's card (JSON)."""
     from neurocnnf import pretrained
-    from neurocnnf.train import CheckpointError
 
-    try:
-        typer.echo(json.dumps(pretrained.card(name), indent=2))
-    except CheckpointError as error:
-        _fail(error)
+    typer.echo(json.dumps(pretrained.card(name), indent=2))
 
 
 @pretrained_app.command("export")
@@ -710,26 +635,22 @@ def pretrained_export(
     import shutil
 
     from neurocnnf import pretrained
-    from neurocnnf.io import WriteError, atomic_write
-    from neurocnnf.train import CheckpointError
+    from neurocnnf.io import atomic_write
 
     out = out or folder
     if out is None:
-        _fail(ValueError("pretrained export needs the folder to write: --out FOLDER"))
+        raise ValueError("pretrained export needs the folder to write: --out FOLDER")
     _writable(out)
-    try:
-        weights = pretrained.path(name)
-        card = pretrained.card(name)
-        atomic_write(out / "best.safetensors", lambda tmp: shutil.copyfile(weights, tmp))
-        atomic_write(out / "card.json", lambda tmp: Path(tmp).write_text(
-            json.dumps(card, indent=2) + "\n"))
-        results = {"name": name, "pretrained": True, "best_epoch":
-                   card["schedule"].get("best_epoch"), "test": card["accuracy"]["test_full"],
-                   "iterations": card["iterations"], "checkpoint": str(out / "best.safetensors")}
-        atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(
-            json.dumps(results, indent=2) + "\n"))
-    except (CheckpointError, WriteError) as error:
-        _fail(error)
+    weights = pretrained.path(name)
+    card = pretrained.card(name)
+    atomic_write(out / "best.safetensors", lambda tmp: shutil.copyfile(weights, tmp))
+    atomic_write(out / "card.json", lambda tmp: Path(tmp).write_text(
+        json.dumps(card, indent=2) + "\n"))
+    results = {"name": name, "pretrained": True, "best_epoch":
+               card["schedule"].get("best_epoch"), "test": card["accuracy"]["test_full"],
+               "iterations": card["iterations"], "checkpoint": str(out / "best.safetensors")}
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(
+        json.dumps(results, indent=2) + "\n"))
     typer.echo(f"{name} -> {out}")
 
 
@@ -749,23 +670,20 @@ def workflow_init(
 ) -> None:
     """Copy the workflow (Snakefile, rules, schemas, configs, profiles) into a folder; then
     `cd OUT && snakemake` runs the quickstart (`-n` for a dry run)."""
-    from neurocnnf.workflow import WorkflowError, init
+    from neurocnnf.workflow import init
 
     target = _out(folder, out)
     _writable(target)
-    try:
-        init(target, overwrite=overwrite)
-    except (WorkflowError, OSError) as error:
-        _fail(error)
+    init(target, overwrite=overwrite)
     typer.echo(f"wrote {target}: cd {target} && snakemake -n (dry run), then snakemake")
 
 
 def _out(positional: Path | None, option: Path | None) -> Path:
     """The output of a command taking it as --out or (the older form) as an argument."""
     if positional is not None and option is not None and positional != option:
-        _fail(ValueError(f"two outputs given: {positional} and --out {option}; give one"))
+        raise ValueError(f"two outputs given: {positional} and --out {option}; give one")
     if positional is None and option is None:
-        _fail(ValueError("no output given: pass --out PATH"))
+        raise ValueError("no output given: pass --out PATH")
     return option or positional
 
 

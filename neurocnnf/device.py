@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from neurocnnf.errors import NeurocnnfError
+
 ACCEPTED = "auto, cpu, cuda, cuda:N or mps"
 
 
-class DeviceError(ValueError):
+class DeviceError(NeurocnnfError, ValueError):
     """A device name that is unknown or not available on this machine."""
 
 

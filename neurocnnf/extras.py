@@ -7,8 +7,10 @@ import re
 from importlib import metadata
 from types import ModuleType
 
+from neurocnnf.errors import NeurocnnfError
 
-class MissingExtraError(ImportError):
+
+class MissingExtraError(NeurocnnfError, ImportError):
     """A feature needs a package from one of neurocnnf's optional extras."""
 
 

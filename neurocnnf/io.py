@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neurocnnf.errors import NeurocnnfError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-class WriteError(OSError):
+class WriteError(NeurocnnfError, OSError):
     """A file that could not be written (full disk, size limit, read-only): one line naming
     it; ``path`` itself is as it was."""
 

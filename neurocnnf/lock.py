@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from neurocnnf.errors import NeurocnnfError
 
-class LockError(RuntimeError):
+
+class LockError(NeurocnnfError, RuntimeError):
     """The output is locked by another live process."""
 
 

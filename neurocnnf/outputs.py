@@ -6,8 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from neurocnnf.errors import NeurocnnfError
 
-class OutputError(ValueError):
+
+class OutputError(NeurocnnfError, ValueError):
     """An output path that cannot be written (a file in the way, no permission, ...)."""
 
 

@@ -123,3 +123,32 @@ def test_a_feedback_variable_can_be_requested_in_layers(tmp_path):
     with xr.open_dataset(out, engine="h5netcdf") as store:
         assert "conv2_feedback" in store and "conv2" in store and "conv1" not in store
         assert "reconstruction_error" in store
+
+
+def test_every_error_class_of_the_package_is_a_neurocnnf_error(tmp_path):
+    """One error family: each error class the package defines derives from NeurocnnfError (and
+    keeps its builtin base), and the command line prints any of them as one line, exit 2."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import neurocnnf
+    from neurocnnf.errors import NeurocnnfError
+
+    package = Path(neurocnnf.__file__).parent
+    defined = [(".".join(("neurocnnf", *path.relative_to(package).with_suffix("").parts)),
+                node.name) for path in package.rglob("*.py") if "template" not in path.parts
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.ClassDef) and node.name.endswith("Error")]
+    assert len(defined) >= 18, defined
+    for module, name in defined:
+        try:
+            error = getattr(importlib.import_module(module.removesuffix(".__init__")), name)
+        except ModuleNotFoundError as missing:  # the Brain-Score stack's modules, elsewhere
+            assert missing.name.startswith("brainscore"), missing
+            continue
+        assert issubclass(error, NeurocnnfError), f"{module}.{name}"
+    done = _cli("info", str(tmp_path / "none.safetensors"))
+    lines = done.stderr.strip().splitlines()[:-1]  # (the last line: whether torch was loaded)
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith("error: checkpoint") and "does not exist" in lines[0]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from neurocnnf.errors import NeurocnnfError
 from neurocnnf.io import atomic_write
 
 FINGERPRINT = "neurocnnf_fingerprint"
@@ -36,7 +37,7 @@ EXTRAS = "neurocnnf-extras.npz"
 RESTART = "extract --restart-if-changed"
 
 
-class StoreError(ValueError):
+class StoreError(NeurocnnfError, ValueError):
     """An activation store that cannot be written, resumed or read."""
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from neurocnnf.brainscore.commitment import activations_model, make_brain_model
 from neurocnnf.data.download import download, verify
 from neurocnnf.data.roots import DataIntegrityError, DataNotFoundError, cache_dir
+from neurocnnf.errors import NeurocnnfError
 from neurocnnf.train.checkpoint import load_model
 
 
-class WeightsError(RuntimeError):
+class WeightsError(NeurocnnfError, RuntimeError):
     """The plugin's weights are neither on disk nor downloadable."""
 
 

@@ -16,11 +16,13 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
+from neurocnnf.errors import NeurocnnfError
+
 LOCAL_ONLY = "local only, not submittable"
 NOT_VERIFIED = "not verified"
 
 
-class WeightsUrlError(ValueError):
+class WeightsUrlError(NeurocnnfError, ValueError):
     """The weights URL does not serve the exported checkpoint (or cannot be used at all)."""
 
 

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from neurocnnf.errors import NeurocnnfError
+
 if TYPE_CHECKING:
     from neurocnnf.models import FeedbackModel
 
 
-class ScoringError(RuntimeError):
+class ScoringError(NeurocnnfError, RuntimeError):
     """A benchmark or assembly that cannot be scored, with the reason."""
 
 

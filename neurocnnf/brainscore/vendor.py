@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import neurocnnf
+from neurocnnf.errors import NeurocnnfError
 
 RUNTIME = "cnnf_runtime"
 ROOT_MODULE = "neurocnnf.brainscore.plugin"
@@ -33,7 +34,7 @@ PROVIDED = {"brainscore_vision", "brainscore_core"}
 SOURCE = Path(neurocnnf.__file__).parent
 
 
-class VendorError(RuntimeError):
+class VendorError(NeurocnnfError, RuntimeError):
     """The inference code needs something an exported plugin cannot carry or install."""
 
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from neurocnnf.errors import NeurocnnfError
+
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(NeurocnnfError, FileNotFoundError):
     """A dataset is neither on disk in any data root nor downloadable."""
 
 
-class DataIntegrityError(ValueError):
+class DataIntegrityError(NeurocnnfError, ValueError):
     """A dataset file is truncated, corrupt or has the wrong checksum."""
 
 

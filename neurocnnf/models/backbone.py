@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from neurocnnf.errors import NeurocnnfError
 from neurocnnf.models.engine import CNNF
 from neurocnnf.models.registry import register_architecture
 from neurocnnf.nn import (
@@ -71,7 +72,7 @@ ADDS = (operator.add, operator.iadd, torch.add)
 RELUS = (F.relu, torch.relu)
 
 
-class BackboneError(ValueError):
+class BackboneError(NeurocnnfError, ValueError):
     """A backbone that cannot be turned into a CNN-F (the message names the layer and why)."""
 
 

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neurocnnf.errors import NeurocnnfError
+
 CORRUPTIONS = ("gaussian_noise", "defocus_blur", "contrast", "jpeg")
 SEVERITIES = (0, 1, 2, 3, 4, 5)
 _NOISE_SD = (0.04, 0.06, 0.08, 0.09, 0.10)
@@ -34,7 +36,7 @@ _CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)
 _JPEG_QUALITY = (80, 65, 58, 50, 40)
 
 
-class CorruptionError(ValueError):
+class CorruptionError(NeurocnnfError, ValueError):
     """An unknown corruption, a severity outside 0-5 or images that cannot be corrupted."""
 
 

@@ -21,13 +21,14 @@ from torch import Tensor
 
 from neurocnnf.data import load_dataset
 from neurocnnf.data.datasets import kriegeskorte92
+from neurocnnf.errors import NeurocnnfError
 from neurocnnf.extras import require
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class StimulusError(ValueError):
+class StimulusError(NeurocnnfError, ValueError):
     """A stimulus set that cannot be built or read (missing column, unreadable image, ...)."""
 
 

@@ -18,12 +18,13 @@ from typing import Any
 import yaml
 
 from neurocnnf.device import DeviceError, check_device_name
+from neurocnnf.errors import NeurocnnfError
 from neurocnnf.models import architecture, architecture_names
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
-class ConfigError(ValueError):
+class ConfigError(NeurocnnfError, ValueError):
     """A training configuration that cannot be run, with the reason."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from neurocnnf.errors import NeurocnnfError
+
 PACKAGED = Path(__file__).resolve().parent / "template"
 REPOSITORY_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 CODE = ("Snakefile", "rules", "schemas", "scripts", "envs", "cluster", "README.md")
@@ -26,7 +28,7 @@ describes and checks every setting.
 """
 
 
-class WorkflowError(Exception):
+class WorkflowError(NeurocnnfError):
     """The workflow cannot be copied to the folder asked for."""
 
 
