@@ -123,7 +123,7 @@ def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
     import pandas as pd
     from PIL import Image
 
-    from neurocnnf.brainscore.commitment import activations_model, configure_environment
+    from neurocnnf.brainscore.caches import configure_environment
     from neurocnnf.brainscore.unrolled import Unrolled
     from neurocnnf.stimuli import from_folder
 
@@ -132,6 +132,8 @@ def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         configure_environment(folder / "cache")
+        from neurocnnf.brainscore.commitment import activations_model  # (after the caches)
+
         os.environ["RESULTCACHING_DISABLE"] = "1"  # time the extraction, not a cache hit
         images = stimuli(n, model.input_shape).images
         for i, image in enumerate(images):

@@ -233,3 +233,24 @@ def test_peak_memory_does_not_grow_with_the_number_of_stimuli(tmp_path):
     # 640 stimuli x 3 iterations x 2 layers of 25k+12k float32 = ~570 MiB on disk
     assert (tmp_path / "640.nc").stat().st_size > 400 * 2**20
     assert peaks[1] < peaks[0] + 64, peaks
+
+
+def test_the_options_are_the_resume_fingerprint_of_earlier_stores(tmp_path):
+    """ExtractOptions.fingerprint is the settings dict extraction has always stored, so a partial
+    store written before ExtractOptions existed resumes; a changed option is still refused."""
+    from neurocnnf.activations import ExtractOptions, model_digest
+    from neurocnnf.activations.extract import stimulus_digest
+
+    model, stimuli = fmnist_small(iterations=2), _stimuli(3)
+    options = ExtractOptions(layers=["conv1"], reduce=Reduce("random", 8), halt=0.1,
+                             model_id="m", batch_size=2, progress=False)
+    assert options.fingerprint(model, stimuli) == {  # as extract() wrote it before
+        "model_id": "m", "model_sha256": model_digest(model), "stimulus_set": stimuli.identifier,
+        "stimuli": stimulus_digest(stimuli), "n": 3, "layers": ["conv1"], "iterations": 2,
+        "eta": model.eta, "feedback": True, "reduce": vars(Reduce("random", 8)),
+        "time_bins": vars(TimeBins()), "dtype": "float32", "halt": 0.1}
+    assert "halt" not in ExtractOptions().fingerprint(model, stimuli)
+    store = extract(model, stimuli, tmp_path / "a.zarr", options, iterations=1)
+    assert open_activations(store).sizes["iteration"] == 2  # a keyword replaces a field
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['layer'\]"):
+        extract(model, stimuli, tmp_path / "b.zarr", layer=["conv1"])

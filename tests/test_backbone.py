@@ -164,9 +164,11 @@ def test_extracts_per_iteration_activations(tmp_path):
 
 def test_is_a_brain_model_with_regions_from_block_names(tmp_path):
     pytest.importorskip("brainscore_vision")
-    from neurocnnf.brainscore.commitment import configure_environment, make_brain_model
+    from neurocnnf.brainscore.caches import configure_environment
 
     configure_environment(tmp_path / "cache")
+    from neurocnnf.brainscore.commitment import make_brain_model
+
     model = from_backbone(cornet_z(), "V1", (1, 32, 32), iterations=2).eval()
     brain_model = make_brain_model(model, "cornet-z-cnnf-test")
     assert brain_model.region_layer_map == {r: r for r in ("V1", "V2", "V4", "IT")}

@@ -18,7 +18,8 @@ from brainscore_core.supported_data_standards.brainio.assemblies import (  # noq
 )
 from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet  # noqa: E402
 
-from neurocnnf.brainscore.commitment import configure_environment, make_brain_model  # noqa: E402
+from neurocnnf.brainscore.caches import configure_environment  # noqa: E402
+from neurocnnf.brainscore.commitment import make_brain_model  # noqa: E402
 from neurocnnf.brainscore.export import export_plugin  # noqa: E402
 from neurocnnf.brainscore.scoring import (  # noqa: E402
     ScoringError,

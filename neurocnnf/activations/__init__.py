@@ -3,6 +3,7 @@
 from neurocnnf.activations.extract import (
     OUTPUTS,
     SCALARS,
+    ExtractOptions,
     Reduce,
     extract,
     extract_dataset,
@@ -14,7 +15,7 @@ from neurocnnf.activations.store import StoreError, assembly, layers_of, open_ac
 from neurocnnf.activations.timebins import TimeBins
 
 __all__ = [
-    "OUTPUTS", "SCALARS", "Reduce", "StoreError", "TimeBins", "assembly", "extract",
-    "extract_dataset", "layers_of", "model_digest", "open_activations", "resolve_layers",
-    "trace_arrays",
+    "OUTPUTS", "SCALARS", "ExtractOptions", "Reduce", "StoreError", "TimeBins", "assembly",
+    "extract", "extract_dataset", "layers_of", "model_digest", "open_activations",
+    "resolve_layers", "trace_arrays",
 ]

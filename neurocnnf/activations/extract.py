@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -209,27 +210,51 @@ def stimulus_digest(stimuli: StimulusSet) -> str:
     return digest.hexdigest()
 
 
-def extract(
-    model: FeedbackModel,
-    stimuli: StimulusSet,
-    out: str | os.PathLike,
-    layers: list[str] | None = None,
-    iterations: int | None = None,
-    eta: float | None = None,
-    feedback: bool = True,
-    time_bins: TimeBins | None = None,
-    reduce: Reduce | None = None,
-    batch_size: int = 64,
-    model_id: str = "model",
-    checkpoint_sha256: str | None = None,
-    progress: bool = True,
-    max_batch_mb: float = MAX_BATCH_MB,
-    restart_if_changed: bool = False,
-    halt: float | None = None,
-    dtype: str = "float32",
-    strict: bool = False,
-) -> Path:
+@dataclass(frozen=True)
+class ExtractOptions:
+    """What :func:`extract` takes besides the model, the stimuli and the output path.
+
+    ``layers`` to ``checkpoint_sha256`` decide what is computed: with the digests of the model
+    and of the stimuli they make the fingerprint (:meth:`fingerprint`) that a resumed extraction
+    must match and that the finished store records; the fields below them say how it runs.
+    """
+
+    layers: list[str] | tuple[str, ...] | None = None  # None: every tap and every output
+    iterations: int | None = None  # T (None: the model's)
+    eta: float | None = None  # the step size (None: the model's)
+    feedback: bool = True  # also store <tap>_feedback
+    time_bins: TimeBins | None = None  # iteration -> ms (None: TimeBins())
+    reduce: Reduce | None = None
+    halt: float | None = None  # adaptive halting tolerance (iterations is then the cap)
+    dtype: str = "float32"  # storage type: 'float32' or 'float16'
+    model_id: str = "model"
+    checkpoint_sha256: str | None = None  # the model's identity (None: a digest of its tensors)
+    batch_size: int = 64
+    progress: bool = True
+    max_batch_mb: float = MAX_BATCH_MB
+    restart_if_changed: bool = False
+    strict: bool = False  # StimulusError instead of converting stimuli to the model's input
+
+    def fingerprint(self, model: FeedbackModel, stimuli: StimulusSet) -> dict:
+        """The settings of this extraction of ``stimuli`` by ``model`` (layers and iterations
+        resolved), as a partial store and the finished store's attrs record them."""
+        return dict(model_id=self.model_id,
+                    model_sha256=self.checkpoint_sha256 or model_digest(model),
+                    stimulus_set=stimuli.identifier, stimuli=stimulus_digest(stimuli),
+                    n=len(stimuli), layers=resolve_layers(model, self.layers),
+                    iterations=resolve_iterations(model, self.iterations),
+                    eta=self.eta if self.eta is not None else model.eta, feedback=self.feedback,
+                    reduce=None if self.reduce is None else vars(self.reduce),
+                    time_bins=vars(self.time_bins or TimeBins()), dtype=self.dtype,
+                    **({} if self.halt is None else {"halt": self.halt}))
+
+
+def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
+            options: ExtractOptions | None = None, **changes: Any) -> Path:
     """Extract activations to ``out`` (.nc or .zarr), batch by batch; resumes if interrupted.
+
+    ``options`` (default ``ExtractOptions()``) with any of its fields given as keywords
+    (``extract(model, stimuli, out, layers=["conv2"], iterations=4)``).
 
     Stimuli of another size than the model's, or colour stimuli for a greyscale model, are
     converted with a ConversionWarning naming the conversion (``strict``: StimulusError).
@@ -250,6 +275,14 @@ def extract(
     batch size asked for (a PCA also holds the features of the <= 500 images it is fitted on).
     Returns the path of the finished store.
     """
+    unknown = sorted(set(changes) - {f.name for f in fields(ExtractOptions)})
+    if unknown:
+        raise TypeError(f"extract() got unknown option(s) {unknown}; the options are the "
+                        f"fields of ExtractOptions")
+    options = replace(options or ExtractOptions(), **changes)
+    layers, iterations, eta, feedback, time_bins, reduce, halt, dtype, batch_size = (
+        options.layers, options.iterations, options.eta, options.feedback, options.time_bins,
+        options.reduce, options.halt, options.dtype, options.batch_size)
     out = Path(out)
     store_format(out)  # a bad suffix fails before any work
     if dtype not in DTYPES:
@@ -278,21 +311,16 @@ def extract(
     device = next(model.parameters()).device
     model.eval()
     channels, size = model.input_shape[0], model.input_shape[1]
-    input_conversion(stimuli, channels, size, strict)
-    settings = dict(model_id=model_id, model_sha256=checkpoint_sha256 or model_digest(model),
-                    stimulus_set=stimuli.identifier, stimuli=stimulus_digest(stimuli),
-                    n=len(stimuli), layers=names, iterations=iterations,
-                    eta=eta if eta is not None else model.eta, feedback=feedback,
-                    reduce=None if reduce is None else vars(reduce), time_bins=vars(time_bins),
-                    dtype=dtype, **({} if halt is None else {"halt": halt}))
+    input_conversion(stimuli, channels, size, options.strict)
+    settings = options.fingerprint(model, stimuli)
     with output_lock(out):
-        store = PartialStore.resume(out, settings, restart_if_changed)
+        store = PartialStore.resume(out, settings, options.restart_if_changed)
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
         probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt)
         per_image = sum(array.nbytes for array in probe.values())
         # a chunk (and batch) of at most the set's size: a small set is not padded to 64
-        chunk = store.chunk if store else max(1, min(batch_size, len(stimuli),
-                                                     int(max_batch_mb * 2**20) // per_image))
+        fitting = int(options.max_batch_mb * 2**20) // per_image
+        chunk = store.chunk if store else max(1, min(batch_size, len(stimuli), fitting))
         shapes = _feature_shapes(model, first_image, names)
         if store is not None:
             reductions = from_arrays(store.extras, reduce.method) if reduce else {}
@@ -307,7 +335,7 @@ def extract(
                                         to_arrays(reductions))
         rows = np.arange(len(stimuli))
         with tqdm(total=len(stimuli), initial=store.done, desc=f"extract {out.name}",
-                  unit="img", disable=not progress) as bar, BatchWriter(store) as writer:
+                  unit="img", disable=not options.progress) as bar, BatchWriter(store) as writer:
             for start in range(store.done, len(stimuli), store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)

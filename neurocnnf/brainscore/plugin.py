@@ -16,7 +16,6 @@ import http.client
 import os
 from pathlib import Path
 
-from neurocnnf.brainscore.commitment import activations_model, make_brain_model
 from neurocnnf.data.download import download, verify
 from neurocnnf.data.roots import DataIntegrityError, DataNotFoundError, cache_dir
 from neurocnnf.errors import NeurocnnfError
@@ -62,6 +61,8 @@ def weights_path(identifier: str, url: str | None, sha256: str,
 
 def get_model(identifier: str, weights: Path, iterations: int):
     """The activations model (Brain-Score PytorchWrapper; layers '<layer>-t<iteration>')."""
+    from neurocnnf.brainscore.commitment import activations_model
+
     return activations_model(load_model(weights), identifier, iterations)
 
 
@@ -70,5 +71,7 @@ def get_brain_model(identifier: str, weights: Path, iterations: int,
                     time_mode: str = "overlap"):
     """The committed BrainModel: region -> layer, time bin -> iterations (``time_mode``:
     "overlap" or "nearest", as ``make_brain_model``)."""
+    from neurocnnf.brainscore.commitment import make_brain_model
+
     return make_brain_model(load_model(weights), identifier, region_layer_map,
                             time_mode=time_mode, iterations=iterations, class_names=class_names)

@@ -43,25 +43,11 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from neurocnnf import nn as fnn
 from neurocnnf.errors import NeurocnnfError
 from neurocnnf.models.engine import CNNF
+from neurocnnf.models.layer_specs import Residual, build_layers, layer_specs
 from neurocnnf.models.registry import register_architecture
-from neurocnnf.nn import (
-    AdaPool,
-    AdaReLU,
-    AvgPool,
-    Bias,
-    FeedbackModule,
-    FeedbackNorm,
-    FeedbackSequential,
-    Flatten,
-    InferenceState,
-    Normalize,
-    RMSNorm,
-    Tap,
-    TiedConv2d,
-    TiedLinear,
-)
 
 SUPPORTED = ("supported: Conv2d, Linear, ReLU, MaxPool2d/AvgPool2d with kernel == stride, "
              "AdaptiveAvgPool2d, Flatten, BatchNorm2d after a conv (folded), Dropout, Identity, "
@@ -74,23 +60,6 @@ RELUS = (F.relu, torch.relu)
 
 class BackboneError(NeurocnnfError, ValueError):
     """A backbone that cannot be turned into a CNN-F (the message names the layer and why)."""
-
-
-class Residual(FeedbackModule):
-    """``branch(x) + shortcut(x)``; feedback is ``branch.feedback(g) + shortcut.feedback(g)``.
-
-    An empty ``shortcut`` is the identity (x + f(x)); a non-empty one is a projection.
-    """
-
-    def __init__(self, branch: FeedbackSequential, shortcut: FeedbackSequential) -> None:
-        super().__init__()
-        self.branch, self.shortcut = branch, shortcut
-
-    def forward(self, x: Tensor, state: InferenceState) -> Tensor:
-        return self.branch(x, state) + self.shortcut(x, state)
-
-    def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
-        return self.branch.feedback(g, state) + self.shortcut.feedback(g, state)
 
 
 def from_backbone(
@@ -156,13 +125,13 @@ def rebuild_backbone(
                      reconstruction_taps, tuple(mean), tuple(std), name, iterations, eta)
 
 
-def _assemble(encoder: list[FeedbackModule], body: list[FeedbackModule],
+def _assemble(encoder: list[fnn.FeedbackModule], body: list[fnn.FeedbackModule],
               input_shape: tuple[int, ...], num_classes: int,
               reconstruction_taps: Sequence[str] | None, mean: tuple[float, ...],
               std: tuple[float, ...], name: str, iterations: int, eta: float) -> CNNF:
-    encoder_seq = FeedbackSequential(Normalize(mean, std), *encoder)
-    body_seq = FeedbackSequential(*body)
-    body_taps = [m.name for m in body_seq.modules() if isinstance(m, Tap)]
+    encoder_seq = fnn.FeedbackSequential(fnn.Normalize(mean, std), *encoder)
+    body_seq = fnn.FeedbackSequential(*body)
+    body_taps = [m.name for m in body_seq.modules() if isinstance(m, fnn.Tap)]
     if reconstruction_taps is None:
         reconstruction_taps = body_taps
     unknown = sorted(set(reconstruction_taps) - set(body_taps))
@@ -248,7 +217,8 @@ class _Converter:
                 ends[node.target] = node
         return ends
 
-    def split(self, reconstruct_at: str) -> tuple[list[FeedbackModule], list[FeedbackModule]]:
+    def split(self, reconstruct_at: str
+              ) -> tuple[list[fnn.FeedbackModule], list[fnn.FeedbackModule]]:
         """(encoder layers, body layers) split after the module ``reconstruct_at``."""
         if reconstruct_at not in self.scope_end:
             raise BackboneError(f"reconstruct_at={reconstruct_at!r} is not a module of the "
@@ -262,21 +232,21 @@ class _Converter:
         body = self._chain(end, cut)
         encoder = self._chain(cut, start)
         self._check_edges(output)
-        if not any(isinstance(m, AdaReLU | AdaPool) for m in _flat(body)):
+        if not any(isinstance(m, fnn.AdaReLU | fnn.AdaPool) for m in _flat(body)):
             raise BackboneError(f"no ReLU or max-pool after {reconstruct_at!r}: the feedback "
                                 "needs latent layers in the body; reconstruct at a lower layer")
         return encoder, body
 
-    def _chain(self, end: fx.Node, start: fx.Node) -> list[FeedbackModule]:
+    def _chain(self, end: fx.Node, start: fx.Node) -> list[fnn.FeedbackModule]:
         """Layers computing ``end`` from ``start`` (a chain, possibly with residual blocks)."""
-        layers: list[FeedbackModule] = []
+        layers: list[fnn.FeedbackModule] = []
         node = end
         while node is not start:
             if node.op == "placeholder" or self.order[node] < self.order[start]:
                 raise BackboneError(f"{_label(start, self.graph)} is inside a residual block or "
                                     "a side branch: reconstruct_at must name a layer on the "
                                     "main path")
-            here = [Tap(t) for t in self.taps_after.get(node, [])]
+            here = [fnn.Tap(t) for t in self.taps_after.get(node, [])]
             if _is_add(node):
                 left, right = node.args
                 if not (isinstance(left, fx.Node) and isinstance(right, fx.Node)):
@@ -285,8 +255,8 @@ class _Converter:
                 fork = max(_ancestry(left) & _ancestry(right), key=self.order.__getitem__)
                 self.edges |= {(left, node), (right, node)}
                 paths = sorted([self._chain(left, fork), self._chain(right, fork)], key=len)
-                layers = [Residual(FeedbackSequential(*paths[1]),
-                                   FeedbackSequential(*paths[0])), *here, *layers]
+                layers = [Residual(fnn.FeedbackSequential(*paths[1]),
+                                   fnn.FeedbackSequential(*paths[0])), *here, *layers]
                 node = fork
                 continue
             converted, source = self._convert(node)
@@ -299,7 +269,7 @@ class _Converter:
             self.edges.add((node, source))
         return layers
 
-    def _convert(self, node: fx.Node) -> tuple[list[FeedbackModule], fx.Node]:
+    def _convert(self, node: fx.Node) -> tuple[list[fnn.FeedbackModule], fx.Node]:
         """CNN-F layers for ``node`` and the node whose input they take (a folded BatchNorm
         consumes the conv before it)."""
         label = _label(node, self.graph)
@@ -307,11 +277,11 @@ class _Converter:
         if kind == "module":
             return self._convert_module(node, label)
         if kind == "relu":
-            return [AdaReLU()], node
+            return [fnn.AdaReLU()], node
         if _flatten_dims(node) != (1, -1):
             raise BackboneError(f"cannot convert {label}: flatten must keep the batch dim "
                                 "and flatten the rest (start_dim=1)")
-        return [Flatten()], node
+        return [fnn.Flatten()], node
 
     def _kind(self, node: fx.Node) -> str:
         """'module', 'add', 'relu', 'flatten' or 'io'; an unsupported operation raises."""
@@ -340,7 +310,8 @@ class _Converter:
         raise BackboneError(f"cannot convert {_label(node, self.graph)} ({name}): {why}; "
                             f"{SUPPORTED}")
 
-    def _convert_module(self, node: fx.Node, label: str) -> tuple[list[FeedbackModule], fx.Node]:
+    def _convert_module(self, node: fx.Node, label: str
+                        ) -> tuple[list[fnn.FeedbackModule], fx.Node]:
         module = self.graph.get_submodule(node.target)
         if node.target in self.used_modules and any(True for _ in module.parameters()):
             raise BackboneError(f"cannot convert {label}: the module is called more than once "
@@ -353,27 +324,27 @@ class _Converter:
         if isinstance(module, nn.Conv2d):
             return self._conv(module, module.weight, module.bias, label), node
         if isinstance(module, nn.Linear):
-            return self._weighted(TiedLinear(module.in_features, module.out_features),
+            return self._weighted(fnn.TiedLinear(module.in_features, module.out_features),
                                   module.weight, module.bias), node
         if isinstance(module, nn.ReLU):
-            return [AdaReLU()], node
+            return [fnn.AdaReLU()], node
         if isinstance(module, nn.MaxPool2d):
-            return [AdaPool(_whole_windows(module, in_shape, label))], node
+            return [fnn.AdaPool(_whole_windows(module, in_shape, label))], node
         if isinstance(module, nn.AvgPool2d):
             if module.divisor_override is not None:
                 raise BackboneError(f"cannot convert {label}: divisor_override is not supported")
-            return [AvgPool(_whole_windows(module, in_shape, label))], node
+            return [fnn.AvgPool(_whole_windows(module, in_shape, label))], node
         if isinstance(module, nn.AdaptiveAvgPool2d):
-            return [AvgPool(_adaptive_window(in_shape, shape, label))], node
+            return [fnn.AvgPool(_adaptive_window(in_shape, shape, label))], node
         if isinstance(module, nn.Flatten):
             if (module.start_dim, module.end_dim) != (1, -1):
                 raise BackboneError(f"cannot convert {label}: Flatten must use start_dim=1, "
                                     "end_dim=-1")
-            return [Flatten()], node
+            return [fnn.Flatten()], node
         return [], node  # Identity, Dropout (identity at test time)
 
     def _conv(self, conv: nn.Conv2d, weight: nn.Parameter, bias: nn.Parameter | None,
-              label: str) -> list[FeedbackModule]:
+              label: str) -> list[fnn.FeedbackModule]:
         k, stride, padding = conv.kernel_size, conv.stride, conv.padding
         if isinstance(padding, str):
             padding = (0, 0) if padding == "valid" else tuple(d * (s - 1) // 2 for d, s in
@@ -391,27 +362,27 @@ class _Converter:
             if bad:
                 raise BackboneError(f"cannot convert {label}: {what}; TiedConv2d supports "
                                     "square kernels, stride and zero padding, groups=1")
-        tied = TiedConv2d(conv.in_channels, conv.out_channels, k[0], stride[0], padding[0])
+        tied = fnn.TiedConv2d(conv.in_channels, conv.out_channels, k[0], stride[0], padding[0])
         return self._weighted(tied, weight, bias)
 
-    def _weighted(self, layer: TiedConv2d | TiedLinear, weight: nn.Parameter,
-                  bias: nn.Parameter | None) -> list[FeedbackModule]:
+    def _weighted(self, layer: fnn.TiedConv2d | fnn.TiedLinear, weight: nn.Parameter,
+                  bias: nn.Parameter | None) -> list[fnn.FeedbackModule]:
         """The tied layer holding ``weight`` itself, then its bias (norm=True: RMS norm first)."""
         layer.weight = weight
         out_channels = weight.shape[0]
-        layers: list[FeedbackModule] = [FeedbackNorm()] if self.norm else []
+        layers: list[fnn.FeedbackModule] = [fnn.FeedbackNorm()] if self.norm else []
         layers.append(layer)
-        if self.norm and isinstance(layer, TiedConv2d):
-            layers.append(RMSNorm())
+        if self.norm and isinstance(layer, fnn.TiedConv2d):
+            layers.append(fnn.RMSNorm())
         if bias is not None or self.norm:
-            bias_layer = Bias(out_channels)
+            bias_layer = fnn.Bias(out_channels)
             if bias is not None:
                 bias_layer.bias = bias
             layers.append(bias_layer)
         return layers
 
     def _fold(self, node: fx.Node, bn: nn.BatchNorm2d, label: str
-              ) -> tuple[list[FeedbackModule], fx.Node]:
+              ) -> tuple[list[fnn.FeedbackModule], fx.Node]:
         conv_node = node.args[0]
         conv = (self.graph.get_submodule(conv_node.target)
                 if conv_node.op == "call_module" else None)
@@ -528,54 +499,8 @@ def _label(node: fx.Node, graph: fx.GraphModule) -> str:
     return f"operation {node.name!r}{where}"
 
 
-def _flat(layers: list[FeedbackModule]) -> list[nn.Module]:
+def _flat(layers: list[fnn.FeedbackModule]) -> list[nn.Module]:
     return [m for layer in layers for m in layer.modules()]
-
-
-# ---- the layer list stored in model.config, and its inverse -------------------------------
-
-def layer_specs(layers: Sequence[FeedbackModule]) -> list[dict[str, Any]]:
-    """JSON-serializable description of CNN-F layers (inverse: :func:`build_layers`)."""
-    return [_spec(layer) for layer in layers]
-
-
-def _spec(layer: FeedbackModule) -> dict[str, Any]:
-    if isinstance(layer, TiedConv2d):
-        out_c, in_c, k, _ = layer.weight.shape
-        return {"type": "conv", "in": in_c, "out": out_c, "kernel": k, "stride": layer.stride,
-                "padding": layer.padding}
-    if isinstance(layer, TiedLinear):
-        return {"type": "linear", "in": layer.weight.shape[1], "out": layer.weight.shape[0]}
-    if isinstance(layer, Bias):
-        return {"type": "bias", "channels": layer.bias.numel()}
-    if isinstance(layer, AdaPool | AvgPool):
-        return {"type": type(layer).__name__, "kernel": layer.kernel_size}
-    if isinstance(layer, Tap):
-        return {"type": "tap", "name": layer.name}
-    if isinstance(layer, Residual):
-        return {"type": "residual", "branch": layer_specs(layer.branch.layers),
-                "shortcut": layer_specs(layer.shortcut.layers)}
-    return {"type": type(layer).__name__}
-
-
-def build_layers(specs: Sequence[dict[str, Any]]) -> list[FeedbackModule]:
-    """CNN-F layers from :func:`layer_specs` output (fresh parameters, same names and shapes)."""
-    builders = {
-        "conv": lambda s: TiedConv2d(s["in"], s["out"], s["kernel"], s["stride"], s["padding"]),
-        "linear": lambda s: TiedLinear(s["in"], s["out"]),
-        "bias": lambda s: Bias(s["channels"]),
-        "AdaPool": lambda s: AdaPool(s["kernel"]),
-        "AvgPool": lambda s: AvgPool(s["kernel"]),
-        "tap": lambda s: Tap(s["name"]),
-        "residual": lambda s: Residual(FeedbackSequential(*build_layers(s["branch"])),
-                                       FeedbackSequential(*build_layers(s["shortcut"]))),
-        "AdaReLU": lambda s: AdaReLU(), "Flatten": lambda s: Flatten(),
-        "RMSNorm": lambda s: RMSNorm(), "FeedbackNorm": lambda s: FeedbackNorm(),
-    }
-    unknown = [s.get("type") for s in specs if s.get("type") not in builders]
-    if unknown:
-        raise ValueError(f"unknown layer type(s) {unknown} in a backbone model config")
-    return [builders[s["type"]](s) for s in specs]
 
 
 # made from a network by from_backbone, so rebuilt only; regions commit to the taps named
