@@ -196,3 +196,25 @@ def test_iterations_are_resolved_and_checked_in_one_place():
                 for n, line in enumerate(path.read_text().splitlines(), 1)
                 if re.search(r"\.iterations if \w+ is None|iterations is None else", line)]
     assert restated == [], f"resolve iterations with resolve_iterations: {restated}"
+
+
+def test_the_call_is_defined_once_and_every_engine_reads_it():
+    """The keyword arguments of a model call are the fields of models.Call; no engine restates
+    them in its forward, and each refuses a keyword that is not one (CNN-F: or its halting)."""
+    import inspect
+    from dataclasses import fields
+
+    from neurocnnf.models import CNNF, Call, PredictiveCodingNet, fmnist_pc
+
+    names = {f.name for f in fields(Call)}
+    assert names == {"iterations", "eta", "layers", "mask_stats", "decode", "feedback"}
+    for engine in (CNNF, PredictiveCodingNet):
+        assert not names & set(inspect.signature(engine.forward).parameters), engine
+    x = torch.rand(2, 1, 28, 28)
+    for model in (fmnist_small(iterations=1), fmnist_pc(iterations=1)):
+        trace = model(x, iterations=2, layers=None, decode=True)
+        assert len(trace.logits) == 3 and len(trace.decoded) == 3
+        with pytest.raises((TypeError, ValueError), match="nope"):
+            model(x, nope=1)
+        with pytest.raises(TypeError):
+            model(x, 2)  # options are keywords only

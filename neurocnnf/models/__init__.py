@@ -6,6 +6,7 @@ from neurocnnf.models.backbone import BackboneError, from_backbone
 from neurocnnf.models.engine import CNNF, FEEDBACK_MODES
 from neurocnnf.models.predictive import PredictiveCodingNet, fmnist_pc
 from neurocnnf.models.protocol import (
+    Call,
     FeedbackMode,
     FeedbackModel,
     check_iterations,
@@ -24,10 +25,9 @@ from neurocnnf.models.registry import (
 from neurocnnf.models.trace import Trace
 
 __all__ = [
-    "CNNF", "FEEDBACK_MODES", "Architecture", "BackboneError", "FeedbackMode", "FeedbackModel",
-    "PredictiveCodingNet", "Trace", "architecture", "architecture_names", "build_from_config",
-    "build_model", "check_iterations", "compared_iterations",
-    "feedback_convnet", "fmnist_adv", "fmnist_pc",
-    "fmnist_small", "from_backbone", "register_architecture", "resolve_iterations",
-    "supports_halting", "vgg6", "wrn",
+    "CNNF", "FEEDBACK_MODES", "Architecture", "BackboneError", "Call", "FeedbackMode",
+    "FeedbackModel", "PredictiveCodingNet", "Trace", "architecture", "architecture_names",
+    "build_from_config", "build_model", "check_iterations", "compared_iterations",
+    "feedback_convnet", "fmnist_adv", "fmnist_pc", "fmnist_small", "from_backbone",
+    "register_architecture", "resolve_iterations", "supports_halting", "vgg6", "wrn",
 ]

@@ -18,37 +18,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
+from neurocnnf import nn as fnn
 from neurocnnf.models.engine import CNNF
 from neurocnnf.models.registry import register_architecture
-from neurocnnf.nn import (
-    AdaPool,
-    AdaReLU,
-    AvgPool,
-    Bias,
-    FeedbackModule,
-    FeedbackNorm,
-    FeedbackSequential,
-    Flatten,
-    Normalize,
-    PreActResidual,
-    RMSNorm,
-    Tap,
-    TiedConv2d,
-    TiedLinear,
-)
 
 
 def conv_block(
     name: str, in_channels: int, out_channels: int, kernel_size: int, pool: bool
-) -> list[FeedbackModule]:
+) -> list[fnn.FeedbackModule]:
     """[conv, Norm, Bias, AdaReLU, Tap(name), (AdaPool), FeedbackNorm] with 'same' padding."""
-    layers: list[FeedbackModule] = [
-        TiedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
-        RMSNorm(), Bias(out_channels), AdaReLU(), Tap(name),
+    layers: list[fnn.FeedbackModule] = [
+        fnn.TiedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+        fnn.RMSNorm(), fnn.Bias(out_channels), fnn.AdaReLU(), fnn.Tap(name),
     ]
     if pool:
-        layers.append(AdaPool(2))
-    layers.append(FeedbackNorm())
+        layers.append(fnn.AdaPool(2))
+    layers.append(fnn.FeedbackNorm())
     return layers
 
 
@@ -97,18 +82,19 @@ def feedback_convnet(
     for i, (out_channels, pool) in enumerate(zip(conv_channels, pool_after, strict=True)):
         blocks.append(conv_block(f"conv{i + 1}", channels, out_channels, kernel_size, pool))
         channels, size = out_channels, size // 2 if pool else size
-    head: list[FeedbackModule] = [Flatten()]
+    head: list[fnn.FeedbackModule] = [fnn.Flatten()]
     features = channels * size * size
     for j, width in enumerate(hidden):
-        head += [TiedLinear(features, width), Bias(width), AdaReLU(), Tap(f"fc{j + 1}")]
+        head += [fnn.TiedLinear(features, width), fnn.Bias(width), fnn.AdaReLU(),
+                 fnn.Tap(f"fc{j + 1}")]
         features = width
-    head += [TiedLinear(features, num_classes), Bias(num_classes)]
-    encoder = FeedbackSequential(
-        Normalize(tuple(config.get("mean", (0.5,) * in_channels)),
+    head += [fnn.TiedLinear(features, num_classes), fnn.Bias(num_classes)]
+    encoder = fnn.FeedbackSequential(
+        fnn.Normalize(tuple(config.get("mean", (0.5,) * in_channels)),
                   tuple(config.get("std", (0.5,) * in_channels))),
         *[m for block in blocks[:encoder_blocks] for m in block],
     )
-    body = FeedbackSequential(*[m for block in blocks[encoder_blocks:] for m in block], *head)
+    body = fnn.FeedbackSequential(*[m for block in blocks[encoder_blocks:] for m in block], *head)
     if reconstruction_taps is None:
         reconstruction_taps = [f"conv{i + 1}" for i in range(encoder_blocks, len(conv_channels))]
     return CNNF(
@@ -183,22 +169,23 @@ def wrn(
         num_classes=num_classes, in_channels=in_channels, image_size=image_size,
     )
 
-    def group(in_c: int, out_c: int, stride: int) -> list[FeedbackModule]:
-        return [PreActResidual(in_c if b == 0 else out_c, out_c, stride if b == 0 else 1)
+    def group(in_c: int, out_c: int, stride: int) -> list[fnn.FeedbackModule]:
+        return [fnn.PreActResidual(in_c if b == 0 else out_c, out_c, stride if b == 0 else 1)
                 for b in range(n)]
 
     group1 = group(widths[0], widths[1], 1)
-    encoder = FeedbackSequential(
-        Normalize((0.5,) * in_channels, (0.5,) * in_channels),
-        TiedConv2d(in_channels, widths[0], 3, padding=1), Tap("conv1"), *group1[:k_block],
+    encoder = fnn.FeedbackSequential(
+        fnn.Normalize((0.5,) * in_channels, (0.5,) * in_channels),
+        fnn.TiedConv2d(in_channels, widths[0], 3, padding=1), fnn.Tap("conv1"), *group1[:k_block],
     )
     final_size = image_size // 4
-    body = FeedbackSequential(
-        *group1[k_block:], Tap("group1"),
-        *group(widths[1], widths[2], 2), Tap("group2"),
-        *group(widths[2], widths[3], 2), Tap("group3"),
-        RMSNorm(), Bias(widths[3]), AdaReLU(), Tap("head"), FeedbackNorm(),
-        AvgPool(final_size), Flatten(), TiedLinear(widths[3], num_classes), Bias(num_classes),
+    body = fnn.FeedbackSequential(
+        *group1[k_block:], fnn.Tap("group1"),
+        *group(widths[1], widths[2], 2), fnn.Tap("group2"),
+        *group(widths[2], widths[3], 2), fnn.Tap("group3"),
+        fnn.RMSNorm(), fnn.Bias(widths[3]), fnn.AdaReLU(), fnn.Tap("head"), fnn.FeedbackNorm(),
+        fnn.AvgPool(final_size), fnn.Flatten(), fnn.TiedLinear(widths[3], num_classes),
+        fnn.Bias(num_classes),
     )
     return CNNF(
         encoder, body, (in_channels, image_size, image_size), num_classes,

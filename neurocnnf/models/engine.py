@@ -11,7 +11,7 @@ from typing import Any, get_args
 import torch
 from torch import Tensor, nn
 
-from neurocnnf.models.protocol import FeedbackMode, check_iterations, resolve_iterations
+from neurocnnf.models.protocol import Call, FeedbackMode, check_iterations, resolve_iterations
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn import AdaPool, AdaReLU, FeedbackSequential, InferenceState, Tap
 from neurocnnf.nn.functional import online_update
@@ -87,27 +87,16 @@ class CNNF(nn.Module):
         """The taps that receive g_t(l) every iteration: the body taps."""
         return self.body_taps
 
-    def forward(
-        self,
-        x: Tensor,
-        iterations: int | None = None,
-        eta: float | None = None,
-        layers: Collection[str] | None = (),
-        mask_stats: bool = False,
-        decode: bool = False,
-        feedback: FeedbackMode = "intact",
-        halt: float | None = None,
-        max_iterations: int | None = None,
-    ) -> Trace:
+    def forward(self, x: Tensor, *, halt: float | None = None,
+                max_iterations: int | None = None, **options: Any) -> Trace:
         """Run T iterations of feedback and feedforward on images ``x``.
 
         x: (N, C, H, W) float images in pixel scale [0, 1].
-        iterations: T (default: the model's); eta: step size (default: the model's).
-        layers: tap names whose f_t(l), g_t(l) to keep; None keeps all, () none.
-        mask_stats: also record the fraction of latent units flipping per iteration.
-        decode: also carry each h_hat_t down to pixel space (``Trace.decoded``).
-        feedback: 'intact', or an ablation of the top-down signal (the logits that enter the
-            generative pass): 'zero' replaces it by zeros, 'shuffle' by another image's.
+        options: the keyword arguments of every FeedbackModel call (:class:`Call`): iterations
+            (T, default: the model's), eta (step size, default: the model's), layers (taps
+            whose f_t(l), g_t(l) to keep; None keeps all, () none), mask_stats, decode,
+            feedback (the ablations of the logits that enter the generative pass: 'zero'
+            replaces them by zeros, 'shuffle' by another image's).
         halt: adaptive halting tolerance (None: every image runs all T iterations). Each image
             stops at the first iteration t >= 1 whose relative logit change
             ||z_t - z_(t-1)|| / ||z_(t-1)|| is below ``halt`` (the criterion of
@@ -125,6 +114,8 @@ class CNNF(nn.Module):
         iteration, ~0.74 MB per image at T = 4; layers=() ~0.05 MB). Call large sets in
         chunks (``activations.extract`` bounds each call to ``max_batch_mb``).
         """
+        call = Call(**options)
+        iterations, eta, layers, feedback = call.iterations, call.eta, call.layers, call.feedback
         if halt is None and max_iterations is not None:
             raise ValueError("max_iterations caps adaptive halting: pass halt=tolerance too, or "
                              "use iterations=T for a fixed number of iterations")
@@ -137,17 +128,17 @@ class CNNF(nn.Module):
         self.check_input(x)
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
-        state = InferenceState(eta=step_size, record=layers, mask_stats=mask_stats)
+        state = InferenceState(eta=step_size, record=layers, mask_stats=call.mask_stats)
         if tolerance is not None and len(x):  # (an empty batch has nothing to halt)
             h = self.encoder(x, state)
-            return self._halting(x, h, state, iterations, tolerance, feedback, decode)
+            return self._halting(x, h, state, iterations, tolerance, feedback, call.decode)
         run = compiled_unroll() if self.compiled else unroll
         h, logits, h_hat, reconstruction = run(self, x, state, iterations, feedback)
         forward = {
             name: values * (iterations + 1) if name in self.encoder_taps else values
             for name, values in state.forward.items()
         }
-        decoded = [self._to_pixels(x, state) for x in h_hat] if decode else []
+        decoded = [self._to_pixels(x, state) for x in h_hat] if call.decode else []
         halted_at = None if tolerance is None else torch.zeros(0, dtype=torch.long,
                                                                device=x.device)
         return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips,

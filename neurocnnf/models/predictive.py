@@ -29,7 +29,7 @@ returns the same :class:`~neurocnnf.models.trace.Trace` as CNN-F:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,13 +37,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurocnnf.models.engine import (
-    FeedbackMode,
     check_feedback_mode,
     check_images,
     check_layers,
     mix_feedback,
 )
-from neurocnnf.models.protocol import check_iterations, resolve_iterations
+from neurocnnf.models.protocol import CALL_OPTIONS, Call, check_iterations, resolve_iterations
 from neurocnnf.models.registry import register_architecture
 from neurocnnf.models.trace import Trace
 from neurocnnf.nn.functional import rms_normalize
@@ -143,28 +142,22 @@ class PredictiveCodingNet(nn.Module):
         return -F.conv2d(below - prediction, decoder.weight, stride=decoder.stride,
                          padding=decoder.padding)
 
-    def forward(
-        self,
-        x: Tensor,
-        iterations: int | None = None,
-        eta: float | None = None,
-        layers: Collection[str] | None = (),
-        mask_stats: bool = False,
-        decode: bool = False,
-        feedback: FeedbackMode = "intact",
-        **unsupported: Any,
-    ) -> Trace:
+    def forward(self, x: Tensor, **options: Any) -> Trace:
         """Run T predictive-coding iterations on images ``x`` (N, C, H, W) in [0, 1].
 
+        ``options``: the keyword arguments of every FeedbackModel call (:class:`Call`).
         ``eta`` must be None (CNN-F's step size has no meaning here); ``mask_stats`` records
         nothing (no latent masks). ``decode`` returns D_1(e_1(t)) in pixel scale.
         ``feedback``: 'intact', or the ablations 'zero' / 'shuffle' of every prediction.
         Other keywords (CNN-F's ``halt``, ``max_iterations``) are refused by name.
         """
+        unsupported = sorted(set(options) - CALL_OPTIONS)
         if unsupported:
-            raise ValueError(f"the predictive-coding model takes no {sorted(unsupported)}: "
+            raise ValueError(f"the predictive-coding model takes no {unsupported}: "
                              "adaptive halting (halt, max_iterations) is a CNN-F feature; it "
                              "runs a fixed number of iterations")
+        call = Call(**options)
+        iterations, eta, layers, feedback = call.iterations, call.eta, call.layers, call.feedback
         if eta is not None:
             raise ValueError("eta is a CNN-F setting; the predictive-coding model uses "
                              "beta, lam and alpha (set at construction)")
@@ -203,7 +196,7 @@ class PredictiveCodingNet(nn.Module):
         forward = {name: values for name, values in states.items() if name in keep}
         fed_back = {name: values for name, values in predictions.items() if name in keep}
         decoded = [self.decoder1(s) * self.std + self.mean for s in states["conv1"]] \
-            if decode else []
+            if call.decode else []
         return Trace(logits, drive1, states["conv1"], predictions["conv1"], forward, fed_back,
                      {}, decoded)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import numbers
 from collections.abc import Collection
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from torch import Tensor
@@ -16,6 +17,30 @@ from torch import Tensor
 from neurocnnf.models.trace import Trace
 
 FeedbackMode = Literal["intact", "zero", "shuffle"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """The keyword arguments every :class:`FeedbackModel` call takes, with their defaults: the
+    one definition of the call, which each engine's ``forward`` reads (``Call(**options)``).
+
+    iterations: T (None: the model's own, see :func:`resolve_iterations`).
+    eta: the step size (None: the model's); engines without one reject a value.
+    layers: taps whose per-iteration activations the trace keeps (None: all, (): none).
+    mask_stats: also record the fraction of latent units flipping per iteration.
+    decode: also carry each h_hat_t down to pixel space (``Trace.decoded``).
+    feedback: 'intact', or an ablation of the top-down signal: 'zero' or 'shuffle'.
+    """
+
+    iterations: int | None = None
+    eta: float | None = None
+    layers: Collection[str] | None = ()
+    mask_stats: bool = False
+    decode: bool = False
+    feedback: FeedbackMode = "intact"
+
+
+CALL_OPTIONS = frozenset(field.name for field in fields(Call))
 
 
 @runtime_checkable
@@ -60,21 +85,9 @@ class FeedbackModel(Protocol):
     @property
     def feedback_taps(self) -> tuple[str, ...]: ...
 
-    def __call__(
-        self,
-        x: Tensor,
-        iterations: int | None = None,
-        eta: float | None = None,
-        layers: Collection[str] | None = (),
-        mask_stats: bool = False,
-        decode: bool = False,
-        feedback: FeedbackMode = "intact",
-    ) -> Trace:
-        """x: (N, C, H, W) float in [0, 1] -> the Trace of iterations 0..T.
-
-        ``layers``: taps whose per-iteration activations the trace keeps (None: all, (): none).
-        ``eta``: the step size (None: the model's); engines without one reject a value.
-        """
+    def __call__(self, x: Tensor, **options: Any) -> Trace:
+        """x: (N, C, H, W) float in [0, 1] -> the Trace of iterations 0..T; ``options``: the
+        fields of :class:`Call`, as keywords."""
         ...
 
     def check_input(self, x: Tensor) -> None:
