@@ -21,7 +21,8 @@ interval, exact McNemar p).
 record of the training, and what a later session resumes from); ``restore`` copies them back
 into ``--runs`` where a run folder is missing. ``report`` renders docs/cifar10.md from those
 records, the benchmark's JSON and the evaluation CSVs: no number in it is typed by hand.
-``register``: ships the finished runs as ``cifar10-cnn``, ``cifar10-cnnf1``, ``cifar10-pc``
+``register``: ships the runs (a run still training: its best checkpoint so far, said in its
+card and description) as ``cifar10-cnn``, ``cifar10-cnnf1``, ``cifar10-pc``
 with their cards (robustness from ``robustness``' CSV when it exists).
 """
 
@@ -146,6 +147,11 @@ def cmd_register(args: argparse.Namespace) -> None:
             ("pc", "predictive-coding comparator on cifar10-cnnf1's VGG-6 backbone")):
         run = run_folder(args.runs, key, args.seed)
         name = "cifar10-" + key + ("" if args.seed == 0 else f"-s{args.seed}")
+        if not (run / "results.json").exists():  # still training: its best checkpoint so far
+            done = len((run / "metrics.jsonl").read_text().splitlines())
+            planned = load_config(RUNS[key]).optim.epochs
+            description += (f" (interim: the best of its first {done} of {planned} epochs; "
+                            "the finished run replaces it)")
         robustness = args.out / f"{key}-s{args.seed}.csv"
         summary = None
         if robustness.exists():

@@ -49,7 +49,7 @@ def _training_table(runs, n_train: int) -> list[str]:
     return lines
 
 
-def _bench(out: Path) -> list[str]:
+def _bench(out: Path, epochs: int) -> list[str]:
     path = out / "bench-steps.json"
     if not path.exists():
         return ["(`benchmarks/bench_natural.py steps --json "
@@ -65,8 +65,8 @@ def _bench(out: Path) -> list[str]:
                      f"{values['step_over_twin']:.2f} | "
                      f"{45_000 / values['images_per_s'] / 60:.0f} min |")
     twin = bench["models"]["twin (vgg6, T=0)"]["images_per_s"]
-    lines += ["", f"At that rate the twin's 30 epochs take {30 * 45_000 / twin / 3600:.1f} h "
-              f"(budget: {BUDGET_HOURS} h)."]
+    lines += ["", f"At that rate the twin's {epochs} epochs take "
+              f"{epochs * 45_000 / twin / 3600:.1f} h (budget: {BUDGET_HOURS} h)."]
     return lines
 
 
@@ -123,7 +123,7 @@ def render(out: Path) -> str:
         "times slower per step (each step runs the feedforward pass, the generative feedback "
         "and a second pass), so the width and depth were chosen from the step times below; "
         "k = 1 training iteration (tested at 0..5) keeps CNN-F's epoch affordable.", "",
-        *_bench(out), "",
+        *_bench(out, optim.get("epochs", 0)), "",
         "## Training", "",
         f"SGD (momentum {optim.get('momentum')}, weight decay {optim.get('weight_decay')}), "
         f"lr {optim.get('lr')} with a {optim.get('schedule')} schedule, batch "

@@ -41,6 +41,11 @@ def test_cifar10_jpeg_test_split():
     assert data.images.shape == (10_000, 3, 32, 32) and data.images.dtype == torch.uint8
     assert torch.bincount(data.labels).tolist() == [1000] * 10
     assert 60 < data.images.float().mean() < 190
+    # the original test order (the JPEG tree is sorted by class): "the first N test images"
+    # are every other tool's, of every class
+    from neurocnnf.data.datasets import original_test_labels
+    assert data.labels.tolist() == original_test_labels().tolist()
+    assert data.labels[:100].unique().numel() == 10
 
 
 @pytest.mark.data

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import neurocnnf
 from neurocnnf import pretrained
@@ -77,3 +78,25 @@ def test_pretrained_names_work_wherever_a_checkpoint_path_does(tmp_path):
     assert missing.returncode != 0 and "no pretrained model 'nope'" in missing.stderr
     bare = subprocess.run([*run, "info", name], capture_output=True, text=True, cwd=tmp_path)
     assert bare.returncode != 0 and f"pretrained:{name}" in bare.stderr  # the hint
+
+
+def test_a_run_still_training_registers_its_best_checkpoint_and_says_so(tmp_path):
+    from neurocnnf.pretrained.cards import register
+    from neurocnnf.train import load_model, train
+    from neurocnnf.train.config import config_from_dict
+    from neurocnnf.train.loop import evaluate, make_batches, prepare_data
+
+    config = config_from_dict({
+        "name": "tiny", "seed": 1, "eval_batch_size": 256,
+        "model": {"arch": "fmnist_small", "iterations": 1},
+        "data": {"train_limit": 256, "test_limit": 100},
+        "optim": {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 3}})
+    run = tmp_path / "run"
+    train(config, run, progress=False, stop_after=1)
+    assert not (run / "results.json").exists()
+    card = json.loads(register(run, "tiny-interim", "a test", "here", "abc",
+                               models=tmp_path).read_text())
+    assert card["schedule"]["epochs_done"] == 1 and card["schedule"]["finished"] is False
+    model = load_model(run / "best.safetensors")
+    assert card["accuracy"]["test_full"] == evaluate(
+        model, make_batches(prepare_data(config)[2], config, torch.device("cpu")))

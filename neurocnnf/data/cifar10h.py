@@ -3,7 +3,7 @@ and the map from the original test-set order onto the CIFAR-10 JPEG tree.
 
 In ``cifar10-jpeg.tar.gz`` the test images are numbered within each class in the original
 order: test image i is ``test/<class of i>/<k>.jpg`` with k the number of earlier test images
-of its class (../shared/data/README.md). ``cifar10_test_in_original_order`` applies that map,
+of its class (../shared/data/README.md). ``neurocnnf.data.cifar10("test")`` applies that map,
 so row i of its images is CIFAR-10H's row i.
 """
 
@@ -14,21 +14,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurocnnf.data.datasets import CIFAR10_CLASSES, ImageDataset, cifar10, published_file
+from neurocnnf.data.datasets import (
+    CIFAR10_TEST_LABELS,
+    ImageDataset,
+    cifar10,
+    jpeg_positions,
+    published_file,
+)
 from neurocnnf.data.roots import DataIntegrityError
 
 CIFAR10H_URL = ("https://raw.githubusercontent.com/jcpeterson/cifar-10h/"
                 "48da312b193b82e6939ec20f23d1f09cbdd849c8/data/")
-LABELS_URL = ("https://raw.githubusercontent.com/cleanlab/label-errors/"
-              "6d5d6b31a13216290afc40e5c6319399c4d15c06/original_test_labels/"
-              "cifar10_test_set_original_labels.npy")
 FILES = {
     "counts": ("cifar10h/cifar10h-counts.npy", CIFAR10H_URL + "cifar10h-counts.npy",
                "sha256:9b36b4550349af56c79083356312eb4af856cc5fd3caf1f669d40b9d0bbb69ff"),
     "probs": ("cifar10h/cifar10h-probs.npy", CIFAR10H_URL + "cifar10h-probs.npy",
               "sha256:436ae98620e00073f9d08585ac870573b588853e7af9f54eb1647408114af77d"),
-    "labels": ("cifar10h/cifar10-test-labels.npy", LABELS_URL,
-               "sha256:fc48d9ecfdbeacce2dacf004498170f2df12e75e3485475017d2663b587a92f3"),
+    "labels": CIFAR10_TEST_LABELS,
 }
 N_TEST = 10_000
 
@@ -69,36 +71,13 @@ def cifar10h(root: str | os.PathLike | None = None) -> Cifar10H:
     return Cifar10H(counts.astype(np.int64), probs.astype(np.float64), labels.astype(np.int64))
 
 
-def jpeg_positions(labels: np.ndarray) -> np.ndarray:
-    """(N,) -> (N,) k: test image i is ``test/<class of i>/<k:04d>.jpg``."""
-    labels = np.asarray(labels)
-    k = np.zeros(len(labels), dtype=np.int64)
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        k[members] = np.arange(len(members))
-    return k
-
-
 def cifar10_test_in_original_order(root: str | os.PathLike | None = None) -> ImageDataset:
-    """The CIFAR-10 test images (JPEG tree or python batches) in the original test-set order,
-    the order of CIFAR-10H; labels from the files' class folders."""
+    """The CIFAR-10 test images in the original test-set order (``cifar10("test")``'s order
+    from either source), checked against CIFAR-10H's labels: row i is CIFAR-10H's row i."""
     data = cifar10("test", root)
-    labels = cifar10h(root).labels
-    if not data.source.startswith("cifar10-jpeg"):  # the python batches are in that order
-        if not np.array_equal(data.labels.numpy(), labels):
-            raise DataIntegrityError("CIFAR-10 test batch labels differ from the original order")
-        return data
-    row_of = {name: row for row, name in enumerate(data.metadata["files"])}
-    wanted = [f"{CIFAR10_CLASSES[c]}/{k:04d}.jpg" for c, k in zip(labels, jpeg_positions(labels),
-                                                                 strict=True)]
-    missing = [name for name in wanted if name not in row_of]
-    if missing or len(row_of) != len(wanted):
-        raise DataIntegrityError(f"the JPEG test tree does not hold one file per test image "
-                                 f"({len(row_of)} files; missing e.g. {missing[:3]})")
-    ordered = data.subset(np.array([row_of[name] for name in wanted]))
-    ordered.source = f"{data.source} (original test order)"
-    ordered.metadata = {"files": wanted}
-    return ordered
+    if not np.array_equal(data.labels.numpy(), cifar10h(root).labels):
+        raise DataIntegrityError("CIFAR-10 test labels differ from CIFAR-10H's original order")
+    return data
 
 
 __all__ = ["Cifar10H", "cifar10_test_in_original_order", "cifar10h", "jpeg_positions"]

@@ -44,6 +44,11 @@ FASHION_MNIST_FILES = {
 }
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "md5:c58f30108f718f92721af3b95e74349a"
+CIFAR10_TEST_LABELS = (  # the test labels in the original order (relative path, URL, checksum)
+    "cifar10h/cifar10-test-labels.npy",
+    "https://raw.githubusercontent.com/cleanlab/label-errors/6d5d6b31a13216290afc40e5c6319399c4d15c06"
+    "/original_test_labels/cifar10_test_set_original_labels.npy",
+    "sha256:fc48d9ecfdbeacce2dacf004498170f2df12e75e3485475017d2663b587a92f3")
 CIFAR10_JPEG_SHA256 = "sha256:efac85c8ed52f4ead1e1f1b670d8dcf435d551fccebdd8b6365e0a01a504f3a4"
 KRIEGESKORTE_URL = (
     "https://raw.githubusercontent.com/rsagroup/rsatoolbox/main/demos/92imageData/"
@@ -237,12 +242,54 @@ def _cifar_from_jpeg_tar(source: Path, split: str
     return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, dtype=np.int64), names
 
 
+def jpeg_positions(labels: np.ndarray) -> np.ndarray:
+    """(N,) -> (N,) k: test image i is ``test/<class of i>/<k:04d>.jpg`` in the JPEG tree."""
+    labels = np.asarray(labels)
+    k = np.zeros(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k[members] = np.arange(len(members))
+    return k
+
+
+def original_test_labels(root: str | os.PathLike | None = None) -> np.ndarray:
+    """(10000,) int64: the CIFAR-10 test labels in the original test-set order (checksum
+    checked; beside CIFAR-10H in ../shared/data, downloaded where there is a network)."""
+    path = published_file(*CIFAR10_TEST_LABELS, root)
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise DataIntegrityError(f"{path}: not a numpy array file ({error})") from None
+    if labels.shape != (10_000,):
+        raise DataIntegrityError(f"{path}: {labels.shape} labels, not (10000,)")
+    return labels.astype(np.int64)
+
+
+def _in_original_order(images: np.ndarray, labels: np.ndarray, names: list[str],
+                       root: str | os.PathLike | None
+                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The JPEG tree's test split (sorted by class) put back in the original test-set order,
+    so that "the first N test images" are those of every other CIFAR-10 tool."""
+    original = original_test_labels(root)
+    row_of = {name: row for row, name in enumerate(names)}
+    wanted = [f"{CIFAR10_CLASSES[c]}/{k:04d}.jpg"
+              for c, k in zip(original, jpeg_positions(original), strict=True)]
+    missing = [name for name in wanted if name not in row_of]
+    if missing or len(row_of) != len(wanted):
+        raise DataIntegrityError(f"the JPEG test tree does not hold one file per test image "
+                                 f"({len(row_of)} files; missing e.g. {missing[:3]})")
+    rows = np.array([row_of[name] for name in wanted])
+    return images[rows], labels[rows], wanted
+
+
 def cifar10(split: str = "train", root: str | os.PathLike | None = None) -> ImageDataset:
     """CIFAR-10: 50,000 train or 10,000 test 32x32 colour images, 10 classes.
 
     Reads the official python batches (folder ``cifar-10-batches-py`` or the tarball) or the
     JPEG tree ``cifar10-jpeg.tar.gz`` (quality 75, not bit-exact), whichever is found first;
-    from the JPEGs, ``metadata['files']`` names each image's ``<class>/<file>``.
+    from the JPEGs, ``metadata['files']`` names each image's ``<class>/<file>``. The test split
+    is in the original order from either source (the JPEG tree's, class by class, is mapped
+    back with the original test labels); the JPEG train split is in its class folders' order.
     """
     _check_split(split)
     candidates = ["cifar-10-batches-py", "cifar-10-python.tar.gz", "cifar10-jpeg.tar.gz"]
@@ -254,6 +301,9 @@ def cifar10(split: str = "train", root: str | os.PathLike | None = None) -> Imag
     if source.name == "cifar10-jpeg.tar.gz":
         dl.verify(source, CIFAR10_JPEG_SHA256)
         images, labels, metadata["files"] = _cifar_from_jpeg_tar(source, split)
+        if split == "test":
+            images, labels, metadata["files"] = _in_original_order(
+                images, labels, metadata["files"], root)
     else:
         images, labels = _cifar_from_python_batches(source, split)
     return ImageDataset("cifar10", torch.from_numpy(np.ascontiguousarray(images)),

@@ -1,5 +1,6 @@
-"""Register a finished training run as a pretrained model: copy its best checkpoint into the
-package and write its model card (what :mod:`neurocnnf.pretrained` reads)."""
+"""Register a training run as a pretrained model: copy its best checkpoint into the package and
+write its model card (what :mod:`neurocnnf.pretrained` reads). A run still training registers
+its best checkpoint so far; the card says how many of its planned epochs were done."""
 
 from __future__ import annotations
 
@@ -40,14 +41,30 @@ def training_seconds(run: Path, config: dict[str, Any]) -> float:
     return sum(n_train / epoch["images_per_s"] for epoch in epochs)
 
 
+def full_test_accuracy(run: Path, model, config: dict[str, Any]) -> dict[str, float]:
+    """The test set's accuracy (first/last/avg): results.json's of a finished run, else
+    measured now on ``model`` (a run still training)."""
+    if (run / "results.json").exists():
+        return json.loads((run / "results.json").read_text())["test"]
+    import torch
+
+    from neurocnnf.train.config import config_from_dict
+    from neurocnnf.train.loop import evaluate, make_batches, prepare_data
+
+    train_config = config_from_dict(config)
+    with torch.no_grad():
+        return evaluate(model, make_batches(prepare_data(train_config)[2], train_config,
+                                            torch.device("cpu")))
+
+
 def make_card(run: Path, name: str, description: str, hardware: str, commit: str,
               robustness: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model card of run folder ``run`` (its best checkpoint) under ``name``."""
     meta = read_metadata(run / "best.safetensors")
-    results = json.loads((run / "results.json").read_text())
     config = meta["config"]
     model = load_model(run / "best.safetensors")
     optim = config["optim"]
+    epochs_done = len((run / "metrics.jsonl").read_text().splitlines())
     return {
         "name": name,
         "description": description,
@@ -59,11 +76,12 @@ def make_card(run: Path, name: str, description: str, hardware: str, commit: str
         "config": config,
         "schedule": {k: optim[k] for k in ("optimizer", "lr", "schedule", "epochs",
                                             "batch_size", "weight_decay", "grad_clip")}
-        | {"best_epoch": results.get("best_epoch"), "selected_on": "validation accuracy (last)"},
+        | {"best_epoch": meta["epoch"], "selected_on": "validation accuracy (last)",
+           "epochs_done": epochs_done, "finished": epochs_done >= optim["epochs"]},
         "seed": config["seed"],
         "hardware": hardware,
         "wall_time_s": round(training_seconds(run, config), 1),
-        "accuracy": {"test_full": results["test"],
+        "accuracy": {"test_full": full_test_accuracy(run, model, config),
                      f"test_first_{ACCURACY_IMAGES}": first_test_accuracy(
                          model, config["data"]["dataset"])},
         "robustness": robustness or {},
