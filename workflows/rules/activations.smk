@@ -1,5 +1,13 @@
 SIMILARITY = config["similarity"]
 DIFFICULTY = config["difficulty"]
+
+
+def stimulus_input(purpose):
+    """The image shape a purpose's stimuli are rendered to: its section's model_input, else
+    the top-level one."""
+    return config[purpose].get("model_input", config["model_input"])
+
+
 # what each stimulus set's activations keep: every layer (reduced) for RSA, the outputs for the
 # difficulty analysis
 EXTRACT_OPTIONS = {"similarity": f"--reduce {SIMILARITY['reduce']}",
@@ -15,8 +23,8 @@ rule stimuli:
         spec=lambda wildcards: config[wildcards.purpose]["stimuli"],
         perturb=lambda wildcards: noise_grid(config[wildcards.purpose]["noise"]),
         folder=lambda wildcards, output: Path(output[0]).parent,
-        channels=config["model_input"]["channels"],
-        size=config["model_input"]["size"],
+        channels=lambda wildcards: stimulus_input(wildcards.purpose)["channels"],
+        size=lambda wildcards: stimulus_input(wildcards.purpose)["size"],
     wildcard_constraints:
         purpose="|".join(PURPOSES),
     log:
