@@ -56,6 +56,7 @@ install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts notebooks
+	$(BIN)/snakefmt --check workflows/
 	@# the slurm tests run when a SLURM answers or, with NEUROCNNF_TEST_SLURM=start (.ci/run),
 	@# start a local one as root; else they skip, saying why
 	$(BIN)/python -m pytest -q --durations=10
@@ -71,6 +72,7 @@ test-slurm: install
 
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts notebooks
+	$(BIN)/snakefmt --check workflows/
 
 CONFIG ?= quickstart
 
