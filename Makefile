@@ -42,12 +42,17 @@ $(BS_STAMP): pyproject.toml constraints-brainscore.txt
 		opencv-python gitpython fire pybtex peewee psycopg2-binary networkx psutil requests \
 		h5netcdf zarr safetensors pyyaml typer pytest pytest-check matplotlib seaborn
 	@# what brainscore-vision's metadata asks for beyond that (video decoding, jupyter), so that
-	@# pip check reports one gap only: torchvision, whose PyPI build needs the CUDA torch (beside
-	@# the CPU one it fails to import, torchvision::nms); nothing here uses it
+	@# pip check reports one gap only: torchvision. Its PyPI build needs the CUDA torch (beside
+	@# the CPU one it fails to import, torchvision::nms), and nothing here runs it:
+	@# brainscore-vision imports it only inside its default image preprocessing
+	@# (model_helpers/activations/pytorch.py, torchvision_preprocess_input), which
+	@# neurocnnf/brainscore/commitment.py replaces with its own (PIL). So pip check must print
+	@# that one line and nothing else (verified with brainscore-vision 2.4.2); any other line fails.
 	$(BS)/python -m pip install -q -c constraints-brainscore.txt eva-decord jupyter
 	$(BS)/python -m pip install -q --no-deps -e .
-	@! $(BS)/python -m pip check | grep -v -e "^No broken requirements" \
-		-e "^brainscore-vision .* requires torchvision, which is not installed"
+	@! $(BS)/python -m pip check | grep -v -x \
+		-e "No broken requirements found." \
+		-e "brainscore-vision 2.4.2 requires torchvision, which is not installed."
 	touch $@
 
 brainscore: $(BS_STAMP)
