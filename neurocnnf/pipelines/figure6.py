@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neurocnnf.io import save_figure
 from neurocnnf.models.protocol import FeedbackModel
 from neurocnnf.stimuli import StimulusSet, from_dataset, perturb, render
 
@@ -36,6 +35,7 @@ def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_m
     (class-balanced, seeded); returns the written figures."""
     from neurocnnf.data import load_dataset
     from neurocnnf.viz import feedback
+    from neurocnnf.viz.style import save_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
