@@ -123,7 +123,7 @@ def decision_cells_data(model: FeedbackModel, image: torch.Tensor, directions: t
     """Predicted class over the plane image + a u + b v (a, b in [-extent, extent]) and the
     feedback's displacement of each point (decoded reconstruction at the last iteration minus
     the first, projected on u and v)."""
-    steps = torch.linspace(-extent, extent, resolution)
+    steps = torch.linspace(-extent, extent, resolution, device=image.device)
     a, b = torch.meshgrid(steps, steps, indexing="ij")
     u, v = directions[0].view(image.shape), directions[1].view(image.shape)
     points = image[None] + a.reshape(-1, 1, 1, 1) * u + b.reshape(-1, 1, 1, 1) * v
@@ -133,10 +133,10 @@ def decision_cells_data(model: FeedbackModel, image: torch.Tensor, directions: t
     movement = (trace.decoded[-1] - trace.decoded[0]).flatten(1)
     shape = (resolution, resolution)
     return xr.Dataset(
-        {"prediction": (("a", "b"), trace.last.argmax(1).view(shape).numpy()),
-         "move_a": (("a", "b"), (movement @ directions[0]).view(shape).numpy()),
-         "move_b": (("a", "b"), (movement @ directions[1]).view(shape).numpy())},
-        coords={"a": steps.numpy(), "b": steps.numpy()})
+        {"prediction": (("a", "b"), trace.last.argmax(1).view(shape).cpu().numpy()),
+         "move_a": (("a", "b"), (movement @ directions[0]).view(shape).cpu().numpy()),
+         "move_b": (("a", "b"), (movement @ directions[1]).view(shape).cpu().numpy())},
+        coords={"a": steps.cpu().numpy(), "b": steps.cpu().numpy()})
 
 
 def plot_decision_cells(data: xr.Dataset, classes=None) -> plt.Figure:
@@ -192,7 +192,7 @@ def grad_cam_data(model: FeedbackModel, images: torch.Tensor, layer: str,
             cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear",
                                 align_corners=False)[:, 0]
             peak = cam.flatten(1).max(1).values.clamp_min(1e-12)
-            maps.append((cam / peak[:, None, None]).numpy())
+            maps.append((cam / peak[:, None, None]).cpu().numpy())
     return xr.DataArray(np.stack(maps, 1), dims=("image", "iteration", "y", "x"),
                         coords={"iteration": np.arange(len(maps))}, name=f"{method}_{layer}",
                         attrs={"layer": layer, "method": method})
@@ -230,7 +230,7 @@ def changed_predictions(model: FeedbackModel, images: torch.Tensor, labels: torc
         trace = model(images, iterations=iterations)
     wrong_first = trace.first.argmax(1) != labels
     right_last = trace.last.argmax(1) == labels
-    return torch.nonzero(wrong_first & right_last).flatten().numpy()
+    return torch.nonzero(wrong_first & right_last).flatten().cpu().numpy()
 
 
 __all__ = [

@@ -82,10 +82,11 @@ if "neural" in config:
             folder=LAYOUT.neural,
             n_boot=config["neural"]["n_boot"],
             iterations=config["iterations"],
+            device=DEVICE,
         shell:
             "OMP_NUM_THREADS={threads} neurocnnf analyze neural {params.models} "
             "{params.datasets} --out {params.folder} --n-boot {params.n_boot} "
-            "--iterations {params.iterations} > {log} 2>&1"
+            "--iterations {params.iterations} --device {params.device} > {log} 2>&1"
 
 
 if "human_uncertainty" in config:
@@ -136,10 +137,11 @@ rule figure6:
         folder=LAYOUT.figure6,
         dataset=config["robustness"]["dataset"],
         images=FIG6["images"],
+        device=DEVICE,
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf visualize {params.checkpoint} "
         "--out {params.folder} --dataset {params.dataset} --n-stats {params.images} "
-        "> {log} 2>&1"
+        "--device {params.device} > {log} 2>&1"
 
 
 rule brainscore_plugin:
