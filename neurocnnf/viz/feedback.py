@@ -75,7 +75,7 @@ def plot_restoration(data: xr.Dataset, image: int = 0, classes=None) -> plt.Figu
         picture = np.clip(np.moveaxis(array, 0, -1), 0, 1)
         ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap=cmap,
                   vmin=0, vmax=1)
-        ax.set(xticks=[], yticks=[])
+        style.picture(ax)
 
     for row, kind in enumerate(data["kind"].values):
         part = data.sel(kind=kind).isel(image=image)
@@ -216,7 +216,7 @@ def plot_grad_cam(images: torch.Tensor, cams: xr.DataArray, predictions: np.ndar
             axes[i, t + 1].set_title(f"t={t}: {classes[label] if classes else label}",
                                      fontsize=7)
         for ax in axes[i]:
-            ax.set(xticks=[], yticks=[])
+            style.picture(ax)
     axes[0, 0].set_title("input", fontsize=7)
     fig.colorbar(heat, ax=list(axes.ravel()), shrink=0.6,
                  label=f"{cams.attrs.get('method', 'gradcam')} (of the map's peak)")

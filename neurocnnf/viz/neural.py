@@ -30,12 +30,12 @@ def _ceiling(ax, rows: pd.DataFrame) -> None:
         ax.axhspan(low, high, color="grey", alpha=0.25, label="noise ceiling")
 
 
-def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
+def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame | None,
                             chosen: dict[str, dict[str, dict]], focus: str | None = None
                             ) -> plt.Figure:
     """One panel per region: each model's committed layer (forward) against iteration with
     its bootstrap interval, the noise-ceiling band and, for ``focus`` (default: the first
-    model), one grey point per subject.
+    model), one grey point per subject (none where ``subjects`` is None).
 
     chosen: committed region ('EVC' / 'IT') -> model -> {layer, iteration}; regions other than
     EVC use the IT commitment."""
@@ -46,15 +46,16 @@ def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
         rows = table[table["region"] == region]
         picks = chosen["EVC" if region == "EVC" else "IT"]
         shown = focus or next(iter(picks))
-        for model, c in picks.items():
+        for i, (model, c) in enumerate(picks.items()):
             line = rows[(rows["model"] == model) & (rows["layer"] == c["layer"])
                         & (rows["kind"] == "forward")].sort_values("iteration")
             if line.empty:
                 continue
             err = _error_bars(line)
-            ax.errorbar(line["iteration"], line["similarity"], yerr=err, marker="o",
+            ax.errorbar(line["iteration"] + style.dodge(i, len(picks), 0.06),
+                        line["similarity"], yerr=err, marker="o",
                         capsize=3, color=palette[model], label=f"{model} {c['layer']}")
-            if model != shown:  # one point per subject for the focus model only
+            if model != shown or subjects is None:  # subjects' points: the focus model's
                 continue
             points = subjects[(subjects["region"] == region) & (subjects["model"] == model)
                               & (subjects["layer"] == c["layer"])
@@ -63,8 +64,9 @@ def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame,
                           color="0.5", size=2.5, alpha=0.6, jitter=0.12, legend=False, ax=ax)
         _ceiling(ax, rows)
         style.zero_line(ax)
-        ax.set(title=f"{rows['dataset'].iloc[0]} {region}\n(error bars: {_interval(rows)};"
-               f"\ngrey: {shown}, one point per subject)",
+        points = "" if subjects is None else f";\ngrey: {shown}, one point per subject"
+        ax.set(title=f"{rows['dataset'].iloc[0]} {region.replace('_', ' ')}\n(error bars: "
+               f"{_interval(rows)}{points})",
                xlabel="iteration t",
                ylabel=f"RDM similarity ({rows['method'].iloc[0]} correlation)")
         style.legend_outside(ax, title="model, committed layer")
@@ -109,7 +111,8 @@ def layer_hierarchy(table: pd.DataFrame, iterations: dict[str, int]) -> plt.Figu
                         color=palette[model],
                         label=f"{model} t={t} ({line['layer'].iloc[0]}..{line['layer'].iloc[-1]})")
         _ceiling(ax, table[table["region"] == region])
-        ax.set(title=f"{rows['dataset'].iloc[0]} {region}\n(error bars: {_interval(rows)})",
+        ax.set(title=f"{rows['dataset'].iloc[0]} {region.replace('_', ' ')}\n(error bars: "
+               f"{_interval(rows)})",
                xlabel="relative layer depth (layer i of n at i / n)",
                ylabel=f"RDM similarity ({rows['method'].iloc[0]} correlation)")
     style.legend_outside(axes[-1], title="model, iteration (layers)")

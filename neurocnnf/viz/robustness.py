@@ -104,9 +104,9 @@ def _difference_panel(ax: plt.Axes, differences: pd.DataFrame, palette: dict) ->
     apart a little along eps so that their bars do not hide each other)."""
     markers = style.model_markers(differences["series"])
     groups = list(differences.groupby("series", sort=False))
-    dodge = 0.015 * (differences["eps"].max() - differences["eps"].min())
+    step = 0.015 * (differences["eps"].max() - differences["eps"].min())
     for i, (series, rows) in enumerate(groups):
-        ax.errorbar(rows["eps"] + dodge * (i - (len(groups) - 1) / 2), rows["difference_pp"],
+        ax.errorbar(rows["eps"] + style.dodge(i, len(groups), step), rows["difference_pp"],
                     yerr=[rows["difference_pp"] - rows["low_pp"],
                           rows["high_pp"] - rows["difference_pp"]],
                     marker=markers[series], capsize=3, color=palette.get(series),

@@ -127,6 +127,19 @@ def zero_line(ax: Axes) -> None:
     ax.axhline(0, color="black", lw=0.6, zorder=0)
 
 
+def dodge(index: int, count: int, step: float) -> float:
+    """How far to move series ``index`` of ``count`` along x so that series drawn at the same
+    x values (with error bars) do not hide each other: ``step`` apart, centred on 0."""
+    return step * (index - (count - 1) / 2)
+
+
+def picture(ax: Axes) -> None:
+    """An axes that shows an image: no ticks, no frame (a row label set afterwards stays)."""
+    ax.set(xticks=[], yticks=[])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> Path:
     """Save a figure (PNG unless the suffix says otherwise) atomically, cropped to what it
     draws (legends outside the axes included), and close it."""
