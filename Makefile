@@ -7,7 +7,7 @@ EXTRAS ?= analysis,workflows,notebooks,dev,docs
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc clean docs
+.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc notebooks-doc clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -109,8 +109,15 @@ bench: install
 reproduction-doc: install
 	$(BIN)/python analyses/render_reproduction.py
 
-# The documentation site (mkdocs.yml: the docs/ pages and the API reference from the
-# docstrings) into site/, strict: any warning fails (tests/test_docs.py builds it too).
+# The notebooks run against the workflow's outputs of CONFIG (make demo first), their figures
+# and tables stored in the files (the site and the repository show them; tests/test_docs.py
+# fails when a notebook's cells changed since).
+notebooks-doc: install
+	$(BIN)/python analyses/render_notebooks.py --results results/$(CONFIG)
+
+# The documentation site (mkdocs.yml: the docs/ pages, the notebooks with their stored outputs
+# and the API reference from the docstrings) into site/, strict: any warning fails
+# (tests/test_docs.py builds it too).
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
