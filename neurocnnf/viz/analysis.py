@@ -30,6 +30,7 @@ def similarity_vs_iteration(table: pd.DataFrame, ceiling: tuple[float, float] | 
         ax.set(title=f"{target.replace('_', ' ')}\nbands: {style.BOOTSTRAP_CI} over images",
                xlabel="iteration t",
                ylabel=f"RDM similarity ({part['method'].iloc[0]} correlation)")
+        style.whole_numbers(ax)
     style.legend_outside(axes[-1], title="layer")
     return fig
 
@@ -44,14 +45,15 @@ def cka_matrix(matrix: np.ndarray, layer: str) -> plt.Figure:
     return fig
 
 
-def _category_ticks(ax: plt.Axes, categories: list[str]) -> None:
-    """Category names at the middle of each run of one category, lines between runs."""
+def _category_ticks(ax: plt.Axes, categories: list[str], rows: bool = True) -> None:
+    """Category names at the middle of each run of one category (on the y axis too if
+    ``rows``), lines between runs."""
     names = np.asarray(categories)
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
     ends = np.r_[starts[1:], len(names)]
     middles = (starts + ends - 1) / 2
     ax.set_xticks(middles, names[starts], rotation=90)
-    ax.set_yticks(middles, names[starts])
+    ax.set_yticks(middles, names[starts] if rows else [])
     ax.tick_params(length=0)
     for boundary in starts[1:] - 0.5:
         ax.axhline(boundary, color="white", lw=0.6)
@@ -65,13 +67,14 @@ def rdm_panels(rdms: dict[str, np.ndarray], categories: list[str] | None = None
     ``categories`` (one name per stimulus, in the RDMs' order) is given."""
     from scipy.stats import rankdata
 
-    fig, axes = style.figure(len(rdms), panel=(3.4, 3.9))
-    for ax, (name, matrix) in zip(axes, rdms.items(), strict=True):
+    fig, axes = style.figure(len(rdms), panel=(3.0, 3.9))
+    for i, (ax, (name, matrix)) in enumerate(zip(axes, rdms.items(), strict=True)):
         percentiles = 100 * (rankdata(matrix).reshape(matrix.shape) - 1) / (matrix.size - 1)
-        image = ax.imshow(percentiles, cmap="viridis", vmin=0, vmax=100)
+        image = ax.imshow(percentiles, cmap="viridis", vmin=0, vmax=100,
+                          interpolation="nearest")
         ax.set_title(name)
         if categories is not None:
-            _category_ticks(ax, categories)
+            _category_ticks(ax, categories, rows=i == 0)
         else:
             ax.set(xticks=[], yticks=[], xlabel="stimulus", ylabel="stimulus")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="dissimilarity (percentile)")

@@ -105,6 +105,7 @@ def plot_restoration_distance(data: xr.Dataset) -> plt.Figure:
            title=f"does the feedback restore the clean features?\n(bands: {style.BOOTSTRAP_CI}"
                  " over images)")
     style.from_zero(ax)
+    style.whole_numbers(ax)
     style.legend_outside(ax, title="input")
     return fig
 

@@ -46,5 +46,6 @@ def cross_entropy_vs_iteration(table: pd.DataFrame) -> plt.Figure:
                         capsize=3, color=palette[model], label=model)
         ax.set(xlabel="iteration t", ylabel=label,
                title=f"error bars: {style.BOOTSTRAP_CI} over images")
+        style.whole_numbers(ax)
     style.legend_outside(axes[-1], title="model")
     return fig

@@ -69,6 +69,7 @@ def similarity_vs_iteration(table: pd.DataFrame, subjects: pd.DataFrame | None,
                f"{_interval(rows)}{points})",
                xlabel="iteration t",
                ylabel=f"RDM similarity ({rows['method'].iloc[0]} correlation)")
+        style.whole_numbers(ax)
         style.legend_outside(ax, title="model, committed layer")
     return fig
 

@@ -70,6 +70,7 @@ def comparison_panels(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     axes[3].set(title="(d) accuracy per iteration (dotted: feedforward CNN)",
                 xlabel="iteration t", ylabel="accuracy (%)")
     for ax in axes:
+        style.whole_numbers(ax)
         style.legend_outside(ax)
     return fig
 

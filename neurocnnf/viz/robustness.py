@@ -172,5 +172,6 @@ def accuracy_vs_test_iterations(results: pd.DataFrame, attack: str = "pgd") -> p
                  errorbar=errorbar, err_style="bars", palette="viridis", ax=ax)
     ax.set(title=f"{attack.upper()} on the plain first pass, scored after t iterations{note}",
            xlabel="test iterations t", ylabel=ACCURACY, ylim=(0, 100))
+    style.whole_numbers(ax)
     style.legend_outside(ax, title="eps (pixel scale)")
     return fig

@@ -117,6 +117,13 @@ def drop_legend(ax: Axes) -> None:
         ax.get_legend().remove()
 
 
+def whole_numbers(ax: Axes) -> None:
+    """Ticks at whole numbers only on the x axis (iterations, epochs)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def from_zero(ax: Axes, top: float | None = None) -> None:
     """The y axis from 0 (bars, counts, accuracies), up to ``top`` or as drawn."""
     ax.set_ylim(0, top if top is not None else max(ax.get_ylim()[1], 0))
