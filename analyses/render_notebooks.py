@@ -6,8 +6,9 @@ files, so that the repository and the documentation site show them.
     python analyses/render_notebooks.py --check              # exit 1 if outputs are stale
 
 Each notebook runs top to bottom in notebooks/ (``NEUROCNNF_RESULTS`` = ``--results``) and is
-written back with its outputs and, in its metadata, what they were made from: the results
-folder, the workflow config's name and a digest of the code cells. ``--check`` (and
+written back with its outputs (less stderr: warnings of the machine it ran on) and, in its
+metadata, what they were made from: the results folder, the workflow config's name and a
+digest of the code cells. ``--check`` (and
 tests/test_docs.py) fails when a notebook has no outputs or its cells changed since.
 """
 
@@ -50,6 +51,10 @@ def render(path: Path, results: Path, timeout: int = 1200) -> Path:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    for cell in notebook.cells:  # stderr: warnings of the machine it ran on, with its paths
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.output_type == "stream" and o.name == "stderr")]
     reads = any("NEUROCNNF_RESULTS" in cell.source for cell in notebook.cells)
     notebook.metadata[KEY] = {"results": os.path.relpath(results, ROOT) if reads else None,
                               "config": results.name if reads else None,
