@@ -379,6 +379,7 @@ def brainscore_score(
     all_layers: Annotated[bool, typer.Option(help="score every layer x iteration (local)")]
     = False,
     out: Annotated[Path | None, typer.Option(help="CSV of the scores")] = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Score a checkpoint on a public benchmark, or offline on a local assembly.
 
@@ -397,20 +398,22 @@ def brainscore_score(
     from neurocnnf.train import CheckpointError, load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
+    where = _device(device)
     try:
         path = resolve_checkpoint(checkpoint)
-        model = load_model(path)
+        model = load_model(path, map_location=where)
         steps = model.iterations if iterations is None else iterations
         identifier = plugin_identifier(path, steps, model.config["arch"])
         if Path(target).suffix in (".nc", ".netcdf"):
             assembly, stimuli = load_assembly(target)
             if all_layers:
-                table = layer_scores(model, identifier, assembly, stimuli, region, steps)
+                table = layer_scores(model, identifier, assembly, stimuli, region, steps,
+                                     device=where)
             else:
                 import pandas as pd
 
                 brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                               iterations=steps)
+                                               iterations=steps, device=where)
                 table = pd.DataFrame([result.__dict__ for result in score_time_bins(
                     brain_model, assembly, stimuli, region)])
             typer.echo(table.to_string(index=False))
@@ -418,7 +421,7 @@ def brainscore_score(
                 table.to_csv(out, index=False)
         else:
             brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                           iterations=steps)
+                                           iterations=steps, device=where)
             result = score_benchmark(brain_model, target)
             typer.echo(f"{target}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
                                                  if v is not None))
@@ -604,6 +607,7 @@ def visualize(
     n_stats: Annotated[int, typer.Option(help="images the statistics average over")] = 200,
     eps: Annotated[float, typer.Option(help="eps of the PGD example (pixel scale)")] = 0.1,
     seed: Annotated[int, typer.Option(help="seed of the noise and the attack")] = 0,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.data import DataNotFoundError
@@ -611,9 +615,10 @@ def visualize(
     from neurocnnf.train import CheckpointError, load_model
 
     _writable(out)
+    where = _device(device)
     try:
-        written = run_figure6(load_model(checkpoint), out, dataset, n_show, n_stats, layer, eps,
-                              seed)
+        written = run_figure6(load_model(checkpoint, map_location=where), out, dataset, n_show,
+                              n_stats, layer, eps, seed)
     except (CheckpointError, DataNotFoundError, ValueError) as error:
         _fail(error)
     typer.echo((out / "summary.txt").read_text())

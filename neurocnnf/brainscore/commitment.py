@@ -45,17 +45,24 @@ def preprocess(paths, channels: int, size: int) -> list[np.ndarray]:
     return [convert(_read_image(Path(p), size=size), channels, size).numpy() for p in paths]
 
 
-def activations_model(model: FeedbackModel, identifier: str, iterations: int | None = None):
+def activations_model(model: FeedbackModel, identifier: str, iterations: int | None = None,
+                      device: str | None = None):
     """Brain-Score's PytorchWrapper around the unrolled model (layers '<tap>-t<t>').
 
     Images are preprocessed to RGB (3, size, size) in [0, 1]; a grey model takes their luma.
+    ``device``: where the model runs (cpu, cuda, cuda:N, mps); None leaves Brain-Score's own
+    choice (cuda when available, else cpu).
     """
+    import torch
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
     unrolled = Unrolled(model, iterations, rgb_input=True)
     size = model.input_shape[1]
     wrapper = PytorchWrapper(identifier=identifier, model=unrolled,
                              preprocessing=functools.partial(preprocess, channels=3, size=size))
+    if device is not None:  # the wrapper moves its model and every batch to its _device
+        wrapper._device = torch.device(device)
+        wrapper._model = wrapper._model.to(wrapper._device)
     wrapper.image_size = size
     return wrapper
 
@@ -65,16 +72,18 @@ def make_brain_model(model: FeedbackModel, identifier: str,
                      region_layer_map: dict[str, str] | None = None,
                      time_bins: dict[str, TimeBins] | None = None, time_mode: str = "overlap",
                      scoring: str = "last", visual_degrees: int = 8,
-                     iterations: int | None = None, class_names: list[str] | None = None):
+                     iterations: int | None = None, class_names: list[str] | None = None,
+                     device: str | None = None):
     """A BrainModel for ``model``; ``identifier`` should include the checkpoint hash.
 
     ``time_bins``: region -> iteration windows (default ``regions.REGION_TIME_BINS``);
     ``time_mode``: "overlap" or "nearest" (see ``TimeBins.weights``); ``class_names``: the
-    model's classes in logit order (enables ``start_task('label', names)``).
+    model's classes in logit order (enables ``start_task('label', names)``); ``device``: see
+    :func:`activations_model`.
     """
     brain_model_class = _commitment_class()
     return brain_model_class(model, identifier, region_layer_map, time_bins, time_mode, scoring,
-                             visual_degrees, iterations, class_names)
+                             visual_degrees, iterations, class_names, device)
 
 
 @functools.cache
@@ -94,7 +103,7 @@ def _commitment_class():
         """CNN-F brain model: region -> layer, time bin -> iterations, logits readout."""
 
         def __init__(self, model, identifier, region_layer_map, time_bins, time_mode, scoring,
-                     visual_degrees, iterations, class_names):
+                     visual_degrees, iterations, class_names, device):
             self.model = model
             self._identifier = identifier
             self.steps = model.iterations if iterations is None else iterations
@@ -109,7 +118,7 @@ def _commitment_class():
                 raise ValueError(f"unknown time-bin mode {time_mode!r}; choose from {list(MODES)}")
             self.time_mode = time_mode
             self.class_names = list(class_names) if class_names is not None else None
-            self.activations_model = activations_model(model, identifier, self.steps)
+            self.activations_model = activations_model(model, identifier, self.steps, device)
             # as Brain-Score's ModelCommitment: microsaccades need the visual degrees
             self.activations_model._extractor.set_visual_degrees(visual_degrees)
             self._visual_degrees = visual_degrees

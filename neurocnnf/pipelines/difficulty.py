@@ -16,7 +16,6 @@ from neurocnnf.analysis.difficulty import (
     spearman_with_ci,
     speed_accuracy,
 )
-from neurocnnf.io import save_figure
 
 
 def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 0.05
@@ -25,6 +24,7 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
     difficulty_summary.json and difficulty.png under ``out``; returns the summary. The store
     needs 'label', 'level', 'logits' and 'probabilities'."""
     from neurocnnf.viz import analysis as fig
+    from neurocnnf.viz.style import save_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,5 +60,18 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
                .to_dict(),
                "accuracy_gain_by_level": accuracy.set_index("level")["gain"].to_dict()}
     (out / "difficulty_summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    save_figure(fig.settling_vs_difficulty(table, accuracy), out / "difficulty.png")
+    save_figure(fig.settling_vs_difficulty(table, accuracy, level_name(ds)),
+                out / "difficulty.png")
     return summary
+
+
+def level_name(ds) -> str:
+    """What the store's perturbation level means, with its unit (one kind of perturbation:
+    e.g. 'noise level (noise sd in pixel scale)'), else 'perturbation level'."""
+    from neurocnnf.stimuli.perturb import RANGES
+
+    kinds = set(ds["perturbation"].values) - {"none"} if "perturbation" in ds.coords else set()
+    if len(kinds) != 1:
+        return "perturbation level"
+    (kind,) = kinds
+    return f"{kind} level ({RANGES[kind][2]})" if kind in RANGES else f"{kind} level"

@@ -20,7 +20,7 @@ from neurocnnf.attacks.registry import ATTACKS, AttackSpec, attack_names, get_at
 from neurocnnf.attacks.tables import markdown, paper_table
 from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
-from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.io import atomic_write
 from neurocnnf.lock import output_lock
 from neurocnnf.models.trace import SCORINGS
 from neurocnnf.pipelines.partial import PARTIAL, clear_parts, load_part, save_part
@@ -214,6 +214,8 @@ def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     """results.csv, results.nc, table.md, paired.csv/.md (with twins), report.txt and
     figures/ under ``out``."""
+    from neurocnnf.viz.style import save_figure
+
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.csv", lambda tmp: results.to_csv(tmp, index=False))
     dataset = results_dataset(results)

@@ -10,7 +10,6 @@ import pandas as pd
 
 from neurocnnf.activations import open_activations
 from neurocnnf.analysis import brain_rsa
-from neurocnnf.io import save_figure
 
 SHOWN_LAYER = "h_hat"  # layer k's features, which the classifier reads: the RDM panels' layer
 
@@ -22,6 +21,7 @@ def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
     cka_<layer>.png under ``out``; returns the RSA table."""
     from neurocnnf.data import kriegeskorte92
     from neurocnnf.viz import analysis as fig
+    from neurocnnf.viz.style import save_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,8 @@ def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
     model_rdms = {f"{SHOWN_LAYER} t={t}": brain_rsa.rdm(clean[SHOWN_LAYER].values[:, t])
                   for t in (0, ds.sizes["iteration"] - 1)}
     save_figure(fig.rdm_panels({**model_rdms, "macaque IT": k92.rdms["macaque_IT"],
-                                "human IT": k92.rdms["human_IT"]}), out / "rdms.png")
+                                "human IT": k92.rdms["human_IT"]}, k92.category_names),
+                out / "rdms.png")
     for layer in layers:
         save_figure(fig.cka_matrix(brain_rsa.iteration_cka(ds, layer), layer),
                     out / f"cka_{layer}.png")

@@ -9,17 +9,18 @@ rule report:
         figure6=rules.figure6.output.summary,
         brainscore=rules.brainscore_plugin.output,
         neural=[rules.neural.output.summary] if "neural" in config else [],
-        human_uncertainty=([rules.human_uncertainty.output.summary]
-                           if "human_uncertainty" in config else []),
+        human_uncertainty=(
+            [rules.human_uncertainty.output.summary] if "human_uncertainty" in config else []
+        ),
     output:
         markdown=str(LAYOUT.report_markdown),
         html=str(LAYOUT.report_html),
-    params:
-        folder=LAYOUT.root,
-        name=config["name"],
     log:
         log_path("report"),
     conda:
         ENV
+    params:
+        folder=LAYOUT.root,
+        name=config["name"],
     script:
         "../scripts/report.py"
