@@ -7,7 +7,7 @@ EXTRAS ?= analysis,workflows,notebooks,dev,docs
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc clean docs
+.PHONY: install brainscore test test-slurm lint demo bench reproduction-doc notebooks-doc clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,12 +42,17 @@ $(BS_STAMP): pyproject.toml constraints-brainscore.txt
 		opencv-python gitpython fire pybtex peewee psycopg2-binary networkx psutil requests \
 		h5netcdf zarr safetensors pyyaml typer pytest pytest-check matplotlib seaborn
 	@# what brainscore-vision's metadata asks for beyond that (video decoding, jupyter), so that
-	@# pip check reports one gap only: torchvision, whose PyPI build needs the CUDA torch (beside
-	@# the CPU one it fails to import, torchvision::nms); nothing here uses it
+	@# pip check reports one gap only: torchvision. Its PyPI build needs the CUDA torch (beside
+	@# the CPU one it fails to import, torchvision::nms), and nothing here runs it:
+	@# brainscore-vision imports it only inside its default image preprocessing
+	@# (model_helpers/activations/pytorch.py, torchvision_preprocess_input), which
+	@# neurocnnf/brainscore/commitment.py replaces with its own (PIL). So pip check must print
+	@# that one line and nothing else (verified with brainscore-vision 2.4.2); any other line fails.
 	$(BS)/python -m pip install -q -c constraints-brainscore.txt eva-decord jupyter
 	$(BS)/python -m pip install -q --no-deps -e .
-	@! $(BS)/python -m pip check | grep -v -e "^No broken requirements" \
-		-e "^brainscore-vision .* requires torchvision, which is not installed"
+	@! $(BS)/python -m pip check | grep -v -x \
+		-e "No broken requirements found." \
+		-e "brainscore-vision 2.4.2 requires torchvision, which is not installed."
 	touch $@
 
 brainscore: $(BS_STAMP)
@@ -56,6 +61,7 @@ install: $(STAMP)
 
 test: install brainscore  ## the test suite (README's test command)
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts notebooks
+	$(BIN)/snakefmt --check workflows/
 	@# the slurm tests run when a SLURM answers or, with NEUROCNNF_TEST_SLURM=start (.ci/run),
 	@# start a local one as root; else they skip, saying why
 	$(BIN)/python -m pytest -q --durations=10
@@ -71,6 +77,7 @@ test-slurm: install
 
 lint: install
 	$(BIN)/ruff check neurocnnf tests benchmarks analyses workflows/scripts notebooks
+	$(BIN)/snakefmt --check workflows/
 
 CONFIG ?= quickstart
 
@@ -102,8 +109,15 @@ bench: install
 reproduction-doc: install
 	$(BIN)/python analyses/render_reproduction.py
 
-# The documentation site (mkdocs.yml: the docs/ pages and the API reference from the
-# docstrings) into site/, strict: any warning fails (tests/test_docs.py builds it too).
+# The notebooks run against the workflow's outputs of CONFIG (make demo first), their figures
+# and tables stored in the files (the site and the repository show them; tests/test_docs.py
+# fails when a notebook's cells changed since).
+notebooks-doc: install
+	$(BIN)/python analyses/render_notebooks.py --results results/$(CONFIG)
+
+# The documentation site (mkdocs.yml: the docs/ pages, the notebooks with their stored outputs
+# and the API reference from the docstrings) into site/, strict: any warning fails
+# (tests/test_docs.py builds it too).
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 

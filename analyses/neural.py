@@ -13,6 +13,9 @@ tables, JSON and figures the document shows copied to ``--docs`` with the models
 ``collect``: that copy alone (after ``run``'s analyses were run another way).
 ``report``: docs/neural.md from ``--docs``, and the README's paragraph between its
 neural-headline markers.
+``figures``: the similarity and layer-hierarchy figures redrawn from ``--docs``'s tables (with
+one point per subject where ``collect`` copied subjects.csv); the model-comparison heatmaps
+need the run's bootstrap and come from ``run`` only.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def collect(args: argparse.Namespace) -> None:
         shutil.copy(work / "neural" / name, docs / name)
     for dataset in DATASETS:
         (docs / dataset).mkdir(exist_ok=True)
-        shutil.copy(work / "neural" / dataset / "similarity.csv", docs / dataset)
+        for table in ("similarity.csv", "subjects.csv"):
+            shutil.copy(work / "neural" / dataset / table, docs / dataset)
         for figure in SHOWN:
             if (work / "neural" / dataset / figure).exists():
                 shutil.copy(work / "neural" / dataset / figure, docs / dataset / figure)
@@ -78,6 +82,26 @@ def collect(args: argparse.Namespace) -> None:
                      "summary.json", "cross_entropy_vs_iteration.png",
                      "entropy_vs_settling.png"):
             shutil.copy(work / "human_uncertainty" / name, docs / "human_uncertainty" / name)
+
+
+def figures(args: argparse.Namespace) -> None:
+    """Redraw each data set's similarity_vs_iteration.png and layer_hierarchy.png from
+    ``--docs``'s similarity.csv (and subjects.csv where there is one)."""
+    from neurocnnf.viz import neural as fig
+    from neurocnnf.viz.style import save_figure
+
+    docs = Path(args.docs)
+    summary = json.loads((docs / "summary.json").read_text())
+    chosen = summary["commitment"]
+    iterations = {m: c["iteration"] for m, c in chosen["IT"].items()}
+    for dataset in summary["datasets"]:
+        folder = docs / dataset
+        table = pd.read_csv(folder / "similarity.csv")
+        subjects = (pd.read_csv(folder / "subjects.csv")
+                    if (folder / "subjects.csv").exists() else None)
+        save_figure(fig.similarity_vs_iteration(table, subjects, chosen, summary["focus"]),
+                    folder / "similarity_vs_iteration.png")
+        save_figure(fig.layer_hierarchy(table, iterations), folder / "layer_hierarchy.png")
 
 
 # ---------------------------------------------------------------- the document
@@ -290,8 +314,10 @@ def main() -> None:
     two.add_argument("--docs", default="docs/neural")
     two.add_argument("--out", default="docs/neural.md")
     two.add_argument("--readme", default="README.md")
+    four = commands.add_parser("figures")
+    four.add_argument("--docs", default="docs/neural")
     args = parser.parse_args()
-    {"run": run, "collect": collect, "report": report}[args.command](args)
+    {"run": run, "collect": collect, "report": report, "figures": figures}[args.command](args)
 
 
 if __name__ == "__main__":

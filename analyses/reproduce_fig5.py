@@ -26,12 +26,13 @@ import torch
 from neurocnnf.attacks import AttackSpec
 from neurocnnf.attacks.evaluate import WORST_CASE, evaluate, make_adversarial, predict
 from neurocnnf.attacks.masking import format_report, masking_report
+from neurocnnf.attacks.paired import over_models
 from neurocnnf.attacks.tables import markdown
 from neurocnnf.device import resolve_device
-from neurocnnf.io import save_figure
 from neurocnnf.pipelines.robustness import test_images
 from neurocnnf.train import load_model
 from neurocnnf.viz import robustness as fig
+from neurocnnf.viz.style import SEED_T_CI, save_figure
 
 EPS_GRID = (0.02, 0.05, 0.1, 0.2)
 TABLE_EPS = 0.1
@@ -127,11 +128,12 @@ def figures(out: Path) -> None:
     # the curves: FGSM and PGD-40 over the grid (not the PGD-10 and eps-0.5 check rows)
     curves = points[((points["attack"] != "pgd") | (points["steps"] == STEPS))
                     & (points["eps"] <= max(EPS_GRID))]
-    save_figure(fig.accuracy_vs_eps(curves, "fgsm", "stronger"), out / "fig5a_fgsm.png")
-    save_figure(fig.accuracy_vs_eps(curves, "pgd", "stronger"), out / "fig5b_pgd40.png")
+    for attack, name in (("fgsm", "fig5a_fgsm.png"), ("pgd", "fig5b_pgd40.png")):
+        save_figure(fig.accuracy_vs_eps(curves, attack, "stronger", seed_differences(
+            curves, attack, " (last)")), out / name)
     cnnf = curves[~curves["label"].str.startswith("PC")]  # 5c: CNN-F-k only
-    save_figure(fig.accuracy_vs_training_iterations(cnnf, target="stronger"),
-                out / "fig5c_training_iterations.png")
+    save_figure(fig.accuracy_vs_training_iterations(cnnf, target="stronger", differences=(
+        seed_differences(cnnf, "pgd"))), out / "fig5c_training_iterations.png")
     sweep = results[results["sweep"] == "test_iterations"]
     if not sweep.empty:
         save_figure(fig.accuracy_vs_test_iterations(sweep), out / "fig5d_test_iterations.png")
@@ -166,17 +168,36 @@ def figures(out: Path) -> None:
         + markdown(mean_sd(table, table_sd)) + "\n")
 
 
-def paired_gains(points: pd.DataFrame) -> pd.DataFrame:
-    """Per label and eps, accuracy minus the CNN's of the same seed, as 'mean ± s.d.' in pp.
+def seed_gains(points: pd.DataFrame) -> pd.Series:
+    """Per label, eps and seed: accuracy minus the CNN's of the same seed (a fraction).
 
     ``points``: rows of one attack (model, label, eps, accuracy); a run's seed is read from its
     name's ``-s<seed>`` suffix. Labels with no CNN of a shared seed are left out."""
     seeded = points.assign(seed=points["model"].str.extract(r"-s(\d+)$", expand=False))
     wide = seeded.dropna(subset=["seed"]).pivot_table(index=["eps", "seed"], columns="label",
                                                       values="accuracy")
-    gains = wide.drop(columns="CNN").sub(wide["CNN"], axis=0).stack().rename("gain")
-    by = gains.groupby(["label", "eps"])
+    return wide.drop(columns="CNN").sub(wide["CNN"], axis=0).stack().rename("gain")
+
+
+def paired_gains(points: pd.DataFrame) -> pd.DataFrame:
+    """Per label and eps, :func:`seed_gains` as 'mean ± s.d.' in pp."""
+    by = seed_gains(points).groupby(["label", "eps"])
     return mean_sd(by.mean().unstack("eps"), by.std().unstack("eps")).rename_axis(None)
+
+
+def seed_differences(curves: pd.DataFrame, attack: str, suffix: str = "") -> pd.DataFrame:
+    """The difference panel of Fig. 5a-c: per label ('<label><suffix>', the figure's series
+    name) and eps (clean as 0), the mean over seeds of each model minus the CNN twin of its
+    seed, with the t interval over seeds (pp)."""
+    rows = curves[curves["attack"].isin([attack, "clean"])]
+    gains = seed_gains(rows.assign(eps=rows["eps"].where(rows["attack"] != "clean", 0.0)))
+    table = gains.reset_index().assign(difference_pp=lambda d: 100 * d["gain"], scoring="last",
+                                       attack=attack, target="stronger", steps=0)
+    parts = [over_models(group).assign(series=f"{label}{suffix}")
+             for label, group in table.groupby("label")]
+    summary = pd.concat(parts, ignore_index=True)
+    return summary.assign(difference_pp=summary["mean_pp"], interval=SEED_T_CI)[
+        fig.DIFFERENCE_COLUMNS]
 
 
 def column_name(attack: str, target: str, steps: int) -> str:

@@ -1,7 +1,8 @@
-"""Writing results safely: atomic file writes and figure files.
+"""Writing results safely: atomic file writes.
 
 Every file the package writes goes through :func:`atomic_write` (a temporary file renamed onto
-the target, so a kill never leaves half a file) or, for figures, :func:`save_figure`.
+the target, so a kill never leaves half a file); figures through
+:func:`neurocnnf.viz.style.save_figure`, which uses it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,8 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from neurocnnf.errors import NeurocnnfError
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 class WriteError(NeurocnnfError, OSError):
@@ -69,14 +66,3 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Save a figure (PNG unless the suffix says otherwise) atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    suffix = path.suffix.lstrip(".") or "png"
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=suffix))
-    plt.close(fig)
-    return path

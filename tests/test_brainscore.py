@@ -62,6 +62,15 @@ def _brain_model(model, name="cnnf-test"):
     return make_brain_model(model, name)
 
 
+def test_device_moves_the_model_and_the_batches_where_it_says():
+    """Brain-Score's wrapper picks cuda when available, else cpu; ``device`` overrides it
+    (here 'meta', which Brain-Score would never pick, so the override is what is seen)."""
+    model = fmnist_small(iterations=1).eval()
+    wrapper = make_brain_model(model, "cnnf-test-device", device="meta").activations_model
+    assert wrapper._device == torch.device("meta")
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
 def _assembly(values, stimuli, repetitions=1, noise=0.0, seed=0, region="IT"):
     """A MajajHong2015-format assembly: presentation (x repetition) x neuroid x time_bin."""
     rng = np.random.default_rng(seed)
@@ -319,7 +328,7 @@ def test_the_score_command_uses_the_assemblys_own_time_bin(workspace, tmp_path):
     save_assembly(assembly, tmp_path / "late.nc")
     done = subprocess.run([sys.executable, "-m", "neurocnnf.cli", "brainscore", "score",
                            str(checkpoint), str(tmp_path / "late.nc"), "--out",
-                           str(tmp_path / "scores.csv")],
+                           str(tmp_path / "scores.csv"), "--device", "cpu"],
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, RESULTCACHING_HOME=str(root / "cache" / "rc")))
     assert done.returncode == 0, done.stderr[-3000:]

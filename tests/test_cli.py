@@ -3,7 +3,9 @@ new commands keep them: help on every option, --out on every command that writes
 (default auto) where a model runs, one batch-size default per kind of work, `pretrained:NAME`
 on every model argument; and a start-up that loads no torch for --help or a rejected option."""
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,13 +19,13 @@ from neurocnnf.attacks.registry import attack_names
 
 READ_ONLY = {"presets", "info", "pretrained list", "pretrained info"}
 MODEL_PARAMS = {"checkpoint", "checkpoints", "model", "twin"}
-# commands with a model argument and no --device, each with the reason
+# commands with a model argument and no --device, each with the reason: none of them runs it
 NO_DEVICE = {
     "info": "reads the checkpoint's metadata only",
     "brainscore export": "writes the plugin; Brain-Score runs it",
-    "brainscore score": "the Brain-Score adapter (neurocnnf/brainscore) runs models on the CPU",
-    "visualize": "the Fig. 6 pipeline keeps its images on the CPU",
 }
+# what a command's code does to run a model: load it, or hand named models to a pipeline
+RUNS_A_MODEL = re.compile(r"\bload_model\(|_named_models\(|run_evaluation\(")
 ATTACK_COMMANDS = {"evaluate"}
 
 
@@ -58,6 +60,11 @@ def test_every_command_follows_the_convention(name):
         assert "pretrained:NAME" in params[model_param].help, f"{name} {model_param}"
     if MODEL_PARAMS & set(params) and name not in NO_DEVICE:
         assert "device" in params, f"{name} runs a model but has no --device"
+    runs_a_model = RUNS_A_MODEL.search(inspect.getsource(command.callback))
+    if runs_a_model:
+        assert "device" in params, f"{name} calls {runs_a_model.group()} but has no --device"
+    if name in NO_DEVICE:
+        assert not runs_a_model, f"{name} is listed as running no model: {NO_DEVICE[name]}"
     if "device" in params:
         assert params["device"].default == "auto" or (name == "train"
                                                       and params["device"].default is None)

@@ -58,9 +58,10 @@ def test_every_target_exists_and_is_valid(workflow_run):
     k92 = pd.read_csv(res / "stimuli" / "similarity" / "stimuli.csv")
     assert len(k92) == 92 * len(config["similarity"]["noise"]) and k92["rendered"].all()
     assert all((res / "stimuli" / "similarity" / f).exists() for f in k92["filename"])
-    for model in ("cnnf", "pc"):
+    for model in config["similarity"]["models"]:  # the CIFAR-10 zoo: photographs in colour
         ds = open_activations(res / "activations" / model / "similarity.nc")
         assert ds.sizes["iteration"] == config["iterations"] + 1 and ds.attrs["model_id"] == model
+        assert json.loads(ds.attrs["input_shape"]) == [3, 32, 32]
         rsa = pd.read_csv(res / "rsa" / model / "rsa.csv")
         assert rsa["similarity"].between(-1, 1).all()
     assert "PC" in json.loads((res / "predictive_coding" / "summary.json").read_text())["results"]
@@ -107,7 +108,8 @@ def test_rerunning_does_nothing_and_a_change_reruns_only_its_dependents(workflow
     plan = snakemake(workflow_run, "-n", config=path)
     counts = _job_counts(plan.stdout)
     assert counts["train"] == 1 and "robustness" not in counts  # robustness reads cnnf/cnn only
-    assert {"extract", "rsa", "predictive_coding", "report"} <= set(counts)
+    assert {"predictive_coding", "report"} <= set(counts)
+    assert "rsa" not in counts and "neural" not in counts  # the photographs meet the CIFAR zoo
 
 
 def test_a_killed_training_job_resumes(workflow_run):

@@ -20,6 +20,7 @@ import functools
 from pathlib import Path
 
 import numpy as np
+import torch
 from brainscore_core.supported_data_standards.brainio.assemblies import (
     BehavioralAssembly,
     NeuroidAssembly,
@@ -46,15 +47,21 @@ def preprocess(paths, channels: int, size: int) -> list[np.ndarray]:
     return [convert(_read_image(Path(p), size=size), channels, size).numpy() for p in paths]
 
 
-def activations_model(model: FeedbackModel, identifier: str, iterations: int | None = None):
+def activations_model(model: FeedbackModel, identifier: str, iterations: int | None = None,
+                      device: str | None = None):
     """Brain-Score's PytorchWrapper around the unrolled model (layers '<tap>-t<t>').
 
     Images are preprocessed to RGB (3, size, size) in [0, 1]; a grey model takes their luma.
+    ``device``: where the model runs (cpu, cuda, cuda:N, mps); None leaves Brain-Score's own
+    choice (cuda when available, else cpu).
     """
     unrolled = Unrolled(model, iterations, rgb_input=True)
     size = model.input_shape[1]
     wrapper = PytorchWrapper(identifier=identifier, model=unrolled,
                              preprocessing=functools.partial(preprocess, channels=3, size=size))
+    if device is not None:  # the wrapper moves its model and every batch to its _device
+        wrapper._device = torch.device(device)
+        wrapper._model = wrapper._model.to(wrapper._device)
     wrapper.image_size = size
     return wrapper
 
@@ -63,7 +70,7 @@ class Commitment(BrainModel):
     """CNN-F brain model: region -> layer, time bin -> iterations, logits readout."""
 
     def __init__(self, model, identifier, region_layer_map, time_bins, time_mode, scoring,
-                 visual_degrees, iterations, class_names):
+                 visual_degrees, iterations, class_names, device):
         self.model = model
         self._identifier = identifier
         self.iterations = resolve_iterations(model, iterations)
@@ -78,7 +85,7 @@ class Commitment(BrainModel):
             raise ValueError(f"unknown time-bin mode {time_mode!r}; choose from {list(MODES)}")
         self.time_mode = time_mode
         self.class_names = list(class_names) if class_names is not None else None
-        self.activations_model = activations_model(model, identifier, self.iterations)
+        self.activations_model = activations_model(model, identifier, self.iterations, device)
         # as Brain-Score's ModelCommitment: microsaccades need the visual degrees
         self.activations_model._extractor.set_visual_degrees(visual_degrees)
         self._visual_degrees = visual_degrees
@@ -188,12 +195,14 @@ def make_brain_model(model: FeedbackModel, identifier: str,
                      region_layer_map: dict[str, str] | None = None,
                      time_bins: dict[str, TimeBins] | None = None, time_mode: str = "overlap",
                      scoring: str = "last", visual_degrees: int = 8,
-                     iterations: int | None = None, class_names: list[str] | None = None):
+                     iterations: int | None = None, class_names: list[str] | None = None,
+                     device: str | None = None):
     """A BrainModel for ``model``; ``identifier`` should include the checkpoint hash.
 
     ``time_bins``: region -> iteration windows (default ``regions.REGION_TIME_BINS``);
     ``time_mode``: "overlap" or "nearest" (see ``TimeBins.weights``); ``class_names``: the
-    model's classes in logit order (enables ``start_task('label', names)``).
+    model's classes in logit order (enables ``start_task('label', names)``); ``device``: see
+    :func:`activations_model`.
     """
     return Commitment(model, identifier, region_layer_map, time_bins, time_mode, scoring,
-                      visual_degrees, iterations, class_names)
+                      visual_degrees, iterations, class_names, device)

@@ -142,8 +142,9 @@ def score_time_bins(brain_model, assembly, stimuli, region: str = "IT") -> list[
 
 
 def layer_scores(model: FeedbackModel, identifier: str, assembly, stimuli, region: str = "IT",
-                 iterations: int | None = None):
-    """PLS score of every layer at every iteration for ``region`` (a tidy DataFrame).
+                 iterations: int | None = None, device: str | None = None):
+    """PLS score of every layer at every iteration for ``region`` (a tidy DataFrame);
+    ``device``: where the model runs (see ``commitment.activations_model``).
 
     Each (layer, iteration) is committed in turn: the model answers with that iteration alone
     (its own window, nearest-start mode) against the assembly's only time bin. The best row is
@@ -160,7 +161,8 @@ def layer_scores(model: FeedbackModel, identifier: str, assembly, stimuli, regio
     rows = []
     for layer in model.taps:
         brain_model = make_brain_model(model, f"{identifier}-{layer}", {region: layer},
-                                       time_mode="nearest", iterations=iterations)
+                                       time_mode="nearest", iterations=iterations,
+                                       device=device)
         for t in range(iterations + 1):
             record = (float(windows.starts(iterations)[t]), float(windows.ends(iterations)[t]))
             result = score_assembly(brain_model, assembly, stimuli, region, record=record)

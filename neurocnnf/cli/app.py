@@ -248,6 +248,7 @@ def visualize(
     n_stats: Annotated[int, typer.Option(help="images the statistics average over")] = 200,
     eps: Annotated[float, typer.Option(help="eps of the PGD example (pixel scale)")] = 0.1,
     seed: Annotated[int, typer.Option(help="seed of the noise and the attack")] = 0,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Fig. 6: restoration over iterations, decision cells, Grad-CAM per iteration."""
     from neurocnnf.pipelines.figure6 import run_figure6
@@ -255,8 +256,9 @@ def visualize(
     from neurocnnf.train import load_model
 
     check_writable(out)
-    written = run_figure6(load_model(checkpoint), out, dataset, n_show, n_stats, layer, eps,
-                          seed)
+    where = device_name(device)
+    written = run_figure6(load_model(checkpoint, map_location=where), out, dataset, n_show,
+                          n_stats, layer, eps, seed)
     typer.echo(Figure6Files(out).summary.read_text())
     typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
 

@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from neurocnnf.cli.options import (
+    DEVICE_HELP,
     MODEL_HELP,
     check_writable,
+    device_name,
     one_output,
 )
 
@@ -97,6 +99,7 @@ def brainscore_score(
     all_layers: Annotated[bool, typer.Option(help="score every layer x iteration (local)")]
     = False,
     out: Annotated[Path | None, typer.Option(help="CSV of the scores")] = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """Score a checkpoint on a public benchmark, or offline on a local assembly.
 
@@ -115,19 +118,21 @@ def brainscore_score(
     from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
+    where = device_name(device)
     path = resolve_checkpoint(checkpoint)
-    model = load_model(path)
+    model = load_model(path, map_location=where)
     iterations = resolve_iterations(model, iterations)
     identifier = plugin_identifier(path, iterations, model.config["arch"])
     if Path(target).suffix in (".nc", ".netcdf"):
         assembly, stimuli = load_assembly(target)
         if all_layers:
-            table = layer_scores(model, identifier, assembly, stimuli, region, iterations)
+            table = layer_scores(model, identifier, assembly, stimuli, region, iterations,
+                                 device=where)
         else:
             import pandas as pd
 
             brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                           iterations=iterations)
+                                           iterations=iterations, device=where)
             table = pd.DataFrame([result.__dict__ for result in score_time_bins(
                 brain_model, assembly, stimuli, region)])
         typer.echo(table.to_string(index=False))
@@ -135,7 +140,7 @@ def brainscore_score(
             table.to_csv(out, index=False)
     else:
         brain_model = make_brain_model(model, identifier, time_mode=time_mode,
-                                       iterations=iterations)
+                                       iterations=iterations, device=where)
         result = score_benchmark(brain_model, target)
         typer.echo(f"{target}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
                                              if v is not None))

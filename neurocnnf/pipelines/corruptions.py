@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from neurocnnf.attacks.paired import pack
 from neurocnnf.data import ImageDataset
-from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.io import atomic_write
 from neurocnnf.models import FeedbackModel
 from neurocnnf.stimuli.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
@@ -80,6 +80,7 @@ def run_corruptions(models: dict[str, FeedbackModel], data: ImageDataset, out: s
     """Write corruptions.csv and the two figures under ``out``; returns the table.
     ``default_iterations``: each model's own T (its curve in the severity figure)."""
     from neurocnnf.viz.corruptions import accuracy_by_iteration, accuracy_by_severity
+    from neurocnnf.viz.style import save_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from neurocnnf.analysis.difficulty import (
     spearman_with_ci,
     speed_accuracy,
 )
-from neurocnnf.io import save_figure
 from neurocnnf.pipelines.layout import DifficultyFiles
 
 
@@ -26,6 +25,7 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
     level, speed-accuracy, the summary and its figure); returns the summary. The store needs
     'label', 'level', 'logits' and 'probabilities'."""
     from neurocnnf.viz import analysis as fig
+    from neurocnnf.viz.style import save_figure
 
     files = DifficultyFiles(out)
     files.folder.mkdir(parents=True, exist_ok=True)
@@ -61,5 +61,17 @@ def run_difficulty(activations: str | Path, out: str | Path, tolerance: float = 
                .to_dict(),
                "accuracy_gain_by_level": accuracy.set_index("level")["gain"].to_dict()}
     files.summary.write_text(json.dumps(summary, indent=2, default=float))
-    save_figure(fig.settling_vs_difficulty(table, accuracy), files.figure)
+    save_figure(fig.settling_vs_difficulty(table, accuracy, level_name(ds)), files.figure)
     return summary
+
+
+def level_name(ds) -> str:
+    """What the store's perturbation level means, with its unit (one kind of perturbation:
+    e.g. 'noise level (noise sd in pixel scale)'), else 'perturbation level'."""
+    from neurocnnf.stimuli.perturb import RANGES
+
+    kinds = set(ds["perturbation"].values) - {"none"} if "perturbation" in ds.coords else set()
+    if len(kinds) != 1:
+        return "perturbation level"
+    (kind,) = kinds
+    return f"{kind} level ({RANGES[kind][2]})" if kind in RANGES else f"{kind} level"

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neurocnnf.io import save_figure
 from neurocnnf.models.protocol import FeedbackModel
 from neurocnnf.pipelines.layout import Figure6Files
 from neurocnnf.stimuli import StimulusSet, from_dataset, perturb, render
@@ -34,18 +33,21 @@ def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_m
                 n_show: int = 4, n_stats: int = 200, layer: str | None = None, eps: float = 0.1,
                 seed: int = 0, data_root: str | Path | None = None) -> dict[str, Path]:
     """Write restoration/decision-cell/Grad-CAM data and figures for ``n_stats`` test images
-    (class-balanced, seeded); returns the written figures."""
+    (class-balanced, seeded); returns the written figures. The model runs where its weights
+    are (``load_model(..., map_location=device)``); the images are rendered on the CPU."""
     from neurocnnf.data import load_dataset
     from neurocnnf.viz import feedback
+    from neurocnnf.viz.style import save_figure
 
     files = Figure6Files(out)
     files.folder.mkdir(parents=True, exist_ok=True)
     stimuli = from_dataset(dataset, "test", n_stats, seed, root=data_root)
     classes = load_dataset(dataset, "test", data_root).classes
     channels, size, _ = model.input_shape
-    images = render(stimuli, np.arange(len(stimuli)), channels, size)
-    labels = torch.tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long)
-    versions = perturbed_versions(model, stimuli, eps)
+    device = next(model.parameters()).device
+    images = render(stimuli, np.arange(len(stimuli)), channels, size).to(device)
+    labels = torch.tensor(stimuli.metadata["label"].to_numpy(), dtype=torch.long, device=device)
+    versions = {kind: x.to(device) for kind, x in perturbed_versions(model, stimuli, eps).items()}
     written = {}
     data = feedback.restoration_data(model, images, versions)
     data.to_netcdf(files.restoration, engine="h5netcdf")
@@ -67,9 +69,9 @@ def run_figure6(model: FeedbackModel, out: str | Path, dataset: str = "fashion_m
     cams.to_netcdf(files.gradcam, engine="h5netcdf")
     with torch.no_grad():
         trace = model(candidates[chosen])
-    predictions = torch.stack(trace.logits, 1).argmax(-1).numpy()
+    predictions = torch.stack(trace.logits, 1).argmax(-1).cpu().numpy()
     written["gradcam"] = save_figure(feedback.plot_grad_cam(
-        candidates[chosen], cams, predictions, classes), files.gradcam_figure)
+        candidates[chosen].cpu(), cams, predictions, classes), files.gradcam_figure)
     files.summary.write_text(
         f"images whose prediction turns right over iterations: {len(changed)} of "
         f"{len(candidates)} (adversarial eps={eps}, noise, clean)\n"

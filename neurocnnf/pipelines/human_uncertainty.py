@@ -17,7 +17,7 @@ import pandas as pd
 
 from neurocnnf.analysis import human_uncertainty as hu
 from neurocnnf.analysis.difficulty import settling_iteration, spearman_with_ci
-from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.io import atomic_write
 from neurocnnf.pipelines.layout import HumanUncertaintyFiles
 
 CORRELATION_COLUMNS = ["model", "iteration_kind", "rho", "ci_low", "ci_high", "n", "n_groups"]
@@ -107,28 +107,8 @@ def run_human_uncertainty(models: dict[str, str], out: str | Path, iterations: i
 
 def _figures(files: HumanUncertaintyFiles, per_image: pd.DataFrame, table: pd.DataFrame,
              focus: str) -> None:
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    from neurocnnf.viz import human as fig
+    from neurocnnf.viz.style import save_figure
 
-    kinds = [k for k in ("settling", "halted_at") if f"{focus}_{k}" in per_image]
-    fig, axes = plt.subplots(1, max(len(kinds), 1), figsize=(4.8 * max(len(kinds), 1), 3.8),
-                             squeeze=False)
-    for ax, kind in zip(axes[0], kinds, strict=False):
-        sns.boxplot(data=per_image, x=f"{focus}_{kind}", y="human_entropy", color="0.85",
-                    showfliers=False, ax=ax)
-        ax.set(xlabel=f"{focus}: {kind.replace('_', ' ')} iteration",
-               ylabel="human label entropy (nats)")
-    save_figure(fig, files.entropy_figure)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, quantity in zip(axes, ("cross_entropy", "agreement_disputed"), strict=True):
-        rows = table[table["quantity"] == quantity]
-        for model, part in rows.groupby("model", sort=False):
-            err = np.vstack([part["value"] - part["ci_low"], part["ci_high"] - part["value"]])
-            ax.errorbar(part["iteration"], part["value"], yerr=err, marker="o", capsize=3,
-                        label=model)
-        ax.set(xlabel="iteration", ylabel={"cross_entropy": "cross-entropy to CIFAR-10H (nats)",
-                                           "agreement_disputed":
-                                           "top-1 = human plurality (disputed)"}[quantity])
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, files.cross_entropy_figure)
+    save_figure(fig.entropy_vs_settling(per_image, focus), files.entropy_figure)
+    save_figure(fig.cross_entropy_vs_iteration(table), files.cross_entropy_figure)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from neurocnnf.analysis import neural
-from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.io import atomic_write
 from neurocnnf.pipelines.layout import NeuralDatasetFiles, NeuralFiles
 
 COMMIT_ON = "algonauts92"  # the set the commitment is chosen on (public); others are held out
@@ -147,6 +147,7 @@ def _questions(region_results: list[neural.RegionResult], chosen: dict, focus: s
 def _write_dataset(files: NeuralDatasetFiles, region_results: list[neural.RegionResult],
                    chosen: dict, focus: str) -> None:
     from neurocnnf.viz import neural as fig
+    from neurocnnf.viz.style import save_figure
 
     table = pd.concat([r.table for r in region_results], ignore_index=True)
     subjects = pd.concat([r.subjects for r in region_results], ignore_index=True)

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neurocnnf.io import save_figure
 from neurocnnf.pipelines.layout import PredictiveCodingFiles
 from neurocnnf.stimuli import StimulusSet, load_stimuli, perturb, render
 
@@ -41,6 +40,7 @@ def run_predictive_coding(checkpoints: dict[str, str | Path], out: str | Path,
     from neurocnnf.analysis import predictive_coding as pc
     from neurocnnf.train import load_model
     from neurocnnf.viz import predictive as fig
+    from neurocnnf.viz.style import save_figure
 
     files = PredictiveCodingFiles(out)
     files.folder.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from neurocnnf.attacks.tables import markdown, paper_table
 from neurocnnf.attacks.types import AttackSpec
 from neurocnnf.data.download import file_digest
 from neurocnnf.extras import require
-from neurocnnf.io import atomic_write, save_figure
+from neurocnnf.io import atomic_write
 from neurocnnf.lock import output_lock
 from neurocnnf.models.trace import SCORINGS
 from neurocnnf.pipelines.layout import RobustnessFiles
@@ -216,6 +216,8 @@ def resumed(out: Path, part: dict, name: str) -> pd.DataFrame | None:
 def write_outputs(results: pd.DataFrame, out: Path, eps: float, fig) -> None:
     """The :class:`RobustnessFiles` under ``out``: results (CSV and NetCDF), Table 2, the
     paired comparison (with twins), the gradient-masking report and the figures."""
+    from neurocnnf.viz.style import save_figure
+
     files = RobustnessFiles(out)
     files.folder.mkdir(parents=True, exist_ok=True)
     atomic_write(files.results, lambda tmp: results.to_csv(tmp, index=False))

@@ -10,7 +10,6 @@ import pandas as pd
 
 from neurocnnf.activations import open_activations
 from neurocnnf.analysis import brain_rsa
-from neurocnnf.io import save_figure
 from neurocnnf.pipelines.layout import RsaFiles
 
 SHOWN_LAYER = "h_hat"  # layer k's features, which the classifier reads: the RDM panels' layer
@@ -23,6 +22,7 @@ def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
     the last t beside the IT RDMs) and CKA per layer; returns the RSA table."""
     from neurocnnf.data import kriegeskorte92
     from neurocnnf.viz import analysis as fig
+    from neurocnnf.viz.style import save_figure
 
     files = RsaFiles(out)
     files.folder.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,8 @@ def run_rsa(activations: str | Path, out: str | Path, method: str = "spearman",
     model_rdms = {f"{SHOWN_LAYER} t={t}": brain_rsa.rdm(clean[SHOWN_LAYER].values[:, t])
                   for t in (0, ds.sizes["iteration"] - 1)}
     save_figure(fig.rdm_panels({**model_rdms, "macaque IT": k92.rdms["macaque_IT"],
-                                "human IT": k92.rdms["human_IT"]}), files.rdms)
+                                "human IT": k92.rdms["human_IT"]}, k92.category_names),
+                files.rdms)
     for layer in layers:
         save_figure(fig.cka_matrix(brain_rsa.iteration_cka(ds, layer), layer),
                     files.cka(layer))

@@ -1,1 +1,1 @@
-"""Figures (seaborn), saved as files."""
+"""Figures (seaborn), saved as files, all in the one look of :mod:`neurocnnf.viz.style`."""

@@ -16,6 +16,7 @@ import xarray as xr
 
 from neurocnnf.models import FeedbackModel
 from neurocnnf.models.engine import InputRangeWarning
+from neurocnnf.viz import style
 
 
 @torch.no_grad()
@@ -66,15 +67,15 @@ def plot_restoration(data: xr.Dataset, image: int = 0, classes=None) -> plt.Figu
     prediction and its confidence. Each reconstruction is shown matched to its row's input
     mean and s.d. (:func:`match_scale`), then clipped to [0, 1]."""
     kinds, steps = data.sizes["kind"], data.sizes["iteration"]
-    fig, axes = plt.subplots(kinds, steps + 1, figsize=(1.6 * (steps + 1), 1.7 * kinds + 0.3),
-                             squeeze=False)
+    fig, axes = style.figure(steps + 1, kinds, panel=(1.6, 1.75))
+    axes = axes.reshape(kinds, steps + 1)
     cmap = "gray" if data.sizes["channel"] == 1 else None
 
     def show(ax, array):
         picture = np.clip(np.moveaxis(array, 0, -1), 0, 1)
         ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap=cmap,
                   vmin=0, vmax=1)
-        ax.set(xticks=[], yticks=[])
+        style.picture(ax)
 
     for row, kind in enumerate(data["kind"].values):
         part = data.sel(kind=kind).isel(image=image)
@@ -88,19 +89,24 @@ def plot_restoration(data: xr.Dataset, image: int = 0, classes=None) -> plt.Figu
             axes[row, t + 1].set_title(f"t={t}: {name}\n{part['confidence'].values[t]:.2f}",
                                        fontsize=7)
     axes[0, 0].set_title("input", fontsize=8)
-    fig.suptitle("decoded h_hat_t, matched to the input's mean and s.d.", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle("decoded h_hat_t per iteration t (prediction, confidence), matched to the "
+                 "input's mean and s.d.", fontsize=8)
     return fig
 
 
 def plot_restoration_distance(data: xr.Dataset) -> plt.Figure:
-    """Mean distance of h_hat_t to the clean features per iteration and kind (95% CI)."""
+    """Mean distance of h_hat_t to the clean features per iteration and kind, with its
+    bootstrap CI over images."""
     frame = data["distance_to_clean"].to_dataframe().reset_index()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, (ax,) = style.figure()
     sns.lineplot(data=frame, x="iteration", y="distance_to_clean", hue="kind", marker="o",
                  errorbar=("ci", 95), ax=ax)
-    ax.set(ylabel="MSE to clean h", title="does the feedback restore the clean features?")
-    fig.tight_layout()
+    ax.set(xlabel="iteration t", ylabel="MSE of h_hat_t to the clean image's h",
+           title=f"does the feedback restore the clean features?\n(bands: {style.BOOTSTRAP_CI}"
+                 " over images)")
+    style.from_zero(ax)
+    style.whole_numbers(ax)
+    style.legend_outside(ax, title="input")
     return fig
 
 
@@ -118,7 +124,7 @@ def decision_cells_data(model: FeedbackModel, image: torch.Tensor, directions: t
     """Predicted class over the plane image + a u + b v (a, b in [-extent, extent]) and the
     feedback's displacement of each point (decoded reconstruction at the last iteration minus
     the first, projected on u and v)."""
-    steps = torch.linspace(-extent, extent, resolution)
+    steps = torch.linspace(-extent, extent, resolution, device=image.device)
     a, b = torch.meshgrid(steps, steps, indexing="ij")
     u, v = directions[0].view(image.shape), directions[1].view(image.shape)
     points = image[None] + a.reshape(-1, 1, 1, 1) * u + b.reshape(-1, 1, 1, 1) * v
@@ -128,15 +134,15 @@ def decision_cells_data(model: FeedbackModel, image: torch.Tensor, directions: t
     movement = (trace.decoded[-1] - trace.decoded[0]).flatten(1)
     shape = (resolution, resolution)
     return xr.Dataset(
-        {"prediction": (("a", "b"), trace.last.argmax(1).view(shape).numpy()),
-         "move_a": (("a", "b"), (movement @ directions[0]).view(shape).numpy()),
-         "move_b": (("a", "b"), (movement @ directions[1]).view(shape).numpy())},
-        coords={"a": steps.numpy(), "b": steps.numpy()})
+        {"prediction": (("a", "b"), trace.last.argmax(1).view(shape).cpu().numpy()),
+         "move_a": (("a", "b"), (movement @ directions[0]).view(shape).cpu().numpy()),
+         "move_b": (("a", "b"), (movement @ directions[1]).view(shape).cpu().numpy())},
+        coords={"a": steps.cpu().numpy(), "b": steps.cpu().numpy()})
 
 
 def plot_decision_cells(data: xr.Dataset, classes=None) -> plt.Figure:
     """The class map with the feedback's displacement arrows (paper Fig. 6a)."""
-    fig, ax = plt.subplots(figsize=(5, 4.4))
+    fig, (ax,) = style.figure(panel=(5.0, 4.4))
     a, b = data["a"].values, data["b"].values
     labels = np.unique(data["prediction"].values)
     palette = sns.color_palette("tab10", 10)
@@ -148,10 +154,11 @@ def plot_decision_cells(data: xr.Dataset, classes=None) -> plt.Figure:
     ax.plot(0, 0, "k*", markersize=12)
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[int(c) % 10]) for c in labels]
     names = [classes[int(c)] if classes is not None else str(int(c)) for c in labels]
-    ax.legend(handles, names, fontsize=7, loc="upper right")
-    ax.set(xlabel="principal direction 1", ylabel="principal direction 2",
-           title="decision cells and feedback displacement")
-    fig.tight_layout()
+    ax.legend(handles, names, title="predicted class", loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.set(xlabel="step along principal direction 1 (pixel scale)",
+           ylabel="step along principal direction 2 (pixel scale)",
+           title="decision cells and feedback displacement (arrows)")
     return fig
 
 
@@ -186,7 +193,7 @@ def grad_cam_data(model: FeedbackModel, images: torch.Tensor, layer: str,
             cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear",
                                 align_corners=False)[:, 0]
             peak = cam.flatten(1).max(1).values.clamp_min(1e-12)
-            maps.append((cam / peak[:, None, None]).numpy())
+            maps.append((cam / peak[:, None, None]).cpu().numpy())
     return xr.DataArray(np.stack(maps, 1), dims=("image", "iteration", "y", "x"),
                         coords={"iteration": np.arange(len(maps))}, name=f"{method}_{layer}",
                         attrs={"layer": layer, "method": method})
@@ -196,20 +203,24 @@ def plot_grad_cam(images: torch.Tensor, cams: xr.DataArray, predictions: np.ndar
                   classes=None) -> plt.Figure:
     """Rows: images; columns: the image, then its CAM per iteration with the prediction."""
     n, steps = cams.sizes["image"], cams.sizes["iteration"]
-    fig, axes = plt.subplots(n, steps + 1, figsize=(1.6 * (steps + 1), 1.7 * n), squeeze=False)
+    fig, axes = style.figure(steps + 1, n, panel=(1.6, 1.7))
+    axes = axes.reshape(n, steps + 1)
     for i in range(n):
         picture = images[i].permute(1, 2, 0).numpy()
         grey = picture.mean(-1)
         axes[i, 0].imshow(grey, cmap="gray")
         for t in range(steps):
             axes[i, t + 1].imshow(grey, cmap="gray")
-            axes[i, t + 1].imshow(cams.values[i, t], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            heat = axes[i, t + 1].imshow(cams.values[i, t], cmap="inferno", alpha=0.5, vmin=0,
+                                         vmax=1)
             label = int(predictions[i, t])
             axes[i, t + 1].set_title(f"t={t}: {classes[label] if classes else label}",
                                      fontsize=7)
         for ax in axes[i]:
-            ax.set(xticks=[], yticks=[])
-    fig.tight_layout()
+            style.picture(ax)
+    axes[0, 0].set_title("input", fontsize=7)
+    fig.colorbar(heat, ax=list(axes.ravel()), shrink=0.6,
+                 label=f"{cams.attrs.get('method', 'gradcam')} (of the map's peak)")
     return fig
 
 
@@ -220,7 +231,7 @@ def changed_predictions(model: FeedbackModel, images: torch.Tensor, labels: torc
         trace = model(images, iterations=iterations)
     wrong_first = trace.first.argmax(1) != labels
     right_last = trace.last.argmax(1) == labels
-    return torch.nonzero(wrong_first & right_last).flatten().numpy()
+    return torch.nonzero(wrong_first & right_last).flatten().cpu().numpy()
 
 
 __all__ = [

@@ -1,9 +1,13 @@
 SIMILARITY = config["similarity"]
 DIFFICULTY = config["difficulty"]
+
+
 # what each stimulus set's activations keep: every layer (reduced) for RSA, the outputs for the
 # difficulty analysis
-EXTRACT_OPTIONS = {"similarity": f"--reduce {SIMILARITY['reduce']}",
-                   "difficulty": "--layers logits,probabilities"}
+EXTRACT_OPTIONS = {
+    "similarity": f"--reduce {SIMILARITY['reduce']}",
+    "difficulty": "--layers logits,probabilities",
+}
 
 
 rule stimuli:
@@ -11,18 +15,18 @@ rule stimuli:
         rules.data.output,
     output:
         str(LAYOUT.stimuli("{purpose}")),
+    log:
+        log_path("stimuli", "{purpose}"),
+    wildcard_constraints:
+        purpose="|".join(PURPOSES),
+    conda:
+        ENV
     params:
         spec=lambda wildcards: config[wildcards.purpose]["stimuli"],
         perturb=lambda wildcards: noise_grid(config[wildcards.purpose]["noise"]),
         folder=lambda wildcards, output: Path(output[0]).parent,
-        channels=config["model_input"]["channels"],
-        size=config["model_input"]["size"],
-    wildcard_constraints:
-        purpose="|".join(PURPOSES),
-    log:
-        log_path("stimuli", "{purpose}"),
-    conda:
-        ENV
+        channels=lambda wildcards: stimulus_input(wildcards.purpose)["channels"],
+        size=lambda wildcards: stimulus_input(wildcards.purpose)["size"],
     shell:
         "neurocnnf stimuli {params.spec} --out {params.folder} --perturb {params.perturb} "
         "--channels {params.channels} --size {params.size} --no-progress > {log} 2>&1"
@@ -34,19 +38,19 @@ rule extract:
         stimuli=str(LAYOUT.stimuli("{purpose}")),
     output:
         str(LAYOUT.activations("{model}", "{purpose}")),
+    log:
+        log_path("extract", "{model}-{purpose}"),
+    wildcard_constraints:
+        purpose="|".join(PURPOSES),
+    conda:
+        ENV
+    threads: THREADS
     params:
         checkpoint=lambda wildcards: checkpoint(wildcards.model),
         stimuli=lambda wildcards, input: Path(input.stimuli).parent,
         options=lambda wildcards: EXTRACT_OPTIONS[wildcards.purpose],
         iterations=config["iterations"],
         device=DEVICE,
-    wildcard_constraints:
-        purpose="|".join(PURPOSES),
-    log:
-        log_path("extract", "{model}-{purpose}"),
-    threads: THREADS
-    conda:
-        ENV
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf extract {params.checkpoint} --out {output} "
         "--stimuli folder:{params.stimuli} --iterations {params.iterations} "

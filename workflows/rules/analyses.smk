@@ -8,13 +8,13 @@ rule rsa:
     output:
         table=str(LAYOUT.rsa_files("{model}").table),
         figure=str(LAYOUT.rsa_files("{model}").figure),
-    params:
-        folder=lambda wildcards: LAYOUT.rsa(wildcards.model),
     log:
         log_path("rsa", "{model}"),
-    threads: THREADS
     conda:
         ENV
+    threads: THREADS
+    params:
+        folder=lambda wildcards: LAYOUT.rsa(wildcards.model),
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf analyze rsa {input} --out {params.folder} "
         "> {log} 2>&1"
@@ -29,12 +29,12 @@ rule difficulty:
     output:
         summary=str(LAYOUT.difficulty_files("{model}").summary),
         figure=str(LAYOUT.difficulty_files("{model}").figure),
-    params:
-        folder=lambda wildcards: LAYOUT.difficulty(wildcards.model),
     log:
         log_path("difficulty", "{model}"),
     conda:
         ENV
+    params:
+        folder=lambda wildcards: LAYOUT.difficulty(wildcards.model),
     shell:
         "neurocnnf analyze difficulty {input} --out {params.folder} > {log} 2>&1"
 
@@ -49,19 +49,20 @@ rule predictive_coding:
         summary=str(LAYOUT.predictive_coding_files.summary),
         comparison=str(LAYOUT.predictive_coding_files.comparison),
         ablations=str(LAYOUT.predictive_coding_files.ablations),
+    log:
+        log_path("predictive_coding"),
+    conda:
+        ENV
+    threads: THREADS
     params:
-        models=" ".join(f"--model {label}={checkpoint(model)}"
-                        for label, model in PC["models"].items()),
+        models=" ".join(
+            f"--model {label}={checkpoint(model)}" for label, model in PC["models"].items()
+        ),
         folder=LAYOUT.predictive_coding,
         images=PC["images"],
         noise=",".join(str(v) for v in PC["noise"]),
         iterations=config["iterations"],
         device=DEVICE,
-    log:
-        log_path("predictive_coding"),
-    threads: THREADS
-    conda:
-        ENV
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf analyze predictive-coding {params.models} "
         "--out {params.folder} --images {params.images} --noise {params.noise} "
@@ -79,21 +80,22 @@ if "neural" in config:
         output:
             summary=str(LAYOUT.neural_files.summary),
             tests=str(LAYOUT.neural_files.tests),
+        log:
+            log_path("neural"),
+        conda:
+            ENV
+        threads: THREADS
         params:
             models=named_models("neural"),
             datasets=" ".join(f"--dataset {d}" for d in config["neural"]["datasets"]),
             folder=LAYOUT.neural,
             n_boot=config["neural"]["n_boot"],
             iterations=config["iterations"],
-        log:
-            log_path("neural"),
-        threads: THREADS
-        conda:
-            ENV
+            device=DEVICE,
         shell:
             "OMP_NUM_THREADS={threads} neurocnnf analyze neural {params.models} "
             "{params.datasets} --out {params.folder} --n-boot {params.n_boot} "
-            "--iterations {params.iterations} > {log} 2>&1"
+            "--iterations {params.iterations} --device {params.device} > {log} 2>&1"
 
     REPORTED["neural"] = rules.neural.output.summary
 
@@ -102,23 +104,28 @@ if "human_uncertainty" in config:
 
     rule human_uncertainty:
         input:
-            **{label: trained(model)
-               for label, model in config["human_uncertainty"]["models"].items()},
+            **{
+                label: trained(model)
+                for label, model in config["human_uncertainty"]["models"].items()
+            },
         output:
             summary=str(LAYOUT.human_uncertainty_files.summary),
+        log:
+            log_path("human_uncertainty"),
+        conda:
+            ENV
+        threads: THREADS
         params:
             models=named_models("human_uncertainty"),
-            images=("" if config["human_uncertainty"]["images"] is None
-                    else f"--n-images {config['human_uncertainty']['images']}"),
+            images=(
+                ""
+                if config["human_uncertainty"]["images"] is None
+                else f"--n-images {config['human_uncertainty']['images']}"
+            ),
             folder=LAYOUT.human_uncertainty,
             n_boot=config["human_uncertainty"]["n_boot"],
             iterations=config["iterations"],
             device=DEVICE,
-        log:
-            log_path("human_uncertainty"),
-        threads: THREADS
-        conda:
-            ENV
         shell:
             "OMP_NUM_THREADS={threads} neurocnnf analyze human-uncertainty {params.models} "
             "{params.images} --out {params.folder} --n-boot {params.n_boot} "
@@ -133,20 +140,21 @@ rule figure6:
     output:
         summary=str(LAYOUT.figure6_files.summary),
         restoration=str(LAYOUT.figure6_files.restoration_figure),
+    log:
+        log_path("figure6"),
+    conda:
+        ENV
+    threads: THREADS
     params:
         checkpoint=checkpoint(FIG6["model"]),
         folder=LAYOUT.figure6,
         dataset=config["robustness"]["dataset"],
         images=FIG6["images"],
-    log:
-        log_path("figure6"),
-    threads: THREADS
-    conda:
-        ENV
+        device=DEVICE,
     shell:
         "OMP_NUM_THREADS={threads} neurocnnf visualize {params.checkpoint} "
         "--out {params.folder} --dataset {params.dataset} --n-stats {params.images} "
-        "> {log} 2>&1"
+        "--device {params.device} > {log} 2>&1"
 
 
 REPORTED["figure6"] = rules.figure6.output.summary
@@ -157,12 +165,12 @@ rule brainscore_plugin:
         trained(config["brainscore"]["model"]),
     output:
         directory(str(LAYOUT.brainscore_plugins)),
-    params:
-        checkpoint=checkpoint(config["brainscore"]["model"]),
     log:
         log_path("brainscore_plugin"),
     conda:
         ENV
+    params:
+        checkpoint=checkpoint(config["brainscore"]["model"]),
     shell:
         "neurocnnf brainscore export {params.checkpoint} --out {output} > {log} 2>&1"
 

@@ -21,15 +21,22 @@ def explain_config_errors(config):
     validator = jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA.read_text()))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
-                 for e in errors]
+        lines = [
+            f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors
+        ]
         raise ValueError(f"invalid workflow config ({SCHEMA.name}):\n" + "\n".join(lines))
 
 
 # no --configfile: the quickstart, with any --config overrides (config/config.yaml beside
 # workflow/ in a copy made by `neurocnnf workflow init`)
-DEFAULT_CONFIG = next(p for p in (WORKFLOW_DIR / "config" / "quickstart.yaml",
-                                  WORKFLOW_DIR.parent / "config" / "config.yaml") if p.exists())
+DEFAULT_CONFIG = next(
+    p
+    for p in (
+        WORKFLOW_DIR / "config" / "quickstart.yaml",
+        WORKFLOW_DIR.parent / "config" / "config.yaml",
+    )
+    if p.exists()
+)
 if "models" not in config:
     config.update({**yaml.safe_load(DEFAULT_CONFIG.read_text()), **config})
 explain_config_errors(config)
@@ -38,22 +45,30 @@ validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
 
 def check_model_names(config):
     """Every model named by an analysis section must be trained by `models`."""
-    named = [("robustness.model", config["robustness"]["model"]),
-             ("figure6.model", config["figure6"]["model"]),
-             ("brainscore.model", config["brainscore"]["model"])]
+    named = [
+        ("robustness.model", config["robustness"]["model"]),
+        ("figure6.model", config["figure6"]["model"]),
+        ("brainscore.model", config["brainscore"]["model"]),
+    ]
     if "twin" in config["robustness"]:
         named.append(("robustness.twin", config["robustness"]["twin"]))
     named += [("similarity.models", m) for m in config["similarity"]["models"]]
     named += [("difficulty.models", m) for m in config["difficulty"]["models"]]
-    named += [(f"predictive_coding.models.{label}", m)
-              for label, m in config["predictive_coding"]["models"].items()]
+    named += [
+        (f"predictive_coding.models.{label}", m)
+        for label, m in config["predictive_coding"]["models"].items()
+    ]
     for section in ("neural", "human_uncertainty"):
-        named += [(f"{section}.models.{label}", m)
-                  for label, m in config.get(section, {}).get("models", {}).items()]
+        named += [
+            (f"{section}.models.{label}", m)
+            for label, m in config.get(section, {}).get("models", {}).items()
+        ]
     for where, name in named:
         if name not in config["models"]:
-            raise ValueError(f"config {config['name']!r}: {where} names model {name!r}, which "
-                             f"is not in models ({sorted(config['models'])})")
+            raise ValueError(
+                f"config {config['name']!r}: {where} names model {name!r}, which "
+                f"is not in models ({sorted(config['models'])})"
+            )
 
 
 check_model_names(config)
@@ -80,12 +95,20 @@ def checkpoint(model, seed=SEED0):
 
 def named_models(section):
     """--model LABEL=CHECKPOINT arguments of an analysis section's models."""
-    return " ".join(f"--model {shlex.quote(label)}={checkpoint(model)}"
-                    for label, model in config[section]["models"].items())
+    return " ".join(
+        f"--model {shlex.quote(label)}={checkpoint(model)}"
+        for label, model in config[section]["models"].items()
+    )
 
 
 def log_path(*parts):
     return str(LAYOUT.log(*parts))
+
+
+def stimulus_input(purpose):
+    """The image shape a purpose's stimuli are rendered to: its section's model_input, else
+    the top-level one."""
+    return config[purpose].get("model_input", config["model_input"])
 
 
 def noise_grid(levels):
@@ -100,13 +123,19 @@ def train_command(wildcards):
     folder = shlex.quote(str(LAYOUT.model_run(wildcards.model, wildcards.seed)))
     if "pretrained" in model:
         return f"neurocnnf pretrained export {shlex.quote(model['pretrained'])} --out {folder}"
-    return (f"neurocnnf train {shlex.quote(model['preset'])} --out {folder} "
-            f"{train_overrides(wildcards)} --resume --restart-if-changed --no-progress")
+    return (
+        f"neurocnnf train {shlex.quote(model['preset'])} --out {folder} "
+        f"{train_overrides(wildcards)} --resume --restart-if-changed --no-progress"
+    )
 
 
 def train_overrides(wildcards):
     """--set arguments: the model's own settings, then seed and device."""
     settings = config["models"][wildcards.model].get("set", [])
-    settings = [*settings, f"seed={wildcards.seed}", f"device={DEVICE}",
-                f"name={config['name']}-{wildcards.model}-seed{wildcards.seed}"]
+    settings = [
+        *settings,
+        f"seed={wildcards.seed}",
+        f"device={DEVICE}",
+        f"name={config['name']}-{wildcards.model}-seed{wildcards.seed}",
+    ]
     return " ".join(f"--set {shlex.quote(s)}" for s in settings)

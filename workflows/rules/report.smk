@@ -5,12 +5,12 @@ rule report:
     output:
         markdown=str(LAYOUT.report_markdown),
         html=str(LAYOUT.report_html),
-    params:
-        folder=LAYOUT.root,
-        name=config["name"],
     log:
         log_path("report"),
     conda:
         ENV
+    params:
+        folder=LAYOUT.root,
+        name=config["name"],
     script:
         "../scripts/report.py"

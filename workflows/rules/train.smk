@@ -1,12 +1,12 @@
 rule data:
     output:
         str(LAYOUT.manifest),
-    params:
-        datasets=" ".join(config["datasets"]),
     log:
         log_path("data"),
     conda:
         ENV
+    params:
+        datasets=" ".join(config["datasets"]),
     shell:
         "neurocnnf data {params.datasets} --out {output} > {log} 2>&1"
 
@@ -22,20 +22,19 @@ rule train:
         rules.data.output,
     output:
         trained("{model}", "{seed}"),
-    params:
-        command=train_command,
-        folder=lambda wildcards: LAYOUT.model_run(wildcards.model, wildcards.seed),
     log:
         log_path("train", "{model}-seed{seed}"),
+    conda:
+        ENV
     threads: THREADS
     resources:
         gpu=GPU,
         runtime=720,
-    conda:
-        ENV
+    params:
+        command=train_command,
+        folder=lambda wildcards: LAYOUT.model_run(wildcards.model, wildcards.seed),
     shell:
         "OMP_NUM_THREADS={threads} {params.command} > {log} 2>&1"
 
 
-REPORTED["models"] = expand(trained("{model}", "{seed}"), model=list(config["models"]),
-                            seed=SEEDS)
+REPORTED["models"] = expand(trained("{model}", "{seed}"), model=list(config["models"]), seed=SEEDS)
