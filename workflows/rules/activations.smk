@@ -2,12 +2,6 @@ SIMILARITY = config["similarity"]
 DIFFICULTY = config["difficulty"]
 
 
-def stimulus_input(purpose):
-    """The image shape a purpose's stimuli are rendered to: its section's model_input, else
-    the top-level one."""
-    return config[purpose].get("model_input", config["model_input"])
-
-
 # what each stimulus set's activations keep: every layer (reduced) for RSA, the outputs for the
 # difficulty analysis
 EXTRACT_OPTIONS = {
