@@ -101,6 +101,12 @@ def named_models(section):
     )
 
 
+def stimulus_input(purpose):
+    """The image shape a purpose's stimuli are rendered to: its section's model_input, else
+    the top-level one."""
+    return config[purpose].get("model_input", config["model_input"])
+
+
 def log_path(*parts):
     return str(LAYOUT.log(*parts))
 
