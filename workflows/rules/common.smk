@@ -111,12 +111,6 @@ def log_path(*parts):
     return str(LAYOUT.log(*parts))
 
 
-def stimulus_input(purpose):
-    """The image shape a purpose's stimuli are rendered to: its section's model_input, else
-    the top-level one."""
-    return config[purpose].get("model_input", config["model_input"])
-
-
 def noise_grid(levels):
     """--perturb argument for a noise grid: noise=L1,L2,..."""
     return "noise=" + ",".join(str(v) for v in levels)
