@@ -13,6 +13,8 @@ from neurocnnf.io import atomic_write
 from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.pretrained.registry import MODELS, sha256
 from neurocnnf.train.checkpoint import load_model, read_metadata
+from neurocnnf.train.config import config_from_dict
+from neurocnnf.train.loop import prepare_data
 
 ACCURACY_IMAGES = 1000  # the card's accuracy is measured on the first 1,000 test images
 
@@ -31,30 +33,23 @@ def first_test_accuracy(model, dataset: str, n: int = ACCURACY_IMAGES) -> dict[s
             for s in ("first", "last", "avg")}
 
 
-def training_seconds(run: Path, config: dict[str, Any]) -> float:
+def training_seconds(run: Path, n_train: int) -> float:
     """Training time summed over epochs: training images / measured images per second."""
-    from neurocnnf.train.config import config_from_dict
-    from neurocnnf.train.loop import prepare_data
-
-    n_train = len(prepare_data(config_from_dict(config))[0])
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return sum(n_train / epoch["images_per_s"] for epoch in epochs)
 
 
-def full_test_accuracy(run: Path, model, config: dict[str, Any]) -> dict[str, float]:
+def full_test_accuracy(run: Path, model, test_set, config) -> dict[str, float]:
     """The test set's accuracy (first/last/avg): results.json's of a finished run, else
     measured now on ``model`` (a run still training)."""
     if (run / "results.json").exists():
         return json.loads((run / "results.json").read_text())["test"]
     import torch
 
-    from neurocnnf.train.config import config_from_dict
-    from neurocnnf.train.loop import evaluate, make_batches, prepare_data
+    from neurocnnf.train.loop import evaluate, make_batches
 
-    train_config = config_from_dict(config)
     with torch.no_grad():
-        return evaluate(model, make_batches(prepare_data(train_config)[2], train_config,
-                                            torch.device("cpu")))
+        return evaluate(model, make_batches(test_set, config, torch.device("cpu")))
 
 
 def make_card(run: Path, name: str, description: str, hardware: str, commit: str,
@@ -64,6 +59,8 @@ def make_card(run: Path, name: str, description: str, hardware: str, commit: str
     config = meta["config"]
     model = load_model(run / "best.safetensors")
     optim = config["optim"]
+    train_config = config_from_dict(config)
+    train_set, _, test_set = prepare_data(train_config)  # once: decoding is the slow part
     epochs_done = len((run / "metrics.jsonl").read_text().splitlines())
     return {
         "name": name,
@@ -80,8 +77,8 @@ def make_card(run: Path, name: str, description: str, hardware: str, commit: str
            "epochs_done": epochs_done, "finished": epochs_done >= optim["epochs"]},
         "seed": config["seed"],
         "hardware": hardware,
-        "wall_time_s": round(training_seconds(run, config), 1),
-        "accuracy": {"test_full": full_test_accuracy(run, model, config),
+        "wall_time_s": round(training_seconds(run, len(train_set)), 1),
+        "accuracy": {"test_full": full_test_accuracy(run, model, test_set, train_config),
                      f"test_first_{ACCURACY_IMAGES}": first_test_accuracy(
                          model, config["data"]["dataset"])},
         "robustness": robustness or {},
