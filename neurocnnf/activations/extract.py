@@ -41,8 +41,10 @@ from neurocnnf.activations.store import (
     FINGERPRINT,
     BatchWriter,
     PartialStore,
+    Shard,
     StoreError,
     open_activations,
+    partial_path,
     store_format,
 )
 from neurocnnf.activations.timebins import TimeBins
@@ -234,6 +236,7 @@ class ExtractOptions:
     max_batch_mb: float = MAX_BATCH_MB
     restart_if_changed: bool = False
     strict: bool = False  # StimulusError instead of converting stimuli to the model's input
+    shard: Shard | str | None = None  # None: the whole set; 'init', a Shard or 'merge' (Zarr)
 
     def fingerprint(self, model: FeedbackModel, stimuli: StimulusSet) -> dict:
         """The settings of this extraction of ``stimuli`` by ``model`` (layers and iterations
@@ -264,6 +267,13 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     rounded to float16, relative error <= 2^-11; recorded in ``attrs['dtype']``). The model
     computes in its own dtype either way. Each batch is written on a background thread while
     the next one computes; the store is uncompressed.
+
+    ``shard`` spreads one Zarr extraction over processes (SLURM jobs): ``'init'`` creates the
+    partial store (arrays full-size, reductions fitted, nothing computed), ``Shard(i, n)``
+    writes its chunk-aligned region of it (resumable per shard; the store must be initialised;
+    returns the partial store's path) and ``'merge'`` renames the store to ``out`` once every
+    shard is done (StoreError naming the missing presentations otherwise). Batches fall on the
+    same chunks as in one process, so the store is bit-identical to a one-process extraction.
 
     While it runs, ``<out>.lock`` names the process writing ``out``; a second writer fails at
     once (LockError). Batches go to ``<out>.partial`` (see ``store``): a rerun after a kill
@@ -313,8 +323,16 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     channels, size = model.input_shape[0], model.input_shape[1]
     input_conversion(stimuli, channels, size, options.strict)
     settings = options.fingerprint(model, stimuli)
-    with output_lock(out):
-        store = PartialStore.resume(out, settings, options.restart_if_changed)
+    shard = _check_shard(options.shard, out)
+    with output_lock(_lock_target(out, shard)):
+        if shard is None or shard == "init":
+            store = PartialStore.resume(out, settings, options.restart_if_changed)
+        else:
+            store = _initialised(out, settings, shard)
+            if store is None:
+                return out
+            if shard == "merge":
+                return store.finish(None, None)
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
         probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt)
         per_image = sum(array.nbytes for array in probe.values())
@@ -333,10 +351,13 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
         if store is None:
             store = PartialStore.create(out, skeleton, variables, chunk, settings,
                                         to_arrays(reductions))
-        rows = np.arange(len(stimuli))
-        with tqdm(total=len(stimuli), initial=store.done, desc=f"extract {out.name}",
-                  unit="img", disable=not options.progress) as bar, BatchWriter(store) as writer:
-            for start in range(store.done, len(stimuli), store.chunk):
+        if shard == "init":
+            return store.partial
+        rows, region = np.arange(len(stimuli)), store.region
+        with tqdm(total=len(region), initial=store.done - region.start, unit="img",
+                  desc=f"extract {out.name}" + (f" shard {shard}" if shard else ""),
+                  disable=not options.progress) as bar, BatchWriter(store) as writer:
+            for start in range(store.done, region.stop, store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
                 arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt)
@@ -350,7 +371,36 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                 writer.put(start, {var: array.astype(DTYPES[dtype], copy=False)
                                    for var, array in arrays.items()})
                 bar.update(len(batch))
-        return store.finish(skeleton, variables)
+        return store.partial if shard else store.finish(skeleton, variables)
+
+
+def _check_shard(shard: Shard | str | None, out: Path) -> Shard | str | None:
+    """``shard`` checked: ValueError for an unknown mode, StoreError for a NetCDF path."""
+    if shard is None:
+        return None
+    if not isinstance(shard, Shard) and shard not in ("init", "merge"):
+        raise ValueError(f"shard must be 'init', 'merge' or a Shard, got {shard!r}")
+    if store_format(out) != "zarr":
+        raise StoreError(f"a sharded extraction writes one Zarr store: give a .zarr path, "
+                         f"not {out}")
+    return shard
+
+
+def _lock_target(out: Path, shard: Shard | str | None) -> Path:
+    """The path whose lock a writer holds: a shard's own, else ``out``'s."""
+    if isinstance(shard, Shard):
+        return out.with_name(f"{out.name}.shard-{shard.index}-of-{shard.count}")
+    return out
+
+
+def _initialised(out: Path, settings: dict, shard: Shard | str) -> PartialStore | None:
+    """The initialised partial store a shard writes or a merge finishes (None: ``out`` is
+    finished already); StoreError if there is none."""
+    store = PartialStore.resume(out, settings, shard=shard if isinstance(shard, Shard) else None)
+    if store is None and not out.exists():
+        raise StoreError(f"{partial_path(out)} does not exist: initialise the store first "
+                         "(extract --shard init, with the same options)")
+    return store
 
 
 def _check_pca_rows(reduce: Reduce, rows: int) -> None:

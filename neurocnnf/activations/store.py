@@ -8,6 +8,11 @@ same settings continues at ``done`` (batches are chunk-aligned, so rewriting one
 another); a rerun with other settings is refused and the partial store left as it is. When
 every batch is written, the partial store becomes ``<path>``: renamed (Zarr), or converted batch
 by batch to a temporary NetCDF file that is then renamed, so a finished path is always whole.
+
+A Zarr store can also be written in shards (:class:`Shard`): one process creates the partial
+store (every array full-size), shard processes write their chunk-aligned regions of it, each
+recording its progress in a file of its own, and the last step renames the store once every
+presentation is written (nothing is copied).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,7 @@ FINGERPRINT = "neurocnnf_fingerprint"
 PROGRESS = "neurocnnf-progress.json"
 EXTRAS = "neurocnnf-extras.npz"
 RESTART = "extract --restart-if-changed"
+SHARD_PROGRESS = "neurocnnf-progress-shard-{index}-of-{count}.json"
 
 
 class StoreError(NeurocnnfError, ValueError):
@@ -53,32 +60,74 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` (0-based) of ``count``: of a store of C chunks, the chunks
+    ``C * index // count`` to ``C * (index + 1) // count`` (so shards never share a chunk)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: the index runs from 0 to "
+                             f"{self.count - 1} (count >= 1)")
+
+    def rows(self, n: int, chunk: int) -> range:
+        """The presentations of this shard in a store of ``n`` chunked by ``chunk``."""
+        chunks = -(-n // chunk)
+        start, stop = (chunks * i // self.count * chunk for i in (self.index, self.index + 1))
+        return range(min(start, n), min(stop, n))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard | str:
+    """--shard as 'init', 'merge' or a Shard from 'I/N' (I from 0 to N - 1)."""
+    if text in ("init", "merge"):
+        return text
+    index, sep, count = text.partition("/")
+    try:
+        return Shard(int(index), int(count))
+    except ValueError as error:
+        detail = f" ({error})" if sep and index.isdigit() and count.isdigit() else ""
+        raise ValueError(f"--shard {text!r} must be init, merge or I/N with 0 <= I < N"
+                         f"{detail}") from None
+
+
 class PartialStore:
     """``<path>.partial`` of one extraction: open an existing one (``resume``) or ``create`` it,
     ``write`` batches, then ``finish`` into ``<path>``.
 
-    ``done``: presentations on disk; ``chunk``: presentations per batch (fixed at creation);
-    ``extras``: arrays saved with the store at creation (e.g. the reduction maps).
+    ``region``: the presentations this writer writes (all of them, or a shard's); ``done``:
+    where it continues (``region.stop`` when finished); ``chunk``: presentations per batch (fixed
+    at creation); ``extras``: arrays saved with the store at creation (e.g. the reduction maps).
     Disk errors (full disk, quota, file size limit) raise StoreError; the store stays resumable.
     """
 
     def __init__(self, path: Path, settings: dict, done: int, chunk: int,
-                 extras: dict[str, np.ndarray]) -> None:
+                 extras: dict[str, np.ndarray], shard: Shard | None = None) -> None:
         self.path, self.partial = path, partial_path(path)
         self.settings, self.done, self.chunk, self.extras = settings, done, chunk, extras
+        n = settings["n"]
+        self.region = range(n) if shard is None else shard.rows(n, chunk)
+        self.progress = PROGRESS if shard is None else SHARD_PROGRESS.format(
+            index=shard.index, count=shard.count)
         self._layouts: dict[str, tuple[int, np.dtype, str] | None] = {}
 
     @classmethod
-    def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False
-               ) -> PartialStore | None:
-        """The partial store of ``path`` if there is one (None otherwise); StoreError if it was
-        made with other settings or cannot be resumed (it is left untouched), unless
-        ``restart_if_changed``: then it is deleted (None)."""
+    def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False,
+               shard: Shard | None = None) -> PartialStore | None:
+        """The partial store of ``path`` if there is one (None otherwise), continuing where
+        ``shard`` (default: the whole set) stopped; StoreError if it was made with other
+        settings or cannot be resumed (it is left untouched), unless ``restart_if_changed``:
+        then it is deleted (None)."""
         partial = partial_path(path)
         if not partial.exists():
             return None
         try:
-            return cls._resume(path, settings)
+            return cls._resume(path, settings, shard)
         except StoreError:
             if not restart_if_changed:
                 raise
@@ -86,11 +135,15 @@ class PartialStore:
             return None
 
     @classmethod
-    def _resume(cls, path: Path, settings: dict) -> PartialStore:
+    def _resume(cls, path: Path, settings: dict, shard: Shard | None) -> PartialStore:
         partial = partial_path(path)
         try:
             progress = json.loads((partial / PROGRESS).read_text())
             done, chunk, made_with = progress["done"], progress["chunk"], progress["settings"]
+            if shard is not None:
+                region = shard.rows(progress["settings"]["n"], chunk)
+                own = partial / SHARD_PROGRESS.format(index=shard.index, count=shard.count)
+                done = json.loads(own.read_text())["done"] if own.exists() else region.start
             with np.load(partial / EXTRAS) as extras:
                 arrays = dict(extras)
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -102,7 +155,7 @@ class PartialStore:
             raise StoreError(f"{partial} holds an unfinished extraction made from other inputs "
                              f"({changed}); it is left as it is: run again with the inputs it "
                              f"was made from, or delete it to start over ({RESTART} does)")
-        return cls(path, settings, done, chunk, arrays)
+        return cls(path, settings, done, chunk, arrays, shard)
 
     @classmethod
     def create(cls, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
@@ -147,6 +200,17 @@ class PartialStore:
             self._save_progress(self.partial, stop)
         self.done = stop
 
+    def missing(self) -> list[range]:
+        """The presentations no writer has recorded as done: neither the whole-set progress
+        nor any shard's (empty when the store is complete)."""
+        written = np.zeros(self.settings["n"], dtype=bool)
+        for path in [self.partial / PROGRESS, *self.partial.glob(SHARD_PROGRESS.format(
+                index="*", count="*"))]:
+            progress = json.loads(path.read_text())
+            written[progress.get("start", 0):progress["done"]] = True
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ~written, [0]]).astype(np.int8)))
+        return [range(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
     def _raw_layout(self, name: str) -> tuple[int, np.dtype, str] | None:
         """(chunk rows, dtype, key separator) of variable ``name`` if its chunks are plain
         C-order bytes (Zarr format 2, no compressor, no filters), else None."""
@@ -154,10 +218,18 @@ class PartialStore:
             self._layouts[name] = _raw_layout(self.partial / name)
         return self._layouts[name]
 
-    def finish(self, skeleton: xr.Dataset, variables: dict[str, tuple]) -> Path:
-        """Turn the complete partial store into ``path`` (NetCDF: converted; Zarr: renamed)."""
+    def finish(self, skeleton: xr.Dataset | None, variables: dict[str, tuple] | None) -> Path:
+        """Turn the complete partial store into ``path`` (NetCDF: converted; Zarr: renamed;
+        ``skeleton`` and ``variables`` are the NetCDF conversion's); StoreError naming the
+        presentations that no writer (a shard) has written yet."""
         import zarr
 
+        missing = self.missing()
+        if missing:
+            gaps = ", ".join(f"{r.start}-{r.stop - 1}" for r in missing[:5])
+            raise StoreError(f"{self.partial} is not complete: presentations {gaps} of "
+                             f"{self.settings['n']} are not written yet; run the shards that "
+                             f"write them (--shard I/N), then finish again")
         if store_format(self.path) == "zarr":
             with self._disk_errors(self.path), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Object at neurocnnf-")  # ours
@@ -166,6 +238,8 @@ class PartialStore:
                 os.replace(self.partial, self.path)
             for name in (PROGRESS, EXTRAS):
                 (self.path / name).unlink(missing_ok=True)
+            for name in self.path.glob(SHARD_PROGRESS.format(index="*", count="*")):
+                name.unlink()
             return self.path
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self._disk_errors(tmp):
@@ -218,7 +292,10 @@ class PartialStore:
 
     def _save_progress(self, folder: Path, done: int) -> None:
         progress = {"done": done, "chunk": self.chunk, "settings": self.settings}
-        atomic_write(folder / PROGRESS, lambda tmp: Path(tmp).write_text(json.dumps(progress)))
+        if self.progress != PROGRESS:
+            progress.update(start=self.region.start, stop=self.region.stop)
+        atomic_write(folder / self.progress,
+                     lambda tmp: Path(tmp).write_text(json.dumps(progress)))
 
     @contextmanager
     def _disk_errors(self, target: Path):
