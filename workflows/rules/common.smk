@@ -73,7 +73,8 @@ def check_model_names(config):
 
 check_model_names(config)
 
-LAYOUT = ResultsLayout(Path(config["results"]) / config["name"])
+SHARDS = config["shards"]  # extraction jobs per activation store (> 1: a sharded Zarr store)
+LAYOUT = ResultsLayout(Path(config["results"]) / config["name"], ".zarr" if SHARDS > 1 else ".nc")
 SEEDS = config["seeds"]
 SEED0 = SEEDS[0]  # the seed whose models the activations and analyses use
 THREADS = config["threads"]
