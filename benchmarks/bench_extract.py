@@ -45,32 +45,54 @@ def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=())
 
 
 def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
-               compiled: bool = False, suffix: str = ".nc", device: str = "cpu"
-               ) -> tuple[float, float, float]:
-    """images/s of a plain forward pass (T = 0), of the T-iteration forward pass keeping every
-    layer (no storage), and of ``extract`` of every layer to a store."""
+               compiled: bool = False, device: str = "cpu", repeats: int = 3,
+               pretrained: str | None = None) -> dict[str, list[float]]:
+    """Seconds for ``n`` images, per repeat, alternating within each repeat: a plain forward
+    pass (T = 0), the T-iteration forward pass keeping every layer (no storage), and
+    ``extract`` of every layer to .zarr and to .nc ({kind: [seconds per repeat]})."""
     torch.manual_seed(0)
-    model = build_model(arch).eval().to(device)
+    if pretrained:
+        from neurocnnf import pretrained as zoo
+
+        model = zoo.load(pretrained).eval().to(device)
+    else:
+        model = build_model(arch).eval().to(device)
     model.compiled = compiled
     stim = stimuli(n, model.input_shape)
     x = stim.images.float() / 255
     if compiled:  # compile outside the timings (the rates are steady-state)
         forward_rate(model, x[:batch], 0, batch)
         forward_rate(model, x[:batch], iterations, batch, None)
-    plain = forward_rate(model, x, 0, batch)
-    unrolled = forward_rate(model, x, iterations, batch, None)
+    times: dict[str, list[float]] = {"plain": [], "forward": [], ".zarr": [], ".nc": []}
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        extract(model, stim, Path(tmp) / f"a{suffix}", iterations=iterations, batch_size=batch,
-                progress=False, dtype=dtype)
-        full = n / (time.perf_counter() - start)
-    return plain, unrolled, full
+        for repeat in range(repeats):
+            times["plain"].append(n / forward_rate(model, x, 0, batch))
+            times["forward"].append(n / forward_rate(model, x, iterations, batch, None))
+            for suffix in (".zarr", ".nc"):
+                start = time.perf_counter()
+                extract(model, stim, Path(tmp) / f"a{repeat}{suffix}", iterations=iterations,
+                        batch_size=batch, progress=False, dtype=dtype)
+                times[suffix].append(time.perf_counter() - start)
+    return times
+
+
+def overhead_lines(times: dict[str, list[float]], n: int) -> list[str]:
+    """Storage overhead per format: extraction time over the same forward pass's time in the
+    same repeat (median and range over repeats), with the rates."""
+    lines = []
+    for suffix in (".zarr", ".nc"):
+        ratios = sorted(t / f for t, f in zip(times[suffix], times["forward"], strict=True))
+        lines.append(f"| {suffix} | {n / statistics.median(times['plain']):.0f} | "
+                     f"{n / statistics.median(times['forward']):.0f} | "
+                     f"{n / statistics.median(times[suffix]):.0f} | "
+                     f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
+    return lines
 
 
 def peak_mib(arch: str, n: int) -> float:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
             "import bench_extract as b, resource;"
-            f"b.throughput({arch!r}, {n}, 2, 64);"
+            f"b.throughput({arch!r}, {n}, 2, 64, repeats=1);"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
@@ -86,17 +108,24 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="CNNF.compiled = True")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pretrained", default=None,
+                        help="a shipped model (e.g. fmnist-small-cnnf5) instead of --arch's")
     args = parser.parse_args()
     describe_machine(torch.device(args.device))
     print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
           f"dtype {args.dtype}, compiled {args.compile}")
-    for suffix in (".zarr", ".nc"):
-        plain, unrolled, full = throughput(args.arch, args.n, args.iterations, args.batch,
-                                           args.dtype, args.compile, suffix, args.device)
-        print(f"to {suffix}: plain forward (T=0) {plain:.0f} img/s; forward keeping every layer at "
-              f"T={args.iterations} {unrolled:.0f} img/s; extraction of every layer to {suffix} "
-              f"{full:.0f} img/s; ratio to T=0 {full / plain:.3f}, to the same forward pass "
-              f"{full / unrolled:.3f}", flush=True)
+    times = throughput(args.arch, args.n, args.iterations, args.batch, args.dtype, args.compile,
+                       args.device, args.repeats, args.pretrained)
+    load = os.getloadavg()[0]
+    print(f"Storage overhead: extraction time over the same T={args.iterations} forward pass "
+          f"keeping every layer without storage, median (range) of {args.repeats} alternating "
+          f"repeats; {args.pretrained or args.arch}, {args.n} images, batch {args.batch}, "
+          f"dtype {args.dtype}; load average {load:.1f} at the end.\n")
+    print("| store | plain forward T=0 img/s | same forward, no storage img/s | extraction "
+          "img/s | extraction time / forward time |")
+    print("|---|---|---|---|---|")
+    print("\n".join(overhead_lines(times, args.n)), flush=True)
     if not args.skip_memory:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
