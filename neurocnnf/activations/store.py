@@ -165,35 +165,22 @@ class PartialStore:
     @classmethod
     def create(cls, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
                settings: dict, extras: dict[str, np.ndarray]) -> PartialStore:
-        """A new partial store: coords and attrs of ``skeleton``, empty (NaN) float ``variables``
-        (name -> (dims, dtype)) chunked by ``chunk`` presentations, and ``extras``."""
-        import zarr
-
+        """A new partial store: coords and attrs of ``skeleton``, empty float ``variables``
+        (name -> (dims, dtype); Zarr: NaN, chunked by ``chunk`` presentations), and ``extras``."""
         store = cls(path, _normalized(settings), 0, chunk, extras)
         tmp = store.partial.with_name(store.partial.name + ".tmp")
         with store._disk_errors(tmp):
             _remove(tmp)  # left by a run killed while creating it
+            if store_format(path) == "zarr":
+                _create_zarr(tmp, skeleton, variables, chunk)
+            else:
+                tmp.mkdir()
         if store_format(path) == "netcdf":
-            tmp.mkdir()
             error = in_child(lambda: _create_netcdf(tmp / NETCDF, skeleton, variables))
             if error is not None:
                 _remove(tmp)
                 raise store._write_error(tmp, error)
         with store._disk_errors(tmp):
-            if store_format(path) == "netcdf":
-                np.savez(tmp / EXTRAS, **extras)
-                store._save_progress(tmp, 0)
-                os.replace(tmp, store.partial)
-                return store
-            skeleton.to_zarr(tmp, mode="w", consolidated=False, **_zarr_options())
-            group = zarr.open_group(str(tmp), mode="r+")
-            create = getattr(group, "create_array", None) or group.create_dataset  # zarr 3 | 2
-            coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
-            for name, (dims, dtype) in variables.items():
-                shape = tuple(skeleton.sizes[d] for d in dims)
-                array = create(name, shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype,
-                               fill_value=np.nan, **_uncompressed())
-                array.attrs.update({"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
             np.savez(tmp / EXTRAS, **extras)
             store._save_progress(tmp, 0)
             os.replace(tmp, store.partial)
@@ -330,6 +317,23 @@ def in_child(work: Callable[[], None]) -> str | None:
     return reason or f"the writer ended with status {status}"
 
 
+def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int
+                 ) -> None:
+    """A Zarr store of ``skeleton``'s coords and attrs and NaN-filled ``variables`` (name ->
+    (dims, dtype)) chunked by ``chunk`` presentations."""
+    import zarr
+
+    skeleton.to_zarr(folder, mode="w", consolidated=False, **_zarr_options())
+    group = zarr.open_group(str(folder), mode="r+")
+    create = getattr(group, "create_array", None) or group.create_dataset  # zarr 3 | 2
+    coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
+    for name, (dims, dtype) in variables.items():
+        shape = tuple(skeleton.sizes[d] for d in dims)
+        array = create(name, shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype,
+                       fill_value=np.nan, **_uncompressed())
+        array.attrs.update({"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
+
+
 def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
     """The NetCDF file of an extraction, whole: coordinates and attrs written by xarray, each
     variable (name -> (dims, dtype)) a contiguous block allocated at its full size and never
@@ -432,8 +436,8 @@ def _zarr_options() -> dict:
 
 
 def _uncompressed() -> dict:
-    """No compressor (zarr 3 | zarr 2 spelling): batches and the NetCDF conversion skip the
-    codec, at the cost of larger .zarr stores (the finished .nc was always uncompressed)."""
+    """No compressor (zarr 3 | zarr 2 spelling): batches skip the codec, at the cost of
+    larger .zarr stores (the .nc is uncompressed too)."""
     import zarr
 
     return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {
