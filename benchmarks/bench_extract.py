@@ -18,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from bench_cli import write_readme
 from bench_engine import describe_machine
 
-from neurocnnf.activations import extract
+from neurocnnf.activations import extract, resolve_layers, trace_arrays
 from neurocnnf.models import build_model
-from neurocnnf.stimuli import StimulusSet
+from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
 
 
@@ -44,12 +46,27 @@ def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=())
     return len(x) / (time.perf_counter() - start)
 
 
+def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float:
+    """Seconds of everything extraction computes for every layer (rendering, the pass with the
+    mask statistics, the per-iteration arrays on the CPU), batch by batch, writing nothing."""
+    names = resolve_layers(model, None)
+    channels, size = model.input_shape[0], model.input_shape[1]
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    for first in range(0, len(stim), batch):
+        rows = np.arange(first, min(first + batch, len(stim)))
+        trace_arrays(model, render(stim, rows, channels, size, model).to(device), names,
+                     iterations, None)
+    return time.perf_counter() - start
+
+
 def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
                compiled: bool = False, device: str = "cpu", repeats: int = 3,
                pretrained: str | None = None) -> dict[str, list[float]]:
     """Seconds for ``n`` images, per repeat, alternating within each repeat: a plain forward
-    pass (T = 0), the T-iteration forward pass keeping every layer (no storage), and
-    ``extract`` of every layer to .zarr and to .nc ({kind: [seconds per repeat]})."""
+    pass (T = 0), the T-iteration forward pass keeping every layer (no storage), the same work
+    as extraction without storage, and ``extract`` of every layer to .zarr and to .nc
+    ({kind: [wall seconds per repeat], "<kind> cpu": [the process's CPU seconds]})."""
     torch.manual_seed(0)
     if pretrained:
         from neurocnnf import pretrained as zoo
@@ -63,30 +80,40 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
     if compiled:  # compile outside the timings (the rates are steady-state)
         forward_rate(model, x[:batch], 0, batch)
         forward_rate(model, x[:batch], iterations, batch, None)
-    times: dict[str, list[float]] = {"plain": [], "forward": [], ".zarr": [], ".nc": []}
+    times: dict[str, list[float]] = {}
+
+    def timed(kind: str, work) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        work()
+        times.setdefault(kind, []).append(time.perf_counter() - wall)
+        times.setdefault(f"{kind} cpu", []).append(time.process_time() - cpu)
+
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(repeats):
-            times["plain"].append(n / forward_rate(model, x, 0, batch))
-            times["forward"].append(n / forward_rate(model, x, iterations, batch, None))
+            timed("plain", lambda: forward_rate(model, x, 0, batch))
+            timed("forward", lambda: forward_rate(model, x, iterations, batch, None))
+            timed("compute", lambda: compute_only(model, stim, iterations, batch))
             for suffix in (".zarr", ".nc"):
-                start = time.perf_counter()
-                extract(model, stim, Path(tmp) / f"a{repeat}{suffix}", iterations=iterations,
-                        batch_size=batch, progress=False, dtype=dtype)
-                times[suffix].append(time.perf_counter() - start)
+                timed(suffix, lambda suffix=suffix, repeat=repeat: extract(
+                    model, stim, Path(tmp) / f"a{repeat}{suffix}", iterations=iterations,
+                    batch_size=batch, progress=False, dtype=dtype))
     return times
 
 
 def overhead_lines(times: dict[str, list[float]], n: int) -> list[str]:
-    """Storage overhead per format: extraction time over the same forward pass's time in the
-    same repeat (median and range over repeats), with the rates."""
-    lines = []
-    for suffix in (".zarr", ".nc"):
-        ratios = sorted(t / f for t, f in zip(times[suffix], times["forward"], strict=True))
-        lines.append(f"| {suffix} | {n / statistics.median(times['plain']):.0f} | "
-                     f"{n / statistics.median(times['forward']):.0f} | "
-                     f"{n / statistics.median(times[suffix]):.0f} | "
-                     f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |")
-    return lines
+    """Per format: images/s of each pass, and the extraction's time over the time of the same
+    work without storage and over the bare forward pass, in the same repeat (median and range
+    over repeats)."""
+
+    def ratio(kind: str, base: str) -> str:
+        ratios = sorted(t / b for t, b in zip(times[kind], times[base], strict=True))
+        return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+    rate = {kind: f"{n / statistics.median(values):.0f}" for kind, values in times.items()}
+    return [f"| {suffix} | {rate['plain']} | {rate['forward']} | {rate['compute']} | "
+            f"{rate[suffix]} | {ratio(suffix, 'compute')} | "
+            f"{ratio(f'{suffix} cpu', 'compute cpu')} | {ratio(suffix, 'forward')} |"
+            for suffix in (".zarr", ".nc")]
 
 
 def peak_mib(arch: str, n: int) -> float:
@@ -109,6 +136,8 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true",
+                        help="put the storage-overhead table into benchmarks/README.md")
     parser.add_argument("--pretrained", default=None,
                         help="a shipped model (e.g. fmnist-small-cnnf5) instead of --arch's")
     args = parser.parse_args()
@@ -118,14 +147,20 @@ def main() -> None:
     times = throughput(args.arch, args.n, args.iterations, args.batch, args.dtype, args.compile,
                        args.device, args.repeats, args.pretrained)
     load = os.getloadavg()[0]
-    print(f"Storage overhead: extraction time over the same T={args.iterations} forward pass "
-          f"keeping every layer without storage, median (range) of {args.repeats} alternating "
-          f"repeats; {args.pretrained or args.arch}, {args.n} images, batch {args.batch}, "
-          f"dtype {args.dtype}; load average {load:.1f} at the end.\n")
-    print("| store | plain forward T=0 img/s | same forward, no storage img/s | extraction "
-          "img/s | extraction time / forward time |")
-    print("|---|---|---|---|---|")
-    print("\n".join(overhead_lines(times, args.n)), flush=True)
+    text = (f"Storage overhead: extraction time over the time of the same work without storage "
+            f"(rendering, the T={args.iterations} pass with mask statistics, every layer's "
+            f"arrays on the CPU) and over the bare T={args.iterations} forward pass keeping every "
+            f"layer; median (range) of {args.repeats} alternating repeats; "
+            f"{args.pretrained or args.arch}, {args.n} images, batch {args.batch}, dtype "
+            f"{args.dtype}; load average {load:.1f} at the end. CPU: the process's CPU seconds "
+            f"(all threads), which other jobs' load does not inflate "
+            f"(`benchmarks/bench_extract.py --write`).\n\n"
+            "| store | plain forward T=0 img/s | T forward img/s | same work, no storage img/s "
+            "| extraction img/s | extraction / no storage | same, CPU | extraction / forward |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(overhead_lines(times, args.n)))
+    print(text, flush=True)
+    if args.write:
+        write_readme(text, "<!-- extract-storage -->")
     if not args.skip_memory:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "

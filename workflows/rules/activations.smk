@@ -37,8 +37,10 @@ rule stimuli:
 EXTRACT = (
     "OMP_NUM_THREADS={threads} neurocnnf extract {params.weights} --out {params.store} "
     "--stimuli folder:{params.stimuli} --iterations {params.iterations} "
-    "{params.options} --model-id {wildcards.model} --device {params.device} --no-progress"
+    "{params.options} --model-id {wildcards.model} --device {params.device} --no-progress "
+    "{params.mode} > {log} 2>&1"
 )
+EXTRACT_STEP = f"{EXTRACT} && touch {{output}}"  # init and shards: then their done-marker
 EXTRACT_PARAMS = dict(
     weights=lambda wildcards: checkpoint(wildcards.model),
     store=lambda wildcards: LAYOUT.activations(wildcards.model, wildcards.purpose),
@@ -47,10 +49,6 @@ EXTRACT_PARAMS = dict(
     iterations=config["iterations"],
     device=DEVICE,
 )
-
-
-def shard_marker(part):
-    return str(LAYOUT.activation_shard("{model}", "{purpose}", part))
 
 
 rule extract:
@@ -79,7 +77,7 @@ rule extract:
         **EXTRACT_PARAMS,
         mode="--shard merge" if SHARDS > 1 else "--restart-if-changed",
     shell:
-        EXTRACT + " {params.mode} > {log} 2>&1"
+        EXTRACT
 
 
 rule extract_init:
@@ -97,8 +95,9 @@ rule extract_init:
     threads: THREADS
     params:
         **EXTRACT_PARAMS,
+        mode="--shard init --restart-if-changed",
     shell:
-        EXTRACT + " --shard init --restart-if-changed > {log} 2>&1 && touch {output}"
+        EXTRACT_STEP
 
 
 rule extract_shard:
@@ -118,6 +117,6 @@ rule extract_shard:
     threads: THREADS
     params:
         **EXTRACT_PARAMS,
-        shards=SHARDS,
+        mode=lambda wildcards: f"--shard {wildcards.shard}/{SHARDS}",
     shell:
-        EXTRACT + " --shard {wildcards.shard}/{params.shards} > {log} 2>&1 && touch {output}"
+        EXTRACT_STEP

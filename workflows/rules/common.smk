@@ -102,6 +102,11 @@ def named_models(section):
     )
 
 
+def shard_marker(part):
+    """The done-marker of a sharded extraction's step ('init' or a shard's index)."""
+    return str(LAYOUT.activation_shard("{model}", "{purpose}", part))
+
+
 def stimulus_input(purpose):
     """The image shape a purpose's stimuli are rendered to: its section's model_input, else
     the top-level one."""
