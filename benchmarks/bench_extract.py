@@ -153,7 +153,7 @@ def main() -> None:
             f"layer; median (range) of {args.repeats} alternating repeats; "
             f"{args.pretrained or args.arch}, {args.n} images, batch {args.batch}, dtype "
             f"{args.dtype}; load average {load:.1f} at the end. CPU: the process's CPU seconds "
-            f"(all threads), which other jobs' load does not inflate "
+            f"(all threads), less swayed by other jobs than wall time "
             f"(`benchmarks/bench_extract.py --write`).\n\n"
             "| store | plain forward T=0 img/s | T forward img/s | same work, no storage img/s "
             "| extraction img/s | extraction / no storage | same, CPU | extraction / forward |\n"
