@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from bench_engine import describe_machine, saved_bytes, timed
+from bench_engine import describe_machine, flops, saved_bytes, timed
 
 from neurocnnf.attacks import logits_fn, pgd
 from neurocnnf.models import build_model
@@ -50,6 +50,29 @@ def training_step(model, optimizer, x, y, adversarial: bool):
         return loss
 
     return step
+
+
+def step_ratio(arch: str, iterations: int, batch: int, repeats: int) -> dict[str, float]:
+    """The CNN-F training step (T = ``iterations``) over its plain twin's (T = 0), timed
+    alternately in this process (twin, CNN-F, twin, ...: the medians share the load), and the
+    FLOP ratio of the two steps (convolutions and matmuls, torch's FlopCounterMode)."""
+    steps, work = {}, {}
+    for t in (0, iterations):
+        torch.manual_seed(0)
+        model = build_model(arch, iterations=t)
+        optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
+        x, y = torch.rand(batch, *model.input_shape), torch.randint(0, 10, (batch,))
+        steps[t] = training_step(model, optimizer, x, y, adversarial=False)
+        work[t] = flops(steps[t])  # also the warm-up
+    times: dict[int, list[float]] = {0: [], iterations: []}
+    for _ in range(repeats):
+        for t, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[t].append(time.perf_counter() - start)
+    twin, cnnf = (statistics.median(times[t]) for t in (0, iterations))
+    return {"twin_s": twin, "cnnf_s": cnnf, "ratio": cnnf / twin,
+            "flop_ratio": work[iterations] / work[0]}
 
 
 def throughput(args: argparse.Namespace, device: torch.device) -> None:
