@@ -146,13 +146,14 @@ def test_compile_auto_compiles_from_the_measured_break_even_only(monkeypatch):
     config = config_from_dict({"compile": "auto"})
     cnnf, pc = build_model("fmnist_small"), build_model("fmnist_pc")
     cpu = torch.device("cpu")
-    assert config_from_dict({"compile": "auto", "model": {"arch": "fmnist_pc", "eta": None}})
+    pc_config = config_from_dict({"compile": "auto", "model": {"arch": "fmnist_pc", "eta": None}})
     with pytest.raises(ConfigError, match="compile must be true, false or auto"):
         config_from_dict({"compile": "sometimes"})
-    assert not loop.compiles(config, cnnf, cpu, 10**9)  # no CPU gain measured: never
-    monkeypatch.setitem(loop.COMPILE_BREAK_EVEN_STEPS, "cpu", 100)
+    monkeypatch.setattr(loop, "COMPILE_BREAK_EVEN_STEPS", {("cpu", "fmnist_small"): 100,
+                                                           ("cpu", "fmnist_pc"): 1})
     assert not loop.compiles(config, cnnf, cpu, 99) and loop.compiles(config, cnnf, cpu, 100)
-    assert not loop.compiles(config, pc, cpu, 10**9)  # no compiled path
+    assert not loop.compiles(config, cnnf, torch.device("cuda"), 10**9)  # not measured: never
+    assert not loop.compiles(pc_config, pc, cpu, 10**9)  # no compiled path
     assert loop.compiles(config_from_dict({"compile": True}), cnnf, cpu, 1)
     assert not loop.compiles(config_from_dict({}), cnnf, cpu, 10**9)
 

@@ -62,11 +62,12 @@ from neurocnnf.train.losses import adversarial_loss, standard_loss
 
 TrainingData = ImageDataset | ImageFolder
 SYNC_EVERY = 25  # training steps between reads of the running loss (each waits for the device)
-# training steps from which ``compile: auto`` compiles, per device type: the compilation (cold
-# cache) repaid by faster steps, measured by ``benchmarks/bench_train.py --compile`` (its
-# break-even column; benchmarks/README.md). None: never (CPU: compiled steps were not faster)
-# or not measured yet (CUDA), so auto trains eagerly there.
-COMPILE_BREAK_EVEN_STEPS: dict[str, int | None] = {"cpu": None, "cuda": None}
+# (device type, architecture) -> training steps from which ``compile: auto`` compiles: the
+# compilation with a cold cache repaid by faster steps, measured by ``benchmarks/bench_train.py
+# --compile`` (its break-even column; benchmarks/README.md, "Compile"). Settings not listed
+# were not faster compiled, or are not measured yet (CUDA): auto trains them eagerly.
+COMPILE_BREAK_EVEN_STEPS: dict[tuple[str, str], int] = {
+    ("cpu", "vgg6"): 53, ("cpu", "fmnist_adv"): 269, ("cpu", "fmnist_small"): 460}
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
              "resume.pt", "results.json")
 
@@ -364,11 +365,11 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
 def compiles(config: TrainConfig, model: FeedbackModel, device: torch.device, steps: int
              ) -> bool:
     """Whether this run's training passes are compiled: ``compile: true`` / ``false`` as set;
-    ``compile: auto`` when the model has a compiled path and the ``steps`` this process trains
-    reach the break-even measured for the device (``COMPILE_BREAK_EVEN_STEPS``)."""
+    ``compile: auto`` when the ``steps`` this process trains reach the break-even measured for
+    the device and architecture (``COMPILE_BREAK_EVEN_STEPS``)."""
     if config.compile != "auto":
         return bool(config.compile)
-    break_even = COMPILE_BREAK_EVEN_STEPS.get(device.type)
+    break_even = COMPILE_BREAK_EVEN_STEPS.get((device.type, config.model.arch))
     return hasattr(model, "compiled") and break_even is not None and steps >= break_even
 
 
