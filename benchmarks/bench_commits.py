@@ -71,6 +71,19 @@ def run_child(tree: Path, setting: str, mode: str, args: argparse.Namespace
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def ratio_details(runs: dict[str, list[dict[str, float]]]) -> str:
+    """The FLOP ratio, every round's step ratio and the median seconds of the twin's and
+    CNN-F's steps of both trees (a ratio also moves when the twin's step gets faster)."""
+    def seconds(tree: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[tree])
+
+    return (f"  FLOP ratio {runs['here'][0]['flop_ratio']:.2f}; rounds "
+            f"{[round(r['ratio'], 2) for r in runs['base']]} vs "
+            f"{[round(r['ratio'], 2) for r in runs['here']]}; twin s "
+            f"{seconds('base', 'twin_s'):.3f} vs {seconds('here', 'twin_s'):.3f}, CNN-F s "
+            f"{seconds('base', 'cnnf_s'):.3f} vs {seconds('here', 'cnnf_s'):.3f}")
+
+
 def compare(args: argparse.Namespace) -> None:
     from bench_engine import describe_machine
 
@@ -96,9 +109,7 @@ def compare(args: argparse.Namespace) -> None:
                     b, h = (statistics.median(r[key] for r in runs[k]) for k in ("base", "here"))
                     line = f"{setting:<16}{mode:<13}{b:>9.3f}{h:>9.3f}{b / h:>10.2f}"
                     if mode == "ratio":  # base and here: CNN-F step / twin step
-                        line += f"  (FLOP ratio {runs['here'][0]['flop_ratio']:.2f}; all: " \
-                                f"{[round(r['ratio'], 2) for r in runs['base']]} vs " \
-                                f"{[round(r['ratio'], 2) for r in runs['here']]})"
+                        line += ratio_details(runs)
                     print(line, flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],

@@ -26,7 +26,6 @@ import torch
 from bench_engine import describe_machine, flops, saved_bytes, timed
 
 from neurocnnf.attacks import logits_fn, pgd
-from neurocnnf.device import bf16_autocast
 from neurocnnf.models import build_model
 from neurocnnf.train.config import LossConfig
 from neurocnnf.train.losses import adversarial_loss, standard_loss
@@ -115,6 +114,9 @@ def use_lever(model, lever: str, on: bool) -> None:
 
 def with_autocast(step, device: torch.device):
     """``step`` under the training loop's ``bf16: true`` autocast."""
+    from neurocnnf.device import bf16_autocast  # here: bench_commits imports this module
+    # under older commits, which lack it
+
     def autocast_step():
         with bf16_autocast(device):
             return step()

@@ -42,12 +42,13 @@ class CNNF(nn.Module):
     ``compiled``: when True, the encoder pass and the T iterations run through
     ``torch.compile`` (inductor fuses the elementwise norm/mask/update work between the
     convolutions). The first call of each input shape, T, ``layers`` and grad mode compiles
-    (20-160 s on a 2-core CPU with a cold cache); inductor's cache persists across runs
-    (``inductor_cache_dir``), so a second run only traces (1-5 s). Results equal the eager
-    engine's to float rounding. On that CPU it is no faster than eager (benchmarks/README.md);
-    on GPUs it is unmeasured. A batch smaller than one already compiled and of a size not
-    compiled yet (the last, partial batch of an epoch or a stimulus set) runs eagerly instead
-    of compiling again; adaptive halting always runs eagerly (its batch shrinks).
+    (90-210 s of a training step on a loaded 2-core CPU with a cold cache); inductor's cache
+    persists across runs (``inductor_cache_dir``), so a second run only traces (7-14 s).
+    Results equal the eager engine's to float rounding. On that CPU compiled training steps
+    were 1.07-1.32x faster than eager ones (CPU time), inference no faster
+    (benchmarks/README.md); on GPUs it is unmeasured. A batch smaller than one already compiled
+    and of a size not compiled yet (the last, partial batch of an epoch or a stimulus set)
+    runs eagerly instead of compiling again; adaptive halting always runs eagerly.
     """
 
     compiled: bool = False
