@@ -10,7 +10,11 @@ docs/neural.md from their result files (no number in it is typed by hand).
 Fashion-MNIST models as the negative control (pretrained fmnist-small-cnnf5, -cnn, -pc), and
 ``analyze human-uncertainty`` with the CIFAR-10 models; full outputs under ``--work``, the
 tables, JSON and figures the document shows copied to ``--docs`` with the models' sha256.
-``collect``: that copy alone (after ``run``'s analyses were run another way).
+``collect``: that copy alone (after ``run``'s analyses were run another way); both end with
+``registry``.
+``registry``: the package's default Brain-Score commitment of the natural-image architecture
+(neurocnnf/models/commitments.json: vgg6 from the CNN-F's EVC and IT layers) from ``--docs``'s
+commitment.json.
 ``report``: docs/neural.md from ``--docs``, and the README's paragraph between its
 neural-headline markers.
 ``figures``: the similarity and layer-hierarchy figures redrawn from ``--docs``'s tables (with
@@ -34,6 +38,8 @@ CONTROLS = {"FMNIST CNN-F-5": "pretrained:fmnist-small-cnnf5",
 DATASETS = ["algonauts92", "algonauts78", "kriegeskorte92", "judgements92"]
 HEADLINE = ("<!-- neural-headline: rendered from docs/neural by analyses/neural.py report -->",
             "<!-- /neural-headline -->")
+REGISTRY = Path(__file__).resolve().parents[1] / "neurocnnf" / "models" / "commitments.json"
+COMMITTED = {"vgg6": "CNN-F"}  # architecture -> the model whose commitment it takes
 SHOWN = ["similarity_vs_iteration.png", "layer_hierarchy.png", "model_comparison_IT.png",
          "model_comparison_EVC.png"]
 
@@ -61,6 +67,7 @@ def collect(args: argparse.Namespace) -> None:
         path = resolve_checkpoint(source)
         meta = read_metadata(path)
         models[name] = {"source": source, "sha256": file_digest(path),
+                        "arch": meta.get("config", {}).get("model", {}).get("arch"),
                         "epoch": meta.get("epoch"),
                         "epochs": meta.get("config", {}).get("optim", {}).get("epochs"),
                         "val_acc": meta.get("metrics", {}).get("val_acc_last")}
@@ -82,6 +89,36 @@ def collect(args: argparse.Namespace) -> None:
                      "summary.json", "cross_entropy_vs_iteration.png",
                      "entropy_vs_settling.png"):
             shutil.copy(work / "human_uncertainty" / name, docs / "human_uncertainty" / name)
+    registry(argparse.Namespace(docs=str(docs), out=str(REGISTRY)))
+
+
+def registry(args: argparse.Namespace) -> None:
+    """Write ``--out`` (commitments.json): per architecture of ``COMMITTED``, its model's EVC
+    and IT commitment from ``--docs``'s commitment.json as Brain-Score regions
+    (``neurocnnf.models.commitments.regions_from_rsa``), with where it came from."""
+    from neurocnnf.models import build_model
+    from neurocnnf.models.commitments import regions_from_rsa
+
+    docs = Path(args.docs)
+    commitment = json.loads((docs / "commitment.json").read_text())
+    models = json.loads((docs / "models.json").read_text())
+    architectures = {}
+    for arch, model in COMMITTED.items():
+        picks = {region: commitment["regions"][region][model] for region in ("EVC", "IT")}
+        recorded = models[model].get("arch")
+        if recorded not in (None, arch):
+            raise ValueError(f"{docs}/models.json: {model} is a {recorded}, not a {arch}")
+        architectures[arch] = {
+            "model": model, "sha256": models[model]["sha256"], "epoch": models[model]["epoch"],
+            "regions": regions_from_rsa(picks["EVC"]["layer"], picks["IT"]["layer"],
+                                        build_model(arch).taps),
+            "chosen": picks}
+    content = {"written_by": "analyses/neural.py registry", "source": str(docs /
+                                                                          "commitment.json"),
+               "chosen_on": commitment["chosen_on"], "method": commitment["method"],
+               "rule": commitment["rule"], "architectures": architectures}
+    atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(
+        json.dumps(content, indent=2) + "\n"))
 
 
 def figures(args: argparse.Namespace) -> None:
@@ -316,8 +353,12 @@ def main() -> None:
     two.add_argument("--readme", default="README.md")
     four = commands.add_parser("figures")
     four.add_argument("--docs", default="docs/neural")
+    five = commands.add_parser("registry")
+    five.add_argument("--docs", default="docs/neural")
+    five.add_argument("--out", default=str(REGISTRY))
     args = parser.parse_args()
-    {"run": run, "collect": collect, "report": report, "figures": figures}[args.command](args)
+    {"run": run, "collect": collect, "report": report, "figures": figures,
+     "registry": registry}[args.command](args)
 
 
 if __name__ == "__main__":

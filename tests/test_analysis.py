@@ -65,7 +65,8 @@ def test_the_cli_refuses_kendall_before_reading_anything(tmp_path):
 
     from neurocnnf.cli import app
 
-    result = CliRunner().invoke(app, ["analyze", "rsa", str(tmp_path / "missing.nc"), "--out",
+    result = CliRunner().invoke(app, ["analyze", "neural", "--model", "CNN=missing.safetensors",
+                                      "--dataset", "algonauts92", "--out",
                                       str(tmp_path / "out"), "--method", "kendall"])
     assert result.exit_code != 0 and "use method 'tau-a'" in result.output
 
@@ -147,26 +148,34 @@ def test_repeated_measures_resample_whole_images():
     assert rows["ci_high"] - rows["ci_low"] < 0.7 * (grouped["ci_high"] - grouped["ci_low"])
 
 
+def test_iteration_cka_is_symmetric_one_on_the_diagonal_and_tracks_change():
+    from neurocnnf.analysis.cka import iteration_cka, iteration_cka_table
+
+    start = RNG.standard_normal((60, 30))
+    rotation, _ = np.linalg.qr(RNG.standard_normal((30, 30)))
+    # t=1 a rotation of t=0 (CKA 1), t=2 unrelated to both (CKA about 0)
+    values = np.stack([start, start @ rotation, RNG.standard_normal((60, 30))], 1)
+    matrix = iteration_cka(values)
+    assert np.allclose(matrix, matrix.T) and np.allclose(np.diag(matrix), 1)
+    assert matrix[0, 1] == pytest.approx(1.0, abs=1e-9) and abs(matrix[0, 2]) < 0.1
+    table = iteration_cka_table({"CNN-F": {"conv1": values, "conv1_feedback": values},
+                                 "CNN": {"conv1": values[:, :1]}})  # no iterations: left out
+    assert set(table["model"]) == {"CNN-F"} and set(table["layer"]) == {"conv1"}
+    assert len(table) == 9 and table.query("iteration_a == 0 and iteration_b == 1")[
+        "cka"].item() == pytest.approx(matrix[0, 1])
+
+
 @pytest.mark.data
-def test_rsa_and_difficulty_runs_write_tables_and_figures(tmp_path):
+def test_difficulty_run_writes_tables_and_figures(tmp_path):
     import torch
 
-    from neurocnnf.activations import Reduce, extract
+    from neurocnnf.activations import extract
     from neurocnnf.models import fmnist_small
     from neurocnnf.pipelines.difficulty import run_difficulty
-    from neurocnnf.pipelines.rsa import run_rsa
-    from neurocnnf.stimuli import kriegeskorte92_set, load_stimuli, perturb
+    from neurocnnf.stimuli import load_stimuli, perturb
 
     torch.manual_seed(0)
     model = fmnist_small(iterations=2).eval()
-    k92 = extract(model, perturb(kriegeskorte92_set(), "noise", [0.0, 0.2]), tmp_path / "k.nc",
-                  reduce=Reduce("random", 64), progress=False)
-    table = run_rsa(k92, tmp_path / "rsa", n_boot=10)
-    assert len(table) == 4 * 3 * 2  # (conv1, conv2, h_hat, logits) x 3 iterations x 2 targets
-    assert table["similarity"].between(-1, 1).all()
-    assert (table["ci_low"] <= table["ci_high"]).all()
-    for name in ("rsa.csv", "rsa_vs_iteration.png", "rdms.png", "cka_conv2.png"):
-        assert (tmp_path / "rsa" / name).stat().st_size > 0
     noisy = perturb(load_stimuli("fashion_mnist:test:40"), "noise", [0.0, 0.3])
     store = extract(model, noisy, tmp_path / "d.nc", layers=["logits", "probabilities"],
                     progress=False)

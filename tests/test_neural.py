@@ -61,8 +61,27 @@ def test_commitment_is_chosen_on_the_92_set_and_reported_elsewhere(neural_run):
     assert tests.loc[tested, "p"].between(0, 1).all() and tests["significant"].dtype == bool
     assert (tests.loc[~tested, "a"] == tests.loc[~tested, "b"]).all()
     assert not tests.loc[~tested, "significant"].any()
-    for name in ("similarity_vs_iteration", "layer_hierarchy", "model_comparison_IT"):
+    for name in ("similarity_vs_iteration", "layer_hierarchy", "model_comparison_IT", "rdms"):
         assert (neural_run / "algonauts92" / f"{name}.png").stat().st_size > 10_000
+    assert (neural_run / "judgements92" / "rdms.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_cka_across_iterations_of_the_models_with_feedback(neural_run):
+    """CKA between iterations, per layer, on the first set's images (what the former `analyze
+    rsa` computed beside its RSA); the CNN twin runs no iteration and has none."""
+    summary = json.loads((neural_run / "summary.json").read_text())
+    assert summary["cka_on"] == "algonauts92" == summary["chosen_on"]
+    cka = pd.read_csv(neural_run / "cka.csv")
+    assert set(cka["model"]) == {"CNN-F"} and {"conv1", "conv2", "h_hat"} == set(cka["layer"])
+    assert len(cka) == 3 * 3 * 3  # 3 layers x (t=0..2)^2
+    diagonal = cka["iteration_a"] == cka["iteration_b"]
+    assert np.allclose(cka.loc[diagonal, "cka"], 1)
+    off = cka[~diagonal]
+    assert off["cka"].between(-0.2, 1.0 + 1e-9).all() and (off["cka"] < 1 - 1e-6).any()
+    assert (neural_run / "cka_CNN-F.png").stat().st_size > 10_000
+    assert not (neural_run / "cka_CNN.png").exists()
 
 
 @pytest.mark.slow

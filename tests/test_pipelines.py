@@ -56,10 +56,10 @@ def test_layout_paths_keep_wildcards_and_find_what_exists(tmp_path):
         tmp_path / "run" / "logs" / "train" / "{model}-seed{seed}.log"
     assert layout.checkpoint("cnnf", 0).parent == layout.trained("cnnf", 0).parent
     for model in ("pc", "cnnf"):
-        (layout.rsa(model)).mkdir(parents=True)
-        (layout.rsa(model) / "rsa.csv").write_text("x\n")
-    (layout.rsa("cnn")).mkdir()  # no table: not listed
-    assert [p.parent.name for p in layout.matching(layout.rsa("*") / "rsa.csv")] == [
+        (layout.difficulty(model)).mkdir(parents=True)
+        layout.difficulty_files(model).summary.write_text("{}\n")
+    (layout.difficulty("cnn")).mkdir()  # no summary: not listed
+    assert [p.parent.name for p in layout.matching(layout.difficulty_files("*").summary)] == [
         "cnnf", "pc"]
 
 
@@ -68,11 +68,12 @@ def test_layout_names_each_file_once(tmp_path):
     from the layout's Files, so a runner writes where the rule and the report look."""
     import re
 
-    from neurocnnf.pipelines.layout import Files, RobustnessFiles, RsaFiles
+    from neurocnnf.pipelines.layout import Files, NeuralFiles, RobustnessFiles
 
     layout = ResultsLayout(tmp_path / "run")
-    assert layout.rsa_files("{model}").table == layout.rsa("{model}") / "rsa.csv"
-    assert RsaFiles(tmp_path).cka("conv1") == tmp_path / "cka_conv1.png"
+    assert layout.difficulty_files("{model}").table == layout.difficulty("{model}") / \
+        "difficulty.csv"
+    assert NeuralFiles(tmp_path).cka_figure("CNN-F") == tmp_path / "cka_CNN-F.png"
     assert layout.robustness_files.fgsm_figure.parent == layout.robustness_files.figures
     assert layout.neural_files.dataset("algonauts92").similarity.parent.name == "algonauts92"
     for files in Files.__subclasses__():  # every role a file of its own, in its folder

@@ -5,9 +5,11 @@ configuring and training it, saving and loading its checkpoints and committing i
 regions must need no other file.
 """
 
+import argparse
 import json
 from collections import OrderedDict
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +31,7 @@ from neurocnnf.models import (
     register_architecture,
     registry,
 )
+from neurocnnf.models.commitments import committed_regions, regions_from_rsa
 from neurocnnf.train import (
     CheckpointError,
     ConfigError,
@@ -124,6 +127,52 @@ def test_the_registered_architectures():
     backbone = ENGINES["from_backbone"]()
     assert default_region_layer_map("backbone", backbone.taps) == {"V1": "V1", "V2": "V2",
                                                                    "IT": "IT"}
+
+
+def test_the_natural_image_commitment_is_the_one_chosen_on_fmri(tmp_path):
+    """vgg6 (and vgg6_pc, on the same backbone) commit what docs/neural/commitment.json chose
+    for the CNN-F on algonauts92: V1 and V2 its EVC layer, IT its IT layer; the package file
+    is what analyses/neural.py writes from it now (rerun it after a new analysis)."""
+    from helpers import analysis_script
+
+    from neurocnnf.models.commitments import COMMITMENTS
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "neural"
+    chosen = json.loads((docs / "commitment.json").read_text())
+    assert chosen["chosen_on"] == "algonauts92"
+    evc, it = (chosen["regions"][r]["CNN-F"]["layer"] for r in ("EVC", "IT"))
+    for arch in ("vgg6", "vgg6_pc"):
+        regions = default_region_layer_map(arch)
+        assert (regions["V1"], regions["V2"], regions["IT"]) == (evc, evc, it), arch
+    taps = build_model("vgg6").taps
+    assert taps.index(evc) <= taps.index(regions["V4"]) <= taps.index(it) or \
+        taps.index(it) <= taps.index(regions["V4"]) <= taps.index(evc)
+    script = analysis_script("neural")
+    assert script.REGISTRY == COMMITMENTS
+    rewritten = tmp_path / "commitments.json"
+    script.registry(argparse.Namespace(docs=str(docs), out=str(rewritten)))
+    shipped = json.loads(COMMITMENTS.read_text())
+    assert json.loads(rewritten.read_text())["architectures"] == shipped["architectures"]
+    assert shipped["architectures"]["vgg6"]["chosen"]["IT"] == chosen["regions"]["IT"]["CNN-F"]
+
+
+def test_fmri_regions_become_brainscore_regions():
+    taps = ("input", "conv1", "conv2", "conv3", "conv4", "conv5", "conv6")
+    assert regions_from_rsa("conv2", "conv6", taps) == {"V1": "conv2", "V2": "conv2",
+                                                        "V4": "conv4", "IT": "conv6"}
+    assert regions_from_rsa("conv2", "conv5", taps)["V4"] == "conv4"  # the one nearer IT
+    assert regions_from_rsa("conv5", "conv2", taps)["V4"] == "conv3"  # IT below EVC
+    assert set(regions_from_rsa("conv5", "conv5", taps).values()) == {"conv5"}
+    with pytest.raises(ValueError, match=r"\['conv9'\] are not taps"):
+        regions_from_rsa("conv1", "conv9", taps)
+
+
+def test_a_missing_commitment_is_a_clear_error(tmp_path):
+    path = tmp_path / "commitments.json"
+    path.write_text(json.dumps({"architectures": {"vgg6": {"regions": {"IT": "conv6"}}}}))
+    assert committed_regions("vgg6", path) == {"IT": "conv6"}
+    with pytest.raises(ValueError, match="commits no layers for architecture 'wrn'"):
+        committed_regions("wrn", path)
 
 
 def test_unknown_names_list_the_known_ones(tmp_path):

@@ -31,11 +31,9 @@ def _tied_rdms(count, n=20, levels=5):
 
 
 def _kriegeskorte():
-    from neurocnnf.analysis.brain_rsa import human_subject_rdms
-    from neurocnnf.data import kriegeskorte92
+    from neurocnnf.data import kriegeskorte92, load_brain_rdms
 
-    k92 = kriegeskorte92()
-    return k92, human_subject_rdms(k92)
+    return kriegeskorte92(), list(load_brain_rdms("kriegeskorte92", "human_IT").rdms)
 
 
 def _toolbox(rdms):

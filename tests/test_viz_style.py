@@ -59,12 +59,12 @@ def _evaluated() -> pd.DataFrame:
     return _blank(results, "sweep", "twin")
 
 
-def _similarity_table() -> pd.DataFrame:
-    rows = [{"target": target, "layer": layer, "iteration": t, "method": "spearman",
-             "similarity": s, "ci_low": s - 0.05, "ci_high": s + 0.05}
-            for target in ("macaque_IT", "human_IT") for layer in ("conv1", "conv2", "h_hat")
-            for t, s in enumerate((0.10, 0.15, 0.18))]
-    return pd.DataFrame(rows)
+def _cka_table() -> pd.DataFrame:
+    """iteration_cka_table's rows of one model: two layers, three iterations."""
+    from neurocnnf.analysis.cka import iteration_cka_table
+
+    values = np.random.default_rng(0).standard_normal((20, 3, 8)).cumsum(1)
+    return iteration_cka_table({"CNN-F": {"conv1": values, "conv2": values ** 2}})
 
 
 def _rdms() -> tuple[dict[str, np.ndarray], list[str]]:
@@ -166,10 +166,7 @@ def _figures() -> dict:
 
     classes = [f"class {i}" for i in range(10)]
     return {
-        "analysis.similarity_vs_iteration":
-            lambda: analysis.similarity_vs_iteration(_similarity_table(), (0.3, 0.5)),
-        "analysis.cka_matrix": lambda: analysis.cka_matrix(
-            np.eye(4) * 0.5 + 0.5, "conv2"),
+        "analysis.cka_matrices": lambda: analysis.cka_matrices(_cka_table(), "CNN-F"),
         "analysis.rdm_panels": lambda: analysis.rdm_panels(*_rdms()),
         "analysis.settling_vs_difficulty": lambda: analysis.settling_vs_difficulty(*_difficulty()),
         "corruptions.accuracy_by_severity":

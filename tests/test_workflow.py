@@ -55,15 +55,21 @@ def test_every_target_exists_and_is_valid(workflow_run):
     results = pd.read_csv(res / "robustness" / "results.csv")
     assert results["accuracy"].between(0, 1).all() and set(results["attack"]) >= {"pgd", "fgsm"}
     config = yaml.safe_load(TEST_CONFIG.read_text())
-    k92 = pd.read_csv(res / "stimuli" / "similarity" / "stimuli.csv")
-    assert len(k92) == 92 * len(config["similarity"]["noise"]) and k92["rendered"].all()
-    assert all((res / "stimuli" / "similarity" / f).exists() for f in k92["filename"])
-    for model in config["similarity"]["models"]:  # the CIFAR-10 zoo: photographs in colour
-        ds = open_activations(res / "activations" / model / "similarity.nc")
-        assert ds.sizes["iteration"] == config["iterations"] + 1 and ds.attrs["model_id"] == model
-        assert json.loads(ds.attrs["input_shape"]) == [3, 32, 32]
-        rsa = pd.read_csv(res / "rsa" / model / "rsa.csv")
-        assert rsa["similarity"].between(-1, 1).all()
+    stimuli = pd.read_csv(res / "stimuli" / "difficulty" / "stimuli.csv")
+    assert len(stimuli) == 60 * len(config["difficulty"]["noise"]) and stimuli["rendered"].all()
+    assert all((res / "stimuli" / "difficulty" / f).exists() for f in stimuli["filename"])
+    ds = open_activations(res / "activations" / "cnnf" / "difficulty.nc")
+    assert ds.sizes["iteration"] == config["iterations"] + 1 and ds.attrs["model_id"] == "cnnf"
+    # the brain data meet the CIFAR-10 zoo (photographs in colour): RSA and CKA in one rule
+    neural = res / "neural"
+    labels = list(config["neural"]["models"])
+    similarity = pd.read_csv(neural / "algonauts92" / "similarity.csv")
+    assert set(similarity["model"]) == set(labels) and similarity["similarity"].between(
+        -1, 1).all()
+    cka = pd.read_csv(neural / "cka.csv")
+    assert {"CNN-F", "PC"} <= set(cka["model"]) and cka["cka"].between(-1, 1 + 1e-9).all()
+    assert (neural / "cka_CNN-F.png").exists() and (neural / "algonauts92" / "rdms.png").exists()
+    assert not (res / "rsa").exists()
     assert "PC" in json.loads((res / "predictive_coding" / "summary.json").read_text())["results"]
     summary = json.loads((res / "difficulty" / "cnnf" / "difficulty_summary.json").read_text())
     assert {"settling_vs_level", "accuracy_gain_by_level"} <= set(summary)
@@ -109,7 +115,7 @@ def test_rerunning_does_nothing_and_a_change_reruns_only_its_dependents(workflow
     counts = _job_counts(plan.stdout)
     assert counts["train"] == 1 and "robustness" not in counts  # robustness reads cnnf/cnn only
     assert {"predictive_coding", "report"} <= set(counts)
-    assert "rsa" not in counts and "neural" not in counts  # the photographs meet the CIFAR zoo
+    assert "neural" not in counts  # the photographs meet the CIFAR zoo
 
 
 def test_a_killed_training_job_resumes(workflow_run):
@@ -129,7 +135,7 @@ def test_a_killed_training_job_resumes(workflow_run):
 def test_bad_configs_fail_with_clear_messages(tmp_path):
     bad = yaml.safe_load(TEST_CONFIG.read_text())
     bad["iterations"] = -1
-    bad["similarity"]["models"] = ["cnnf", "resnet"]
+    bad["neural"]["models"]["CNN"] = "resnet"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     result = snakemake(tmp_path, "-n", config=path)
@@ -138,7 +144,7 @@ def test_bad_configs_fail_with_clear_messages(tmp_path):
     bad["iterations"] = 2
     path.write_text(yaml.safe_dump(bad))
     result = snakemake(tmp_path, "-n", config=path)
-    assert "similarity.models names model 'resnet'" in result.stderr + result.stdout
+    assert "neural.models.CNN names model 'resnet'" in result.stderr + result.stdout
 
 
 def test_lint_is_clean_and_every_config_plans(tmp_path):

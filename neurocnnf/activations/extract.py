@@ -18,6 +18,7 @@ numbers), the iteration at which each image stopped; later iterations repeat its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,9 +50,10 @@ from neurocnnf.activations.store import (
 )
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
+from neurocnnf.device import bf16_autocast
 from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, resolve_iterations, supports_halting
-from neurocnnf.models.engine import check_layers
+from neurocnnf.models.engine import check_layers, eagerly
 from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.stimuli import StimulusSet, conversion_note, input_conversion, render
 
@@ -107,13 +109,15 @@ def model_digest(model: FeedbackModel) -> str:
 
 
 def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], iterations: int,
-                 eta: float | None, feedback: bool = True, halt: float | None = None
-                 ) -> dict[str, np.ndarray]:
+                 eta: float | None, feedback: bool = True, halt: float | None = None,
+                 bf16: bool = False) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
-    with ``halt``, also ``halted_at`` (B,)."""
+    with ``halt``, also ``halted_at`` (B,). ``bf16``: the model runs under bfloat16 autocast
+    (``device.bf16_autocast``); the arrays are float32 all the same."""
     taps = [name for name in layers if name in model.taps]
     halting = {} if halt is None else {"halt": halt}
-    with torch.no_grad():
+    autocast = bf16_autocast(images.device) if bf16 else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
         trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True,
                       **halting)
     b = images.shape[0]
@@ -179,7 +183,7 @@ def _metadata_coords(stimuli: StimulusSet) -> dict[str, tuple]:
 
 
 def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, shapes, device,
-                    batch_size) -> dict[str, Projection]:
+                    batch_size, bf16: bool) -> dict[str, Projection]:
     big = [n for n in layers if n not in ("logits", "probabilities")
            and int(np.prod(shapes[n])) > reduce.min_size]
     if not big:
@@ -192,7 +196,7 @@ def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, sha
     for start in range(0, len(rows), batch_size):
         images = render(stimuli, rows[start:start + batch_size], model.input_shape[0],
                         model.input_shape[1], model).to(device)
-        arrays = trace_arrays(model, images, big, iterations, eta, feedback=False)
+        arrays = trace_arrays(model, images, big, iterations, eta, feedback=False, bf16=bf16)
         for n in big:
             gathered[n].append(arrays[n].reshape(-1, arrays[n].shape[-1]))
     return {n: fit_pca(torch.from_numpy(np.concatenate(gathered[n])), reduce.components)
@@ -229,6 +233,7 @@ class ExtractOptions:
     reduce: Reduce | None = None
     halt: float | None = None  # adaptive halting tolerance (iterations is then the cap)
     dtype: str = "float32"  # storage type: 'float32' or 'float16'
+    bf16: bool = False  # the model computes under bfloat16 autocast (opt-in; CUDA or CPU)
     model_id: str = "model"
     checkpoint_sha256: str | None = None  # the model's identity (None: a digest of its tensors)
     batch_size: int = 64
@@ -249,7 +254,8 @@ class ExtractOptions:
                     eta=self.eta if self.eta is not None else model.eta, feedback=self.feedback,
                     reduce=None if self.reduce is None else vars(self.reduce),
                     time_bins=vars(self.time_bins or TimeBins()), dtype=self.dtype,
-                    **({} if self.halt is None else {"halt": self.halt}))
+                    **({} if self.halt is None else {"halt": self.halt}),
+                    **({"bf16": True} if self.bf16 else {}))
 
 
 def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
@@ -265,9 +271,12 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
     ``dtype``: storage type of every variable, 'float32' or 'float16' (half the bytes; values
     rounded to float16, relative error <= 2^-11; recorded in ``attrs['dtype']``). The model
-    computes in its own dtype either way. Each batch is written on a background thread while
-    the next one computes, as bytes into the store's files (uncompressed: Zarr chunks of one
-    batch, NetCDF variables contiguous), each byte written once.
+    computes in its own dtype either way, unless ``bf16`` (an opt-in: bfloat16 autocast of the
+    model's passes, faster on GPUs and CPUs with bfloat16 units; activations then differ from
+    float32 by about 1e-2 relative, and the stores' fingerprint records it). Each batch is
+    written on a background thread while the next one computes, as bytes into the store's
+    files (uncompressed: Zarr chunks of one batch, NetCDF variables contiguous), each byte
+    written once.
 
     ``shard`` spreads one Zarr extraction over processes (SLURM jobs): ``'init'`` creates the
     partial store (arrays full-size, reductions fitted, nothing computed), ``Shard(i, n)``
@@ -335,17 +344,19 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
             if shard == "merge":
                 return store.finish()
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
-        probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt)
+        with eagerly(model):  # one image: not worth compiling for
+            probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt,
+                                 options.bf16)
+            shapes = _feature_shapes(model, first_image, names)
         per_image = sum(array.nbytes for array in probe.values())
         # a chunk (and batch) of at most the set's size: a small set is not padded to 64
         fitting = int(options.max_batch_mb * 2**20) // per_image
         chunk = store.chunk if store else max(1, min(batch_size, len(stimuli), fitting))
-        shapes = _feature_shapes(model, first_image, names)
         if store is not None:
             reductions = from_arrays(store.extras, reduce.method) if reduce else {}
         else:
             reductions = _fit_reductions(model, stimuli, names, iterations, eta, reduce, shapes,
-                                         device, chunk) if reduce else {}
+                                         device, chunk, options.bf16) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
@@ -361,7 +372,8 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
             for start in range(store.done, region.stop, store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
-                arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt)
+                arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt,
+                                      options.bf16)
                 _check_finite(arrays, stimuli, batch)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")

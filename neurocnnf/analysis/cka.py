@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def _unbiased_hsic(gram_x: np.ndarray, gram_y: np.ndarray) -> float:
@@ -33,3 +34,31 @@ def linear_cka(x: np.ndarray, y: np.ndarray, debiased: bool = True) -> float:
     else:
         xy, xx, yy = np.sum(gram_x * gram_y), np.sum(gram_x**2), np.sum(gram_y**2)
     return float(xy / np.sqrt(xx * yy))
+
+
+def iteration_cka(values: np.ndarray) -> np.ndarray:
+    """(T+1, T+1) debiased linear CKA between the iterations of one layer's (n, T+1, ...)
+    features of n stimuli (1 on the diagonal)."""
+    values = np.asarray(values).reshape(*values.shape[:2], -1)
+    passes = values.shape[1]
+    matrix = np.ones((passes, passes))
+    for i in range(passes):
+        for j in range(i + 1, passes):
+            matrix[i, j] = matrix[j, i] = linear_cka(values[:, i], values[:, j])
+    return matrix
+
+
+def iteration_cka_table(features: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Tidy CKA across iterations: one row per model x layer x (iteration_a, iteration_b),
+    from model -> variable -> (n, T+1, ...) features; feedback variables (``*_feedback``)
+    and models run with no iteration (T = 0) are left out."""
+    rows = []
+    for model, variables in features.items():
+        for layer, values in variables.items():
+            if layer.endswith("_feedback") or values.shape[1] < 2:
+                continue
+            matrix = iteration_cka(values)
+            rows += [{"model": model, "layer": layer, "iteration_a": a, "iteration_b": b,
+                      "cka": float(matrix[a, b])}
+                     for a in range(len(matrix)) for b in range(len(matrix))]
+    return pd.DataFrame(rows, columns=["model", "layer", "iteration_a", "iteration_b", "cka"])

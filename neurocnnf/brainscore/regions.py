@@ -3,10 +3,11 @@ windows of the iterations.
 
 Region -> layer: each architecture's default is registered with it (``regions`` in
 :mod:`neurocnnf.models.registry`; the maps and their reasons are beside the registrations),
-chosen from the depth of each tap in the feedforward hierarchy. An architecture registered
-without one (``from_backbone``) commits each region to the tap of the same name (a CORnet-style
-backbone with blocks V1, V2, V4, IT commits them as named). Only body layers change across
-iterations; encoder layers are constant.
+chosen from the depth of each tap in the feedforward hierarchy, or, for the natural-image
+``vgg6`` (and ``vgg6_pc``), from its CNN-F's RSA with fMRI (:mod:`neurocnnf.models.commitments`).
+An architecture registered without one (``from_backbone``) commits each region to the tap of
+the same name (a CORnet-style backbone with blocks V1, V2, V4, IT commits them as named). Only
+body layers change across iterations; encoder layers are constant.
 
 Region -> time windows of the iterations (``TimeBins(start_ms, step_ms)``, see docs/brainscore.md
 for the evidence): each region's iteration 0 starts at the response onset that the region's

@@ -21,26 +21,6 @@ from neurocnnf.cli.options import (
 app = typer.Typer(help="Analyses of activation stores (tables + figures).", no_args_is_help=True)
 
 
-@app.command("rsa")
-def analyze_rsa(
-    activations: Annotated[Path, typer.Argument(help="store of the kriegeskorte92 stimuli")],
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/rsa"),
-    method: Annotated[str, typer.Option(
-        help="RDM comparison (rsatoolbox's names): spearman, tau-a (Kendall's tau-a) or corr "
-             "(Pearson)")] = "spearman",
-    n_boot: Annotated[int, typer.Option(help="bootstrap samples of the stimuli")] = 100,
-) -> None:
-    """RSA of every layer x iteration with macaque and human IT, CKA across iterations."""
-    from neurocnnf.analysis.rsa import check_method
-    from neurocnnf.pipelines.rsa import run_rsa
-
-    check_writable(out)
-    table = run_rsa(activations, out, check_method(method), n_boot)
-    best = table.loc[table.groupby("target")["similarity"].idxmax()]
-    typer.echo(best.to_string(index=False))
-    typer.echo(f"wrote {out}")
-
-
 @app.command("difficulty")
 def analyze_difficulty(
     activations: Annotated[Path, typer.Argument(help="store of labelled, perturbed stimuli")],
@@ -114,7 +94,8 @@ def analyze_neural(
 ) -> None:
     """Every model x layer (forward, feedback) x iteration against every subject's RDM of real
     brain data (fMRI EVC/IT, macaque IT, judgements): noise ceilings, dual bootstrap over
-    subjects and stimuli, FDR-corrected tests of iterations, models, hierarchy and feedback."""
+    subjects and stimuli, FDR-corrected tests of iterations, models, hierarchy and feedback,
+    RDM panels, and each model's CKA across iterations."""
     from neurocnnf.analysis.rsa import check_method
     from neurocnnf.pipelines.neural import run_neural
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from neurocnnf import nn as fnn
+from neurocnnf.models.commitments import committed_regions
 from neurocnnf.models.engine import CNNF
 from neurocnnf.models.registry import register_architecture
 
@@ -194,7 +195,8 @@ def wrn(
 
 
 # Default Brain-Score commitments, from each tap's depth in the feedforward hierarchy
-# (fmnist_small has two conv layers: V1, V2 -> conv1; V4, IT -> conv2).
+# (fmnist_small has two conv layers: V1, V2 -> conv1; V4, IT -> conv2); the natural-image
+# vgg6's from its CNN-F's RSA with fMRI (commitments.py).
 register_architecture(
     "fmnist_small", fmnist_small, rebuild=partial(feedback_convnet, "fmnist_small"),
     regions={"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},
@@ -206,8 +208,7 @@ register_architecture(
     fixed_layout=("num_classes",),
 )
 register_architecture(
-    "vgg6", vgg6, rebuild=partial(feedback_convnet, "vgg6"),
-    regions={"V1": "conv2", "V2": "conv4", "V4": "conv5", "IT": "conv6"},
+    "vgg6", vgg6, rebuild=partial(feedback_convnet, "vgg6"), regions=committed_regions("vgg6"),
 )
 register_architecture(
     "wrn", wrn, regions={"V1": "conv1", "V2": "group1", "V4": "group2", "IT": "group3"},

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurocnnf.models.commitments import committed_regions
 from neurocnnf.models.engine import (
     check_feedback_mode,
     check_images,
@@ -230,9 +231,9 @@ def vgg6_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 10
         mean=mean, std=std, arch="vgg6_pc", **options)
 
 
-# the comparators share their CNN-F's backbone, so its commitments too
-register_architecture("vgg6_pc", vgg6_pc,
-                      regions={"V1": "conv2", "V2": "conv4", "V4": "conv5", "IT": "conv6"},
+# the comparators share their CNN-F's backbone, so its commitments too (vgg6's: chosen on
+# fMRI for its CNN-F, commitments.py)
+register_architecture("vgg6_pc", vgg6_pc, regions=committed_regions("vgg6"),
                       has_eta=False)
 register_architecture(
     "fmnist_pc", fmnist_pc, regions={"V1": "conv1", "V2": "conv1", "V4": "conv2", "IT": "conv2"},

@@ -1,8 +1,9 @@
 """The results tree of a workflow run: every output's folder under ``<results>/<name>/`` and
 the name of every file a runner writes there.
 
-A runner writes into the ``*Files`` of its folder (``RsaFiles(out).table``); the workflow rules
-(workflows/rules/*.smk) declare the same paths (``LAYOUT.rsa_files("{model}").table``) and the
+A runner writes into the ``*Files`` of its folder (``DifficultyFiles(out).table``); the workflow
+rules (workflows/rules/*.smk) declare the same paths (``LAYOUT.difficulty_files("{model}").table``)
+and the
 report reads them back, so each name is written down once, here. Arguments may be Snakemake
 wildcards (``"{model}"``) or ``"*"`` (see ``ResultsLayout.matching``): the paths are built by
 joining strings, never by looking at the disk.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-PURPOSES = ("similarity", "difficulty")  # the stimulus sets a run renders and extracts
+PURPOSES = ("difficulty",)  # the stimulus sets a run renders and extracts
 
 
 def _file(name: str) -> property:
@@ -49,19 +50,6 @@ class RobustnessFiles(Files):
     test_iterations_figure = _file("figures/fig5d_test_iterations.png")
 
 
-class RsaFiles(Files):
-    """``analyze rsa``: the RSA table, the human noise ceiling, the RDM panels and CKA."""
-
-    table = _file("rsa.csv")
-    noise_ceiling = _file("noise_ceiling.json")
-    figure = _file("rsa_vs_iteration.png")
-    rdms = _file("rdms.png")
-
-    def cka(self, layer: str) -> Path:
-        """CKA across the iterations of ``layer``."""
-        return self.folder / f"cka_{layer}.png"
-
-
 class DifficultyFiles(Files):
     """``analyze difficulty``: one row per stimulus, accuracy per level, speed-accuracy, the
     summary and its figure."""
@@ -87,25 +75,32 @@ class PredictiveCodingFiles(Files):
 
 class NeuralDatasetFiles(Files):
     """``analyze neural``, one brain data set: similarity per model x layer x iteration, per
-    subject, and figures."""
+    subject, and figures (the RDM panels: the focus model's committed IT layer at the first
+    and last iteration beside each region's subject-mean RDM)."""
 
     similarity = _file("similarity.csv")
     subjects = _file("subjects.csv")
     figure = _file("similarity_vs_iteration.png")
     hierarchy = _file("layer_hierarchy.png")
+    rdms = _file("rdms.png")
 
     def model_comparison(self, region: str) -> Path:
         return self.folder / f"model_comparison_{region}.png"
 
 
 class NeuralFiles(Files):
-    """``analyze neural``: tests.csv, held_out.csv, commitment.json, summary.json and one
-    folder per data set."""
+    """``analyze neural``: tests.csv, held_out.csv, commitment.json, summary.json, the CKA
+    across iterations (cka.csv and one figure per model) and one folder per data set."""
 
     tests = _file("tests.csv")
     held_out = _file("held_out.csv")
     commitment = _file("commitment.json")
     summary = _file("summary.json")
+    cka = _file("cka.csv")
+
+    def cka_figure(self, model: str) -> Path:
+        """CKA across the iterations of each forward layer of ``model``."""
+        return self.folder / f"cka_{model}.png"
 
     def dataset(self, name: str) -> NeuralDatasetFiles:
         return NeuralDatasetFiles(self.folder / name)
@@ -186,12 +181,6 @@ class ResultsLayout:
     @property
     def robustness_files(self) -> RobustnessFiles:
         return RobustnessFiles(self.robustness)
-
-    def rsa(self, model: str) -> Path:
-        return self.root / "rsa" / model
-
-    def rsa_files(self, model: str) -> RsaFiles:
-        return RsaFiles(self.rsa(model))
 
     def difficulty(self, model: str) -> Path:
         return self.root / "difficulty" / model

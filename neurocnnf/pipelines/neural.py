@@ -1,22 +1,25 @@
 """``neurocnnf analyze neural`` and the workflow's neural rule: every model x layer (forward
 and feedback) x iteration against every subject's RDM of the real brain data sets, the
-commitment chosen on one set and reported on another, and the questions (1)-(4) of
-``analysis.neural``.
+commitment chosen on one set and reported on another, the questions (1)-(4) of
+``analysis.neural``, and each model's CKA across iterations (on the first set's images).
 
 Writes the ``layout.NeuralFiles`` under ``out``: per data set, the similarity (one row per
-model RDM and region), per subject, and figures; every test with rsatoolbox's FDR decision per
-data set, the commitment, its scores on the other sets (held out) and the summary.
+model RDM and region), per subject, and figures (with the RDM panels); every test with
+rsatoolbox's FDR decision per data set, the commitment, its scores on the other sets (held
+out), the CKA table and figures, and the summary.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from neurocnnf.analysis import neural
+from neurocnnf.analysis.cka import iteration_cka_table
 from neurocnnf.io import atomic_write
 from neurocnnf.pipelines.layout import NeuralDatasetFiles, NeuralFiles
 
@@ -78,19 +81,27 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
     ordered = sorted(datasets, key=lambda d: d != COMMIT_ON)  # the commitment's set first
     chosen = None if commitment_file is None else _read_commitment(commitment_file, models)
     results: dict[str, list[neural.RegionResult]] = {}
+    panels: dict[str, _Panels] = {}
     for dataset in ordered:
         stimuli = brain_stimuli(dataset, data_root)
         features = {name: model_features(m, stimuli, iterations) for name, m in loaded.items()}
+        if dataset == ordered[0]:
+            _write_cka(files, iteration_cka_table(features))
         index, rdms = neural.model_rdms(features, taps)
-        results[dataset] = [
-            neural.evaluate_region(index, rdms, load_brain_rdms(dataset, region, data_root),
-                                   method, n_boot, seed)
-            for region in known[dataset]]
+        brain = {region: load_brain_rdms(dataset, region, data_root)
+                 for region in known[dataset]}
+        results[dataset] = [neural.evaluate_region(index, rdms, b, method, n_boot, seed)
+                            for b in brain.values()]
+        categories = stimuli.metadata.get("category")
+        panels[dataset] = _Panels(index, rdms, {r: b.rdms.mean(0) for r, b in brain.items()},
+                                  None if categories is None else list(categories))
         if dataset == COMMIT_ON and chosen is None:
             chosen = {r.region: neural.commitment(r) for r in results[dataset]}
     tests, held_out = [], []
     for dataset, region_results in results.items():
         _write_dataset(files.dataset(dataset), region_results, chosen, focus)
+        _write_rdm_panels(files.dataset(dataset).rdms, panels[dataset], chosen["IT"][focus],
+                          focus)
         tests.append(neural.corrected(_questions(region_results, chosen, focus)))
         if dataset != COMMIT_ON:
             for r in region_results:
@@ -106,12 +117,50 @@ def run_neural(models: dict[str, str], datasets: list[str], out: str | Path,
     if commitment_file is None:
         _write_json(commitment, files.commitment)
     summary = {"models": models, "datasets": ordered, "method": method, "n_boot": n_boot,
-               "focus": focus, "commitment": chosen,
+               "focus": focus, "commitment": chosen, "chosen_on": commitment["chosen_on"],
+               "cka_on": ordered[0],
                "ceilings": {f"{r.dataset}/{r.region}": [float(r.table["ceiling_low"].iloc[0]),
                                                         float(r.table["ceiling_high"].iloc[0])]
                             for rs in results.values() for r in rs}}
     _write_json(summary, files.summary)
     return summary
+
+
+@dataclass
+class _Panels:
+    """What a data set's RDM panels show: the model RDMs (``neural.model_rdms``), each
+    region's subject-mean RDM and the stimuli's categories (None: no category column)."""
+
+    index: pd.DataFrame
+    rdms: np.ndarray
+    brain: dict[str, np.ndarray]
+    categories: list[str] | None
+
+
+def _write_rdm_panels(path: Path, panels: _Panels, pick: dict, focus: str) -> None:
+    """The focus model's committed IT layer at iteration 0 and its last iteration beside the
+    brain RDMs."""
+    from neurocnnf.viz.analysis import rdm_panels
+    from neurocnnf.viz.style import save_figure
+
+    index = panels.index
+    rows = np.flatnonzero((index["model"] == focus) & (index["kind"] == "forward")
+                          & (index["layer"] == pick["layer"]))
+    shown = {f"{focus} {pick['layer']} t={index['iteration'].iloc[i]}": panels.rdms[i]
+             for i in dict.fromkeys([rows[0], rows[-1]])}
+    save_figure(rdm_panels({**shown, **{f"{region} (mean)": rdm
+                                        for region, rdm in panels.brain.items()}},
+                           panels.categories), path)
+
+
+def _write_cka(files: NeuralFiles, table: pd.DataFrame) -> None:
+    """cka.csv, and one figure per model run with iterations."""
+    from neurocnnf.viz.analysis import cka_matrices
+    from neurocnnf.viz.style import save_figure
+
+    _write_csv(table, files.cka)
+    for model, part in table.groupby("model", sort=False):
+        save_figure(cka_matrices(part, str(model)), files.cka_figure(str(model)))
 
 
 def _read_commitment(path: str | Path, models: dict[str, str]) -> dict:

@@ -44,23 +44,6 @@ def model_table(layout: ResultsLayout) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rsa_table(layout: ResultsLayout) -> pd.DataFrame:
-    """Per model and brain RDM: the best layer, its similarity at t = 0 and at the last
-    iteration, and the iteration where it peaks."""
-    rows = []
-    for path in layout.matching(layout.rsa_files("*").table):
-        table = pd.read_csv(path)
-        for target, part in table.groupby("target"):
-            best = part.loc[part["similarity"].idxmax()]
-            layer = part[part["layer"] == best["layer"]].sort_values("iteration")
-            rows.append({"model": path.parent.name, "brain RDM": target, "layer": best["layer"],
-                         "t=0": round(float(layer["similarity"].iloc[0]), 3),
-                         "last t": round(float(layer["similarity"].iloc[-1]), 3),
-                         "peak at t": int(best["iteration"]),
-                         "method": best.get("method", "")})
-    return pd.DataFrame(rows)
-
-
 def _rho(entry: dict) -> str:
     return f"{entry['rho']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
 
@@ -155,10 +138,10 @@ def headline(layout: ResultsLayout, eps: float | None = None) -> list[str]:
     for _, row in worst.iterrows():
         lines.append(f"{row['model']} minus its twin {row['twin']}, per-image worst case: "
                      f"{row['difference pp [95 %]']} pp (McNemar p {row['McNemar p']})")
-    rsa = rsa_table(layout)
-    for _, row in (rsa[rsa["brain RDM"] == "macaque_IT"] if len(rsa) else rsa).iterrows():
-        lines.append(f"{row['model']}: best macaque-IT RSA {row['last t']} at the last iteration "
-                     f"vs {row['t=0']} at t = 0 ({row['layer']})")
+    neural = _read_json(layout.neural_files.summary)
+    for model, pick in neural.get("commitment", {}).get("IT", {}).items():
+        lines.append(f"{model}: IT committed to {pick['layer']} at t = {pick['iteration']}, "
+                     f"RSA {pick['similarity']:.3f} on {neural['chosen_on']}")
     for _, row in difficulty_table(layout).iterrows():
         lines.append(f"{row['model']}: settling iteration vs perturbation level, Spearman rho "
                      f"{row['rho(settling, level)']}")
@@ -201,10 +184,6 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
              "perturbation levels": ", ".join(f"{table['perturbation'].iloc[0]} {v:g}"
                                               for v in sorted(table["level"].unique()))}
             for name, table in sets.items()]))]
-    out += [Block("h2", "Neural similarity (RSA with the Kriegeskorte-92 IT RDMs)"),
-            Block("table", rsa_table(layout))]
-    out += [Block("figure", p, f"{p.parent.name}: RSA per layer and iteration")
-            for p in layout.matching(layout.rsa_files("*").figure)]
     out += neural_blocks(layout) + human_uncertainty_blocks(layout)
     out += [Block("h2", "Recurrence versus difficulty"), Block("table", difficulty_table(layout))]
     out += [Block("figure", p, f"{p.parent.name}: settling and accuracy gain per level")
@@ -229,7 +208,8 @@ def blocks(layout: ResultsLayout, config: dict | None = None) -> list[Block]:
 
 def neural_blocks(layout: ResultsLayout) -> list[Block]:
     """``analyze neural``: the commitment, its scores on the held-out sets, the FDR-corrected
-    tests of questions (1)-(4) and the figures of the set the commitment was chosen on."""
+    tests of questions (1)-(4), the figures of the set the commitment was chosen on and each
+    model's CKA across iterations."""
     files = layout.neural_files
     summary = _read_json(files.summary)
     if not summary:
@@ -255,6 +235,8 @@ def neural_blocks(layout: ResultsLayout) -> list[Block]:
     first = summary["datasets"][0]
     out += [Block("figure", p, f"{first}: {p.stem.replace('_', ' ')}")
             for p in sorted(files.dataset(first).folder.glob("*.png"))]
+    out += [Block("figure", path, f"{model}: CKA across iterations ({summary['cka_on']})")
+            for model in summary["models"] if (path := files.cka_figure(model)).exists()]
     return out
 
 

@@ -10,38 +10,20 @@ import seaborn as sns
 from neurocnnf.viz import style
 
 
-def similarity_vs_iteration(table: pd.DataFrame, ceiling: tuple[float, float] | None = None
-                            ) -> plt.Figure:
-    """RSA similarity per layer against iteration, one panel per brain RDM, with the
-    bootstrap CIs over images (``ci_low``/``ci_high``) and the human noise ceiling."""
-    targets = list(dict.fromkeys(table["target"]))
-    fig, axes = style.figure(len(targets), sharey=True)
+def cka_matrices(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Iteration x iteration CKA heatmaps, one panel per layer, from the tidy table of
+    :func:`neurocnnf.analysis.cka.iteration_cka_table` (one model's rows; 0 = unrelated, 1 =
+    the same up to rotation and scale)."""
     layers = list(dict.fromkeys(table["layer"]))
-    palette = dict(zip(layers, sns.color_palette("colorblind", len(layers)), strict=True))
-    for ax, target in zip(axes, targets, strict=True):
-        part = table[table["target"] == target]
-        for layer, rows in part.groupby("layer", sort=False):
-            ax.plot(rows["iteration"], rows["similarity"], marker="o", color=palette[layer],
-                    label=layer)
-            ax.fill_between(rows["iteration"], rows["ci_low"], rows["ci_high"], alpha=0.15,
-                            color=palette[layer])
-        if ceiling is not None and target == "human_IT":
-            ax.axhspan(*ceiling, color="grey", alpha=0.2, label="noise ceiling")
-        ax.set(title=f"{target.replace('_', ' ')}\nbands: {style.BOOTSTRAP_CI} over images",
-               xlabel="iteration t",
-               ylabel=f"RDM similarity ({part['method'].iloc[0]} correlation)")
-        style.whole_numbers(ax)
-    style.legend_outside(axes[-1], title="layer")
-    return fig
-
-
-def cka_matrix(matrix: np.ndarray, layer: str) -> plt.Figure:
-    """Iteration x iteration CKA heatmap (0 = unrelated, 1 = the same up to rotation and
-    scale)."""
-    fig, (ax,) = style.figure(panel=(4.4, 3.6))
-    sns.heatmap(matrix, vmin=0, vmax=1, annot=len(matrix) <= 6, fmt=".2f", cmap="viridis",
-                square=True, ax=ax, cbar_kws={"label": "debiased linear CKA"})
-    ax.set(title=f"CKA across iterations: {layer}", xlabel="iteration t", ylabel="iteration t")
+    fig, axes = style.figure(len(layers), panel=(3.6, 3.2))
+    for i, (ax, layer) in enumerate(zip(axes, layers, strict=True)):
+        matrix = table[table["layer"] == layer].pivot(index="iteration_a",
+                                                      columns="iteration_b", values="cka")
+        sns.heatmap(matrix, vmin=0, vmax=1, annot=len(matrix) <= 6, fmt=".2f", cmap="viridis",
+                    square=True, ax=ax, cbar=i == len(layers) - 1,
+                    cbar_kws={"label": "debiased linear CKA"})
+        ax.set(title=layer, xlabel="iteration t", ylabel="iteration t" if i == 0 else "")
+    fig.suptitle(f"CKA across iterations: {title}")
     return fig
 
 

@@ -1,11 +1,8 @@
-SIMILARITY = config["similarity"]
 DIFFICULTY = config["difficulty"]
 
 
-# what each stimulus set's activations keep: every layer (reduced) for RSA, the outputs for the
-# difficulty analysis
+# what each stimulus set's activations keep: the outputs, for the difficulty analysis
 EXTRACT_OPTIONS = {
-    "similarity": f"--reduce {SIMILARITY['reduce']}",
     "difficulty": "--layers logits,probabilities",
 }
 

@@ -2,27 +2,6 @@ PC = config["predictive_coding"]
 FIG6 = config["figure6"]
 
 
-rule rsa:
-    input:
-        str(LAYOUT.activations("{model}", "similarity")),
-    output:
-        table=str(LAYOUT.rsa_files("{model}").table),
-        figure=str(LAYOUT.rsa_files("{model}").figure),
-    log:
-        log_path("rsa", "{model}"),
-    conda:
-        ENV
-    threads: THREADS
-    params:
-        folder=lambda wildcards: LAYOUT.rsa(wildcards.model),
-    shell:
-        "OMP_NUM_THREADS={threads} neurocnnf analyze rsa {input} --out {params.folder} "
-        "> {log} 2>&1"
-
-
-REPORTED["rsa"] = expand(rules.rsa.output.table, model=SIMILARITY["models"])
-
-
 rule difficulty:
     input:
         str(LAYOUT.activations("{model}", "difficulty")),

@@ -52,7 +52,6 @@ def check_model_names(config):
     ]
     if "twin" in config["robustness"]:
         named.append(("robustness.twin", config["robustness"]["twin"]))
-    named += [("similarity.models", m) for m in config["similarity"]["models"]]
     named += [("difficulty.models", m) for m in config["difficulty"]["models"]]
     named += [
         (f"predictive_coding.models.{label}", m)
