@@ -71,12 +71,12 @@ def table(results: dict, labels: list[str], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
+def write_readme(text: str, mark: str = MARK) -> None:
     """Replace the block between the two markers of benchmarks/README.md."""
     readme = HERE / "README.md"
-    before, _, rest = readme.read_text().partition(MARK)
-    _, _, after = rest.partition(MARK)
-    readme.write_text(f"{before}{MARK}\n{text}\n{MARK}{after}")
+    before, _, rest = readme.read_text().partition(mark)
+    _, _, after = rest.partition(mark)
+    readme.write_text(f"{before}{mark}\n{text}\n{mark}{after}")
 
 
 def main() -> None:

@@ -6,7 +6,10 @@ one tree or the other, alternating (base, here, base, here, ...) so that both sh
 machine's load. A measurement is the median time of ``--steps`` calls after one warm-up call of
 a training step (clean, or adversarial: PGD-7 on the first pass) or of an inference call
 (``model(x)`` with the model's T, no gradients). Prints per setting and mode the medians over
-``--rounds`` and the speed-up base / here (> 1: this checkout is faster).
+``--rounds`` and the speed-up base / here (> 1: this checkout is faster). Mode ``ratio``
+instead measures, in each process, the clean training step of CNN-F over its plain twin's
+(T = 0; ``bench_train.step_ratio``, the two alternating) and prints the medians of that ratio
+for both trees with the steps' FLOP ratio (the bound the ratio should reach).
 Run: ``python benchmarks/bench_commits.py --base main~1 [--settings fmnist_small:5]
 [--modes clean adversarial inference] [--rounds 3]``.
 """
@@ -24,16 +27,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MODES = ("clean", "adversarial", "inference")
+MODES = ("clean", "adversarial", "inference", "ratio")
 
 
-def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> float:
-    """Median seconds per call of one mode (runs in the child process)."""
+def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> dict[str, float]:
+    """Median seconds per call of one mode, or the step ratio's numbers (in the child)."""
     import torch
     from bench_engine import timed
 
     from neurocnnf.models import build_model
 
+    if mode == "ratio":
+        from bench_train import step_ratio
+
+        return step_ratio(arch, iterations, batch, steps)
     torch.manual_seed(0)
     model = build_model(arch, iterations=iterations)
     x = torch.rand(batch, *model.input_shape)
@@ -49,18 +56,32 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> fl
 
         optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
         call = training_step(model, optimizer, x, y, mode == "adversarial")
-    return timed(call, steps, torch.device("cpu"))
+    return {"seconds": timed(call, steps, torch.device("cpu"))}
 
 
-def run_child(tree: Path, setting: str, mode: str, args: argparse.Namespace) -> float:
-    """Seconds per call measured in a fresh process importing neurocnnf from ``tree``."""
+def run_child(tree: Path, setting: str, mode: str, args: argparse.Namespace
+              ) -> dict[str, float]:
+    """``measure``'s numbers from a fresh process importing neurocnnf from ``tree``."""
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
     command = [sys.executable, str(Path(__file__)), "--child", setting, mode,
                "--batch", str(args.batch), "--steps", str(args.steps)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{setting} {mode} under {tree} failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ratio_details(runs: dict[str, list[dict[str, float]]]) -> str:
+    """The FLOP ratio, every round's step ratio and the median seconds of the twin's and
+    CNN-F's steps of both trees (a ratio also moves when the twin's step gets faster)."""
+    def seconds(tree: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[tree])
+
+    return (f"  FLOP ratio {runs['here'][0]['flop_ratio']:.2f}; rounds "
+            f"{[round(r['ratio'], 2) for r in runs['base']]} vs "
+            f"{[round(r['ratio'], 2) for r in runs['here']]}; twin s "
+            f"{seconds('base', 'twin_s'):.3f} vs {seconds('here', 'twin_s'):.3f}, CNN-F s "
+            f"{seconds('base', 'cnnf_s'):.3f} vs {seconds('here', 'cnnf_s'):.3f}")
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -80,12 +101,16 @@ def compare(args: argparse.Namespace) -> None:
             print(f"{'setting':<16}{'mode':<13}{'base s':>9}{'here s':>9}{'speed-up':>10}")
             for setting in args.settings:
                 for mode in args.modes:
-                    times: dict[str, list[float]] = {"base": [], "here": []}
+                    runs: dict[str, list[dict[str, float]]] = {"base": [], "here": []}
                     for _ in range(args.rounds):
-                        times["base"].append(run_child(base, setting, mode, args))
-                        times["here"].append(run_child(ROOT, setting, mode, args))
-                    b, h = (statistics.median(times[k]) for k in ("base", "here"))
-                    print(f"{setting:<16}{mode:<13}{b:>9.3f}{h:>9.3f}{b / h:>10.2f}", flush=True)
+                        runs["base"].append(run_child(base, setting, mode, args))
+                        runs["here"].append(run_child(ROOT, setting, mode, args))
+                    key = "ratio" if mode == "ratio" else "seconds"
+                    b, h = (statistics.median(r[key] for r in runs[k]) for k in ("base", "here"))
+                    line = f"{setting:<16}{mode:<13}{b:>9.3f}{h:>9.3f}{b / h:>10.2f}"
+                    if mode == "ratio":  # base and here: CNN-F step / twin step
+                        line += ratio_details(runs)
+                    print(line, flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                            check=False, capture_output=True)
@@ -105,8 +130,7 @@ def main() -> None:
     if args.child:
         setting, mode = args.child
         arch, iterations = setting.split(":")
-        seconds = measure(arch, int(iterations), mode, args.batch, args.steps)
-        print(json.dumps({"seconds": seconds}))
+        print(json.dumps(measure(arch, int(iterations), mode, args.batch, args.steps)))
     else:
         compare(args)
 

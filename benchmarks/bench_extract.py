@@ -18,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from bench_cli import write_readme
 from bench_engine import describe_machine
 
-from neurocnnf.activations import extract
+from neurocnnf.activations import extract, resolve_layers, trace_arrays
 from neurocnnf.models import build_model
-from neurocnnf.stimuli import StimulusSet
+from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
 
 
@@ -44,33 +46,80 @@ def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=())
     return len(x) / (time.perf_counter() - start)
 
 
+def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float:
+    """Seconds of everything extraction computes for every layer (rendering, the pass with the
+    mask statistics, the per-iteration arrays on the CPU), batch by batch, writing nothing."""
+    names = resolve_layers(model, None)
+    channels, size = model.input_shape[0], model.input_shape[1]
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    for first in range(0, len(stim), batch):
+        rows = np.arange(first, min(first + batch, len(stim)))
+        trace_arrays(model, render(stim, rows, channels, size, model).to(device), names,
+                     iterations, None)
+    return time.perf_counter() - start
+
+
 def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
-               compiled: bool = False, suffix: str = ".nc", device: str = "cpu"
-               ) -> tuple[float, float, float]:
-    """images/s of a plain forward pass (T = 0), of the T-iteration forward pass keeping every
-    layer (no storage), and of ``extract`` of every layer to a store."""
+               compiled: bool = False, device: str = "cpu", repeats: int = 3,
+               pretrained: str | None = None) -> dict[str, list[float]]:
+    """Seconds for ``n`` images, per repeat, alternating within each repeat: a plain forward
+    pass (T = 0), the T-iteration forward pass keeping every layer (no storage), the same work
+    as extraction without storage, and ``extract`` of every layer to .zarr and to .nc
+    ({kind: [wall seconds per repeat], "<kind> cpu": [the process's CPU seconds]})."""
     torch.manual_seed(0)
-    model = build_model(arch).eval().to(device)
+    if pretrained:
+        from neurocnnf import pretrained as zoo
+
+        model = zoo.load(pretrained).eval().to(device)
+    else:
+        model = build_model(arch).eval().to(device)
     model.compiled = compiled
     stim = stimuli(n, model.input_shape)
     x = stim.images.float() / 255
     if compiled:  # compile outside the timings (the rates are steady-state)
         forward_rate(model, x[:batch], 0, batch)
         forward_rate(model, x[:batch], iterations, batch, None)
-    plain = forward_rate(model, x, 0, batch)
-    unrolled = forward_rate(model, x, iterations, batch, None)
+    times: dict[str, list[float]] = {}
+
+    def timed(kind: str, work) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        work()
+        times.setdefault(kind, []).append(time.perf_counter() - wall)
+        times.setdefault(f"{kind} cpu", []).append(time.process_time() - cpu)
+
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        extract(model, stim, Path(tmp) / f"a{suffix}", iterations=iterations, batch_size=batch,
-                progress=False, dtype=dtype)
-        full = n / (time.perf_counter() - start)
-    return plain, unrolled, full
+        for repeat in range(repeats):
+            timed("plain", lambda: forward_rate(model, x, 0, batch))
+            timed("forward", lambda: forward_rate(model, x, iterations, batch, None))
+            timed("compute", lambda: compute_only(model, stim, iterations, batch))
+            for suffix in (".zarr", ".nc"):
+                timed(suffix, lambda suffix=suffix, repeat=repeat: extract(
+                    model, stim, Path(tmp) / f"a{repeat}{suffix}", iterations=iterations,
+                    batch_size=batch, progress=False, dtype=dtype))
+    return times
+
+
+def overhead_lines(times: dict[str, list[float]], n: int) -> list[str]:
+    """Per format: images/s of each pass, and the extraction's time over the time of the same
+    work without storage and over the bare forward pass, in the same repeat (median and range
+    over repeats)."""
+
+    def ratio(kind: str, base: str) -> str:
+        ratios = sorted(t / b for t, b in zip(times[kind], times[base], strict=True))
+        return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+    rate = {kind: f"{n / statistics.median(values):.0f}" for kind, values in times.items()}
+    return [f"| {suffix} | {rate['plain']} | {rate['forward']} | {rate['compute']} | "
+            f"{rate[suffix]} | {ratio(suffix, 'compute')} | "
+            f"{ratio(f'{suffix} cpu', 'compute cpu')} | {ratio(suffix, 'forward')} |"
+            for suffix in (".zarr", ".nc")]
 
 
 def peak_mib(arch: str, n: int) -> float:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
             "import bench_extract as b, resource;"
-            f"b.throughput({arch!r}, {n}, 2, 64);"
+            f"b.throughput({arch!r}, {n}, 2, 64, repeats=1);"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
@@ -86,17 +135,32 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="CNNF.compiled = True")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true",
+                        help="put the storage-overhead table into benchmarks/README.md")
+    parser.add_argument("--pretrained", default=None,
+                        help="a shipped model (e.g. fmnist-small-cnnf5) instead of --arch's")
     args = parser.parse_args()
     describe_machine(torch.device(args.device))
     print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
           f"dtype {args.dtype}, compiled {args.compile}")
-    for suffix in (".zarr", ".nc"):
-        plain, unrolled, full = throughput(args.arch, args.n, args.iterations, args.batch,
-                                           args.dtype, args.compile, suffix, args.device)
-        print(f"to {suffix}: plain forward (T=0) {plain:.0f} img/s; forward keeping every layer at "
-              f"T={args.iterations} {unrolled:.0f} img/s; extraction of every layer to {suffix} "
-              f"{full:.0f} img/s; ratio to T=0 {full / plain:.3f}, to the same forward pass "
-              f"{full / unrolled:.3f}", flush=True)
+    times = throughput(args.arch, args.n, args.iterations, args.batch, args.dtype, args.compile,
+                       args.device, args.repeats, args.pretrained)
+    load = os.getloadavg()[0]
+    text = (f"Storage overhead: extraction time over the time of the same work without storage "
+            f"(rendering, the T={args.iterations} pass with mask statistics, every layer's "
+            f"arrays on the CPU) and over the bare T={args.iterations} forward pass keeping every "
+            f"layer; median (range) of {args.repeats} alternating repeats; "
+            f"{args.pretrained or args.arch}, {args.n} images, batch {args.batch}, dtype "
+            f"{args.dtype}; load average {load:.1f} at the end. CPU: the process's CPU seconds "
+            f"(all threads), less swayed by other jobs than wall time "
+            f"(`benchmarks/bench_extract.py --write`).\n\n"
+            "| store | plain forward T=0 img/s | T forward img/s | same work, no storage img/s "
+            "| extraction img/s | extraction / no storage | same, CPU | extraction / forward |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(overhead_lines(times, args.n)))
+    print(text, flush=True)
+    if args.write:
+        write_readme(text, "<!-- extract-storage -->")
     if not args.skip_memory:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "

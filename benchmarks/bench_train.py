@@ -8,7 +8,9 @@ with the activation memory saved for backward (and CUDA peak memory on a GPU).
 default, ``channels_last`` or ``bf16`` autocast) of the same model alternately (A, B, A, B, ...:
 the medians share the machine's load) for the issue-17 settings (FMNIST-adv T = 1 and
 FMNIST-small T = 5, batch 128, clean and adversarial), with wall and CPU-time ratios and the
-first lever step's time (for compile: the compilation).
+first lever step's time (for compile: the compilation) and the break-even: the number of
+steps after which the lever's faster steps have repaid that first step's extra time ("never"
+when the lever is not faster).
 Run: ``python benchmarks/bench_train.py [--device cuda] [--batch 128] [--adversarial]``,
 ``python benchmarks/bench_train.py --compile [--lever channels_last|bf16] [--repeats 5]``.
 """
@@ -16,16 +18,16 @@ Run: ``python benchmarks/bench_train.py [--device cuda] [--batch 128] [--adversa
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
 import torch
-from bench_engine import describe_machine, saved_bytes, timed
+from bench_engine import describe_machine, flops, saved_bytes, timed
 
 from neurocnnf.attacks import logits_fn, pgd
 from neurocnnf.models import build_model
 from neurocnnf.train.config import LossConfig
-from neurocnnf.train.loop import bf16_autocast
 from neurocnnf.train.losses import adversarial_loss, standard_loss
 
 COMPILE_SETTINGS = (("fmnist_adv", 1), ("fmnist_small", 5))
@@ -50,6 +52,29 @@ def training_step(model, optimizer, x, y, adversarial: bool):
         return loss
 
     return step
+
+
+def step_ratio(arch: str, iterations: int, batch: int, repeats: int) -> dict[str, float]:
+    """The CNN-F training step (T = ``iterations``) over its plain twin's (T = 0), timed
+    alternately in this process (twin, CNN-F, twin, ...: the medians share the load), and the
+    FLOP ratio of the two steps (convolutions and matmuls, torch's FlopCounterMode)."""
+    steps, work = {}, {}
+    for t in (0, iterations):
+        torch.manual_seed(0)
+        model = build_model(arch, iterations=t)
+        optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
+        x, y = torch.rand(batch, *model.input_shape), torch.randint(0, 10, (batch,))
+        steps[t] = training_step(model, optimizer, x, y, adversarial=False)
+        work[t] = flops(steps[t])  # also the warm-up
+    times: dict[int, list[float]] = {0: [], iterations: []}
+    for _ in range(repeats):
+        for t, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[t].append(time.perf_counter() - start)
+    twin, cnnf = (statistics.median(times[t]) for t in (0, iterations))
+    return {"twin_s": twin, "cnnf_s": cnnf, "ratio": cnnf / twin,
+            "flop_ratio": work[iterations] / work[0]}
 
 
 def throughput(args: argparse.Namespace, device: torch.device) -> None:
@@ -89,6 +114,9 @@ def use_lever(model, lever: str, on: bool) -> None:
 
 def with_autocast(step, device: torch.device):
     """``step`` under the training loop's ``bf16: true`` autocast."""
+    from neurocnnf.device import bf16_autocast  # here: bench_commits imports this module
+    # under older commits, which lack it
+
     def autocast_step():
         with bf16_autocast(device):
             return step()
@@ -98,7 +126,7 @@ def with_autocast(step, device: torch.device):
 def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
     """Eager vs ``args.lever`` training steps of one model, alternating; medians and ratios."""
     print(f"{'arch':<13}{'T':>3}{'adv':>6}{'eager s':>9}{'lever s':>9}{'speed-up':>9}"
-          f"{'CPU-time speed-up':>18}{'first lever step s':>19}")
+          f"{'CPU-time speed-up':>18}{'first lever step s':>19}{'break-even steps':>17}")
     for arch, t in args.settings:
         for adversarial in args.modes:
             torch.manual_seed(0)
@@ -131,8 +159,18 @@ def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
             eager = [statistics.median(v) for v in zip(*times[False], strict=True)]
             fast = [statistics.median(v) for v in zip(*times[True], strict=True)]
             print(f"{arch:<13}{t:>3}{adversarial!s:>6}{eager[0]:>9.3f}{fast[0]:>9.3f}"
-                  f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{first_s:>19.1f}",
+                  f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{first_s:>19.1f}"
+                  f"{break_even(first_s, eager[0], fast[0]):>17}",
                   flush=True)
+
+
+def break_even(first_s: float, eager_s: float, lever_s: float) -> str:
+    """Steps after which a lever whose first step took ``first_s`` (compiling) and whose later
+    steps take ``lever_s`` has saved that first step's extra time over eager steps of
+    ``eager_s``; 'never' when it is not faster."""
+    if lever_s >= eager_s:
+        return "never"
+    return str(math.ceil((first_s - lever_s) / (eager_s - lever_s)))
 
 
 def _setting(text: str) -> tuple[str, int]:

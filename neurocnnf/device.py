@@ -51,3 +51,15 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def bf16_autocast(device: torch.device) -> torch.autocast:
+    """bfloat16 autocast on a CUDA or CPU ``device`` (the opt-in of training, ``bf16: true``,
+    and extraction, ``--bf16``): convolutions and matmuls run in bfloat16, weights and
+    reductions stay float32. On CPUs with bfloat16 units (AVX512-BF16 / AMX) and on GPUs this
+    is the fastest lever measured (benchmarks/README.md); results are no longer equal to
+    float32 to the last bit (about 1e-2 relative). DeviceError on other devices."""
+    if device.type not in ("cuda", "cpu"):
+        raise DeviceError(f"bfloat16 autocast runs on CUDA or CPU devices, not {device.type}: "
+                          "leave bf16 off")
+    return torch.autocast(device.type, dtype=torch.bfloat16)

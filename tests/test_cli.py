@@ -4,6 +4,7 @@ new commands keep them: help on every option, --out on every command that writes
 on every model argument; and a start-up that loads no torch for --help or a rejected option."""
 
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ import xarray as xr
 from typer.main import get_command
 
 from neurocnnf import cli
+from neurocnnf.activations.store import FINGERPRINT
 from neurocnnf.attacks.registry import attack_names
 
 READ_ONLY = {"presets", "info", "pretrained list", "pretrained info"}
@@ -130,6 +132,16 @@ def test_a_feedback_variable_can_be_requested_in_layers(tmp_path):
     with xr.open_dataset(out, engine="h5netcdf") as store:
         assert "conv2_feedback" in store and "conv2" in store and "conv1" not in store
         assert "reconstruction_error" in store
+
+
+def test_extract_bf16_is_an_opt_in_the_store_records(tmp_path):
+    out = tmp_path / "a.nc"
+    done = _cli("extract", "pretrained:fmnist-small-cnnf1", "--out", str(out), "--stimuli",
+                "fashion_mnist:test:4", "--layers", "logits", "--bf16", "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with xr.open_dataset(out, engine="h5netcdf") as store:
+        assert json.loads(store.attrs[FINGERPRINT])["bf16"] is True
+        assert store["logits"].dtype == "float32"
 
 
 def test_every_error_class_of_the_package_is_a_neurocnnf_error(tmp_path):

@@ -77,12 +77,12 @@ def test_rms_norm_gives_unit_rms_per_sample_and_channel():
 def test_ada_relu_mask_eq4_on_hand_made_tensors():
     f = torch.tensor([[2.0, -1.0, 3.0, -2.0, 0.5]])
     g = torch.tensor([[1.0, -1.0, -1.0, 2.0, 0.0]])
-    assert cf.relu_mask(f).tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0]]
+    assert cf.relu_mask(F.relu(f)).tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0]]
     # same sign -> on (including f<0, g<0), opposite sign or g == 0 -> off
     assert cf.ada_relu_mask(f, g).tolist() == [[1.0, 1.0, 0.0, 0.0, 0.0]]
     # 0/1 in the features' dtype, constants for autograd
     leaf = f.clone().requires_grad_()
-    for mask in (cf.relu_mask(leaf), cf.ada_relu_mask(leaf, g)):
+    for mask in (cf.relu_mask(F.relu(leaf)), cf.ada_relu_mask(leaf, g)):
         assert mask.dtype == f.dtype and not mask.requires_grad
 
 
@@ -193,3 +193,13 @@ def test_online_update_eta_one_is_replacement():
     f, g = torch.randn(5), torch.randn(5)
     assert torch.equal(cf.online_update(f, g, 1.0), g)
     torch.testing.assert_close(cf.online_update(f, g, 0.1), 0.9 * f + 0.1 * g)
+
+
+def test_rms_normalize_is_the_formula_forward_and_its_gradient_backward():
+    """The hand-written backward (``_RMSNormalize``) against autograd's numerical gradient,
+    and the forward bit for bit equal to x * rsqrt(mean(x^2) + eps)."""
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cf.rms_normalize, (x,))
+    f = torch.randn(4, 8, 6, 6)
+    expected = f * torch.rsqrt(f.pow(2).mean(dim=(2, 3), keepdim=True) + cf.RMS_EPS)
+    assert torch.equal(cf.rms_normalize(f), expected)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from neurocnnf.activations import extract, extract_dataset
 from neurocnnf.activations.extract import resolve_layers, trace_arrays
+from neurocnnf.activations.store import FINGERPRINT
 from neurocnnf.models import build_model, fmnist_small
 from neurocnnf.nn.functional import unpool
 from neurocnnf.stimuli import StimulusSet, render
@@ -137,3 +138,71 @@ def test_unpool_restores_even_and_odd_input_sizes(size):
     expected = F.max_unpool2d(pooled, indices, 2, output_size=f.shape[-2:])
     assert torch.equal(restored, expected)
     assert torch.equal(restored.flatten(2).gather(2, indices.flatten(2)), pooled.flatten(2))
+
+
+def test_compile_auto_compiles_from_the_measured_break_even_only(monkeypatch):
+    from neurocnnf.train import loop
+
+    config = config_from_dict({"compile": "auto"})
+    cnnf, pc = build_model("fmnist_small"), build_model("fmnist_pc")
+    cpu = torch.device("cpu")
+    pc_config = config_from_dict({"compile": "auto", "model": {"arch": "fmnist_pc", "eta": None}})
+    with pytest.raises(ConfigError, match="compile must be true, false or auto"):
+        config_from_dict({"compile": "sometimes"})
+    monkeypatch.setattr(loop, "COMPILE_BREAK_EVEN_STEPS", {("cpu", "fmnist_small"): 100,
+                                                           ("cpu", "fmnist_pc"): 1})
+    assert not loop.compiles(config, cnnf, cpu, 99) and loop.compiles(config, cnnf, cpu, 100)
+    assert not loop.compiles(config, cnnf, torch.device("cuda"), 10**9)  # not measured: never
+    assert not loop.compiles(pc_config, pc, cpu, 10**9)  # no compiled path
+    assert loop.compiles(config_from_dict({"compile": True}), cnnf, cpu, 1)
+    assert not loop.compiles(config_from_dict({}), cnnf, cpu, 10**9)
+
+
+def test_inductor_cache_lives_outside_tmp_unless_set(monkeypatch, tmp_path):
+    from neurocnnf.models.engine import inductor_cache_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert inductor_cache_dir() == tmp_path / "cache" / "neurocnnf" / "torchinductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert inductor_cache_dir() == tmp_path / "mine"
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_a_partial_last_batch_runs_eagerly_instead_of_recompiling(monkeypatch, tmp_path):
+    """The compiled path compiles once per full batch size, into the cache directory; a smaller
+    batch of a new size (an epoch's or a stimulus set's last) runs eagerly, compiling nothing."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    torch.manual_seed(0)
+    model = build_model("fmnist_small", iterations=1).eval()
+    x = torch.rand(4, 1, 28, 28)
+    model.compiled = True
+    with torch.no_grad():
+        model(x)
+        compiled = counters["stats"]["unique_graphs"]
+        assert compiled >= 1 and any((tmp_path / "inductor").rglob("*.py"))
+        partial = model(x[:3]).last
+        model(x)
+        assert counters["stats"]["unique_graphs"] == compiled  # no recompilation
+        model.compiled = False
+        torch.testing.assert_close(partial, model(x[:3]).last, rtol=0, atol=0)
+
+
+def test_bf16_extraction_is_an_opt_in_close_to_float32(tmp_path):
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=2).eval()
+    stimuli = _stimuli(6)
+    wide = extract_dataset(model, stimuli, tmp_path / "a.zarr", batch_size=4, progress=False)
+    brain = extract_dataset(model, stimuli, tmp_path / "b.zarr", batch_size=4, progress=False,
+                            bf16=True)
+    assert "bf16" not in wide.attrs[FINGERPRINT] and '"bf16": true' in brain.attrs[FINGERPRINT]
+    for name in ("conv1", "conv2", "logits", "h_hat"):
+        a, b = wide[name].values, brain[name].values
+        assert b.dtype == np.float32 and not np.array_equal(a, b), name  # it did run in bf16
+        # relative to the whole array: a unit near 0 may switch its AdaReLU mask in bf16
+        assert np.linalg.norm(a - b) <= 0.1 * np.linalg.norm(a), name
+    assert (wide["logits"].values[:, -1].argmax(-1) == brain["logits"].values[:, -1].argmax(-1)
+            ).mean() >= 5 / 6

@@ -326,3 +326,69 @@ def test_the_generated_conf_has_a_gpu_partition_only_where_gpus_exist(slurm, tmp
             assert "Name=gpu File=/dev/nvidia[0-1]" in conf and "GresTypes=gpu" in conf
         else:
             assert partitions == ["cpu"] and "Gres" not in conf
+
+
+SHARD_STORE = "results/test/activations/cifar-cnnf/similarity.zarr"  # 184 stimuli, 3 chunks
+
+
+def _cancel_running(rule: str) -> list[str]:
+    """scancel every running SLURM job of ``rule``; their ids."""
+    lines = _out("squeue", "-h", "-t", "R", "-o", "%i|%k").splitlines()
+    ids = [line.split("|")[0] for line in lines if f"rule_{rule}_" in line]
+    if ids:
+        subprocess.run(["scancel", *ids], check=True)
+    return ids
+
+
+def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm, tmp_path):
+    """`shards: 2`: an init job, two shard jobs writing one Zarr store, the merge. Shard 1 of
+    2 (chunks 1-2) is cancelled after its first batch; the rerun submits the unfinished shards
+    again and the merged store equals a one-process `neurocnnf extract` bit for bit."""
+    from test_activation_shards import _assert_bit_identical
+
+    from neurocnnf.activations import open_activations
+
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["shards"] = 2
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    workdir, profile = tmp_path / "work", _site_profile(tmp_path / "profile")
+    store = workdir / SHARD_STORE
+    shard1 = Path(f"{store}.partial") / "neurocnnf-progress-shard-1-of-2.json"
+    command = _snakemake_command(workdir, profile, path, SHARD_STORE)
+    with open(tmp_path / "first.log", "w") as log:
+        process = subprocess.Popen(command, env=_environment(slurm), stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 900
+            while not shard1.exists():
+                assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "shard 1 wrote no batch in time"
+                time.sleep(0.1)
+            cancelled = _cancel_running("extract_shard")
+            assert process.wait(timeout=300) != 0
+        finally:
+            process.kill()
+    progress = json.loads(shard1.read_text())
+    assert 0 < progress["start"] < progress["done"] < progress["stop"] == 184, progress
+    assert cancelled and _sacct(cancelled)["State"].str.startswith("CANCELLED").all()
+    assert not store.exists()
+    again = _submit(slurm, workdir, profile, path, SHARD_STORE)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    resubmitted = {job for job, _ in SUBMITTED.findall(output)}
+    assert resubmitted and not resubmitted & set(cancelled)
+    assert "rule extract_init" not in output  # the store was initialised once
+    assert not Path(f"{store}.partial").exists() and (store / ".zmetadata").exists()
+    threads = re.search(r"OMP_NUM_THREADS=(\d+) neurocnnf extract .*--shard 1/2", output)[1]
+    results = workdir / "results" / "test"
+    single = tmp_path / "single.zarr"
+    subprocess.run([sys.executable, "-m", "neurocnnf.cli", "extract",
+                    str(results / "models" / "cifar-cnnf" / "seed0" / "best.safetensors"),
+                    "--out", str(single), "--stimuli",
+                    f"folder:{results / 'stimuli' / 'similarity'}",
+                    "--iterations", str(config["iterations"]), "--reduce",
+                    config["similarity"]["reduce"], "--model-id", "cifar-cnnf", "--device", "cpu",
+                    "--no-progress"], check=True, capture_output=True, timeout=900,
+                   env=_environment(slurm, OMP_NUM_THREADS=threads))
+    _assert_bit_identical(open_activations(store), open_activations(single))

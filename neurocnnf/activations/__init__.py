@@ -11,11 +11,18 @@ from neurocnnf.activations.extract import (
     resolve_layers,
     trace_arrays,
 )
-from neurocnnf.activations.store import StoreError, assembly, layers_of, open_activations
+from neurocnnf.activations.store import (
+    Shard,
+    StoreError,
+    assembly,
+    layers_of,
+    open_activations,
+    parse_shard,
+)
 from neurocnnf.activations.timebins import TimeBins
 
 __all__ = [
-    "OUTPUTS", "SCALARS", "ExtractOptions", "Reduce", "StoreError", "TimeBins", "assembly",
+    "OUTPUTS", "SCALARS", "ExtractOptions", "Reduce", "Shard", "StoreError", "TimeBins", "assembly",
     "extract", "extract_dataset", "layers_of", "model_digest", "open_activations",
-    "resolve_layers", "trace_arrays",
+    "parse_shard", "resolve_layers", "trace_arrays",
 ]

@@ -18,6 +18,7 @@ numbers), the iteration at which each image stopped; later iterations repeat its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,15 +42,18 @@ from neurocnnf.activations.store import (
     FINGERPRINT,
     BatchWriter,
     PartialStore,
+    Shard,
     StoreError,
     open_activations,
+    partial_path,
     store_format,
 )
 from neurocnnf.activations.timebins import TimeBins
 from neurocnnf.data.download import file_digest
+from neurocnnf.device import bf16_autocast
 from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, resolve_iterations, supports_halting
-from neurocnnf.models.engine import check_layers
+from neurocnnf.models.engine import check_layers, eagerly
 from neurocnnf.models.inputs import input_normalisation
 from neurocnnf.stimuli import StimulusSet, conversion_note, input_conversion, render
 
@@ -105,13 +109,15 @@ def model_digest(model: FeedbackModel) -> str:
 
 
 def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], iterations: int,
-                 eta: float | None, feedback: bool = True, halt: float | None = None
-                 ) -> dict[str, np.ndarray]:
+                 eta: float | None, feedback: bool = True, halt: float | None = None,
+                 bf16: bool = False) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
-    with ``halt``, also ``halted_at`` (B,)."""
+    with ``halt``, also ``halted_at`` (B,). ``bf16``: the model runs under bfloat16 autocast
+    (``device.bf16_autocast``); the arrays are float32 all the same."""
     taps = [name for name in layers if name in model.taps]
     halting = {} if halt is None else {"halt": halt}
-    with torch.no_grad():
+    autocast = bf16_autocast(images.device) if bf16 else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
         trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True,
                       **halting)
     b = images.shape[0]
@@ -119,12 +125,12 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
     def stack(tensors):
         return torch.stack([t.reshape(b, -1) for t in tensors], 1).float().cpu().numpy()
 
-    def with_nan_first(tensors, width):
-        nan = torch.full((b, 1, width), float("nan"))
-        if not tensors:
-            return nan.expand(b, iterations + 1, width).numpy()
-        rest = torch.stack([t.reshape(b, -1).float().cpu() for t in tensors], 1)
-        return torch.cat([nan, rest], 1).numpy()
+    def with_nan_first(tensors, width):  # one copy of the features, into the batch's array
+        out = torch.empty(b, iterations + 1, width)
+        out[:, :iterations + 1 - len(tensors)] = float("nan")
+        for i, tensor in enumerate(tensors, iterations + 1 - len(tensors)):
+            out[:, i] = tensor.reshape(b, -1)
+        return out.numpy()
 
     out: dict[str, np.ndarray] = {}
     for name in taps:
@@ -177,7 +183,7 @@ def _metadata_coords(stimuli: StimulusSet) -> dict[str, tuple]:
 
 
 def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, shapes, device,
-                    batch_size) -> dict[str, Projection]:
+                    batch_size, bf16: bool) -> dict[str, Projection]:
     big = [n for n in layers if n not in ("logits", "probabilities")
            and int(np.prod(shapes[n])) > reduce.min_size]
     if not big:
@@ -190,7 +196,7 @@ def _fit_reductions(model, stimuli, layers, iterations, eta, reduce: Reduce, sha
     for start in range(0, len(rows), batch_size):
         images = render(stimuli, rows[start:start + batch_size], model.input_shape[0],
                         model.input_shape[1], model).to(device)
-        arrays = trace_arrays(model, images, big, iterations, eta, feedback=False)
+        arrays = trace_arrays(model, images, big, iterations, eta, feedback=False, bf16=bf16)
         for n in big:
             gathered[n].append(arrays[n].reshape(-1, arrays[n].shape[-1]))
     return {n: fit_pca(torch.from_numpy(np.concatenate(gathered[n])), reduce.components)
@@ -227,6 +233,7 @@ class ExtractOptions:
     reduce: Reduce | None = None
     halt: float | None = None  # adaptive halting tolerance (iterations is then the cap)
     dtype: str = "float32"  # storage type: 'float32' or 'float16'
+    bf16: bool = False  # the model computes under bfloat16 autocast (opt-in; CUDA or CPU)
     model_id: str = "model"
     checkpoint_sha256: str | None = None  # the model's identity (None: a digest of its tensors)
     batch_size: int = 64
@@ -234,6 +241,7 @@ class ExtractOptions:
     max_batch_mb: float = MAX_BATCH_MB
     restart_if_changed: bool = False
     strict: bool = False  # StimulusError instead of converting stimuli to the model's input
+    shard: Shard | str | None = None  # None: the whole set; 'init', a Shard or 'merge' (Zarr)
 
     def fingerprint(self, model: FeedbackModel, stimuli: StimulusSet) -> dict:
         """The settings of this extraction of ``stimuli`` by ``model`` (layers and iterations
@@ -246,7 +254,8 @@ class ExtractOptions:
                     eta=self.eta if self.eta is not None else model.eta, feedback=self.feedback,
                     reduce=None if self.reduce is None else vars(self.reduce),
                     time_bins=vars(self.time_bins or TimeBins()), dtype=self.dtype,
-                    **({} if self.halt is None else {"halt": self.halt}))
+                    **({} if self.halt is None else {"halt": self.halt}),
+                    **({"bf16": True} if self.bf16 else {}))
 
 
 def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
@@ -262,8 +271,19 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     ``halt``: adaptive halting tolerance (see ``CNNF.forward``); ``iterations`` is then the cap.
     ``dtype``: storage type of every variable, 'float32' or 'float16' (half the bytes; values
     rounded to float16, relative error <= 2^-11; recorded in ``attrs['dtype']``). The model
-    computes in its own dtype either way. Each batch is written on a background thread while
-    the next one computes; the store is uncompressed.
+    computes in its own dtype either way, unless ``bf16`` (an opt-in: bfloat16 autocast of the
+    model's passes, faster on GPUs and CPUs with bfloat16 units; activations then differ from
+    float32 by about 1e-2 relative, and the stores' fingerprint records it). Each batch is
+    written on a background thread while the next one computes, as bytes into the store's
+    files (uncompressed: Zarr chunks of one batch, NetCDF variables contiguous), each byte
+    written once.
+
+    ``shard`` spreads one Zarr extraction over processes (SLURM jobs): ``'init'`` creates the
+    partial store (arrays full-size, reductions fitted, nothing computed), ``Shard(i, n)``
+    writes its chunk-aligned region of it (resumable per shard; the store must be initialised;
+    returns the partial store's path) and ``'merge'`` renames the store to ``out`` once every
+    shard is done (StoreError naming the missing presentations otherwise). Batches fall on the
+    same chunks as in one process, so the store is bit-identical to a one-process extraction.
 
     While it runs, ``<out>.lock`` names the process writing ``out``; a second writer fails at
     once (LockError). Batches go to ``<out>.partial`` (see ``store``): a rerun after a kill
@@ -313,33 +333,47 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     channels, size = model.input_shape[0], model.input_shape[1]
     input_conversion(stimuli, channels, size, options.strict)
     settings = options.fingerprint(model, stimuli)
-    with output_lock(out):
-        store = PartialStore.resume(out, settings, options.restart_if_changed)
+    shard = _check_shard(options.shard, out)
+    with output_lock(_lock_target(out, shard)):
+        if shard is None or shard == "init":
+            store = PartialStore.resume(out, settings, options.restart_if_changed)
+        else:
+            store = _initialised(out, settings, shard)
+            if store is None:
+                return out
+            if shard == "merge":
+                return store.finish()
         first_image = render(stimuli, np.array([0]), channels, size, model).to(device)
-        probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt)
+        with eagerly(model):  # one image: not worth compiling for
+            probe = trace_arrays(model, first_image, names, iterations, eta, feedback, halt,
+                                 options.bf16)
+            shapes = _feature_shapes(model, first_image, names)
         per_image = sum(array.nbytes for array in probe.values())
         # a chunk (and batch) of at most the set's size: a small set is not padded to 64
         fitting = int(options.max_batch_mb * 2**20) // per_image
         chunk = store.chunk if store else max(1, min(batch_size, len(stimuli), fitting))
-        shapes = _feature_shapes(model, first_image, names)
         if store is not None:
             reductions = from_arrays(store.extras, reduce.method) if reduce else {}
         else:
             reductions = _fit_reductions(model, stimuli, names, iterations, eta, reduce, shapes,
-                                         device, chunk) if reduce else {}
+                                         device, chunk, options.bf16) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
         if store is None:
             store = PartialStore.create(out, skeleton, variables, chunk, settings,
                                         to_arrays(reductions))
-        rows = np.arange(len(stimuli))
-        with tqdm(total=len(stimuli), initial=store.done, desc=f"extract {out.name}",
-                  unit="img", disable=not options.progress) as bar, BatchWriter(store) as writer:
-            for start in range(store.done, len(stimuli), store.chunk):
+        if shard == "init":
+            return store.partial
+        rows, region = np.arange(len(stimuli)), store.region
+        with tqdm(total=len(region), initial=store.done - region.start, unit="img",
+                  desc=f"extract {out.name}" + (f" shard {shard}" if shard else ""),
+                  disable=not options.progress) as bar, BatchWriter(store) as writer:
+            for start in range(store.done, region.stop, store.chunk):
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
-                arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt)
+                arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt,
+                                      options.bf16)
                 _check_finite(arrays, stimuli, batch)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")
@@ -350,7 +384,36 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                 writer.put(start, {var: array.astype(DTYPES[dtype], copy=False)
                                    for var, array in arrays.items()})
                 bar.update(len(batch))
-        return store.finish(skeleton, variables)
+        return store.partial if shard else store.finish()
+
+
+def _check_shard(shard: Shard | str | None, out: Path) -> Shard | str | None:
+    """``shard`` checked: ValueError for an unknown mode, StoreError for a NetCDF path."""
+    if shard is None:
+        return None
+    if not isinstance(shard, Shard) and shard not in ("init", "merge"):
+        raise ValueError(f"shard must be 'init', 'merge' or a Shard, got {shard!r}")
+    if store_format(out) != "zarr":
+        raise StoreError(f"a sharded extraction writes one Zarr store: give a .zarr path, "
+                         f"not {out}")
+    return shard
+
+
+def _lock_target(out: Path, shard: Shard | str | None) -> Path:
+    """The path whose lock a writer holds: a shard's own, else ``out``'s."""
+    if isinstance(shard, Shard):
+        return out.with_name(f"{out.name}.shard-{shard.index}-of-{shard.count}")
+    return out
+
+
+def _initialised(out: Path, settings: dict, shard: Shard | str) -> PartialStore | None:
+    """The initialised partial store a shard writes or a merge finishes (None: ``out`` is
+    finished already); StoreError if there is none."""
+    store = PartialStore.resume(out, settings, shard=shard if isinstance(shard, Shard) else None)
+    if store is None and not out.exists():
+        raise StoreError(f"{partial_path(out)} does not exist: initialise the store first "
+                         "(extract --shard init, with the same options)")
+    return store
 
 
 def _check_pca_rows(reduce: Reduce, rows: int) -> None:
@@ -371,6 +434,8 @@ def _check_finite(arrays: dict[str, np.ndarray], stimuli: StimulusSet, batch: np
         if var in SCALARS[1:] or var == "halted_at":
             continue
         values = array[:, 1:] if var.endswith("_feedback") else array
+        if torch.from_numpy(values).sum().isfinite():  # NaN and inf reach the sum; a finite
+            continue  # sum that overflows is checked value by value below
         bad = ~np.isfinite(values).reshape(len(batch), -1).all(1)
         if bad.any():
             ids = stimuli.metadata["stimulus_id"].to_numpy()[batch[bad]]

@@ -128,9 +128,16 @@ def extract(
     compile_model: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the model's iterations (no gain measured on a 2-core "
         "CPU; see benchmarks/README.md)")] = False,
+    shard: Annotated[str | None, typer.Option(
+        help="spread one .zarr extraction over jobs: 'init' creates the store, 'I/N' (I from 0, "
+        "e.g. $SLURM_ARRAY_TASK_ID/N) writes shard I of N (resumable), 'merge' finishes the "
+        "store once every shard is done")] = None,
+    bf16: Annotated[bool, typer.Option(
+        "--bf16", help="run the model under bfloat16 autocast (CUDA or CPU; faster where the "
+        "hardware has bfloat16 units, activations within about 1e-2 of float32)")] = False,
 ) -> None:
     """Per-iteration activations of every layer for a stimulus set, as an xarray store."""
-    from neurocnnf.activations import Reduce, TimeBins
+    from neurocnnf.activations import Reduce, TimeBins, parse_shard
     from neurocnnf.activations import extract as run_extraction
     from neurocnnf.data.download import file_digest
     from neurocnnf.pretrained import model_name
@@ -138,6 +145,7 @@ def extract(
     from neurocnnf.train import load_model
     from neurocnnf.train.checkpoint import resolve_checkpoint
 
+    shard_mode = parse_shard(shard) if shard else None
     model = load_model(checkpoint, map_location=device_name(device))
     model.compiled = compile_model
     stimulus_set = _perturbed_set(load_stimuli(stimuli), perturb)
@@ -149,7 +157,7 @@ def extract(
         reduce=reduction, batch_size=batch_size,
         model_id=model_id or model_name(checkpoint), strict=strict,
         checkpoint_sha256=file_digest(checkpoint_file), progress=progress,
-        restart_if_changed=restart_if_changed, dtype=dtype)
+        restart_if_changed=restart_if_changed, dtype=dtype, shard=shard_mode, bf16=bf16)
     typer.echo(f"wrote {path}")
 
 

@@ -132,13 +132,15 @@ class AdaReLU(FeedbackModule):
         slot = state.slot(self)
         g = slot.get("g")
         if g is None:
-            mask = cf.relu_mask(x)
+            out = F.relu(x)
+            mask = cf.relu_mask(out)
         else:
             x = cf.online_update(x, g, state.eta)
             mask = cf.ada_relu_mask(x, g)
+            out = x * mask
         state.note_mask(self.latent_name, slot.get("mask"), mask)
         slot["mask"] = mask
-        return x * mask
+        return out
 
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
         slot = state.slot(self)

@@ -135,9 +135,11 @@ class Figure6Files(Files):
 
 @dataclass(frozen=True)
 class ResultsLayout:
-    """Paths of one run's outputs; ``root`` is ``<results>/<name>``."""
+    """Paths of one run's outputs; ``root`` is ``<results>/<name>``; activation stores are
+    NetCDF, or Zarr (``store=".zarr"``) where shards write them."""
 
     root: Path
+    store: str = ".nc"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -164,7 +166,12 @@ class ResultsLayout:
         return self.root / "stimuli" / purpose / "stimuli.csv"
 
     def activations(self, model: str, purpose: str) -> Path:
-        return self.root / "activations" / model / f"{purpose}.nc"
+        return self.root / "activations" / model / f"{purpose}{self.store}"
+
+    def activation_shard(self, model: str, purpose: str, part: str) -> Path:
+        """The marker of a sharded extraction's step ``part`` ('init' or a shard's index),
+        written when it is done (the store's own progress files make the steps resumable)."""
+        return self.root / "activations" / model / f"{purpose}.shards" / f"{part}.done"
 
     # analyses: one folder each, and the files its runner writes there
     @property

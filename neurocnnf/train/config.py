@@ -90,8 +90,10 @@ class TrainConfig:
     name: str = "run"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
-    bf16: bool = False  # bfloat16 autocast of the training passes (CUDA or CPU; loop.bf16_autocast)
-    compile: bool = False  # torch.compile the training passes (CNNF.compiled; see benchmarks)
+    bf16: bool = False  # bfloat16 autocast of the training passes (device.bf16_autocast)
+    # torch.compile the training passes (CNNF.compiled); auto: when the run is long enough to
+    # repay the compilation on its device (loop.COMPILE_BREAK_EVEN_STEPS; benchmarks/README.md)
+    compile: bool | str = False
     eval_batch_size: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -157,10 +159,13 @@ class TrainConfig:
              f"adversarial.eps must be in [0, 1] (pixel scale), got {self.adversarial.eps}"),
             (0 < self.adversarial.step_size <= 1, "adversarial.step_size must be in (0, 1]"),
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
-            (not self.compile or has_eta,
+            (self.compile in (True, False, "auto"),
+             f"compile must be true, false or auto, got {self.compile!r}"),
+            (self.compile is not True or has_eta,
              f"compile: true applies to the CNN-F engine; {self.model.arch} has no compiled "
              "path"),
-            (not self.compile or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
+            (self.compile is not True
+             or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
              "compile: true needs a C++ compiler on PATH (torch.compile's CPU code); "
              "install g++ or set compile: false"),
         ]

@@ -46,7 +46,7 @@ from neurocnnf.data.folder import (
     folder_statistics,
     image_folder,
 )
-from neurocnnf.device import resolve_device
+from neurocnnf.device import bf16_autocast, resolve_device
 from neurocnnf.io import atomic_write
 from neurocnnf.lock import output_lock
 from neurocnnf.models import FeedbackModel, architecture, build_model
@@ -62,6 +62,12 @@ from neurocnnf.train.losses import adversarial_loss, standard_loss
 
 TrainingData = ImageDataset | ImageFolder
 SYNC_EVERY = 25  # training steps between reads of the running loss (each waits for the device)
+# (device type, architecture) -> training steps from which ``compile: auto`` compiles: the
+# compilation with a cold cache repaid by faster steps, measured by ``benchmarks/bench_train.py
+# --compile`` (its break-even column; benchmarks/README.md, "Compile"). Settings not listed
+# were not faster compiled, or are not measured yet (CUDA): auto trains them eagerly.
+COMPILE_BREAK_EVEN_STEPS: dict[tuple[str, str], int] = {
+    ("cpu", "vgg6"): 53, ("cpu", "fmnist_adv"): 269, ("cpu", "fmnist_small"): 460}
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
              "resume.pt", "results.json")
 
@@ -320,10 +326,11 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
 
     end_epoch = config.optim.epochs if stop_after is None else min(
         config.optim.epochs, start_epoch + stop_after)
+    compiled = compiles(config, model, device, (end_epoch - start_epoch) * steps_per_epoch)
     for epoch in range(start_epoch, end_epoch):
         torch.manual_seed(config.seed * 1000 + epoch)  # attack noise: same on resume
         stats = _train_epoch(net, model, train_batches, optimizer, scheduler, config, epoch,
-                             ddp, device, progress and ddp.main)
+                             ddp, device, progress and ddp.main, compiled)
         broken = [name for name, p in model.named_parameters() if not bool(p.isfinite().all())]
         if broken:  # (the loss of the last step was computed before its update)
             raise FloatingPointError(f"the weights became non-finite (NaN or inf) in epoch "
@@ -355,11 +362,22 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool,
     return results
 
 
+def compiles(config: TrainConfig, model: FeedbackModel, device: torch.device, steps: int
+             ) -> bool:
+    """Whether this run's training passes are compiled: ``compile: true`` / ``false`` as set;
+    ``compile: auto`` when the ``steps`` this process trains reach the break-even measured for
+    the device and architecture (``COMPILE_BREAK_EVEN_STEPS``)."""
+    if config.compile != "auto":
+        return bool(config.compile)
+    break_even = COMPILE_BREAK_EVEN_STEPS.get((device.type, config.model.arch))
+    return hasattr(model, "compiled") and break_even is not None and steps >= break_even
+
+
 def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, scheduler,
                  config: TrainConfig, epoch: int, ddp: Distributed, device: torch.device,
-                 progress: bool) -> dict:
+                 progress: bool, compiled: bool) -> dict:
     model.train()
-    model.compiled = config.compile  # training passes only: evaluation stays eager
+    model.compiled = compiled  # training passes only: evaluation stays eager
     autocast = bf16_autocast(device) if config.bf16 else contextlib.nullcontext()
     attack = logits_fn(model, "first")
     # running sums over images (loss, CE, reconstruction, correct) stay on the device: reading
@@ -403,17 +421,6 @@ def _train_epoch(net, model: FeedbackModel, batches: Batches, optimizer, schedul
     rate = seen * ddp.world / (time.perf_counter() - started)
     return {"train_loss": loss, "train_ce": ce, "train_reconstruction": reconstruction,
             "train_acc": correct, "images_per_s": rate}
-
-
-def bf16_autocast(device: torch.device) -> torch.autocast:
-    """bfloat16 autocast for the training passes (``bf16: true``) on a CUDA or CPU device: the
-    convolutions run in bfloat16, the weights, optimizer and losses stay float32. On CPUs with
-    bfloat16 units (AVX512-BF16 / AMX) this is the fastest training lever measured (see
-    benchmarks/README.md); results are no longer equal to float32 to the last bit."""
-    if device.type not in ("cuda", "cpu"):
-        raise ConfigError(f"bf16: true runs on CUDA or CPU devices, not {device.type}: "
-                          "set bf16: false")
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _read_sums(sums: torch.Tensor, step: int, epoch: int) -> list[float]:

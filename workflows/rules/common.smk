@@ -72,7 +72,8 @@ def check_model_names(config):
 
 check_model_names(config)
 
-LAYOUT = ResultsLayout(Path(config["results"]) / config["name"])
+SHARDS = config["shards"]  # extraction jobs per activation store (> 1: a sharded Zarr store)
+LAYOUT = ResultsLayout(Path(config["results"]) / config["name"], ".zarr" if SHARDS > 1 else ".nc")
 SEEDS = config["seeds"]
 SEED0 = SEEDS[0]  # the seed whose models the activations and analyses use
 THREADS = config["threads"]
@@ -98,6 +99,11 @@ def named_models(section):
         f"--model {shlex.quote(label)}={checkpoint(model)}"
         for label, model in config[section]["models"].items()
     )
+
+
+def shard_marker(part):
+    """The done-marker of a sharded extraction's step ('init' or a shard's index)."""
+    return str(LAYOUT.activation_shard("{model}", "{purpose}", part))
 
 
 def stimulus_input(purpose):
