@@ -328,7 +328,7 @@ def test_the_generated_conf_has_a_gpu_partition_only_where_gpus_exist(slurm, tmp
             assert partitions == ["cpu"] and "Gres" not in conf
 
 
-SHARD_STORE = "results/test/activations/cifar-cnnf/similarity.zarr"  # 184 stimuli, 3 chunks
+SHARD_STORE = "results/test/activations/cnnf/difficulty.zarr"  # 92 images x 2 noise levels
 
 
 def _cancel_running(rule: str) -> list[str]:
@@ -350,6 +350,7 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm, 
 
     config = yaml.safe_load(TEST_CONFIG.read_text())
     config["shards"] = 2
+    config["difficulty"]["stimuli"] = "fashion_mnist:test:92"  # 184 stimuli: 3 chunks of 64
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir, profile = tmp_path / "work", _site_profile(tmp_path / "profile")
@@ -384,11 +385,11 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm, 
     results = workdir / "results" / "test"
     single = tmp_path / "single.zarr"
     subprocess.run([sys.executable, "-m", "neurocnnf.cli", "extract",
-                    str(results / "models" / "cifar-cnnf" / "seed0" / "best.safetensors"),
+                    str(results / "models" / "cnnf" / "seed0" / "best.safetensors"),
                     "--out", str(single), "--stimuli",
-                    f"folder:{results / 'stimuli' / 'similarity'}",
-                    "--iterations", str(config["iterations"]), "--reduce",
-                    config["similarity"]["reduce"], "--model-id", "cifar-cnnf", "--device", "cpu",
+                    f"folder:{results / 'stimuli' / 'difficulty'}",
+                    "--iterations", str(config["iterations"]), "--layers",
+                    "logits,probabilities", "--model-id", "cnnf", "--device", "cpu",
                     "--no-progress"], check=True, capture_output=True, timeout=900,
                    env=_environment(slurm, OMP_NUM_THREADS=threads))
     _assert_bit_identical(open_activations(store), open_activations(single))
