@@ -18,6 +18,7 @@ from neurocnnf.models import build_model
 
 ROLES = {"cnn": "CNN (twin)", "cnnf1": "CNN-F-1", "pc": "PC-1"}
 BUDGET_HOURS = 6  # the issue's limit for the twin's training on this 2-core machine
+TARGET_ACCURACY = 85  # %, the issue's bar for the twin's test accuracy
 
 
 def _runs(out: Path) -> list[tuple[str, dict, list[dict], dict | None]]:
@@ -47,6 +48,21 @@ def _training_table(runs, n_train: int) -> list[str]:
                      f"{100 * best['val_acc_last']:.1f} % ({best['epoch']}) | {rate:.0f} | "
                      f"{n_train / rate / 60:.0f} min | {test} |")
     return lines
+
+
+def _verdict(runs) -> str:
+    """Whether the finished twin reached the bar, from its results.json."""
+    twin = next((r for r in runs if r[0].startswith("cnn-") and r[3]), None)
+    if twin is None:
+        return "The twin has not finished yet."
+    accuracy = 100 * twin[3]["test"]["acc_last"]
+    epochs = len(twin[2])
+    if accuracy >= TARGET_ACCURACY:
+        return f"The twin reached {accuracy:.1f} % after {epochs} epochs: the bar is met."
+    return (f"The twin reached {accuracy:.1f} % after {epochs} epochs: "
+            f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar. The schedule was cut to fit "
+            "CNN-F's and PC's runs into the CPU time the sessions had; a longer one (a GPU) is "
+            "what closes the gap.")
 
 
 def _bench(out: Path, epochs: int) -> list[str]:
@@ -119,10 +135,12 @@ def render(out: Path) -> str:
         "[conv, RMS norm, bias, AdaReLU, (AdaPool)]; k is the first block's output (the image "
         "is reconstructed there). Input: per-channel mean/sd of the training split, stored in "
         "the checkpoint.", "",
-        "Why this one: the twin must reach >= 85 % in <= 6 h here and CNN-F trains several "
-        "times slower per step (each step runs the feedforward pass, the generative feedback "
-        "and a second pass), so the width and depth were chosen from the step times below; "
-        "k = 1 training iteration (tested at 0..5) keeps CNN-F's epoch affordable.", "",
+        f"Why this one: the bar is a twin at >= {TARGET_ACCURACY} % test accuracy in <= "
+        f"{BUDGET_HOURS} h here, with CNN-F within 1.5 pp of it, and CNN-F trains several times "
+        "slower per step (each step runs the feedforward pass, the generative feedback and a "
+        "second pass), so the width, depth and epochs were chosen from the step times below; "
+        "k = 1 training iteration (tested at 0..5) keeps CNN-F's epoch affordable. "
+        + _verdict(runs), "",
         *_bench(out, optim.get("epochs", 0)), "",
         "## Training", "",
         f"SGD (momentum {optim.get('momentum')}, weight decay {optim.get('weight_decay')}), "
