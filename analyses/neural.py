@@ -41,7 +41,7 @@ HEADLINE = ("<!-- neural-headline: rendered from docs/neural by analyses/neural.
 REGISTRY = Path(__file__).resolve().parents[1] / "neurocnnf" / "models" / "commitments.json"
 COMMITTED = {"vgg6": "CNN-F"}  # architecture -> the model whose commitment it takes
 SHOWN = ["similarity_vs_iteration.png", "layer_hierarchy.png", "model_comparison_IT.png",
-         "model_comparison_EVC.png"]
+         "model_comparison_EVC.png", "rdms.png"]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -74,8 +74,10 @@ def collect(args: argparse.Namespace) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     atomic_write(docs / "models.json", lambda tmp: Path(tmp).write_text(json.dumps(
         models, indent=2)))
-    for name in ("tests.csv", "held_out.csv", "commitment.json", "summary.json"):
+    for name in ("tests.csv", "held_out.csv", "commitment.json", "summary.json", "cka.csv"):
         shutil.copy(work / "neural" / name, docs / name)
+    for figure in (work / "neural").glob("cka_*.png"):
+        shutil.copy(figure, docs / figure.name.replace(" ", "-"))  # model labels have spaces
     for dataset in DATASETS:
         (docs / dataset).mkdir(exist_ok=True)
         for table in ("similarity.csv", "subjects.csv"):
@@ -181,6 +183,26 @@ def _table(frame: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _cka(docs: Path) -> list[str]:
+    """How far each layer's representation moves over the iterations: linear CKA of the first
+    iteration with the last, per model and layer, and the figures of every pair."""
+    if not (docs / "cka.csv").exists():
+        return []
+    cka = pd.read_csv(docs / "cka.csv")
+    last = cka.groupby("model")["iteration_b"].transform("max")
+    ends = cka[(cka["iteration_a"] == 0) & (cka["iteration_b"] == last)]
+    table = ends.pivot(index="layer", columns="model", values="cka").map(
+        lambda value: "" if pd.isna(value) else _f(value))
+    lines = ["## Representational change over the iterations (CKA)", "",
+             "Linear CKA between a layer's features at iteration 0 and at the last iteration "
+             "(1: the iterations leave the representation's geometry unchanged), on the images "
+             f"of {DATASETS[0]}; the CNN twin runs no iterations.", "",
+             *_table(table.reset_index())]
+    for figure in sorted(docs.glob("cka_*.png")):
+        lines += [f"![{figure.stem.replace('_', ' ')}](neural/{figure.name})", ""]
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     docs = Path(args.docs)
     summary = json.loads((docs / "summary.json").read_text())
@@ -253,6 +275,7 @@ def report(args: argparse.Namespace) -> None:
             if (docs / dataset / figure).exists():
                 lines += [f"![{dataset} {figure[:-4].replace('_', ' ')}](neural/{dataset}/"
                           f"{figure})", ""]
+    lines += _cka(docs)
     lines += _human_uncertainty(docs / "human_uncertainty")
     atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text("\n".join(lines)))
     readme = Path(args.readme)
