@@ -115,9 +115,33 @@ def _environment(slurm: dict[str, str], **extra: str) -> dict[str, str]:
 
 def _submit(slurm, workdir: Path, profile: Path, config: Path = TEST_CONFIG, *targets: str,
             **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_snakemake_command(workdir, profile, config, *targets),
-                          capture_output=True, text=True, timeout=1500,
-                          env=_environment(slurm, **extra))
+    """The workflow through the profile; past 20 minutes, a failure that says where it stood."""
+    try:
+        return subprocess.run(_snakemake_command(workdir, profile, config, *targets),
+                              capture_output=True, text=True, timeout=1200,
+                              env=_environment(slurm, **extra))
+    except subprocess.TimeoutExpired as stuck:
+        pytest.fail(f"the workflow did not end in {stuck.timeout} s\n{_where_it_stood(stuck)}")
+
+
+def _where_it_stood(stuck: subprocess.TimeoutExpired) -> str:
+    """Snakemake's last lines, the queue and the jobs' states, and the daemons' last lines."""
+    def tail(text: bytes | str | None, lines: int = 40) -> str:
+        text = text.decode(errors="replace") if isinstance(text, bytes) else text or ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def command(*words: str) -> str:
+        done = subprocess.run(words, capture_output=True, text=True, timeout=60)
+        return done.stdout + done.stderr
+
+    logs = Path(os.environ.get("NEUROCNNF_SLURM_STATE", "/var/lib/neurocnnf-slurm")) / "log"
+    daemons = [f"--- {log.name}\n{tail(log.read_text(errors='replace'))}"
+               for log in sorted(logs.glob("*.log"))]
+    return "\n".join([
+        "--- snakemake", tail(stuck.stdout), tail(stuck.stderr),
+        "--- squeue", command("squeue", "--states=all", "-o", "%i|%T|%M|%R|%k"),
+        "--- sacct", command("sacct", "-X", "-n", "-P", "-o", "JobID,State,Elapsed,Comment%60"),
+        "--- sinfo", command("sinfo", "-N", "-o", "%N|%T|%E"), *daemons])
 
 
 def _sacct(job_ids: list[str]) -> pd.DataFrame:
