@@ -361,6 +361,22 @@ DIFFICULTY = {"noise": "noise (sd)", "blur": "blur (sigma, px)",
               "occlusion": "occlusion (fraction)", "adversarial": "PGD-10 on the first pass (eps)"}
 
 
+def resampling(correlations: list[dict]) -> str:
+    """What each seed's bootstrap resampled: whole images (a summary with ``n_groups``) or
+    image x level rows (summaries written before the whole-image bootstrap)."""
+    whole = [i for i, c in enumerate(correlations) if "n_groups" in c]
+    rows = [i for i, c in enumerate(correlations) if "n_groups" not in c]
+    def seeds(ids: list[int]) -> str:
+        return "seed" + ("s " if len(ids) > 1 else " ") + " and ".join(map(str, ids))
+
+    parts = []
+    if whole:
+        parts.append(f"{seeds(whole)} whole images ({correlations[whole[0]]['n_groups']})")
+    if rows:
+        parts.append(f"{seeds(rows)} image x level rows")
+    return "; ".join(parts)
+
+
 def difficulty(v: dict[str, str], key: str, folders: tuple[str, ...]) -> None:
     """Recurrence vs difficulty (settling iteration vs perturbation level), one row per kind."""
     rows = []
@@ -380,6 +396,8 @@ def difficulty(v: dict[str, str], key: str, folders: tuple[str, ...]) -> None:
         extra = [list(s["mean_settling_by_level"].values())[-1]
                  - list(s["mean_settling_by_level"].values())[0] for s in summaries]
         v[f"{key}.{kind}.extra"] = span(min(extra), max(extra))
+    v[f"{key}.resampling"] = resampling([json.loads(
+        (RESULTS / f / "noise_summary.json").read_text())["settling_vs_level"] for f in folders])
     v[f"{key}.table"] = markdown(
         ["perturbation", *(f"rho(settling, level): seed {i}" for i in range(len(folders))),
          "mean settling, lowest -> highest level (by seed)",
