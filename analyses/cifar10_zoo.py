@@ -12,10 +12,11 @@
 as separate processes to train them side by side).
 ``robustness``: APGD-CE and PGD-40 at eps 2/255, 4/255, 8/255 (pixel scale) on the first N test
 images, aimed at the first pass, at all iterations (e2e) and at the plain pass alone
-(iterations = 0, scored at 0 and at the model's T); the twin once (its three coincide); one CSV
-row per (model, attack, eps, aim, scored T) with per-image correctness, kept when it exists
-(a killed run resumes); ``paired.csv``: CNN-F and PC minus the twin image by image (Newcombe
-interval, exact McNemar p).
+(iterations = 0, scored at 0 and at the model's T); the twin once (its three coincide); finished
+runs only. One CSV per model x attack x eps x aim (rows per scored T with per-image
+correctness), kept when it exists, so a killed run resumes at the next one; the largest eps
+first. ``<run>-s<seed>.csv``: every evaluated row of a model; ``paired-s<seed>.csv``: CNN-F and
+PC minus the twin image by image (Newcombe interval, exact McNemar p).
 ``corruptions``: CIFAR-10-C's four corruptions x 5 severities, test iterations 0..5.
 ``snapshot`` copies every run's config, metrics and resume state to ``OUT/runs/<run>/`` (the
 record of the training, and what a later session resumes from); ``restore`` copies them back
@@ -63,42 +64,49 @@ def cmd_train(args: argparse.Namespace) -> None:
         train(config, out, resume=(out / "resume.pt").exists())
 
 
-def robustness_rows(name: str, model, images, labels, n_iterations: int, seed: int
-                    ) -> list[dict]:
-    """Every attack x eps x aim for one model; a plain CNN (T = 0) is attacked once."""
+def aims(n_iterations: int) -> tuple[str, ...]:
+    """What an attack aims at: a plain CNN (T = 0) only end to end (its three coincide)."""
+    return ("e2e",) if n_iterations == 0 else ("plain", "first", "e2e")
+
+
+def clean_rows(name: str, model, images, labels) -> list[dict]:
+    """Clean accuracy at 0 and at the model's T iterations, per image."""
     rows = []
-    clean = {t: predict(model, images, iterations=t) == labels
-             for t in sorted({0, n_iterations})}
-    for t, correct in clean.items():
+    for t in sorted({0, model.iterations}):
+        correct = predict(model, images, iterations=t) == labels
         rows.append(dict(model=name, attack="clean", eps=0.0, aim="none", scored_t=t,
                          accuracy=float(correct.float().mean()), correct=pack(correct)))
-    aims = ("e2e",) if n_iterations == 0 else ("first", "e2e", "plain")
-    for attack, steps in ATTACKS.items():
-        for eps in EPS:
-            for aim in aims:
-                spec = AttackSpec(attack, eps, "first" if aim == "first" else "e2e", steps)
-                at = 0 if aim == "plain" else n_iterations
-                adversarial = torch.cat([
-                    make_adversarial(spec, model, x, y, "last",
-                                     torch.Generator().manual_seed(seed * 7919 + i),
-                                     iterations=at)
-                    for i, (x, y) in enumerate(zip(images.split(250), labels.split(250),
-                                                   strict=True))])
-                scored = sorted({0, n_iterations}) if aim == "plain" else [n_iterations]
-                for t in scored:
-                    correct = predict(model, adversarial, iterations=t) == labels
-                    rows.append(dict(model=name, attack=attack, eps=eps, aim=aim, scored_t=t,
-                                     accuracy=float(correct.float().mean()),
-                                     correct=pack(correct)))
+    return rows
+
+
+def attack_rows(name: str, model, images, labels, attack: str, eps: float, aim: str,
+                seed: int) -> list[dict]:
+    """One attack x eps x aim: ``plain`` attacks the plain pass (0 iterations) and scores it at
+    0 and at T; ``first`` and ``e2e`` aim at the first pass or at all T iterations, scored at T."""
+    spec = AttackSpec(attack, eps, "first" if aim == "first" else "e2e", ATTACKS[attack])
+    at = 0 if aim == "plain" else model.iterations
+    adversarial = torch.cat([
+        make_adversarial(spec, model, x, y, "last", torch.Generator().manual_seed(seed * 7919 + i),
+                         iterations=at)
+        for i, (x, y) in enumerate(zip(images.split(250), labels.split(250), strict=True))])
+    scored = sorted({0, model.iterations}) if aim == "plain" else [model.iterations]
+    rows = []
+    for t in scored:
+        correct = predict(model, adversarial, iterations=t) == labels
+        rows.append(dict(model=name, attack=attack, eps=eps, aim=aim, scored_t=t,
+                         accuracy=float(correct.float().mean()), correct=pack(correct)))
     return rows
 
 
 def paired_table(results: pd.DataFrame) -> pd.DataFrame:
     """Each recurrent model's row minus the twin's under the same attack and eps (the twin's
-    only aim is e2e, which for it is every aim), image by image."""
+    only aim is e2e, which for it is every aim), image by image; rows whose twin cell is not
+    evaluated yet are left out."""
     twin = results[results["model"] == NAMES["cnn"]].set_index(["attack", "eps"])
     rows = []
     for row in results[results["model"] != NAMES["cnn"]].itertuples():
+        if (row.attack, row.eps) not in twin.index:
+            continue
         base = twin.loc[(row.attack, row.eps)]
         base = base.iloc[0] if isinstance(base, pd.DataFrame) else base
         diff = paired_difference(unpack(row.correct), unpack(base["correct"]))
@@ -109,20 +117,42 @@ def paired_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _write_csv(frame: pd.DataFrame, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, lambda tmp: frame.to_csv(tmp, index=False))
+
+
 def cmd_robustness(args: argparse.Namespace) -> None:
+    """Finished runs only (an interim checkpoint would be replaced); one CSV per model x attack
+    x eps x aim under ``OUT/robustness-s<seed>/<run>/``, kept when it exists, largest eps
+    first; then ``<run>-s<seed>.csv`` (all cells so far) and ``paired-s<seed>.csv``."""
+    from tqdm import tqdm
+
     images, labels = test_images("cifar10", args.n)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for key, name in NAMES.items():
-        path = args.out / f"{key}-s{args.seed}.csv"
-        run = run_folder(args.runs, key, args.seed)
-        if path.exists() or not (run / "best.safetensors").exists():
+    folder = args.out / f"robustness-s{args.seed}"
+    models = {key: load_model(run_folder(args.runs, key, args.seed)) for key in NAMES
+              if (run_folder(args.runs, key, args.seed) / "results.json").exists()}
+    todo = [(key, "clean", 0.0, "none") for key in models]
+    todo += [(key, attack, eps, aim) for eps in sorted(EPS, reverse=True) for attack in ATTACKS
+             for key, model in models.items() for aim in aims(model.iterations)]
+    for key, attack, eps, aim in tqdm(todo, desc="robustness cells"):
+        target = folder / key / f"{attack}-{round(255 * eps)}-{aim}.csv"
+        if target.exists():
             continue
-        model = load_model(run)
-        rows = robustness_rows(name, model, images, labels, model.iterations, args.seed)
-        pd.DataFrame(rows).to_csv(path, index=False)
-    parts = [pd.read_csv(p) for p in sorted(args.out.glob(f"*-s{args.seed}.csv"))]
-    if parts:
-        paired_table(pd.concat(parts)).to_csv(args.out / f"paired-s{args.seed}.csv", index=False)
+        model = models[key]
+        rows = (clean_rows(NAMES[key], model, images, labels) if attack == "clean" else
+                attack_rows(NAMES[key], model, images, labels, attack, eps, aim, args.seed))
+        _write_csv(pd.DataFrame(rows), target)
+    parts = []
+    for key in NAMES:
+        cells = sorted((folder / key).glob("*.csv"))
+        if cells:
+            frame = pd.concat([pd.read_csv(cell) for cell in cells])
+            _write_csv(frame, args.out / f"{key}-s{args.seed}.csv")
+            parts.append(frame)
+    paired = paired_table(pd.concat(parts)) if parts else pd.DataFrame()
+    if not paired.empty:
+        _write_csv(paired, args.out / f"paired-s{args.seed}.csv")
 
 
 def cmd_corruptions(args: argparse.Namespace) -> None:
@@ -161,7 +191,9 @@ def cmd_register(args: argparse.Namespace) -> None:
         print(register(run, name, description, args.hardware, commit, summary))
 
 
-RUN_RECORD = ("config.yaml", "metrics.jsonl", "resume.pt", "results.json")
+# best.safetensors too: a resumed run scores the test set with it at the end, and an earlier
+# epoch's best is not in resume.pt
+RUN_RECORD = ("config.yaml", "metrics.jsonl", "resume.pt", "results.json", "best.safetensors")
 
 
 def cmd_snapshot(args: argparse.Namespace) -> None:

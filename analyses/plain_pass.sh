@@ -3,11 +3,12 @@
 # checkpoints shipped here, most informative first; resumable (each model x attack CSV is
 # kept). Usage: analyses/plain_pass.sh [OUT] [ABLATION_RUN]
 #   OUT           default docs/reproduction/plain-pass
-#   ABLATION_RUN  the ablation twin's run folder (recurrent=false), used once it has finished
+#   ABLATION_RUN  the ablation twin's run folder (recurrent=false; default: its committed copy
+#                 with best.safetensors), used once it has finished
 # One thread at nice 5: the machine's long training runs come first.
 set -euo pipefail
 out=${1:-docs/reproduction/plain-pass}
-ablation=${2:-/work/runs/ablation/twin-s0}
+ablation=${2:-docs/reproduction/ablation-twin}
 here=$(cd "$(dirname "$0")" && pwd)
 py() { OMP_NUM_THREADS=1 nice -n 5 python "$here/plain_pass.py" "$@" --out "$out"; }
 pair() {  # attack, pair name, CNN-F checkpoint, twin checkpoint
