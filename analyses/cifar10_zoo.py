@@ -40,6 +40,7 @@ import torch
 from neurocnnf.attacks import AttackSpec
 from neurocnnf.attacks.evaluate import make_adversarial, predict
 from neurocnnf.attacks.paired import pack, paired_difference, unpack
+from neurocnnf.device import resolve_device
 from neurocnnf.io import atomic_write
 from neurocnnf.pipelines.robustness import test_images
 from neurocnnf.train import load_config, load_model, train
@@ -73,7 +74,7 @@ def clean_rows(name: str, model, images, labels) -> list[dict]:
     """Clean accuracy at 0 and at the model's T iterations, per image."""
     rows = []
     for t in sorted({0, model.iterations}):
-        correct = predict(model, images, iterations=t) == labels
+        correct = (predict(model, images, iterations=t) == labels).cpu()
         rows.append(dict(model=name, attack="clean", eps=0.0, aim="none", scored_t=t,
                          accuracy=float(correct.float().mean()), correct=pack(correct)))
     return rows
@@ -92,7 +93,7 @@ def attack_rows(name: str, model, images, labels, attack: str, eps: float, aim: 
     scored = sorted({0, model.iterations}) if aim == "plain" else [model.iterations]
     rows = []
     for t in scored:
-        correct = predict(model, adversarial, iterations=t) == labels
+        correct = (predict(model, adversarial, iterations=t) == labels).cpu()
         rows.append(dict(model=name, attack=attack, eps=eps, aim=aim, scored_t=t,
                          accuracy=float(correct.float().mean()), correct=pack(correct)))
     return rows
@@ -128,9 +129,11 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     first; then ``<run>-s<seed>.csv`` (all cells so far) and ``paired-s<seed>.csv``."""
     from tqdm import tqdm
 
-    images, labels = test_images("cifar10", args.n)
+    device = resolve_device(args.device)
+    images, labels = (tensor.to(device) for tensor in test_images("cifar10", args.n))
     folder = args.out / f"robustness-s{args.seed}"
-    models = {key: load_model(run_folder(args.runs, key, args.seed)) for key in NAMES
+    models = {key: load_model(run_folder(args.runs, key, args.seed), device).eval()
+              for key in NAMES
               if (run_folder(args.runs, key, args.seed) / "results.json").exists()}
     todo = [(key, "clean", 0.0, "none") for key in models]
     todo += [(key, attack, eps, aim) for eps in sorted(EPS, reverse=True) for attack in ATTACKS
@@ -235,6 +238,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction/cifar10"))
     parser.add_argument("--hardware", default="2-core Xeon (CPU), 1 thread per run")
     parser.add_argument("--doc", type=Path, default=Path("docs/cifar10.md"))
+    parser.add_argument("--device", default="cpu", help="robustness: cpu, cuda or auto")
     args = parser.parse_args()
     {"train": cmd_train, "robustness": cmd_robustness, "corruptions": cmd_corruptions,
      "register": cmd_register, "snapshot": cmd_snapshot, "restore": cmd_restore,
