@@ -180,6 +180,9 @@ def cmd_register(args: argparse.Namespace) -> None:
             ("pc", "predictive-coding comparator on cifar10-cnnf1's VGG-6 backbone")):
         run = run_folder(args.runs, key, args.seed)
         name = "cifar10-" + key + ("" if args.seed == 0 else f"-s{args.seed}")
+        if not (run / "best.safetensors").exists():
+            print(f"{name}: {run} has no best.safetensors yet; the shipped one stays")
+            continue
         if not (run / "results.json").exists():  # still training: its best checkpoint so far
             done = len((run / "metrics.jsonl").read_text().splitlines())
             planned = load_config(RUNS[key]).optim.epochs
