@@ -19,6 +19,7 @@ from neurocnnf.models import build_model
 ROLES = {"cnn": "CNN (twin)", "cnnf1": "CNN-F-1", "pc": "PC-1"}
 BUDGET_HOURS = 6  # the limit for the twin's training on this 2-core machine
 TARGET_ACCURACY = 85  # %, the bar for the twin's test accuracy
+MAX_GAP = 1.5  # pp, how far CNN-F may fall below the twin
 
 
 def _runs(out: Path) -> list[tuple[str, dict, list[dict], dict | None]]:
@@ -57,13 +58,20 @@ def _verdict(runs) -> str:
         return "The twin has not finished yet."
     accuracy = 100 * twin[3]["test"]["acc_last"]
     epochs = len(twin[2])
+    cnnf = next((r for r in runs if r[0].startswith("cnnf") and r[3]), None)
+    gap = "" if cnnf is None else (
+        f" CNN-F ({cnnf[0]}) reached {100 * cnnf[3]['test']['acc_last']:.1f} % (scored after its "
+        f"iterations; {100 * cnnf[3]['test']['acc_first']:.1f} % on its first pass): "
+        f"{accuracy - 100 * cnnf[3]['test']['acc_last']:.1f} pp below the twin, "
+        + ("within" if accuracy - 100 * cnnf[3]["test"]["acc_last"] <= MAX_GAP else "outside")
+        + f" the {MAX_GAP} pp allowed.")
     if accuracy >= TARGET_ACCURACY:
-        return f"The twin reached {accuracy:.1f} % after {epochs} epochs: the bar is met."
+        return f"The twin reached {accuracy:.1f} % after {epochs} epochs: the bar is met." + gap
     return (f"The twin reached {accuracy:.1f} % after {epochs} epochs: "
             f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar. The schedule was cut to fit "
-            "CNN-F's and PC's runs into the CPU time the sessions had; a longer one closes the "
-            "gap: `analyses/gpu_zoo.sh` trains the same three runs for 60 epochs on a GPU, in "
-            "resumable calls.")
+            "CNN-F's and PC's runs into the CPU time the sessions had; whether a longer one "
+            "reaches the bar is untested: `analyses/gpu_zoo.sh` trains the same three runs for 60 "
+            "epochs on a GPU, in resumable calls." + gap)
 
 
 def _bench(out: Path, epochs: int) -> list[str]:
@@ -137,8 +145,8 @@ def render(out: Path) -> str:
         "is reconstructed there). Input: per-channel mean/sd of the training split, stored in "
         "the checkpoint.", "",
         f"Why this one: the bar is a twin at >= {TARGET_ACCURACY} % test accuracy in <= "
-        f"{BUDGET_HOURS} h here, with CNN-F within 1.5 pp of it, and CNN-F trains several times "
-        "slower per step (each step runs the feedforward pass, the generative feedback and a "
+        f"{BUDGET_HOURS} h here, with CNN-F within {MAX_GAP} pp of it, and CNN-F trains several "
+        "times slower per step (each step runs the feedforward pass, the generative feedback and a "
         "second pass), so the width, depth and epochs were chosen from the step times below; "
         "k = 1 training iteration (tested at 0..5) keeps CNN-F's epoch affordable. "
         + _verdict(runs), "",
