@@ -561,9 +561,8 @@ def plain_pass(v: dict[str, str]) -> None:
     through = table[(table["pair"] == "fmnist-6ep") & (table["attacked_at"] > 0)]
     names = dict(PLAIN_ATTACKS)
     missing = [names[a] for a in ("apgd-dlr", "square") if a not in set(through["attack"])]
-    v["plain.through_todo"] = (f"{' and '.join(missing)} through all the iterations (only "
-                               "APGD-CE was run through them, in an earlier, unpaired run); "
-                               if missing else "")
+    v["plain.through_todo"] = (f"{' and '.join(missing)} through all the iterations (paired "
+                               "with the twin, n = 1,000); " if missing else "")
     ablation = {"fmnist-6ep-ablation", "fmnist-6ep-ablation-n200"} & set(table["pair"])
     v["plain.ablation.status"] = "in the table below" if ablation else \
         "not evaluated: the twin had not finished training"
