@@ -132,9 +132,9 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     images, labels = (tensor.to(device) for tensor in test_images("cifar10", args.n))
     folder = args.out / f"robustness-s{args.seed}"
-    models = {key: load_model(run_folder(args.runs, key, args.seed), device).eval()
-              for key in NAMES
-              if (run_folder(args.runs, key, args.seed) / "results.json").exists()}
+    runs = {key: run_folder(args.runs, key, args.seed) for key in NAMES}
+    models = {key: load_model(run, device).eval() for key, run in runs.items()
+              if (run / "results.json").exists()}
     todo = [(key, "clean", 0.0, "none") for key in models]
     todo += [(key, attack, eps, aim) for eps in sorted(EPS, reverse=True) for attack in ATTACKS
              for key, model in models.items() for aim in aims(model.iterations)]

@@ -59,12 +59,13 @@ def _verdict(runs) -> str:
     accuracy = 100 * twin[3]["test"]["acc_last"]
     epochs = len(twin[2])
     cnnf = next((r for r in runs if r[0].startswith("cnnf") and r[3]), None)
-    gap = "" if cnnf is None else (
-        f" CNN-F ({cnnf[0]}) reached {100 * cnnf[3]['test']['acc_last']:.1f} % (scored after its "
-        f"iterations; {100 * cnnf[3]['test']['acc_first']:.1f} % on its first pass): "
-        f"{accuracy - 100 * cnnf[3]['test']['acc_last']:.1f} pp below the twin, "
-        + ("within" if accuracy - 100 * cnnf[3]["test"]["acc_last"] <= MAX_GAP else "outside")
-        + f" the {MAX_GAP} pp allowed.")
+    gap = ""
+    if cnnf is not None:
+        last, first = (100 * cnnf[3]["test"][key] for key in ("acc_last", "acc_first"))
+        gap = (f" CNN-F ({cnnf[0]}) reached {last:.1f} % (scored after its iterations; "
+               f"{first:.1f} % on its first pass): {accuracy - last:.1f} pp below the twin, "
+               f"{'within' if accuracy - last <= MAX_GAP else 'outside'} the {MAX_GAP} pp "
+               "allowed.")
     if accuracy >= TARGET_ACCURACY:
         return f"The twin reached {accuracy:.1f} % after {epochs} epochs: the bar is met." + gap
     return (f"The twin reached {accuracy:.1f} % after {epochs} epochs: "
