@@ -125,8 +125,9 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> None:
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     """Finished runs only (an interim checkpoint would be replaced); one CSV per model x attack
-    x eps x aim under ``OUT/robustness-s<seed>/<run>/``, kept when it exists, largest eps
-    first; then ``<run>-s<seed>.csv`` (all cells so far) and ``paired-s<seed>.csv``."""
+    x eps x aim under ``OUT/robustness-s<seed>/<run>/``, kept when it exists, smallest eps
+    first (8/255 leaves models trained without attacks at about 0 %); then
+    ``<run>-s<seed>.csv`` (all cells so far) and ``paired-s<seed>.csv``."""
     from tqdm import tqdm
 
     device = resolve_device(args.device)
@@ -136,7 +137,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     models = {key: load_model(run, device).eval() for key, run in runs.items()
               if (run / "results.json").exists()}
     todo = [(key, "clean", 0.0, "none") for key in models]
-    todo += [(key, attack, eps, aim) for eps in sorted(EPS, reverse=True) for attack in ATTACKS
+    todo += [(key, attack, eps, aim) for eps in sorted(EPS) for attack in ATTACKS
              for key, model in models.items() for aim in aims(model.iterations)]
     for key, attack, eps, aim in tqdm(todo, desc="robustness cells"):
         target = folder / key / f"{attack}-{round(255 * eps)}-{aim}.csv"

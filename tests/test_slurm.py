@@ -364,10 +364,13 @@ def _cancel_running(rule: str) -> list[str]:
     return ids
 
 
-def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm, tmp_path):
+def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm_run, slurm,
+                                                                         tmp_path):
     """`shards: 2`: an init job, two shard jobs writing one Zarr store, the merge. Shard 1 of
     2 (chunks 1-2) is cancelled after its first batch; the rerun submits the unfinished shards
-    again and the merged store equals a one-process `neurocnnf extract` bit for bit."""
+    again and the merged store equals a one-process `neurocnnf extract` bit for bit. The data
+    and the trained models are slurm_run's (copied with their times: nothing upstream of the
+    stimuli reruns)."""
     from test_activation_shards import _assert_bit_identical
 
     from neurocnnf.activations import open_activations
@@ -378,6 +381,9 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm, 
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir, profile = tmp_path / "work", _site_profile(tmp_path / "profile")
+    for part in ("data", "models"):
+        shutil.copytree(slurm_run["workdir"] / "results" / "test" / part,
+                        workdir / "results" / "test" / part)
     store = workdir / SHARD_STORE
     shard1 = Path(f"{store}.partial") / "neurocnnf-progress-shard-1-of-2.json"
     command = _snakemake_command(workdir, profile, path, SHARD_STORE)
@@ -394,6 +400,7 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm, 
             assert process.wait(timeout=300) != 0
         finally:
             process.kill()
+    assert "rule train:" not in (tmp_path / "first.log").read_text()  # slurm_run's models
     progress = json.loads(shard1.read_text())
     assert 0 < progress["start"] < progress["done"] < progress["stop"] == 184, progress
     assert cancelled and _sacct(cancelled)["State"].str.startswith("CANCELLED").all()
