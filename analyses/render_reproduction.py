@@ -591,8 +591,49 @@ def plain_pass(v: dict[str, str]) -> None:
         "(not run yet)"
 
 
+CIFAR = RESULTS / "cifar10" / "paired-s0.csv"
+CIFAR_ATTACKS = {"apgd-ce": "APGD-CE", "pgd": "PGD-40"}
+
+
+def cifar10_plain(v: dict[str, str]) -> None:
+    """The natural-image models (docs/cifar10.md, seed 0, n = 1,000): each CNN-F minus the
+    twin with its plain pass attacked and scored at 0 iterations, the same examples scored after
+    its T iterations, and attacked through the iterations (e2e)."""
+    keys = ("plain0", "plainT", "e2e", "twin", "cnnf")
+    for model in ("cnnf1", "pc1"):
+        for key in keys:
+            v[f"c10.{model}.{key}"] = "(not run yet)"
+    v["c10.table"] = "(not run yet)"
+    if not CIFAR.exists():
+        return
+    table = pd.read_csv(CIFAR)
+    cell = {}
+    for x in table[table["attack"].isin(CIFAR_ATTACKS)].itertuples():
+        column = "e2e" if x.aim == "e2e" else "plain0" if x.scored_t == 0 else "plainT"
+        if x.aim in ("e2e", "plain"):
+            cell[x.model, x.attack, round(255 * x.eps), column] = x
+    rows = []
+    for (model, attack, eps) in sorted({k[:3] for k in cell}, key=lambda k: (k[0], k[1], k[2])):
+        found = [cell.get((model, attack, eps, c)) for c in ("plain0", "plainT", "e2e")]
+        rows.append([model, CIFAR_ATTACKS[attack], f"{eps}/255", *(
+            "" if x is None else f"{pp(100 * x.difference)} {interval(100 * x.low, 100 * x.high)}"
+            for x in found)])
+        key = {"CNN-F-1": "cnnf1", "PC-1": "pc1"}.get(model)
+        if key and attack == "apgd-ce" and eps == 2 and None not in found:
+            for column, x in zip(("plain0", "plainT", "e2e"), found):
+                v[f"c10.{key}.{column}"] = (f"{pp(100 * x.difference)} "
+                                            f"{interval(100 * x.low, 100 * x.high)}")
+            v[f"c10.{key}.twin"] = pct(found[2].twin_accuracy)
+            v[f"c10.{key}.cnnf"] = pct(found[2].accuracy)
+    if rows:
+        v["c10.table"] = markdown(
+            ["model", "attack", "eps", "plain pass, scored at 0 iterations",
+             "the same examples scored after T", "through the iterations (e2e)"], rows)
+
+
 SECTIONS: tuple[Callable[[dict[str, str]], object], ...] = (
-    fig5_grid, fig5d, fig6, table2, clean_cards, plain_pass, plain_n200, epochs)
+    fig5_grid, fig5d, fig6, table2, clean_cards, plain_pass, plain_n200, epochs,
+    cifar10_plain)
 
 
 def values() -> dict[str, str]:
