@@ -614,15 +614,14 @@ def cifar10_plain(v: dict[str, str]) -> None:
             cell[x.model, x.attack, round(255 * x.eps), column] = x
     rows = []
     for (model, attack, eps) in sorted({k[:3] for k in cell}, key=lambda k: (k[0], k[1], k[2])):
-        found = [cell.get((model, attack, eps, c)) for c in ("plain0", "plainT", "e2e")]
-        rows.append([model, CIFAR_ATTACKS[attack], f"{eps}/255", *(
-            "" if x is None else f"{pp(100 * x.difference)} {interval(100 * x.low, 100 * x.high)}"
-            for x in found)])
+        columns = ("plain0", "plainT", "e2e")
+        found = [cell.get((model, attack, eps, c)) for c in columns]
+        cells = ["" if x is None else f"{pp(100 * x.difference)} "
+                 f"{interval(100 * x.low, 100 * x.high)}" for x in found]
+        rows.append([model, CIFAR_ATTACKS[attack], f"{eps}/255", *cells])
         key = {"CNN-F-1": "cnnf1", "PC-1": "pc1"}.get(model)
         if key and attack == "apgd-ce" and eps == 2 and None not in found:
-            for column, x in zip(("plain0", "plainT", "e2e"), found):
-                v[f"c10.{key}.{column}"] = (f"{pp(100 * x.difference)} "
-                                            f"{interval(100 * x.low, 100 * x.high)}")
+            v.update({f"c10.{key}.{c}": text for c, text in zip(columns, cells, strict=True)})
             v[f"c10.{key}.twin"] = pct(found[2].twin_accuracy)
             v[f"c10.{key}.cnnf"] = pct(found[2].accuracy)
     if rows:
