@@ -101,7 +101,7 @@ bench: install
 		&& ../$(BIN)/python bench_extract.py --n 512 \
 		&& ../$(BIN)/python bench_attack.py --n 128 --batch 64
 	@if [ -x $(BS)/python ]; then cd benchmarks && ../$(BS)/python bench_extract.py --n 512 \
-		--skip-memory; else echo "make brainscore for the PytorchWrapper comparison"; fi
+		--wrapper-only; else echo "make brainscore for the PytorchWrapper comparison"; fi
 
 # docs/reproduction.md and the README's headline paragraph, rendered from the result files
 # under docs/reproduction/ (templates: analyses/reproduction/); tests/test_reproduction_doc.py

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,13 +61,30 @@ def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float
     return time.perf_counter() - start
 
 
+def write_alone(batches: list[dict[str, np.ndarray]], folder: Path) -> None:
+    """Write the bytes of ``batches`` (variable -> array, as ``trace_arrays`` gives them), one
+    file per variable and batch, with no compute: what storing them costs at best on this file
+    system."""
+    folder.mkdir()
+    for index, arrays in enumerate(batches):
+        for name, values in arrays.items():
+            with open(folder / f"{name}.{index}", "wb") as file:
+                file.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
                compiled: bool = False, device: str = "cpu", repeats: int = 3,
-               pretrained: str | None = None) -> dict[str, list[float]]:
+               pretrained: str | None = None, alone: bool = True) -> dict[str, list[float]]:
     """Seconds for ``n`` images, per repeat, alternating within each repeat: a plain forward
     pass (T = 0), the T-iteration forward pass keeping every layer (no storage), the same work
     as extraction without storage, and ``extract`` of every layer to .zarr and to .nc
-    ({kind: [wall seconds per repeat], "<kind> cpu": [the process's CPU seconds]})."""
+    ({kind: [wall seconds per repeat], "<kind> cpu": [the process's CPU seconds]}). ``alone``:
+    also the same bytes written with no compute ("write"; the arrays of every batch are held in
+    memory for it, so a peak-memory run leaves it out), and their size ("bytes": [bytes])."""
     torch.manual_seed(0)
     if pretrained:
         from neurocnnf import pretrained as zoo
@@ -80,7 +98,12 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
     if compiled:  # compile outside the timings (the rates are steady-state)
         forward_rate(model, x[:batch], 0, batch)
         forward_rate(model, x[:batch], iterations, batch, None)
-    times: dict[str, list[float]] = {}
+    names = resolve_layers(model, None)
+    channels, size = model.input_shape[0], model.input_shape[1]
+    batches = [trace_arrays(model, render(stim, np.arange(i, min(i + batch, n)), channels, size,
+                                          model).to(device), names, iterations, None)
+               for i in range(0, n, batch)] if alone else []
+    times: dict[str, list[float]] = {"bytes": [sum(a.nbytes for b in batches for a in b.values())]}
 
     def timed(kind: str, work) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -89,14 +112,19 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
         times.setdefault(f"{kind} cpu", []).append(time.process_time() - cpu)
 
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(repeats):
+        for _ in range(repeats):
             timed("plain", lambda: forward_rate(model, x, 0, batch))
             timed("forward", lambda: forward_rate(model, x, iterations, batch, None))
             timed("compute", lambda: compute_only(model, stim, iterations, batch))
+            if alone:
+                timed("write", lambda: write_alone(batches, Path(tmp) / "alone"))
+                remove(Path(tmp) / "alone")
             for suffix in (".zarr", ".nc"):
-                timed(suffix, lambda suffix=suffix, repeat=repeat: extract(
-                    model, stim, Path(tmp) / f"a{repeat}{suffix}", iterations=iterations,
-                    batch_size=batch, progress=False, dtype=dtype))
+                out = Path(tmp) / f"a{suffix}"
+                timed(suffix, lambda out=out: extract(model, stim, out, iterations=iterations,
+                                                      batch_size=batch, progress=False,
+                                                      dtype=dtype))
+                remove(out)  # each extraction starts from the same page cache and disk state
     return times
 
 
@@ -110,16 +138,17 @@ def overhead_lines(times: dict[str, list[float]], n: int) -> list[str]:
         return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
     rate = {kind: f"{n / statistics.median(values):.0f}" for kind, values in times.items()}
+    serial = sorted((c + w) / c for c, w in zip(times["compute"], times["write"], strict=True))
     return [f"| {suffix} | {rate['plain']} | {rate['forward']} | {rate['compute']} | "
             f"{rate[suffix]} | {ratio(suffix, 'compute')} | "
-            f"{ratio(f'{suffix} cpu', 'compute cpu')} | {ratio(suffix, 'forward')} |"
-            for suffix in (".zarr", ".nc")]
+            f"{ratio(f'{suffix} cpu', 'compute cpu')} | {ratio(suffix, 'forward')} | "
+            f"{statistics.median(serial):.2f} |" for suffix in (".zarr", ".nc")]
 
 
 def peak_mib(arch: str, n: int) -> float:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
             "import bench_extract as b, resource;"
-            f"b.throughput({arch!r}, {n}, 2, 64, repeats=1);"
+            f"b.throughput({arch!r}, {n}, 2, 64, repeats=1, alone=False);"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
@@ -140,12 +169,39 @@ def main() -> None:
                         help="put the storage-overhead table into benchmarks/README.md")
     parser.add_argument("--pretrained", default=None,
                         help="a shipped model (e.g. fmnist-small-cnnf5) instead of --arch's")
+    parser.add_argument("--wrapper-only", action="store_true",
+                        help="only the comparison with Brain-Score's PytorchWrapper")
     args = parser.parse_args()
     describe_machine(torch.device(args.device))
     print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
           f"dtype {args.dtype}, compiled {args.compile}")
+    if not args.wrapper_only:
+        storage_overhead(args)
+    try:
+        import brainscore_vision  # noqa: F401
+    except ImportError:
+        print("brainscore-vision not installed: PytorchWrapper comparison skipped "
+              "(run this script with .venv-brainscore/bin/python)")
+        return
+    ours, theirs = versus_pytorch_wrapper(args.arch, args.n // 2, args.iterations, args.batch,
+                                          args.dtype)
+    text = (f"{args.n // 2} images from PNG files, {args.arch}, every layer at every iteration "
+            f"(T = {args.iterations}), alternating, load average {os.getloadavg()[0]:.1f}: "
+            f"Brain-Score PytorchWrapper on the unrolled model {theirs:.1f} img/s; neurocnnf "
+            + "; ".join(f"extract to {kind} {rate:.1f} img/s (**{rate / theirs:.2f}x**)"
+                        for kind, rate in ours.items())
+            + " (`.venv-brainscore/bin/python benchmarks/bench_extract.py --wrapper-only "
+            "--write`).")
+    print(text)
+    if args.write:
+        write_readme(text, "<!-- extract-wrapper -->")
+
+
+def storage_overhead(args: argparse.Namespace) -> None:
+    """The storage-overhead table (and, unless --skip-memory, peak memory for N vs 10 N)."""
     times = throughput(args.arch, args.n, args.iterations, args.batch, args.dtype, args.compile,
                        args.device, args.repeats, args.pretrained)
+    mib = times.pop("bytes")[0] / 2**20
     load = os.getloadavg()[0]
     text = (f"Storage overhead: extraction time over the time of the same work without storage "
             f"(rendering, the T={args.iterations} pass with mask statistics, every layer's "
@@ -156,8 +212,13 @@ def main() -> None:
             f"(all threads), less swayed by other jobs than wall time "
             f"(`benchmarks/bench_extract.py --write`).\n\n"
             "| store | plain forward T=0 img/s | T forward img/s | same work, no storage img/s "
-            "| extraction img/s | extraction / no storage | same, CPU | extraction / forward |\n"
-            "|---|---|---|---|---|---|---|---|\n" + "\n".join(overhead_lines(times, args.n)))
+            "| extraction img/s | extraction / no storage | same, CPU | extraction / forward "
+            "| no storage + writing alone, over no storage |\n"
+            "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(overhead_lines(times, args.n))
+            + f"\n\nWriting the same bytes alone ({mib:.0f} MiB, one file per variable and "
+            f"batch, no compute): {mib / statistics.median(times['write']):.0f} MiB/s. The last "
+            "column is the ratio with no overlap at all: storing costs at least this much CPU "
+            "and disk beside the computation, whatever thread writes.")
     print(text, flush=True)
     if args.write:
         write_readme(text, "<!-- extract-storage -->")
@@ -165,22 +226,10 @@ def main() -> None:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
               f"{args.n * 10 // 4} (ratio {large / small:.2f})")
-    try:
-        import brainscore_vision  # noqa: F401
-    except ImportError:
-        print("brainscore-vision not installed: PytorchWrapper comparison skipped "
-              "(run this script with .venv-brainscore/bin/python)")
-        return
-    ours, theirs = versus_pytorch_wrapper(args.arch, args.n // 2, args.iterations, args.batch,
-                                          args.dtype)
-    print(f"same images from PNG files, every layer at every iteration, alternating: "
-          f"Brain-Score PytorchWrapper on the unrolled model {theirs:.1f} img/s; neurocnnf "
-          + "; ".join(f"extract to {kind} {rate:.1f} img/s (ratio {rate / theirs:.2f})"
-                      for kind, rate in ours.items()))
 
 
 def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
-                           dtype: str = "float32", repeats: int = 2
+                           dtype: str = "float32", repeats: int = 3
                            ) -> tuple[dict[str, float], float]:
     """images/s of our extraction (to .zarr and .nc) and of Brain-Score's PytorchWrapper on
     the same PNG files, alternating ``repeats`` times (medians)."""
@@ -210,15 +259,17 @@ def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
                   if not name.startswith("logits")]
         paths = [str(folder / f"{i}.png") for i in range(n)]
         times: dict[str, list[float]] = {".zarr": [], ".nc": [], "wrapper": []}
-        for repeat in range(repeats):  # alternating, so that the medians share the load
+        for _ in range(repeats):  # alternating, so that the medians share the load
             for kind in times:
                 start = time.perf_counter()
                 if kind == "wrapper":
                     wrapper(paths, layers=layers)
                 else:
-                    extract(model, from_folder(folder), folder / f"a{repeat}{kind}",
+                    extract(model, from_folder(folder), folder / f"a{kind}",
                             iterations=iterations, batch_size=batch, progress=False, dtype=dtype)
                 times[kind].append(time.perf_counter() - start)
+                if kind != "wrapper":
+                    remove(folder / f"a{kind}")
     rates = {kind: n / statistics.median(values) for kind, values in times.items()}
     ours, theirs = {k: v for k, v in rates.items() if k != "wrapper"}, rates["wrapper"]
     return ours, theirs
