@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from neurocnnf.allocator import keep_freed_memory
 from neurocnnf.cli import analyze, brainscore, pretrained, workflow
 from neurocnnf.cli.options import (
     ATTACK_BATCH,
@@ -67,6 +68,7 @@ def _root(
     Every model argument takes a checkpoint file, a run folder or `pretrained:NAME` (a model
     shipped with the package: `neurocnnf pretrained list`).
     """
+    keep_freed_memory()  # each command is one long job (neurocnnf.allocator)
 
 
 @app.command()
