@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from neurocnnf.allocator import keep_freed_memory
 from neurocnnf.data import data_roots
 from neurocnnf.models import build_model
 from neurocnnf.train.config import LossConfig
@@ -40,6 +41,7 @@ TRAIN_IMAGES = 45_000
 
 
 def steps(repeats: int, batch: int, json_path: Path | None = None) -> None:
+    keep_freed_memory()  # as training does
     torch.manual_seed(0)
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     runs = {}
