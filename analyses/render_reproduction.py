@@ -503,6 +503,7 @@ PLAIN = RESULTS / "plain-pass"
 PLAIN_ATTACKS = (("apgd-ce", "APGD-CE"), ("apgd-dlr", "APGD-DLR"), ("square", "Square"),
                  ("worst-case", "per-image worst case"), ("pgd", "PGD-40"))
 PLAIN_PAIRS = {"fmnist-6ep": "6 epochs, seed 0 (CNN-F-5 vs CNN)",
+               "fmnist-6ep-s1": "6 epochs, seed 1, retrained (CNN-F-5 vs CNN)",
                "fmnist-15ep": "15 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-6ep-ablation": "6 epochs, seed 0 (CNN-F-5 vs ablation twin)",
                **{f"fmnist-6ep-n200-cnnf{k}": f"6 epochs, seed 0, n = 200 (CNN-F-{k} vs CNN)"
@@ -520,7 +521,9 @@ def plain_pass(v: dict[str, str]) -> None:
         for key in ("scored", "scored_gain", "cnnf_t0"):
             v[f"plain.{pair}.{key}"] = "(not run yet)"
         for attack, _ in PLAIN_ATTACKS:
-            v[f"plain.{pair}.{attack}.t0"] = v[f"plain.{pair}.{attack}.t0.pp"] = "(not run yet)"
+            for t in (0, 5):
+                v[f"plain.{pair}.{attack}.t{t}"] = v[f"plain.{pair}.{attack}.t{t}.pp"] = \
+                    "(not run yet)"
         v[f"plain.{pair}.worst-case.over"] = "the attacks run"
     rows = []
     through = {"fmnist-6ep": ("APGD-CE", "5, earlier run (unpaired)", *n1000_row(
