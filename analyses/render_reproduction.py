@@ -606,6 +606,7 @@ def through_table(v: dict[str, str], table: pd.DataFrame) -> None:
         [[str(x.iterations), pct(x.cnnf), pct(x.twin),
           f"{pp(100 * x.difference)} {interval(100 * x.low, 100 * x.high)}", pvalue(x.p)]
          for x in rows.itertuples()]) if len(rows) else "(not run yet)"
+    v["plain.through.steps"] = " -> ".join(pp(100 * d) for d in rows["difference"])
     missing = [t for t in range(1, 5) if t not in set(rows["iterations"])]
     v["plain.through_k_todo"] = (
         f"CNN-F-5 attacked through {', '.join(map(str, missing))} of its 5 iterations; "
