@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
-from bench_cli import write_readme
+from bench_cli import publish
 from bench_engine import describe_machine
 
 SETTINGS = (("vgg6", 1), ("vgg6_pc", 1), ("fmnist_small", 5), ("fmnist_adv", 1))
@@ -77,9 +77,7 @@ def main() -> None:
             "--write`).\n\n| arch, T | FLOP ratio | CNN-F step / twin's, defaults | kept | "
             "CNN-F step speed-up | twin step speed-up |\n|---|---|---|---|---|---|\n"
             + "\n".join(rows))
-    print(text)
-    if args.write:
-        write_readme(text, MARK)
+    publish(text, MARK, args.write)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,13 @@ def table(results: dict, labels: list[str], rounds: int) -> str:
     return "\n".join(lines)
 
 
+def publish(text: str, mark: str, write: bool) -> None:
+    """Print ``text``; with ``write``, also put it between ``mark``'s markers in the README."""
+    print(text, flush=True)
+    if write:
+        write_readme(text, mark)
+
+
 def write_readme(text: str, mark: str = MARK) -> None:
     """Replace the block between the two markers of benchmarks/README.md."""
     readme = HERE / "README.md"
@@ -100,9 +107,7 @@ def main() -> None:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(trees[f"at {args.base}"])], check=False)
     text = table(results, list(trees), args.rounds)
-    print(text)
-    if args.write:
-        write_readme(text)
+    publish(text, MARK, args.write)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_cli import write_readme
+from bench_cli import publish
 from bench_engine import describe_machine
 
 from neurocnnf.activations import extract, resolve_layers, trace_arrays
@@ -47,17 +47,23 @@ def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=())
     return len(x) / (time.perf_counter() - start)
 
 
-def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float:
-    """Seconds of everything extraction computes for every layer (rendering, the pass with the
-    mask statistics, the per-iteration arrays on the CPU), batch by batch, writing nothing."""
+def batch_arrays(model, stim: StimulusSet, iterations: int, batch: int):
+    """Each batch's arrays as extraction computes them for every layer (rendering, the pass
+    with the mask statistics, the per-iteration arrays on the CPU), writing nothing."""
     names = resolve_layers(model, None)
     channels, size = model.input_shape[0], model.input_shape[1]
     device = next(model.parameters()).device
-    start = time.perf_counter()
     for first in range(0, len(stim), batch):
         rows = np.arange(first, min(first + batch, len(stim)))
-        trace_arrays(model, render(stim, rows, channels, size, model).to(device), names,
-                     iterations, None)
+        yield trace_arrays(model, render(stim, rows, channels, size, model).to(device), names,
+                           iterations, None)
+
+
+def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float:
+    """Seconds of ``batch_arrays`` over the whole set."""
+    start = time.perf_counter()
+    for _ in batch_arrays(model, stim, iterations, batch):
+        pass
     return time.perf_counter() - start
 
 
@@ -78,13 +84,14 @@ def remove(path: Path) -> None:
 
 def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "float32",
                compiled: bool = False, device: str = "cpu", repeats: int = 3,
-               pretrained: str | None = None, alone: bool = True) -> dict[str, list[float]]:
+               pretrained: str | None = None, alone: bool = True
+               ) -> tuple[dict[str, list[float]], int]:
     """Seconds for ``n`` images, per repeat, alternating within each repeat: a plain forward
     pass (T = 0), the T-iteration forward pass keeping every layer (no storage), the same work
     as extraction without storage, and ``extract`` of every layer to .zarr and to .nc
     ({kind: [wall seconds per repeat], "<kind> cpu": [the process's CPU seconds]}). ``alone``:
     also the same bytes written with no compute ("write"; the arrays of every batch are held in
-    memory for it, so a peak-memory run leaves it out), and their size ("bytes": [bytes])."""
+    memory for it, so a peak-memory run leaves it out); and the bytes those arrays hold."""
     torch.manual_seed(0)
     if pretrained:
         from neurocnnf import pretrained as zoo
@@ -98,12 +105,8 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
     if compiled:  # compile outside the timings (the rates are steady-state)
         forward_rate(model, x[:batch], 0, batch)
         forward_rate(model, x[:batch], iterations, batch, None)
-    names = resolve_layers(model, None)
-    channels, size = model.input_shape[0], model.input_shape[1]
-    batches = [trace_arrays(model, render(stim, np.arange(i, min(i + batch, n)), channels, size,
-                                          model).to(device), names, iterations, None)
-               for i in range(0, n, batch)] if alone else []
-    times: dict[str, list[float]] = {"bytes": [sum(a.nbytes for b in batches for a in b.values())]}
+    batches = list(batch_arrays(model, stim, iterations, batch)) if alone else []
+    times: dict[str, list[float]] = {}
 
     def timed(kind: str, work) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -125,7 +128,7 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
                                                       batch_size=batch, progress=False,
                                                       dtype=dtype))
                 remove(out)  # each extraction starts from the same page cache and disk state
-    return times
+    return times, sum(a.nbytes for arrays in batches for a in arrays.values())
 
 
 def overhead_lines(times: dict[str, list[float]], n: int) -> list[str]:
@@ -192,16 +195,14 @@ def main() -> None:
                         for kind, rate in ours.items())
             + " (`.venv-brainscore/bin/python benchmarks/bench_extract.py --wrapper-only "
             "--write`).")
-    print(text)
-    if args.write:
-        write_readme(text, "<!-- extract-wrapper -->")
+    publish(text, "<!-- extract-wrapper -->", args.write)
 
 
 def storage_overhead(args: argparse.Namespace) -> None:
     """The storage-overhead table (and, unless --skip-memory, peak memory for N vs 10 N)."""
-    times = throughput(args.arch, args.n, args.iterations, args.batch, args.dtype, args.compile,
-                       args.device, args.repeats, args.pretrained)
-    mib = times.pop("bytes")[0] / 2**20
+    times, written = throughput(args.arch, args.n, args.iterations, args.batch, args.dtype,
+                                args.compile, args.device, args.repeats, args.pretrained)
+    mib = written / 2**20
     load = os.getloadavg()[0]
     text = (f"Storage overhead: extraction time over the time of the same work without storage "
             f"(rendering, the T={args.iterations} pass with mask statistics, every layer's "
@@ -219,9 +220,7 @@ def storage_overhead(args: argparse.Namespace) -> None:
             f"batch, no compute): {mib / statistics.median(times['write']):.0f} MiB/s. The last "
             "column is the ratio with no overlap at all: storing costs at least this much CPU "
             "and disk beside the computation, whatever thread writes.")
-    print(text, flush=True)
-    if args.write:
-        write_readme(text, "<!-- extract-storage -->")
+    publish(text, "<!-- extract-storage -->", args.write)
     if not args.skip_memory:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "

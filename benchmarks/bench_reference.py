@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_cli import write_readme
+from bench_cli import publish
 from bench_engine import describe_machine
 from bench_train import training_step
 
@@ -159,7 +159,7 @@ def main() -> None:
                               x01, y, adversarial=True),
         "ours, compiled": training_step(compiled, torch.optim.SGD(
             compiled.parameters(), 0.05, momentum=0.9), x01, y, adversarial=True)},
-        "inference (T = 1)": {"reference": reference_inference(reference.eval(), x01 * 2 - 1),
+        "inference (T = 1)": {"reference": reference_inference(reference, x01 * 2 - 1),
                               "ours": ours_inference(ours, x01),
                               "ours, compiled": ours_inference(compiled, x01)}}
     times: dict[tuple[str, str], list[float]] = {}
@@ -167,14 +167,11 @@ def main() -> None:
         for run in variants.values():  # warm-up (and the compilation) outside the timings
             run()
             run()
-        if kind == "inference (T = 1)":
-            reference.eval()
         for _ in range(args.repeats):
             for name, run in variants.items():
                 start = time.perf_counter()
                 run()
                 times.setdefault((kind, name), []).append(time.perf_counter() - start)
-        reference.train()
     rows = []
     for kind, variants in work.items():
         base = statistics.median(times[kind, "reference"])
@@ -187,9 +184,7 @@ def main() -> None:
             "three (`benchmarks/bench_reference.py --reference CNNF --write`).\n\n"
             "| work | code | ms | speed-up over the reference |\n|---|---|---|---|\n"
             + "\n".join(rows))
-    print(text)
-    if args.write:
-        write_readme(text, MARK)
+    publish(text, MARK, args.write)
 
 
 if __name__ == "__main__":
