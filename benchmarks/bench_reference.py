@@ -4,7 +4,8 @@ own Fashion-MNIST setting (``run_train_mnist.sh``: ind 2, res 0.1, mse 0.1, clea
 clip 0.5): its adversarial training step (PGD-7 on the first pass, then the clean and
 adversarial batch through the cycle with the reconstruction losses, backward, SGD) and
 inference through the cycle, timed alternately in one process (reference, ours eager, ours
-compiled, reference, ...; medians).
+compiled, reference, ...; medians), then each code in its own fresh processes as its training
+script runs it.
 
 The reference is read from a checkout (``git clone https://github.com/yjhuangcd/CNNF``); its
 model module imports torchvision, tensorboardX and matplotlib for its training script, which the
@@ -12,15 +13,18 @@ model does not use: missing ones are stood in for by empty modules. Its PGD (adv
 LinfPGDAttack) is written out below with advertorch's steps (random start, sign steps, the eps
 ball and the input range), since advertorch 0.2.3 does not install beside torch 2.
 
-Run: ``python benchmarks/bench_reference.py --reference /path/to/CNNF [--repeats 7] [--write]``.
+Run: ``python benchmarks/bench_reference.py --reference /path/to/CNNF [--repeats 7] [--rounds 3]
+[--write]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -32,9 +36,12 @@ from bench_cli import publish
 from bench_engine import describe_machine
 from bench_train import training_step
 
+from neurocnnf.allocator import keep_freed_memory
 from neurocnnf.models import build_model
 
 MARK = "<!-- reference -->"
+CODES = ("reference", "ours", "ours, compiled")
+KINDS = ("training step", "inference (T = 1)")
 CYCLES, RES, MSE, CLEAN = 1, 0.1, 0.1, 0.1  # run_train_mnist.sh
 EPS, EPS_ITER, STEPS = 0.2, 0.071, 7  # on the reference's [-1, 1] inputs (0.1 on [0, 1])
 
@@ -137,53 +144,108 @@ def ours_inference(model, x: torch.Tensor):
     return run
 
 
+def workloads(reference_root: Path, batch: int, codes: tuple[str, ...]) -> dict:
+    """kind -> code -> a closure running it once, for ``codes`` out of CODES."""
+    torch.manual_seed(0)
+    x01, y = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    work: dict[str, dict] = {"training step": {}, "inference (T = 1)": {}}
+    if "reference" in codes:
+        reference = reference_model(reference_root)
+        work["training step"]["reference"] = reference_step(
+            reference, torch.optim.SGD(reference.parameters(), 0.05, momentum=0.9), x01 * 2 - 1,
+            y)
+        work["inference (T = 1)"]["reference"] = reference_inference(reference, x01 * 2 - 1)
+    for code in codes[1 if "reference" in codes else 0:]:
+        model = build_model("fmnist_adv", iterations=CYCLES)
+        model.compiled = code == "ours, compiled"
+        work["training step"][code] = training_step(
+            model, torch.optim.SGD(model.parameters(), 0.05, momentum=0.9), x01, y,
+            adversarial=True, grad_clip=0.5)
+        work["inference (T = 1)"][code] = ours_inference(model, x01)
+    return work
+
+
+def time_alternately(work: dict, repeats: int) -> dict[tuple[str, str], list[float]]:
+    """Seconds per run of each (kind, code), the codes of a kind alternating; two warm-up runs
+    each (and the compilation) outside the timings."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for kind, variants in work.items():
+        for run in variants.values():
+            run()
+            run()
+        for _ in range(repeats):
+            for name, run in variants.items():
+                start = time.perf_counter()
+                run()
+                times.setdefault((kind, name), []).append(time.perf_counter() - start)
+    return times
+
+
+def rows(medians: dict[tuple[str, str], float]) -> str:
+    lines = []
+    for (kind, code), median in medians.items():
+        base = medians[kind, "reference"]
+        lines.append(f"| {kind} | {code} | {1000 * median:.0f} | {base / median:.2f} |")
+    return "| work | code | ms | speed-up over the reference |\n|---|---|---|---|\n" + \
+        "\n".join(lines)
+
+
+def child(args: argparse.Namespace) -> None:
+    """One process, one code, as its training runs it: ours with the allocator setting that
+    ``neurocnnf train`` applies, the reference with glibc's defaults; prints JSON medians."""
+    code = " ".join(args.child)
+    if code != "reference":
+        keep_freed_memory()
+    times = time_alternately(workloads(args.reference, args.batch, (code,)), args.repeats)
+    print(json.dumps({kind: statistics.median(t) for (kind, _), t in times.items()}))
+
+
+def in_processes(args: argparse.Namespace) -> str:
+    """Fresh processes alternating over the codes, ``args.rounds`` rounds; medians of rounds."""
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for code in CODES:
+            out = subprocess.run(
+                [sys.executable, __file__, "--reference", str(args.reference), "--batch",
+                 str(args.batch), "--repeats", str(args.repeats), "--child", *code.split()],
+                capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+            for kind, seconds in json.loads(out.stdout.strip().splitlines()[-1]).items():
+                runs.setdefault((kind, code), []).append(seconds)
+    medians = {key: statistics.median(v) for key, v in sorted(runs.items(), key=_in_order)}
+    return (f"Each code in its own fresh processes, as its training script runs it (ours with "
+            f"`keep_freed_memory()`, which `neurocnnf train` applies; the reference with "
+            f"glibc's defaults), alternating, {args.rounds} rounds of {args.repeats} repeats "
+            f"(median of the rounds' medians), {torch.get_num_threads()} threads, load average "
+            f"{os.getloadavg()[0]:.1f} at the end.\n\n" + rows(medians))
+
+
+def _in_order(item: tuple[tuple[str, str], list[float]]) -> tuple[int, int]:
+    (kind, code), _ = item
+    return list(KINDS).index(kind), CODES.index(code)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=Path, required=True,
                         help="a checkout of github.com/yjhuangcd/CNNF")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of fresh processes")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
     args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
     describe_machine(torch.device("cpu"))
-    torch.manual_seed(0)
-    x01, y = torch.rand(args.batch, 1, 28, 28), torch.randint(0, 10, (args.batch,))
-    reference = reference_model(args.reference)
-    ours, compiled = (build_model("fmnist_adv", iterations=CYCLES) for _ in range(2))
-    compiled.load_state_dict(ours.state_dict())
-    compiled.compiled = True
-    work = {"training step": {
-        "reference": reference_step(reference, torch.optim.SGD(reference.parameters(), 0.05,
-                                                               momentum=0.9), x01 * 2 - 1, y),
-        "ours": training_step(ours, torch.optim.SGD(ours.parameters(), 0.05, momentum=0.9),
-                              x01, y, adversarial=True),
-        "ours, compiled": training_step(compiled, torch.optim.SGD(
-            compiled.parameters(), 0.05, momentum=0.9), x01, y, adversarial=True)},
-        "inference (T = 1)": {"reference": reference_inference(reference, x01 * 2 - 1),
-                              "ours": ours_inference(ours, x01),
-                              "ours, compiled": ours_inference(compiled, x01)}}
-    times: dict[tuple[str, str], list[float]] = {}
-    for kind, variants in work.items():
-        for run in variants.values():  # warm-up (and the compilation) outside the timings
-            run()
-            run()
-        for _ in range(args.repeats):
-            for name, run in variants.items():
-                start = time.perf_counter()
-                run()
-                times.setdefault((kind, name), []).append(time.perf_counter() - start)
-    rows = []
-    for kind, variants in work.items():
-        base = statistics.median(times[kind, "reference"])
-        for name in variants:
-            median = statistics.median(times[kind, name])
-            rows.append(f"| {kind} | {name} | {1000 * median:.0f} | {base / median:.2f} |")
-    text = (f"FMNIST-adv CNN-F, 1 cycle, batch {args.batch}, {args.repeats} alternating repeats "
-            f"(medians), {torch.get_num_threads()} threads, load average "
-            f"{os.getloadavg()[0]:.1f} at the end; the allocator at glibc's defaults for all "
-            "three (`benchmarks/bench_reference.py --reference CNNF --write`).\n\n"
-            "| work | code | ms | speed-up over the reference |\n|---|---|---|---|\n"
-            + "\n".join(rows))
+    times = time_alternately(workloads(args.reference, args.batch, CODES), args.repeats)
+    shared = (f"FMNIST-adv CNN-F, 1 cycle, batch {args.batch}. In one process, alternating, "
+              f"{args.repeats} repeats (medians), {torch.get_num_threads()} threads, load "
+              f"average {os.getloadavg()[0]:.1f} at the end; the allocator at glibc's defaults "
+              "for all three:\n\n"
+              + rows({key: statistics.median(t) for key, t in times.items()}))
+    text = (f"{shared}\n\n{in_processes(args)}\n\n(`benchmarks/bench_reference.py "
+            "--reference CNNF --write`)")
     publish(text, MARK, args.write)
 
 

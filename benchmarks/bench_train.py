@@ -33,8 +33,9 @@ from neurocnnf.train.losses import adversarial_loss, standard_loss
 COMPILE_SETTINGS = (("fmnist_adv", 1), ("fmnist_small", 5))
 
 
-def training_step(model, optimizer, x, y, adversarial: bool):
-    """One step of the training loop's work (attack, loss, backward, update) as a closure."""
+def training_step(model, optimizer, x, y, adversarial: bool, grad_clip: float | None = None):
+    """One step of the training loop's work (attack, loss, backward, update; the gradient
+    norm clipped to ``grad_clip`` when given) as a closure."""
     taps = model.reconstruction_taps
     loss_fn = adversarial_loss if adversarial else standard_loss
 
@@ -48,6 +49,8 @@ def training_step(model, optimizer, x, y, adversarial: bool):
         loss = loss_fn(model(images, layers=taps), y, taps, LossConfig()).total
         optimizer.zero_grad()
         loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         return loss
 

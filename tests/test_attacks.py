@@ -131,6 +131,24 @@ def test_first_and_e2e_attacks_differ_on_an_iterating_model():
     assert torch.equal(a, b)
 
 
+def test_attacks_take_input_gradients_only_and_leave_the_parameters_as_they_were():
+    """logits_fn keeps the parameters out of the attack's graph: the same adversarial images
+    as through the model directly, no parameter gradient, and requires_grad restored (a frozen
+    parameter stays frozen)."""
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=2).eval()
+    next(iter(model.parameters())).requires_grad_(False)
+    trainable = [p.requires_grad for p in model.parameters()]
+    x, y = torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    for target, direct in (("first", lambda v: model(v, iterations=0).first),
+                           ("e2e", lambda v: model(v).last)):
+        ours = pgd(logits_fn(model, target), x, y, 0.1, 0.02, 3, random_start=False)
+        assert torch.equal(ours, pgd(direct, x, y, 0.1, 0.02, 3, random_start=False))
+        assert logits_fn(model, target)(x).grad_fn is None  # no parameter in its graph
+    assert [p.requires_grad for p in model.parameters()] == trainable
+    assert all(p.grad is None for p in model.parameters())
+
+
 class GradientMasked(nn.Module):
     """A trained model behind an input whose gradient is exactly zero (obfuscated gradients)."""
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -19,13 +20,36 @@ def logits_fn(model: FeedbackModel, target: Target = "first", scoring: str = "la
     """A function images -> logits (N, classes) that an attack differentiates.
 
     target 'first': the plain feedforward pass (iteration 0); 'e2e': through all iterations,
-    returning the logits that are scored ('last' or 'avg').
+    returning the logits that are scored ('last' or 'avg'). The model's parameters are left
+    out of the graph it records (an attack needs input gradients only): the same gradients,
+    without the weight-gradient work that a compiled backward would otherwise do.
     """
     if target == "first":
-        return lambda x: model(x, iterations=0).first
-    if target == "e2e":
-        return lambda x: model(x, iterations=iterations).scored(scoring)
-    raise ValueError(f"unknown attack target {target!r}: use 'first' or 'e2e'")
+        def run(x: Tensor) -> Tensor:
+            return model(x, iterations=0).first
+    elif target == "e2e":
+        def run(x: Tensor) -> Tensor:
+            return model(x, iterations=iterations).scored(scoring)
+    else:
+        raise ValueError(f"unknown attack target {target!r}: use 'first' or 'e2e'")
+
+    def logits(x: Tensor) -> Tensor:
+        with _parameters_frozen(model):
+            return run(x)
+    return logits
+
+
+@contextmanager
+def _parameters_frozen(model: FeedbackModel) -> Iterator[None]:
+    """Within the block, no parameter of ``model`` requires grad; afterwards each is as before."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def _check_eps(eps: float) -> None:
