@@ -155,7 +155,7 @@ def workloads(reference_root: Path, batch: int, codes: tuple[str, ...]) -> dict:
             reference, torch.optim.SGD(reference.parameters(), 0.05, momentum=0.9), x01 * 2 - 1,
             y)
         work["inference (T = 1)"]["reference"] = reference_inference(reference, x01 * 2 - 1)
-    for code in codes[1 if "reference" in codes else 0:]:
+    for code in (c for c in codes if c != "reference"):
         model = build_model("fmnist_adv", iterations=CYCLES)
         model.compiled = code == "ours, compiled"
         work["training step"][code] = training_step(
