@@ -51,26 +51,56 @@ def _training_table(runs, n_train: int) -> list[str]:
     return lines
 
 
-def _longer(runs) -> str:
-    """What a longer-schedule twin still training (``cnn-e<epochs>-s<seed>``) has reached."""
+def _longer(runs, quiet_rates: dict[str, float], n_train: int) -> str:
+    """What a longer schedule (``<cnn|cnnf1>-e<epochs>-s<seed>``) has reached: a run still
+    training, or a finished twin against the bar with its hours of the whole machine (its epochs
+    at the benchmark's quiet twin rate; the runs' own epochs shared the cores) and the CNN-F
+    of the same schedule."""
     lines = []
+    by_name = {run[0]: run for run in runs}
     for name, config, metrics, results in runs:
-        if name.startswith("cnn-e") and results is None and metrics:
+        if not name.startswith(("cnn-e", "cnnf1-e")) or not metrics:
+            continue
+        epochs = config["optim"]["epochs"]
+        if results is None:
             best = max(metrics, key=lambda m: m["val_acc_last"])
-            lines.append(f" A {config['optim']['epochs']}-epoch twin ({name}) is training: "
-                         f"{len(metrics)} epochs done, best validation accuracy so far "
+            lines.append(f" A {epochs}-epoch run ({name}) is training: {len(metrics)} epochs "
+                         f"done, best validation accuracy so far "
                          f"{100 * best['val_acc_last']:.1f} % (epoch {best['epoch']}).")
+            continue
+        accuracy = 100 * results["test"]["acc_last"]
+        if name.startswith("cnnf1-e"):
+            twin = by_name.get(name.replace("cnnf1-e", "cnn-e", 1))
+            if twin is not None and twin[3] is not None:
+                gap = 100 * twin[3]["test"]["acc_last"] - accuracy
+                lines.append(f" CNN-F on the same {epochs} epochs ({name}) reached "
+                             f"{accuracy:.1f} %: {gap:.1f} pp below its twin, "
+                             f"{'within' if gap <= MAX_GAP else 'outside'} the {MAX_GAP} pp "
+                             "allowed.")
+            continue
+        hours = ""
+        rate = quiet_rates.get("twin (vgg6, T=0)")
+        if rate:
+            hours = (f" ({epochs * n_train / rate / 3600:.1f} h of the whole machine at the "
+                     f"benchmark's quiet {rate:.0f} images/s; the bar allows {BUDGET_HOURS} h)")
+        met = accuracy >= TARGET_ACCURACY
+        lines.append(f" The {epochs}-epoch twin ({name}) reached {accuracy:.1f} % test "
+                     f"accuracy{hours}: "
+                     + ("the bar's accuracy is met." if met else
+                        f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar."))
+        if met and name.replace("cnn-e", "cnnf1-e", 1) not in by_name:
+            lines.append(f" CNN-F on the same {epochs} epochs has not started yet.")
     return "".join(lines)
 
 
-def _verdict(runs) -> str:
+def _verdict(runs, quiet_rates: dict[str, float], n_train: int) -> str:
     """Whether the finished twin reached the bar, from its results.json."""
     twin = next((r for r in runs if r[0].startswith("cnn-s") and r[3]), None)
     if twin is None:
         return "The twin has not finished yet."
     accuracy = 100 * twin[3]["test"]["acc_last"]
     epochs = len(twin[2])
-    cnnf = next((r for r in runs if r[0].startswith("cnnf") and r[3]), None)
+    cnnf = next((r for r in runs if r[0].startswith("cnnf1-s") and r[3]), None)
     gap = ""
     if cnnf is not None:
         last, first = (100 * cnnf[3]["test"][key] for key in ("acc_last", "acc_first"))
@@ -84,7 +114,17 @@ def _verdict(runs) -> str:
             f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar. The schedule was cut to fit "
             "CNN-F's and PC's runs into the CPU time the sessions had; whether a longer one "
             "reaches the bar is not known yet: `analyses/gpu_zoo.sh` trains the same three runs "
-            "for 60 epochs on a GPU, in resumable calls." + _longer(runs) + gap)
+            "for 60 epochs on a GPU, in resumable calls." + _longer(runs, quiet_rates, n_train)
+            + gap)
+
+
+def _quiet_rates(out: Path) -> dict[str, float]:
+    """images/s per model from ``bench-steps.json`` (empty before the benchmark ran)."""
+    path = out / "bench-steps.json"
+    if not path.exists():
+        return {}
+    return {name: values["images_per_s"]
+            for name, values in json.loads(path.read_text())["models"].items()}
 
 
 def _bench(out: Path, epochs: int) -> list[str]:
@@ -179,7 +219,7 @@ def render(out: Path) -> str:
         "times slower per step (each step runs the feedforward pass, the generative feedback and a "
         "second pass), so the width, depth and epochs were chosen from the step times below; "
         "k = 1 training iteration (tested at 0..5) keeps CNN-F's epoch affordable. "
-        + _verdict(runs), "",
+        + _verdict(runs, _quiet_rates(out), n_train), "",
         *_bench(out, optim.get("epochs", 0)), "",
         "## Training", "",
         f"SGD (momentum {optim.get('momentum')}, weight decay {optim.get('weight_decay')}), "

@@ -27,3 +27,34 @@ def test_every_run_record_resumes(tmp_path):
         state = load_resume_state(run / "resume.pt")
         lines = (run / "metrics.jsonl").read_text().splitlines()
         assert state["epoch"] == len(lines) >= 1
+
+
+def test_a_finished_longer_schedule_is_judged_against_the_bar(tmp_path):
+    """A finished 60-epoch twin is reported against the 85 % bar with its hours at the quiet
+    benchmark rate, and the CNN-F of the same schedule against the 1.5 pp gap."""
+    import json
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "analyses"))
+    try:
+        from render_cifar10 import _longer
+    finally:
+        sys.path.remove(str(ROOT / "analyses"))
+    records = ROOT / "docs" / "reproduction" / "cifar10"
+    shutil.copy(records / "bench-steps.json", tmp_path)
+    config = {"optim": {"epochs": 60}}
+    metrics = [{"epoch": 60, "val_acc_last": 0.86}]
+
+    def run(name, accuracy):
+        return (name, config, metrics, {"test": {"acc_last": accuracy}})
+
+    rate = json.loads((records / "bench-steps.json").read_text())["models"]["twin (vgg6, T=0)"]
+    rates = {"twin (vgg6, T=0)": rate["images_per_s"]}
+    text = _longer([run("cnn-e60-s0", 0.862), run("cnnf1-e60-s0", 0.845)], rates, 45_000)
+    assert "reached 86.2 % test accuracy" in text and "the bar's accuracy is met" in text
+    assert f"{60 * 45_000 / rate['images_per_s'] / 3600:.1f} h" in text
+    assert "1.7 pp below its twin, outside the 1.5 pp allowed" in text
+    short = _longer([run("cnn-e60-s0", 0.84)], rates, 45_000)
+    assert "1.0 pp short of the bar" in short
+    alone = _longer([run("cnn-e60-s0", 0.86)], rates, 45_000)
+    assert "has not started yet" in alone
