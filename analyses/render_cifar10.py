@@ -84,10 +84,10 @@ def _longer(runs, quiet_rates: dict[str, float], n_train: int) -> str:
             hours = (f" ({epochs * n_train / rate / 3600:.1f} h of the whole machine at the "
                      f"benchmark's quiet {rate:.0f} images/s; the bar allows {BUDGET_HOURS} h)")
         met = accuracy >= TARGET_ACCURACY
-        lines.append(f" The {epochs}-epoch twin ({name}) reached {accuracy:.1f} % test "
+        lines.append(f" The {epochs}-epoch twin ({name}) reached {accuracy:.2f} % test "
                      f"accuracy{hours}: "
                      + ("the bar's accuracy is met." if met else
-                        f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar."))
+                        f"{TARGET_ACCURACY - accuracy:.2f} pp short of the bar."))
         if met and name.replace("cnn-e", "cnnf1-e", 1) not in by_name:
             lines.append(f" CNN-F on the same {epochs} epochs has not started yet.")
     return "".join(lines)

@@ -51,10 +51,10 @@ def test_a_finished_longer_schedule_is_judged_against_the_bar(tmp_path):
     rate = json.loads((records / "bench-steps.json").read_text())["models"]["twin (vgg6, T=0)"]
     rates = {"twin (vgg6, T=0)": rate["images_per_s"]}
     text = _longer([run("cnn-e60-s0", 0.862), run("cnnf1-e60-s0", 0.845)], rates, 45_000)
-    assert "reached 86.2 % test accuracy" in text and "the bar's accuracy is met" in text
+    assert "reached 86.20 % test accuracy" in text and "the bar's accuracy is met" in text
     assert f"{60 * 45_000 / rate['images_per_s'] / 3600:.1f} h" in text
     assert "1.7 pp below its twin, outside the 1.5 pp allowed" in text
     short = _longer([run("cnn-e60-s0", 0.84)], rates, 45_000)
-    assert "1.0 pp short of the bar" in short
+    assert "1.00 pp short of the bar" in short
     alone = _longer([run("cnn-e60-s0", 0.86)], rates, 45_000)
     assert "has not started yet" in alone
