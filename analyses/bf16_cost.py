@@ -33,7 +33,7 @@ from neurocnnf.pipelines.robustness import test_images
 from neurocnnf.train import load_config, load_model, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cifar10_zoo import RUNS, attack_rows  # noqa: E402
+from cifar10_zoo import RUNS, _write_csv, attack_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"cnn": "CNN (twin)", "cnnf1": "CNN-F-1"}
@@ -58,9 +58,7 @@ def _cell(target: Path, rows, *args) -> pd.DataFrame:
     """The CSV at ``target``, computed by ``rows(*args)`` and written first when it is
     missing."""
     if not target.exists():
-        frame = pd.DataFrame(rows(*args))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp: frame.to_csv(tmp, index=False))
+        _write_csv(pd.DataFrame(rows(*args)), target)
     return pd.read_csv(target)
 
 
