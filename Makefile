@@ -90,14 +90,16 @@ demo: install
 	@echo "report: results/$(CONFIG)/report.html (and report.md); notebooks/ read these outputs"
 
 # Speed tools (no assertions; see benchmarks/README.md): engine cost and inference vs FLOP time,
-# the training levers against eager steps, extraction throughput and memory (and against
-# Brain-Score's PytorchWrapper on the Brain-Score stack), PGD-40 evaluation. CPU, ~5 minutes.
+# the training levers against eager steps, the CNN-F step over its twin's, extraction
+# throughput and memory (and against Brain-Score's PytorchWrapper on the Brain-Score stack),
+# PGD-40 evaluation. CPU.
 # On a GPU: benchmarks/gpu.sh OUT.
 bench: install
 	cd benchmarks && ../$(BIN)/python bench_engine.py --batch 128 --iterations 1 5 \
 		--archs fmnist_small fmnist_adv --repeats 5 \
 		&& for lever in compile channels_last bf16; do \
 			../$(BIN)/python bench_train.py --compile --lever $$lever --repeats 5 || exit 1; done \
+		&& ../$(BIN)/python bench_step_ratio.py --rounds 1 --archs vgg6 fmnist_small fmnist_adv \
 		&& ../$(BIN)/python bench_extract.py --n 512 \
 		&& ../$(BIN)/python bench_attack.py --n 128 --batch 64
 	@if [ -x $(BS)/python ]; then cd benchmarks && ../$(BS)/python bench_extract.py --n 512 \

@@ -24,19 +24,25 @@ SETTINGS = (("vgg6", 1), ("vgg6_pc", 1), ("fmnist_small", 5), ("fmnist_adv", 1))
 MARK = "<!-- allocator -->"
 
 
-def child(arch: str, iterations: int, keep: bool, batch: int, repeats: int) -> None:
-    """One process: the setting (or not), then bench_train.step_ratio; prints its JSON."""
+def child(arch: str, iterations: int, keep: bool, batch: int, repeats: int,
+          compiled: bool = False) -> None:
+    """One process: the setting (or not), then bench_train.step_ratio (CNN-F ``compiled`` or
+    not); prints its JSON."""
     from bench_train import step_ratio
 
     from neurocnnf.allocator import keep_freed_memory
 
     applied = keep_freed_memory() if keep else False
-    print(json.dumps({**step_ratio(arch, iterations, batch, repeats), "applied": applied}))
+    print(json.dumps({**step_ratio(arch, iterations, batch, repeats, compiled),
+                      "applied": applied}))
 
 
-def run(arch: str, iterations: int, keep: bool, batch: int, repeats: int) -> dict:
+def run(arch: str, iterations: int, keep: bool, batch: int, repeats: int,
+        compiled: bool = False) -> dict:
+    """``child`` in a fresh process; its JSON."""
     out = subprocess.run([sys.executable, __file__, "child", arch, str(iterations),
-                          str(int(keep)), "--batch", str(batch), "--repeats", str(repeats)],
+                          str(int(keep)), str(int(compiled)), "--batch", str(batch),
+                          "--repeats", str(repeats)],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -44,15 +50,15 @@ def run(arch: str, iterations: int, keep: bool, batch: int, repeats: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", nargs="?", default="table", choices=["table", "child"])
-    parser.add_argument("args", nargs="*", help="child: ARCH T KEEP")
+    parser.add_argument("args", nargs="*", help="child: ARCH T KEEP COMPILED")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="steps timed per process")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
     args = parser.parse_args()
     if args.step == "child":
-        arch, iterations, keep = args.args
-        child(arch, int(iterations), keep == "1", args.batch, args.repeats)
+        arch, iterations, keep, compiled = args.args
+        child(arch, int(iterations), keep == "1", args.batch, args.repeats, compiled == "1")
         return
     describe_machine(torch.device("cpu"))
     rows = []

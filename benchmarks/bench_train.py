@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
+import tempfile
 import time
 
 import torch
+from bench_cli import publish
 from bench_engine import describe_machine, flops, saved_bytes, timed
 
 from neurocnnf.attacks import logits_fn, pgd
@@ -57,10 +60,14 @@ def training_step(model, optimizer, x, y, adversarial: bool, grad_clip: float | 
     return step
 
 
-def step_ratio(arch: str, iterations: int, batch: int, repeats: int) -> dict[str, float]:
+def step_ratio(arch: str, iterations: int, batch: int, repeats: int, compiled: bool = False
+               ) -> dict[str, float]:
     """The CNN-F training step (T = ``iterations``) over its plain twin's (T = 0), timed
     alternately in this process (twin, CNN-F, twin, ...: the medians share the load), and the
-    FLOP ratio of the two steps (convolutions and matmuls, torch's FlopCounterMode)."""
+    FLOP ratio of the two steps (convolutions and matmuls, torch's FlopCounterMode).
+    ``compiled``: CNN-F's training pass through ``torch.compile`` (compiled before the
+    timing), the twin's eager, as ``compile: auto`` trains them (a compiled twin is slower:
+    benchmarks/README.md, "Compile")."""
     steps, work = {}, {}
     for t in (0, iterations):
         torch.manual_seed(0)
@@ -69,6 +76,9 @@ def step_ratio(arch: str, iterations: int, batch: int, repeats: int) -> dict[str
         x, y = torch.rand(batch, *model.input_shape), torch.randint(0, 10, (batch,))
         steps[t] = training_step(model, optimizer, x, y, adversarial=False)
         work[t] = flops(steps[t])  # also the warm-up
+        if compiled and t > 0:
+            model.compiled = True
+            steps[t]()  # the compilation
     times: dict[int, list[float]] = {0: [], iterations: []}
     for _ in range(repeats):
         for t, step in steps.items():
@@ -127,9 +137,14 @@ def with_autocast(step, device: torch.device):
 
 
 def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
-    """Eager vs ``args.lever`` training steps of one model, alternating; medians and ratios."""
-    print(f"{'arch':<13}{'T':>3}{'adv':>6}{'eager s':>9}{'lever s':>9}{'speed-up':>9}"
-          f"{'CPU-time speed-up':>18}{'first lever step s':>19}{'break-even steps':>17}")
+    """Eager vs ``args.lever`` training steps of one model, alternating, with training's
+    allocator setting; medians and ratios as a table (``--write``: into benchmarks/README.md)."""
+    from neurocnnf.allocator import keep_freed_memory  # (bench_commits: not in older commits)
+
+    keep_freed_memory()
+    if args.cold:  # compile with an empty cache: what a first run pays
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
+    rows = []
     for arch, t in args.settings:
         for adversarial in args.modes:
             torch.manual_seed(0)
@@ -161,10 +176,22 @@ def lever_speedup(args: argparse.Namespace, device: torch.device) -> None:
                     times[on].append((time.perf_counter() - wall, time.process_time() - cpu))
             eager = [statistics.median(v) for v in zip(*times[False], strict=True)]
             fast = [statistics.median(v) for v in zip(*times[True], strict=True)]
-            print(f"{arch:<13}{t:>3}{adversarial!s:>6}{eager[0]:>9.3f}{fast[0]:>9.3f}"
-                  f"{eager[0] / fast[0]:>9.2f}{eager[1] / fast[1]:>18.2f}{first_s:>19.1f}"
-                  f"{break_even(first_s, eager[0], fast[0]):>17}",
-                  flush=True)
+            rows.append(f"| {arch}, T = {t}{', adversarial' if adversarial else ''} | "
+                        f"{eager[0]:.3f} | {fast[0]:.3f} | {eager[0] / fast[0]:.2f} | "
+                        f"{eager[1] / fast[1]:.2f} | {first_s:.1f} | "
+                        f"{break_even(first_s, eager[0], fast[0])} |")
+            print(rows[-1], flush=True)
+    cache = "empty (cold)" if args.cold else "as left by earlier runs"
+    text = (f"Eager and {args.lever} training steps of one model alternating in one process, "
+            f"{args.repeats} each (medians), batch {args.batch}, {device.type}, "
+            f"{torch.get_num_threads()} threads, training's allocator setting, inductor's cache "
+            f"{cache}; load average "
+            f"{os.getloadavg()[0]:.1f} at the end (`benchmarks/bench_train.py --compile"
+            f"{' --cold' if args.cold else ''} --write`).\n\n"
+            f"| setting | eager s | {args.lever} s | speed-up (wall) | speed-up (CPU time) | "
+            f"first {args.lever} step s | break-even steps |\n|---|---|---|---|---|---|---|\n"
+            + "\n".join(rows))
+    publish(text, f"<!-- {args.lever}-speed -->", args.write)
 
 
 def break_even(first_s: float, eager_s: float, lever_s: float) -> str:
@@ -193,6 +220,10 @@ def main() -> None:
     parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_adv", "wrn"])
     parser.add_argument("--settings", nargs="+", type=_setting, default=COMPILE_SETTINGS,
                         help="ARCH:T pairs for --compile (default fmnist_adv:1 fmnist_small:5)")
+    parser.add_argument("--cold", action="store_true",
+                        help="--compile with an empty inductor cache (a fresh folder)")
+    parser.add_argument("--write", action="store_true",
+                        help="--compile: put the table into benchmarks/README.md")
     parser.add_argument("--modes", nargs="+", choices=["clean", "adversarial"],
                         default=["clean", "adversarial"], help="training modes for --compile")
     args = parser.parse_args()

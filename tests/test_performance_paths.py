@@ -50,7 +50,7 @@ def _traces_close(eager, compiled, layers):
 
 @pytest.mark.slow
 @needs_compiler
-@pytest.mark.parametrize("arch", ["fmnist_small"])
+@pytest.mark.parametrize("arch", ["fmnist_small", "fmnist_pc"])
 def test_compiled_training_step_equals_eager_trace_and_gradients(arch):
     torch.manual_seed(0)
     model = build_model(arch, iterations=2)
@@ -88,8 +88,8 @@ def test_compile_setting_is_validated():
     assert config_from_dict({"compile": True}).compile is True
     with pytest.raises(ConfigError, match="compile"):
         config_from_dict({"compile": "yes"})
-    with pytest.raises(ConfigError, match="fmnist_pc has no compiled path"):
-        config_from_dict({"compile": True, "model": {"arch": "fmnist_pc", "eta": None}})
+    assert config_from_dict({"compile": True, "model": {"arch": "fmnist_pc", "eta": None}}
+                            ).compile is True  # the comparator compiles too
 
 
 def _stimuli(n):
@@ -143,17 +143,20 @@ def test_unpool_restores_even_and_odd_input_sizes(size):
 def test_compile_auto_compiles_from_the_measured_break_even_only(monkeypatch):
     from neurocnnf.train import loop
 
-    config = config_from_dict({"compile": "auto"})
+    config = config_from_dict({"compile": "auto", "model": {"iterations": 5}})
     cnnf, pc = build_model("fmnist_small"), build_model("fmnist_pc")
     cpu = torch.device("cpu")
-    pc_config = config_from_dict({"compile": "auto", "model": {"arch": "fmnist_pc", "eta": None}})
+    pc_config = config_from_dict({"compile": "auto",
+                                  "model": {"arch": "fmnist_pc", "eta": None, "iterations": 2}})
     with pytest.raises(ConfigError, match="compile must be true, false or auto"):
         config_from_dict({"compile": "sometimes"})
-    monkeypatch.setattr(loop, "COMPILE_BREAK_EVEN_STEPS", {("cpu", "fmnist_small"): 100,
-                                                           ("cpu", "fmnist_pc"): 1})
+    monkeypatch.setattr(loop, "COMPILE_BREAK_EVEN_STEPS", {("cpu", "fmnist_small", 5): 100,
+                                                           ("cpu", "fmnist_pc", 2): 1})
     assert not loop.compiles(config, cnnf, cpu, 99) and loop.compiles(config, cnnf, cpu, 100)
     assert not loop.compiles(config, cnnf, torch.device("cuda"), 10**9)  # not measured: never
-    assert not loop.compiles(pc_config, pc, cpu, 10**9)  # no compiled path
+    twin = config_from_dict({"compile": "auto", "model": {"iterations": 0}})
+    assert not loop.compiles(twin, cnnf, cpu, 10**9)  # another T: not measured
+    assert loop.compiles(pc_config, pc, cpu, 1)
     assert loop.compiles(config_from_dict({"compile": True}), cnnf, cpu, 1)
     assert not loop.compiles(config_from_dict({}), cnnf, cpu, 10**9)
 

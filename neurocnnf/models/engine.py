@@ -42,13 +42,14 @@ class CNNF(nn.Module):
     ``compiled``: when True, the encoder pass and the T iterations run through
     ``torch.compile`` (inductor fuses the elementwise norm/mask/update work between the
     convolutions). The first call of each input shape, T, ``layers`` and grad mode compiles
-    (90-210 s of a training step on a loaded 2-core CPU with a cold cache); inductor's cache
-    persists across runs (``inductor_cache_dir``), so a second run only traces (7-14 s).
-    Results equal the eager engine's to float rounding. On that CPU compiled training steps
-    were 1.07-1.32x faster than eager ones (CPU time), inference no faster
-    (benchmarks/README.md); on GPUs it is unmeasured. A batch smaller than one already compiled
-    and of a size not compiled yet (the last, partial batch of an epoch or a stimulus set)
-    runs eagerly instead of compiling again; adaptive halting always runs eagerly.
+    (tens of seconds to minutes on a 2-core CPU with a cold cache); inductor's cache persists
+    across runs (``inductor_cache_dir``), so a second run only traces. Results equal the eager
+    engine's to float rounding. Whether it pays depends on the architecture and T (on a 2-core
+    CPU VGG-6's CNN-F gains, the plain twins lose; ``train.loop.COMPILE_BREAK_EVEN_STEPS``
+    and benchmarks/README.md have the measurements); on GPUs it is unmeasured. A batch
+    smaller than one already compiled and of a size not compiled yet (the last, partial batch
+    of an epoch or a stimulus set) runs eagerly instead of compiling again; adaptive halting
+    always runs eagerly.
     """
 
     compiled: bool = False
@@ -140,7 +141,7 @@ class CNNF(nn.Module):
         if tolerance is not None and len(x):  # (an empty batch has nothing to halt)
             h = self.encoder(x, state)
             return self._halting(x, h, state, iterations, tolerance, feedback, call.decode)
-        run = compiled_unroll() if self.compiled and self._compiles(len(x)) else unroll
+        run = compiled(unroll) if runs_compiled(self, len(x)) else unroll
         h, logits, h_hat, reconstruction = run(self, x, state, iterations, feedback)
         forward = {
             name: values * (iterations + 1) if name in self.encoder_taps else values
@@ -151,15 +152,6 @@ class CNNF(nn.Module):
                                                                device=x.device)
         return Trace(logits, h, h_hat, reconstruction, forward, state.feedback, state.mask_flips,
                      decoded, halted_at)
-
-    def _compiles(self, batch: int) -> bool:
-        """Whether a compiled call of ``batch`` images runs compiled: a size compiled before, or
-        one larger than all of them (a new full batch); a smaller new size runs eagerly, as a
-        recompile for one partial batch would cost more than it saves."""
-        if batch in self.compiled_batches or batch > max(self.compiled_batches, default=0):
-            self.compiled_batches.add(batch)
-            return True
-        return False
 
     def _iterate(self, logits: Tensor, h_hat: Tensor, state: InferenceState,
                  feedback: FeedbackMode) -> tuple[Tensor, Tensor, Tensor]:
@@ -245,11 +237,26 @@ def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedb
 
 
 @functools.cache
-def compiled_unroll() -> Callable[..., tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]]:
-    """``unroll`` through ``torch.compile`` (made once per process, on first use), with
-    inductor's caches in ``inductor_cache_dir()``."""
+def compiled(fn: Callable) -> Callable:
+    """``fn`` (a model's whole pass: ``unroll``, ``predictive.settle``) through
+    ``torch.compile``, made once per process and function on first use, with inductor's caches
+    in ``inductor_cache_dir()``."""
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
-    return torch.compile(unroll, dynamic=False)
+    return torch.compile(fn, dynamic=False)
+
+
+def runs_compiled(model: nn.Module, batch: int) -> bool:
+    """Whether a call of ``batch`` images of ``model`` runs compiled: ``model.compiled`` and a
+    size compiled before, or one larger than all of them (a new full batch); a smaller new
+    size runs eagerly, as a recompile for one partial batch would cost more than it saves.
+    The sizes taken are kept in ``model.compiled_batches``."""
+    if not model.compiled:
+        return False
+    sizes = model.compiled_batches
+    if batch in sizes or batch > max(sizes, default=0):
+        sizes.add(batch)
+        return True
+    return False
 
 
 def inductor_cache_dir() -> Path:

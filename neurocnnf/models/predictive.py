@@ -41,7 +41,9 @@ from neurocnnf.models.engine import (
     check_feedback_mode,
     check_images,
     check_layers,
+    compiled,
     mix_feedback,
+    runs_compiled,
 )
 from neurocnnf.models.protocol import CALL_OPTIONS, Call, check_iterations, resolve_iterations
 from neurocnnf.models.registry import register_architecture
@@ -59,7 +61,13 @@ class PredictiveCodingNet(nn.Module):
     that gives the size of the layer below exactly.
     beta: feedforward weight; lam: feedback (prediction) weight; alpha: step on the gradient of
     the prediction error of the layer below. 1 - beta - lam is the memory weight.
+
+    ``compiled``: when True, the pass runs through ``torch.compile`` as CNN-F's does (see
+    :class:`~neurocnnf.models.engine.CNNF`: the same cache, and a smaller new batch size runs
+    eagerly).
     """
+
+    compiled: bool = False
 
     # FeedbackModel: the image (e_0) is computed once, the states e_1..e_L change per
     # iteration; the layers below the top receive the predictions D_{l+1}(e_{l+1}(t))
@@ -126,6 +134,7 @@ class PredictiveCodingNet(nn.Module):
             self.config["pool_after"] = pools
         if mean != (0.5,) * in_channels or std != (0.5,) * in_channels:
             self.config.update(mean=[float(v) for v in mean], std=[float(v) for v in std])
+        self.compiled_batches: set[int] = set()  # batch sizes the compiled path has taken
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -167,33 +176,9 @@ class PredictiveCodingNet(nn.Module):
         check_feedback_mode(feedback)
         check_layers(layers, self.taps)
         keep = set(self.taps) if layers is None else set(layers)
-        depth = len(self.body_taps)
-        e = [(x - self.mean) / self.std]  # e[0]: the image, constant
-        for layer in range(1, depth + 1):
-            e.append(self._block(e[-1], layer))
-        drive1 = e[1]
-        states = {"input": [e[0]] * (iterations + 1), **{f"conv{i}": [e[i]] for i in
-                                                      range(1, depth + 1)}}
-        predictions: dict[str, list[Tensor]] = {name: [] for name in self.feedback_taps}
-        logits = [self.fc(e[depth].flatten(1))]
-        memory = 1.0 - self.beta - self.lam
-        for _ in range(iterations):
-            preds = [mix_feedback(getattr(self, f"decoder{i}")(e[i]), feedback)
-                     for i in range(1, depth + 1)]  # preds[i - 1] = D_i(e_i): predicts e_{i-1}
-            for name, pred in zip(self.feedback_taps, preds, strict=True):
-                predictions[name].append(pred)
-            new = [e[0]]
-            for i in range(1, depth + 1):
-                drive = drive1 if i == 1 else self._block(new[i - 1], i)
-                top_down = self.lam * preds[i] + memory * e[i] if i < depth else \
-                    (1.0 - self.beta) * e[i]
-                error = self._error_gradient(e[i - 1], preds[i - 1],
-                                             getattr(self, f"decoder{i}"))
-                new.append(self.beta * drive + top_down - self.alpha * error)
-            e = new
-            for i in range(1, depth + 1):
-                states[f"conv{i}"].append(e[i])
-            logits.append(self.fc(e[depth].flatten(1)))
+        run = compiled(settle) if runs_compiled(self, len(x)) else settle
+        states, predictions, logits = run(self, x, iterations, feedback)
+        drive1 = states["conv1"][0]
         forward = {name: values for name, values in states.items() if name in keep}
         fed_back = {name: values for name, values in predictions.items() if name in keep}
         decoded = [self.decoder1(s) * self.std + self.mean for s in states["conv1"]] \
@@ -204,6 +189,42 @@ class PredictiveCodingNet(nn.Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error for images this model cannot take."""
         check_images(x, self.input_shape, self.config["arch"])
+
+
+def settle(model: PredictiveCodingNet, x: Tensor, iterations: int, feedback: str
+           ) -> tuple[dict[str, list[Tensor]], dict[str, list[Tensor]], list[Tensor]]:
+    """The feedforward pass and T = ``iterations`` Predify updates of ``model`` on images ``x``
+    (N, C, H, W): the states e_l(t) of every tap (``input``: the normalised image, T + 1
+    times), the predictions D_{l+1}(e_{l+1}(t)) of every feedback tap (T each) and the logits
+    (T + 1 of (N, classes))."""
+    depth = len(model.body_taps)
+    e = [(x - model.mean) / model.std]  # e[0]: the image, constant
+    for layer in range(1, depth + 1):
+        e.append(model._block(e[-1], layer))
+    drive1 = e[1]
+    states = {"input": [e[0]] * (iterations + 1), **{f"conv{i}": [e[i]] for i in
+                                                  range(1, depth + 1)}}
+    predictions: dict[str, list[Tensor]] = {name: [] for name in model.feedback_taps}
+    logits = [model.fc(e[depth].flatten(1))]
+    memory = 1.0 - model.beta - model.lam
+    for _ in range(iterations):
+        preds = [mix_feedback(getattr(model, f"decoder{i}")(e[i]), feedback)
+                 for i in range(1, depth + 1)]  # preds[i - 1] = D_i(e_i): predicts e_{i-1}
+        for name, pred in zip(model.feedback_taps, preds, strict=True):
+            predictions[name].append(pred)
+        new = [e[0]]
+        for i in range(1, depth + 1):
+            drive = drive1 if i == 1 else model._block(new[i - 1], i)
+            top_down = model.lam * preds[i] + memory * e[i] if i < depth else \
+                (1.0 - model.beta) * e[i]
+            error = model._error_gradient(e[i - 1], preds[i - 1],
+                                          getattr(model, f"decoder{i}"))
+            new.append(model.beta * drive + top_down - model.alpha * error)
+        e = new
+        for i in range(1, depth + 1):
+            states[f"conv{i}"].append(e[i])
+        logits.append(model.fc(e[depth].flatten(1)))
+    return states, predictions, logits
 
 
 def fmnist_pc(iterations: int = 2, eta: float | None = None, num_classes: int = 10,

@@ -91,8 +91,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     bf16: bool = False  # bfloat16 autocast of the training passes (device.bf16_autocast)
-    # torch.compile the training passes (CNNF.compiled); auto: when the run is long enough to
-    # repay the compilation on its device (loop.COMPILE_BREAK_EVEN_STEPS; benchmarks/README.md)
+    # torch.compile the training passes (the model's ``compiled``); auto: when the run is long
+    # enough to repay the compilation on its device (loop.COMPILE_BREAK_EVEN_STEPS;
+    # benchmarks/README.md)
     compile: bool | str = False
     eval_batch_size: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -161,9 +162,6 @@ class TrainConfig:
             (self.adversarial.steps >= 1, "adversarial.steps must be >= 1"),
             (self.compile in (True, False, "auto"),
              f"compile must be true, false or auto, got {self.compile!r}"),
-            (self.compile is not True or has_eta,
-             f"compile: true applies to the CNN-F engine; {self.model.arch} has no compiled "
-             "path"),
             (self.compile is not True
              or any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
              "compile: true needs a C++ compiler on PATH (torch.compile's CPU code); "

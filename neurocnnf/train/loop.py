@@ -63,12 +63,14 @@ from neurocnnf.train.losses import adversarial_loss, standard_loss
 
 TrainingData = ImageDataset | ImageFolder
 SYNC_EVERY = 25  # training steps between reads of the running loss (each waits for the device)
-# (device type, architecture) -> training steps from which ``compile: auto`` compiles: the
+# (device type, architecture, T) -> training steps from which ``compile: auto`` compiles: the
 # compilation with a cold cache repaid by faster steps, measured by ``benchmarks/bench_train.py
-# --compile`` (its break-even column; benchmarks/README.md, "Compile"). Settings not listed
-# were not faster compiled, or are not measured yet (CUDA): auto trains them eagerly.
-COMPILE_BREAK_EVEN_STEPS: dict[tuple[str, str], int] = {
-    ("cpu", "vgg6"): 53, ("cpu", "fmnist_adv"): 269, ("cpu", "fmnist_small"): 460}
+# --compile --cold`` (2 threads, cores free; its break-even column in benchmarks/README.md,
+# "Compile"), for the settings at least 10 % faster compiled (smaller differences change sign
+# from run to run). The others train eagerly: the plain twins (T = 0) and FMNIST-small's CNN-F
+# are slower compiled, FMNIST-adv's CNN-F and the PC comparators 3-6 % faster; CUDA is not
+# measured yet.
+COMPILE_BREAK_EVEN_STEPS: dict[tuple[str, str, int], int] = {("cpu", "vgg6", 1): 248}
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
              "resume.pt", "results.json")
 
@@ -368,10 +370,11 @@ def compiles(config: TrainConfig, model: FeedbackModel, device: torch.device, st
              ) -> bool:
     """Whether this run's training passes are compiled: ``compile: true`` / ``false`` as set;
     ``compile: auto`` when the ``steps`` this process trains reach the break-even measured for
-    the device and architecture (``COMPILE_BREAK_EVEN_STEPS``)."""
+    the device, architecture and T (``COMPILE_BREAK_EVEN_STEPS``)."""
     if config.compile != "auto":
         return bool(config.compile)
-    break_even = COMPILE_BREAK_EVEN_STEPS.get((device.type, config.model.arch))
+    break_even = COMPILE_BREAK_EVEN_STEPS.get((device.type, config.model.arch,
+                                               config.model.iterations))
     return hasattr(model, "compiled") and break_even is not None and steps >= break_even
 
 
