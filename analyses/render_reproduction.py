@@ -504,6 +504,7 @@ PLAIN_ATTACKS = (("apgd-ce", "APGD-CE"), ("apgd-dlr", "APGD-DLR"), ("square", "S
                  ("worst-case", "per-image worst case"), ("pgd", "PGD-40"))
 PLAIN_PAIRS = {"fmnist-6ep": "6 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-6ep-s1": "6 epochs, seed 1, retrained, last checkpoints (CNN-F-5 vs CNN)",
+               "fmnist-6ep-s2": "6 epochs, seed 2, retrained, last checkpoints (CNN-F-5 vs CNN)",
                "fmnist-15ep": "15 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-6ep-ablation": "6 epochs, seed 0 (CNN-F-5 vs ablation twin)",
                **{f"fmnist-6ep-n200-cnnf{k}": f"6 epochs, seed 0, n = 200 (CNN-F-{k} vs CNN)"
