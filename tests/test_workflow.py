@@ -2,11 +2,11 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -148,16 +148,26 @@ def test_bad_configs_fail_with_clear_messages(tmp_path):
 
 
 def test_lint_is_clean_and_every_config_plans(tmp_path):
-    lint = snakemake(tmp_path, "--lint")
+    """The lint and the dry runs, two at a time (each is one busy Python process), each in a
+    working directory of its own."""
+    configs = sorted((REPO / "workflows" / "config").glob("*.yaml"))
+    paper = REPO / "workflows" / "config" / "paper-fmnist.yaml"
+    calls = {"lint": (("--lint",), TEST_CONFIG),
+             "slurm": (("-n", "--profile", str(SNAKEFILE.parent / "profiles" / "slurm")), paper),
+             **{config.name: (("-n",), config) for config in configs}}
+    for name in calls:
+        (tmp_path / name).mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        runs = {name: pool.submit(snakemake, tmp_path / name, *args, config=config)
+                for name, (args, config) in calls.items()}
+        done = {name: run.result() for name, run in runs.items()}
+    lint = done.pop("lint")
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout[-3000:]
-    for config in sorted((REPO / "workflows" / "config").glob("*.yaml")):
-        plan = snakemake(tmp_path, "-n", config=config)
-        assert plan.returncode == 0, (config.name, plan.stderr[-2000:])
-        assert _job_counts(plan.stdout)["report"] == 1
-    slurm = snakemake(tmp_path, "-n", "--profile", str(SNAKEFILE.parent / "profiles" / "slurm"),
-                      config=REPO / "workflows" / "config" / "paper-fmnist.yaml")
+    slurm = done.pop("slurm")
     assert slurm.returncode == 0 and "gpu=1" in slurm.stdout
-    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+    for name, plan in done.items():
+        assert plan.returncode == 0, (name, plan.stderr[-2000:])
+        assert _job_counts(plan.stdout)["report"] == 1
 
 
 def test_a_workflow_killed_mid_training_resumes_at_the_next_epoch(tmp_path):
