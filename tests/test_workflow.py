@@ -133,18 +133,21 @@ def test_a_killed_training_job_resumes(workflow_run):
 
 
 def test_bad_configs_fail_with_clear_messages(tmp_path):
+    """Two bad configs planned at once, each in its own working directory."""
     bad = yaml.safe_load(TEST_CONFIG.read_text())
-    bad["iterations"] = -1
     bad["neural"]["models"]["CNN"] = "resnet"
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(bad))
-    result = snakemake(tmp_path, "-n", config=path)
-    assert result.returncode != 0
-    assert "iterations: -1 is less than the minimum of 0" in result.stderr + result.stdout
-    bad["iterations"] = 2
-    path.write_text(yaml.safe_dump(bad))
-    result = snakemake(tmp_path, "-n", config=path)
-    assert "neural.models.CNN names model 'resnet'" in result.stderr + result.stdout
+    expected = {"iterations: -1 is less than the minimum of 0": -1,
+                "neural.models.CNN names model 'resnet'": 2}
+    with ThreadPoolExecutor(2) as pool:
+        runs = {}
+        for i, (message, iterations) in enumerate(expected.items()):
+            path = tmp_path / str(i) / "bad.yaml"
+            path.parent.mkdir()
+            path.write_text(yaml.safe_dump({**bad, "iterations": iterations}))
+            runs[message] = pool.submit(snakemake, path.parent, "-n", config=path)
+        for message, run in runs.items():
+            result = run.result()
+            assert result.returncode != 0 and message in result.stderr + result.stdout, message
 
 
 def test_lint_is_clean_and_every_config_plans(tmp_path):
