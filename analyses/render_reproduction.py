@@ -367,7 +367,9 @@ def resampling(correlations: list[dict]) -> str:
     whole = [i for i, c in enumerate(correlations) if "n_groups" in c]
     rows = [i for i, c in enumerate(correlations) if "n_groups" not in c]
     def seeds(ids: list[int]) -> str:
-        return "seed" + ("s " if len(ids) > 1 else " ") + " and ".join(map(str, ids))
+        if len(ids) == 1:
+            return f"seed {ids[0]}"
+        return "seeds " + ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
 
     parts = []
     if whole:
