@@ -122,12 +122,14 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
             if alone:
                 timed("write", lambda: write_alone(batches, Path(tmp) / "alone"))
                 remove(Path(tmp) / "alone")
+                os.sync()
             for suffix in (".zarr", ".nc"):
                 out = Path(tmp) / f"a{suffix}"
                 timed(suffix, lambda out=out: extract(model, stim, out, iterations=iterations,
                                                       batch_size=batch, progress=False,
                                                       dtype=dtype))
-                remove(out)  # each extraction starts from the same page cache and disk state
+                remove(out)  # each extraction starts from the same page cache and disk state:
+                os.sync()  # no dirty pages of an earlier run to write back
     return times, sum(a.nbytes for arrays in batches for a in arrays.values())
 
 
@@ -221,7 +223,8 @@ def storage_overhead(args: argparse.Namespace) -> None:
     text = (f"Storage overhead: extraction time over the time of the same work without storage "
             f"(rendering, the T={args.iterations} pass with mask statistics, every layer's "
             f"arrays on the CPU) and over the bare T={args.iterations} forward pass keeping every "
-            f"layer; median (range) of {args.repeats} alternating repeats; "
+            f"layer; median (range) of {args.repeats} alternating repeats (outputs deleted and "
+            f"the page cache synced between runs); "
             f"{args.pretrained or args.arch}, {args.n} images, batch {args.batch}, dtype "
             f"{args.dtype}; load average {load:.1f} at the end. CPU: the process's CPU seconds "
             f"(all threads), less swayed by other jobs than wall time "
