@@ -19,7 +19,8 @@ first. ``<run>-s<seed>.csv``: every evaluated row of a model; ``paired-s<seed>.c
 PC minus the twin image by image (Newcombe interval, exact McNemar p).
 ``corruptions``: CIFAR-10-C's four corruptions x 5 severities, test iterations 0..5.
 ``snapshot`` copies every run's config, metrics and resume state to ``OUT/runs/<run>/`` (the
-record of the training, and what a later session resumes from); ``restore`` copies them back
+record of the training, and what a later session resumes from; a run with no epoch finished is
+left out); ``restore`` copies them back
 into ``--runs`` where a run folder is missing. ``report`` renders docs/cifar10.md from those
 records, the benchmark's JSON and the evaluation CSVs: no number in it is typed by hand.
 ``register``: ships the runs (a run still training: its best checkpoint so far, said in its
@@ -205,6 +206,9 @@ RUN_RECORD = ("config.yaml", "metrics.jsonl", "resume.pt", "results.json", "best
 
 def cmd_snapshot(args: argparse.Namespace) -> None:
     for run in sorted(p for p in args.runs.iterdir() if (p / "config.yaml").exists()):
+        if not (run / "resume.pt").exists():  # not one epoch trained yet: nothing to keep
+            print(f"{run}: no epoch finished yet, not snapshotted")
+            continue
         for name in RUN_RECORD:
             if (run / name).exists():
                 target = args.out / "runs" / run.name / name
