@@ -37,6 +37,13 @@ def child(arch: str, iterations: int, keep: bool, batch: int, repeats: int,
                       "applied": applied}))
 
 
+def medians(results: dict[bool, list[dict]]) -> dict[tuple[bool, str], float]:
+    """(setting, key) -> the median over the processes of each setting, for the ratio and the
+    twin's and CNN-F's step seconds."""
+    return {(setting, key): statistics.median(r[key] for r in results[setting])
+            for setting in results for key in ("ratio", "cnnf_s", "twin_s")}
+
+
 def run(arch: str, iterations: int, keep: bool, batch: int, repeats: int,
         compiled: bool = False) -> dict:
     """``child`` in a fresh process; its JSON."""
@@ -69,8 +76,7 @@ def main() -> None:
                 results[keep].append(run(arch, iterations, keep, args.batch, args.repeats))
         if not all(r["applied"] for r in results[True]):
             sys.exit("keep_freed_memory() did not apply here (not glibc on Linux?)")
-        m = {(keep, key): statistics.median(r[key] for r in results[keep])
-             for keep in (False, True) for key in ("ratio", "cnnf_s", "twin_s")}
+        m = medians(results)
         rows.append(f"| {arch}, T = {iterations} | {results[False][0]['flop_ratio']:.2f} | "
                     f"{m[False, 'ratio']:.2f} | {m[True, 'ratio']:.2f} | "
                     f"{m[False, 'cnnf_s'] / m[True, 'cnnf_s']:.2f} | "

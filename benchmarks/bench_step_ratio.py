@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 
 import torch
-from bench_allocator import run
+from bench_allocator import medians, run
 from bench_cli import publish
 from bench_engine import describe_machine
 
@@ -45,8 +44,7 @@ def main() -> None:
             for compiled in (False, True):
                 results[compiled].append(run(arch, iterations, True, batch, args.repeats,
                                              compiled))
-        m = {(compiled, key): statistics.median(r[key] for r in results[compiled])
-             for compiled in (False, True) for key in ("ratio", "cnnf_s", "twin_s")}
+        m = medians(results)
         spread = {c: f"{min(r['ratio'] for r in results[c]):.2f}-"
                      f"{max(r['ratio'] for r in results[c]):.2f}" for c in (False, True)}
         auto = "yes" if ("cpu", arch, iterations) in COMPILE_BREAK_EVEN_STEPS else "no"
