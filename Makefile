@@ -97,6 +97,7 @@ demo: install
 bench: install
 	cd benchmarks && ../$(BIN)/python bench_engine.py --batch 128 --iterations 1 5 \
 		--archs fmnist_small fmnist_adv --repeats 5 \
+		&& ../$(BIN)/python bench_inference.py --rounds 1 --archs fmnist_small fmnist_adv vgg6 \
 		&& for lever in compile channels_last bf16; do \
 			../$(BIN)/python bench_train.py --compile --lever $$lever --repeats 5 || exit 1; done \
 		&& ../$(BIN)/python bench_step_ratio.py --rounds 1 --archs vgg6 fmnist_small fmnist_adv \

@@ -3,10 +3,8 @@
 For each architecture (the CNN-F ones and the predictive-coding comparator ``fmnist_pc``):
 forward time per iteration, a full T-iteration forward+backward over the plain CNN's (T = 0),
 the analytic FLOP count of that call (torch's FlopCounterMode, which counts convolutions and
-matmuls from their shapes), and the activation memory saved for backward. Then, on CPU,
-inference (T = 1) eager and compiled against its FLOP time: the time its convolutions and
-matmuls alone take (profiler self times), i.e. its FLOPs at the rate this machine reaches on
-them; the ratio is how far the rest (norms, masks, updates, Python) adds to that bound.
+matmuls from their shapes), and the activation memory saved for backward. Inference against
+its FLOP time is ``bench_inference.py``.
 Run: ``python benchmarks/bench_engine.py [--device cuda] [--batch 128] [--archs fmnist_pc]``.
 """
 
@@ -102,42 +100,6 @@ def flop_time(fn, repeats: int) -> tuple[float, float]:
     return total, kernels
 
 
-def inference_bound(args: argparse.Namespace) -> None:
-    """Inference (no_grad, T iterations) against its FLOP time, eager and compiled; the FLOP
-    time is the faster of the two runs' conv+matmul times (the same FLOPs, at the best rate
-    this machine reached on them), and, in the last column, the same FLOPs at the machine's
-    conv peak: the best of these rates over every architecture measured."""
-    rows = []
-    for arch in args.archs:
-        if arch == "fmnist_pc":
-            continue  # no compiled path
-        torch.manual_seed(0)
-        model = build_model(arch).eval()
-        x = torch.rand(args.batch, *model.input_shape)
-        for t in args.inference_iterations:
-            def forward(t=t, model=model, x=x):
-                with torch.no_grad():
-                    return model(x, iterations=t).last
-            work = flops(forward)
-            runs = {}
-            for compiled in (False, True):
-                model.compiled = compiled
-                runs[compiled] = flop_time(forward, args.repeats)
-            model.compiled = False
-            bound = min(kernels for _, kernels in runs.values())  # the faster conv rate seen
-            rows += [(arch, t, compiled, work, bound, total)
-                     for compiled, (total, _) in runs.items()]
-    peak = max(work / bound for *_, work, bound, _ in rows)
-    print(f"\ninference, batch {args.batch}: time over FLOP time (its convolutions and matmuls at "
-          f"this machine's measured rate; at peak: at the best rate, {peak / 1e9:.0f} GFLOP/s)")
-    print(f"{'arch':<13}{'T':>3}{'path':>10}{'GFLOP':>8}{'GFLOP/s':>9}{'FLOP ms':>9}"
-          f"{'time ms':>9}{'ratio':>7}{'at peak':>9}")
-    for arch, t, compiled, work, bound, total in rows:
-        print(f"{arch:<13}{t:>3}{'compiled' if compiled else 'eager':>10}{work / 1e9:>8.2f}"
-              f"{work / bound / 1e9:>9.1f}{bound * 1e3:>9.1f}{total * 1e3:>9.1f}"
-              f"{total / bound:>7.2f}{total / (work / peak):>9.2f}")
-
-
 def measure(arch: str, args: argparse.Namespace, device: torch.device) -> None:
     """Print one row per T for ``arch``; every ratio is over T = 0 in this same run."""
     torch.manual_seed(0)
@@ -176,8 +138,6 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, nargs="+", default=[1, 2, 5])
     parser.add_argument("--archs", nargs="+", default=["fmnist_small", "fmnist_pc", "fmnist_adv",
                                                        "wrn"])
-    parser.add_argument("--inference-iterations", type=int, nargs="*", default=[1],
-                        help="T of the inference-vs-FLOP-time rows (none: skip them; CPU only)")
     args = parser.parse_args()
     device = torch.device(args.device)
     describe_machine(device)
@@ -188,8 +148,6 @@ def main() -> None:
     print(header)
     for arch in args.archs:
         measure(arch, args, device)
-    if args.inference_iterations and device.type == "cpu":
-        inference_bound(args)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ run() {  # name, script and arguments: the log in OUT/name.txt, start and end in
   cat "$out/$name.txt"
 }
 run engine bench_engine.py --device "$device" --batch "$batch" --iterations 1 2 5 \
-  --archs $archs --repeats "$repeats" --inference-iterations
+  --archs $archs --repeats "$repeats"
 run train bench_train.py --device "$device" --batch "$batch" --archs $archs --repeats "$repeats"
 for lever in compile channels_last bf16; do
   run "lever_$lever" bench_train.py --device "$device" --batch "$batch" --compile \
