@@ -25,6 +25,7 @@ from bench_cli import publish
 from bench_engine import describe_machine
 
 from neurocnnf.activations import extract, resolve_layers, trace_arrays
+from neurocnnf.activations.direct import DirectWriter
 from neurocnnf.models import build_model
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
@@ -69,13 +70,13 @@ def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float
 
 def write_alone(batches: list[dict[str, np.ndarray]], folder: Path) -> None:
     """Write the bytes of ``batches`` (variable -> array, as ``trace_arrays`` gives them), one
-    file per variable and batch, with no compute: what storing them costs at best on this file
-    system."""
+    file per variable and batch, with no compute, as the stores write them (``DirectWriter``):
+    what storing them costs at best on this file system."""
     folder.mkdir()
+    writer = DirectWriter()
     for index, arrays in enumerate(batches):
         for name, values in arrays.items():
-            with open(folder / f"{name}.{index}", "wb") as file:
-                file.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+            writer.write(folder / f"{name}.{index}", np.ascontiguousarray(values), whole=True)
 
 
 def remove(path: Path) -> None:

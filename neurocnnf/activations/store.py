@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from neurocnnf.activations.direct import DirectWriter
 from neurocnnf.errors import NeurocnnfError
 from neurocnnf.io import atomic_write
 
@@ -118,6 +119,7 @@ class PartialStore:
         self.progress = PROGRESS if shard is None else SHARD_PROGRESS.format(
             index=shard.index, count=shard.count)
         self._layouts: dict[str, tuple] = {}  # per variable: Zarr chunk layout | NetCDF offset
+        self._bytes = DirectWriter()  # the batches' bytes, past the page cache where it can
 
     @classmethod
     def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False,
@@ -194,7 +196,7 @@ class PartialStore:
         stop = start + len(next(iter(arrays.values())))
         if store_format(self.path) == "netcdf":
             with self._disk_errors(self.partial):
-                _write_rows(self.partial / NETCDF, self._offsets(), start, arrays)
+                _write_rows(self._bytes, self.partial / NETCDF, self._offsets(), start, arrays)
                 self._save_progress(self.partial, stop)
             self.done = stop
             return
@@ -203,7 +205,8 @@ class PartialStore:
             for name, values in arrays.items():
                 layout = self._raw_layout(name)
                 if layout is not None:
-                    _write_raw_chunk(self.partial / name, start // self.chunk, values, *layout)
+                    _write_raw_chunk(self._bytes, self.partial / name, start // self.chunk,
+                                     values, *layout)
                 else:  # a layout we do not write by hand: through the zarr library
                     group = group or zarr.open_group(str(self.partial), mode="r+")
                     group[name][start:stop] = values
@@ -359,21 +362,14 @@ def _netcdf_offsets(path: Path) -> dict[str, tuple[int, np.dtype]]:
                 if isinstance(item, h5py.Dataset) and item.id.get_offset() is not None}
 
 
-def _write_rows(path: Path, offsets: dict[str, tuple[int, np.dtype]], start: int,
-                arrays: dict[str, np.ndarray]) -> None:
+def _write_rows(writer: DirectWriter, path: Path, offsets: dict[str, tuple[int, np.dtype]],
+                start: int, arrays: dict[str, np.ndarray]) -> None:
     """Write presentations ``start:start + len`` of each variable into its block of ``path``
     (C order: a presentation's values are one run of bytes)."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        for name, values in arrays.items():
-            offset, dtype = offsets[name]
-            data = memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B")
-            position = offset + start * (data.nbytes // max(len(values), 1))
-            while data:
-                written = os.pwrite(fd, data, position)
-                data, position = data[written:], position + written
-    finally:
-        os.close(fd)
+    for name, values in arrays.items():
+        offset, dtype = offsets[name]
+        data = np.ascontiguousarray(values, dtype=dtype)
+        writer.write(path, data, offset + start * (data.nbytes // max(len(values), 1)))
 
 
 def _raw_layout(folder: Path) -> tuple[int, np.dtype, str] | None:
@@ -396,8 +392,8 @@ def _chunk_path(folder: Path, index: int, ndim: int, separator: str) -> Path:
     return folder / separator.join([str(index)] + ["0"] * (ndim - 1))
 
 
-def _write_raw_chunk(folder: Path, index: int, values: np.ndarray, rows: int, dtype: np.dtype,
-                     separator: str) -> None:
+def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.ndarray,
+                     rows: int, dtype: np.dtype, separator: str) -> None:
     """Write ``values`` (<= ``rows`` presentations) as chunk ``index``; a short last batch is
     padded with NaN, the arrays' fill value, as Zarr stores edge chunks."""
     values = np.ascontiguousarray(values, dtype=dtype)
@@ -405,8 +401,7 @@ def _write_raw_chunk(folder: Path, index: int, values: np.ndarray, rows: int, dt
         padded = np.full((rows,) + values.shape[1:], np.nan, dtype=dtype)
         padded[:len(values)] = values
         values = padded
-    with open(_chunk_path(folder, index, values.ndim, separator), "wb") as file:
-        file.write(memoryview(values).cast("B"))
+    writer.write(_chunk_path(folder, index, values.ndim, separator), values, whole=True)
 
 
 def _normalized(settings: dict) -> dict:
