@@ -177,6 +177,8 @@ def main() -> None:
                         help="a shipped model (e.g. fmnist-small-cnnf5) instead of --arch's")
     parser.add_argument("--wrapper-only", action="store_true",
                         help="only the comparison with Brain-Score's PytorchWrapper")
+    parser.add_argument("--block", default="extract-storage",
+                        help="the README block the storage-overhead table goes into")
     parser.add_argument("--load", choices=["quiet", "loaded"], default="quiet",
                         help="the wrapper comparison's README block: cores free, or other "
                              "jobs running beside it")
@@ -229,7 +231,7 @@ def storage_overhead(args: argparse.Namespace) -> None:
             f"{args.pretrained or args.arch}, {args.n} images, batch {args.batch}, dtype "
             f"{args.dtype}; load average {load:.1f} at the end. CPU: the process's CPU seconds "
             f"(all threads), less swayed by other jobs than wall time "
-            f"(`benchmarks/bench_extract.py --write`).\n\n"
+            f"(`benchmarks/bench_extract.py --n {args.n} --write`).\n\n"
             "| store | plain forward T=0 img/s | T forward img/s | same work, no storage img/s "
             "| extraction img/s | extraction / no storage | same, CPU | extraction / forward "
             "| no storage + writing alone, over no storage |\n"
@@ -238,7 +240,7 @@ def storage_overhead(args: argparse.Namespace) -> None:
             f"batch, no compute): {mib / statistics.median(times['write']):.0f} MiB/s. The last "
             "column is the ratio with no overlap at all: storing costs at least this much CPU "
             "and disk beside the computation, whatever thread writes.")
-    publish(text, "<!-- extract-storage -->", args.write)
+    publish(text, f"<!-- {args.block} -->", args.write)
     if not args.skip_memory:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
