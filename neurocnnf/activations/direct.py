@@ -47,11 +47,9 @@ class DirectWriter:
                 if error.errno != errno.EINVAL:
                     raise
                 self.direct = False  # refused here (tmpfs): ordinary writes from now on
-        fd = os.open(path, os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if whole else 0), 0o666)
-        try:
-            _pwrite_all(fd, data, position)
-        finally:
-            os.close(fd)
+        with open(path, "wb" if whole else "r+b") as file:
+            file.seek(position)
+            file.write(data)
 
     def _write_direct(self, path: Path, data: memoryview, position: int, whole: bool) -> None:
         flags = os.O_RDWR | os.O_DIRECT | (os.O_CREAT | os.O_TRUNC if whole else 0)
