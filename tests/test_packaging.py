@@ -89,10 +89,13 @@ def test_the_built_wheel_installs_in_a_fresh_venv_with_only_the_cpu_torch(tmp_pa
     wheel = next((tmp_path / "dist").glob("neurocnnf-*.whl"))
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
-    _run(python, "-m", "pip", "install", "-q", CPU_TORCH, timeout=600)
+    # --no-compile: pip's byte-compiling of torch alone took 30 of 40 s; the test runs only a
+    # few processes, which compile what they import
+    _run(python, "-m", "pip", "install", "-q", "--no-compile", CPU_TORCH, timeout=600)
     torch_version = [python, "-c", "import torch; print(torch.__version__)"]
     torch_before = _run(*torch_version, cwd=tmp_path).stdout
-    _run(python, "-m", "pip", "install", "-q", f"{wheel}[analysis,workflows]", timeout=600)
+    _run(python, "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[analysis,workflows]",
+         timeout=600)
     assert _run(*torch_version, cwd=tmp_path).stdout == torch_before
     _run(python, "-m", "pip", "check")
     done = _run(tmp_path / "venv" / "bin" / "neurocnnf", "--version")
