@@ -44,14 +44,18 @@ def medians(results: dict[bool, list[dict]]) -> dict[tuple[bool, str], float]:
             for setting in results for key in ("ratio", "cnnf_s", "twin_s")}
 
 
+def fresh_process(script: str, *args: str) -> dict:
+    """``python script child *args`` in a fresh process; the JSON of its last line."""
+    out = subprocess.run([sys.executable, script, "child", *args], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).parent)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run(arch: str, iterations: int, keep: bool, batch: int, repeats: int,
         compiled: bool = False) -> dict:
     """``child`` in a fresh process; its JSON."""
-    out = subprocess.run([sys.executable, __file__, "child", arch, str(iterations),
-                          str(int(keep)), str(int(compiled)), "--batch", str(batch),
-                          "--repeats", str(repeats)],
-                         capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return fresh_process(__file__, arch, str(iterations), str(int(keep)), str(int(compiled)),
+                         "--batch", str(batch), "--repeats", str(repeats))
 
 
 def main() -> None:

@@ -16,11 +16,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
+from bench_allocator import fresh_process
 from bench_cli import publish
 from bench_engine import describe_machine, flop_time, flops
 
@@ -53,10 +51,8 @@ def child(arch: str, iterations: int, keep: bool, batch: int, repeats: int) -> N
 
 def run(arch: str, iterations: int, keep: bool, batch: int, repeats: int) -> dict:
     """``child`` in a fresh process; its JSON."""
-    out = subprocess.run([sys.executable, __file__, "child", arch, str(iterations),
-                          str(int(keep)), "--batch", str(batch), "--repeats", str(repeats)],
-                         capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return fresh_process(__file__, arch, str(iterations), str(int(keep)), "--batch", str(batch),
+                         "--repeats", str(repeats))
 
 
 def table(results: dict[str, dict[bool, list[dict]]], rounds: int, args) -> str:

@@ -57,7 +57,7 @@ class DirectWriter:
         try:
             buffer = self._aligned()
             end = position + len(data)
-            size = max(os.fstat(fd).st_size, end)  # whole blocks may pass it: cut back after
+            size = end if whole else max(os.fstat(fd).st_size, end)
             offset = position - position % BLOCK
             while offset < end:
                 stop = min(offset + self.piece, -(-end // BLOCK) * BLOCK)
@@ -72,7 +72,8 @@ class DirectWriter:
                 buffer[first - offset:last - offset] = data[first - position:last - position]
                 _pwrite_all(fd, buffer[:stop - offset], offset)
                 offset = stop
-            os.ftruncate(fd, end if whole else size)
+            if -(-end // BLOCK) * BLOCK > size:  # the last whole block passed the end
+                os.ftruncate(fd, size)
         finally:
             os.close(fd)
 
