@@ -112,10 +112,9 @@ def _verdict(runs, quiet_rates: dict[str, float], n_train: int) -> str:
         return f"The twin reached {accuracy:.1f} % after {epochs} epochs: the bar is met." + gap
     return (f"The twin reached {accuracy:.1f} % after {epochs} epochs: "
             f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar. The schedule was cut to fit "
-            "CNN-F's and PC's runs into the CPU time the sessions had; whether a longer one "
-            "reaches the bar is not known yet: `analyses/gpu_zoo.sh` trains the same three runs "
-            "for 60 epochs on a GPU, in resumable calls." + _longer(runs, quiet_rates, n_train)
-            + gap)
+            "CNN-F's and PC's runs into the CPU time the sessions had; the same twin on longer "
+            "schedules (`analyses/gpu_zoo.sh` trains the three runs for 60 epochs on a GPU, in "
+            "resumable calls):" + _longer(runs, quiet_rates, n_train) + gap)
 
 
 def _quiet_rates(out: Path) -> dict[str, float]:
