@@ -113,8 +113,8 @@ def _verdict(runs, quiet_rates: dict[str, float], n_train: int) -> str:
     return (f"The twin reached {accuracy:.1f} % after {epochs} epochs: "
             f"{TARGET_ACCURACY - accuracy:.1f} pp short of the bar. The schedule was cut to fit "
             "CNN-F's and PC's runs into the CPU time the sessions had; the same twin on longer "
-            "schedules (`analyses/gpu_zoo.sh` trains the three runs for 60 epochs on a GPU, in "
-            "resumable calls):" + _longer(runs, quiet_rates, n_train) + gap)
+            "schedules follows (`analyses/gpu_zoo.sh` trains the three runs for 60 epochs on a "
+            "GPU, in resumable calls)." + _longer(runs, quiet_rates, n_train) + gap)
 
 
 def _quiet_rates(out: Path) -> dict[str, float]:
@@ -126,7 +126,7 @@ def _quiet_rates(out: Path) -> dict[str, float]:
             for name, values in json.loads(path.read_text())["models"].items()}
 
 
-def _bench(out: Path, epochs: int) -> list[str]:
+def _bench(out: Path, schedules: list[int]) -> list[str]:
     path = out / "bench-steps.json"
     if not path.exists():
         return ["(`benchmarks/bench_natural.py steps --json "
@@ -142,8 +142,9 @@ def _bench(out: Path, epochs: int) -> list[str]:
                      f"{values['step_over_twin']:.2f} | "
                      f"{45_000 / values['images_per_s'] / 60:.0f} min |")
     twin = bench["models"]["twin (vgg6, T=0)"]["images_per_s"]
-    lines += ["", f"At that rate the twin's {epochs} epochs take "
-              f"{epochs * 45_000 / twin / 3600:.1f} h (budget: {BUDGET_HOURS} h)."]
+    hours = ", ".join(f"{epochs * 45_000 / twin / 3600:.1f} h for {epochs} epochs"
+                      for epochs in schedules)
+    lines += ["", f"At that rate the twin takes {hours} (budget: {BUDGET_HOURS} h)."]
     return lines
 
 
@@ -197,7 +198,9 @@ def render(out: Path) -> str:
     runs = _runs(out)
     model = build_model("vgg6", iterations=1)
     widths = ", ".join(map(str, model.config["conv_channels"]))
-    config = runs[0][1] if runs else {}
+    zoo = [run for run in runs if run[0].startswith("cnn-s")] or runs  # the shipped twin's
+    config = zoo[0][1] if zoo else {}
+    schedules = sorted({run[1]["optim"]["epochs"] for run in runs if run[0].startswith("cnn-")})
     optim, data = config.get("optim", {}), config.get("data", {})
     n_train = round(50_000 * (1 - data.get("val_fraction", 0.1)))
     lines = [
@@ -219,18 +222,20 @@ def render(out: Path) -> str:
         "second pass), so the width, depth and epochs were chosen from the step times below; "
         "k = 1 training iteration (tested at 0..5) keeps CNN-F's epoch affordable. "
         + _verdict(runs, _quiet_rates(out), n_train), "",
-        *_bench(out, optim.get("epochs", 0)), "",
+        *_bench(out, schedules), "",
         "## Training", "",
         f"SGD (momentum {optim.get('momentum')}, weight decay {optim.get('weight_decay')}), "
         f"lr {optim.get('lr')} with a {optim.get('schedule')} schedule, batch "
-        f"{optim.get('batch_size')}, {optim.get('epochs')} epochs, gradient norm clipped at "
+        f"{optim.get('batch_size')}, {optim.get('epochs')} epochs (the runs `<model>-s<seed>`; "
+        "a run `<model>-e<N>-s<seed>` is the same on N epochs), gradient norm clipped at "
         f"{optim.get('grad_clip')}; random crop after {data.get('augment_pad')}-pixel padding "
         f"and horizontal flips; {100 * data.get('val_fraction', 0):.0f} % of the training images "
         "held out (stratified) to pick the checkpoint; the test set is scored once at the end. "
         "Data: the CIFAR-10 JPEGs (quality 75) of ../shared/data.", "",
         *_training_table(runs, n_train), "",
-        "Times are those of runs sharing the 2 cores with each other and other work "
-        "(1 thread each).", "",
+        "Images/s and times per epoch are those of the runs themselves, which shared the 2 "
+        "cores with each other and other work (1 or 2 threads each): the quiet rates are the "
+        "benchmark's above.", "",
         "## Robustness (CNN-F and PC minus the twin, image by image)", "",
         *_robustness(out), "",
         "## Common corruptions (CIFAR-10-C's definitions, generated in the package)", "",
