@@ -161,6 +161,16 @@ def _robustness(out: Path) -> list[str]:
                      f"{100 * r.accuracy:.1f} % | {100 * r.twin_accuracy:.1f} % | "
                      f"{100 * r.difference:+.1f} [{100 * r.low:+.1f}, {100 * r.high:+.1f}] | "
                      f"{r.mcnemar_p:.2g} |")
+    key = ["model", "attack", "eps", "scored_t"]
+    first, plain = (paired[paired["aim"] == aim].set_index(key)[["accuracy", "mcnemar_p"]]
+                    for aim in ("first", "plain"))
+    both = first.join(plain, rsuffix="_plain", how="inner")
+    if len(both) and (both["accuracy"] == both["accuracy_plain"]).all() \
+            and (both["mcnemar_p"] == both["mcnemar_p_plain"]).all():
+        lines += ["", f"Aimed at the first pass and aimed at the plain pass give the same rows "
+                  f"when both are scored after T (all {len(both)} pairs here): a model's first "
+                  "pass is its plain feedforward pass and the attacks are seeded, so the two "
+                  "aims craft the same images; the plain aim adds the score at 0 iterations."]
     return lines
 
 
