@@ -164,7 +164,7 @@ def _robustness(out: Path) -> list[str]:
     key = ["model", "attack", "eps", "scored_t"]
     first, plain = (paired[paired["aim"] == aim].set_index(key)[["accuracy", "mcnemar_p"]]
                     for aim in ("first", "plain"))
-    both = first.join(plain, rsuffix="_plain", how="inner")
+    both = first.merge(plain, left_index=True, right_index=True, suffixes=("", "_plain"))
     if len(both) and (both["accuracy"] == both["accuracy_plain"]).all() \
             and (both["mcnemar_p"] == both["mcnemar_p_plain"]).all():
         lines += ["", f"Aimed at the first pass and aimed at the plain pass give the same rows "
