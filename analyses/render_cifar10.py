@@ -208,8 +208,9 @@ def render(out: Path) -> str:
     runs = _runs(out)
     model = build_model("vgg6", iterations=1)
     widths = ", ".join(map(str, model.config["conv_channels"]))
-    zoo = [run for run in runs if run[0].startswith("cnn-s")] or runs  # the shipped twin's
-    config = zoo[0][1] if zoo else {}
+    # the shipped twin's settings (the first run where the zoo has none yet)
+    config = next((run[1] for run in runs if run[0].startswith("cnn-s")),
+                  runs[0][1] if runs else {})
     schedules = sorted({run[1]["optim"]["epochs"] for run in runs if run[0].startswith("cnn-")})
     optim, data = config.get("optim", {}), config.get("data", {})
     n_train = round(50_000 * (1 - data.get("val_fraction", 0.1)))
