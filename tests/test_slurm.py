@@ -395,7 +395,10 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm_r
             while not shard1.exists():
                 assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "shard 1 wrote no batch in time"
-                time.sleep(0.1)
+                time.sleep(0.01)
+            # frozen at once (its next batch takes well under the time squeue and scancel
+            # need; under load it once finished first); scancel's SIGCONT + SIGTERM end it
+            subprocess.run(["pkill", "-STOP", "-f", "neurocnnf extract .*--shard 1/2"])
             cancelled = _cancel_running("extract_shard")
             assert process.wait(timeout=300) != 0
         finally:
