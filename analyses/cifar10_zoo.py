@@ -1,6 +1,6 @@
 """The CIFAR-10 zoo (issue 30): train, evaluate and ship the natural-image twin, CNN-F and PC.
 
-    python analyses/cifar10_zoo.py train --seed 0 [--runs DIR]
+    python analyses/cifar10_zoo.py train --seed 0 [--epochs N] [--runs DIR]
     python analyses/cifar10_zoo.py robustness --seed 0 [--runs DIR] [--n 1000] [--out DIR]
     python analyses/cifar10_zoo.py corruptions --seed 0 [--runs DIR] [--n 1000] [--out DIR]
     python analyses/cifar10_zoo.py register --seed 0 [--runs DIR] --hardware TEXT
@@ -9,7 +9,10 @@
 
 ``train``: the three runs of one seed (presets cifar10-cnn, cifar10 and cifar10-pc) under
 ``DIR/<cnn|cnnf1|pc>-s<seed>``, each resumed where it stopped (one after the other; start them
-as separate processes to train them side by side).
+as separate processes to train them side by side). ``--epochs N`` (every command): the same
+runs on an N-epoch schedule instead of the presets', ``<run>-e<N>-s<seed>``; their files are
+tagged ``e<N>-s<seed>`` where the presets' are tagged ``s<seed>``, and they ship as
+``cifar10-<run>-e<N>``.
 ``robustness``: APGD-CE and PGD-40 at eps 2/255, 4/255, 8/255 (pixel scale) on the first N test
 images, aimed at the first pass, at all iterations (e2e) and at the plain pass alone
 (iterations = 0, scored at 0 and at the model's T); the twin once (its three coincide); finished
@@ -53,17 +56,28 @@ ATTACKS = {"apgd-ce": 0, "pgd": 40}  # attack -> steps (0: the attack's default)
 TEST_ITERATIONS = (0, 1, 2, 3, 5)
 
 
-def run_folder(runs: Path, key: str, seed: int) -> Path:
-    return runs / f"{key}-s{seed}"
+def tag(args: argparse.Namespace) -> str:
+    """``s<seed>`` on the presets' schedule, ``e<N>-s<seed>`` on an N-epoch one."""
+    return (f"e{args.epochs}-" if args.epochs else "") + f"s{args.seed}"
+
+
+def run_folder(args: argparse.Namespace, key: str) -> Path:
+    return args.runs / f"{key}-{tag(args)}"
+
+
+def finished_runs(args: argparse.Namespace) -> dict[str, Path]:
+    """The runs of this seed and schedule that have finished training, by key."""
+    runs = {key: run_folder(args, key) for key in NAMES}
+    return {key: run for key, run in runs.items() if (run / "results.json").exists()}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     for key, preset in RUNS.items():
-        out = run_folder(args.runs, key, args.seed)
+        out = run_folder(args, key)
         if (out / "results.json").exists():
             continue
-        config = load_config(preset, [f"seed={args.seed}"])
-        train(config, out, resume=(out / "resume.pt").exists())
+        overrides = [f"seed={args.seed}"] + ([f"optim.epochs={args.epochs}"] if args.epochs else [])
+        train(load_config(preset, overrides), out, resume=(out / "resume.pt").exists())
 
 
 def aims(n_iterations: int) -> tuple[str, ...]:
@@ -126,17 +140,15 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> None:
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     """Finished runs only (an interim checkpoint would be replaced); one CSV per model x attack
-    x eps x aim under ``OUT/robustness-s<seed>/<run>/``, kept when it exists, smallest eps
+    x eps x aim under ``OUT/robustness-<tag>/<run>/``, kept when it exists, smallest eps
     first (8/255 leaves models trained without attacks at about 0 %); then
-    ``<run>-s<seed>.csv`` (all cells so far) and ``paired-s<seed>.csv``."""
+    ``<run>-<tag>.csv`` (all cells so far) and ``paired-<tag>.csv``."""
     from tqdm import tqdm
 
     device = resolve_device(args.device)
     images, labels = (tensor.to(device) for tensor in test_images("cifar10", args.n))
-    folder = args.out / f"robustness-s{args.seed}"
-    runs = {key: run_folder(args.runs, key, args.seed) for key in NAMES}
-    models = {key: load_model(run, device).eval() for key, run in runs.items()
-              if (run / "results.json").exists()}
+    folder = args.out / f"robustness-{tag(args)}"
+    models = {key: load_model(run, device).eval() for key, run in finished_runs(args).items()}
     todo = [(key, "clean", 0.0, "none") for key in models]
     todo += [(key, attack, eps, aim) for eps in sorted(EPS) for attack in ATTACKS
              for key, model in models.items() for aim in aims(model.iterations)]
@@ -153,20 +165,20 @@ def cmd_robustness(args: argparse.Namespace) -> None:
         cells = sorted((folder / key).glob("*.csv"))
         if cells:
             frame = pd.concat([pd.read_csv(cell) for cell in cells])
-            _write_csv(frame, args.out / f"{key}-s{args.seed}.csv")
+            _write_csv(frame, args.out / f"{key}-{tag(args)}.csv")
             parts.append(frame)
     paired = paired_table(pd.concat(parts)) if parts else pd.DataFrame()
     if not paired.empty:
-        _write_csv(paired, args.out / f"paired-s{args.seed}.csv")
+        _write_csv(paired, args.out / f"paired-{tag(args)}.csv")
 
 
 def cmd_corruptions(args: argparse.Namespace) -> None:
     from neurocnnf.data import cifar10
     from neurocnnf.pipelines.corruptions import run_corruptions
 
-    models = {NAMES[k]: load_model(run_folder(args.runs, k, args.seed)) for k in NAMES}
+    models = {NAMES[key]: load_model(run) for key, run in finished_runs(args).items()}
     data = cifar10("test").subset(torch.arange(args.n))
-    run_corruptions(models, data, args.out / f"corruptions-s{args.seed}",
+    run_corruptions(models, data, args.out / f"corruptions-{tag(args)}",
                     {name: model.iterations for name, model in models.items()},
                     iterations=TEST_ITERATIONS)
 
@@ -176,21 +188,25 @@ def cmd_register(args: argparse.Namespace) -> None:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()
+    suffix = ((f"-e{args.epochs}" if args.epochs else "")
+              + ("" if args.seed == 0 else f"-s{args.seed}"))
+    schedule = f", {args.epochs} epochs" if args.epochs else ""
     for key, description in (
-            ("cnn", "plain VGG-6 twin of cifar10-cnnf1 (no feedback), CIFAR-10 JPEGs"),
+            ("cnn", f"plain VGG-6 twin of cifar10-cnnf1{suffix} (no feedback), CIFAR-10 JPEGs"),
             ("cnnf1", "VGG-6 CNN-F trained with 1 feedback iteration on CIFAR-10 JPEGs"),
-            ("pc", "predictive-coding comparator on cifar10-cnnf1's VGG-6 backbone")):
-        run = run_folder(args.runs, key, args.seed)
-        name = "cifar10-" + key + ("" if args.seed == 0 else f"-s{args.seed}")
+            ("pc", f"predictive-coding comparator on cifar10-cnnf1{suffix}'s VGG-6 backbone")):
+        run = run_folder(args, key)
+        name = f"cifar10-{key}{suffix}"
+        description += schedule
         if not (run / "best.safetensors").exists():
             print(f"{name}: {run} has no best.safetensors yet; the shipped one stays")
             continue
         if not (run / "results.json").exists():  # still training: its best checkpoint so far
             done = len((run / "metrics.jsonl").read_text().splitlines())
-            planned = load_config(RUNS[key]).optim.epochs
+            planned = args.epochs or load_config(RUNS[key]).optim.epochs
             description += (f" (interim: the best of its first {done} of {planned} epochs; "
                             "the finished run replaces it)")
-        robustness = args.out / f"{key}-s{args.seed}.csv"
+        robustness = args.out / f"{key}-{tag(args)}.csv"
         summary = None
         if robustness.exists():
             table = pd.read_csv(robustness)
@@ -241,6 +257,9 @@ def main() -> None:
     parser.add_argument("command", choices=("train", "robustness", "corruptions", "register",
                                             "snapshot", "restore", "report"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="an N-epoch schedule instead of the presets' "
+                             "(runs <run>-e<N>-s<seed>)")
     parser.add_argument("--runs", type=Path, default=Path("/work/runs/cifar10"))
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction/cifar10"))

@@ -105,3 +105,20 @@ def test_corruption_evaluation_reads_each_pass_as_a_run_of_that_many(tmp_path, c
     assert (table["n"] == 24).all() and table["accuracy"].between(0, 1).all()
     for name in (RESULTS, "corruptions.png", "corruptions_iterations.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_plain_models_alone_get_the_severity_figure_only(tmp_path, cifar10_test):
+    """A zoo with no feedback model yet: no accuracy-by-iterations figure, and asking the plot
+    for one names the problem."""
+    from neurocnnf.models import build_model
+    from neurocnnf.pipelines.corruptions import ITERATIONS_FIGURE, run_corruptions
+    from neurocnnf.viz.corruptions import accuracy_by_iteration
+
+    data = cifar10_test.subset(torch.arange(8))
+    twin = build_model("vgg6", iterations=0, width=8)
+    table = run_corruptions({"CNN": twin}, data, tmp_path, {"CNN": 0}, iterations=(0,),
+                            corruptions=("contrast",), progress=False)
+    assert (tmp_path / "corruptions.png").stat().st_size > 0
+    assert not (tmp_path / ITERATIONS_FIGURE).exists()
+    with pytest.raises(ValueError, match="needs a model with feedback"):
+        accuracy_by_iteration(table, {"CNN": 0})

@@ -77,8 +77,9 @@ def evaluate_corruptions(models: dict[str, FeedbackModel], data: ImageDataset,
 
 def run_corruptions(models: dict[str, FeedbackModel], data: ImageDataset, out: str | Path,
                     default_iterations: dict[str, int], **kwargs) -> pd.DataFrame:
-    """Write corruptions.csv and the two figures under ``out``; returns the table.
-    ``default_iterations``: each model's own T (its curve in the severity figure)."""
+    """Write corruptions.csv and the figures under ``out``; returns the table.
+    ``default_iterations``: each model's own T (its curve in the severity figure); the
+    accuracy-by-iterations figure is drawn when one of the models has feedback (T > 0)."""
     from neurocnnf.viz.corruptions import accuracy_by_iteration, accuracy_by_severity
     from neurocnnf.viz.style import save_figure
 
@@ -89,5 +90,6 @@ def run_corruptions(models: dict[str, FeedbackModel], data: ImageDataset, out: s
     atomic_write(out / "models.json", lambda tmp: Path(tmp).write_text(
         json.dumps(default_iterations, indent=2)))
     save_figure(accuracy_by_severity(table, default_iterations), out / FIGURE)
-    save_figure(accuracy_by_iteration(table, default_iterations), out / ITERATIONS_FIGURE)
+    if any(t > 0 for t in default_iterations.values()):
+        save_figure(accuracy_by_iteration(table, default_iterations), out / ITERATIONS_FIGURE)
     return table

@@ -46,6 +46,9 @@ def accuracy_by_iteration(table: pd.DataFrame, default_iterations: dict[str, int
     corruption."""
     data = _with_clean(table)
     recurrent = [m for m, t in default_iterations.items() if t > 0]
+    if not recurrent:
+        raise ValueError("accuracy by test iterations needs a model with feedback (T > 0); "
+                         f"every model here is plain: {sorted(default_iterations)}")
     data = data[data["model"].isin(recurrent)]
     data = data.assign(accuracy=100 * data["accuracy"])
     style.apply()
