@@ -80,13 +80,15 @@ def test_iteration_sweep(model, images, labels, name: str, label: str,
 
 
 def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None,
-                 device: str = "cpu") -> Path:
-    """One run folder -> ``out/<run name>.csv`` (kept if it already exists). ``twin``: the
-    plain CNN whose PGD-40 examples the transfer attack scores (omitted without it)."""
+                 device: str = "cpu", checkpoint: str = "best") -> Path:
+    """One run folder -> ``out/<run name>.csv`` (kept if it already exists), from its
+    ``<checkpoint>.safetensors`` (``last``: the matched epoch of a pair that trained the same
+    epochs). ``twin``: the plain CNN whose PGD-40 examples the transfer attack scores (omitted
+    without it; the same checkpoint is taken)."""
     target = out / f"{run.name}.csv"
     if target.exists():
         return target
-    model = load_model(run, map_location=device)
+    model = load_model(run / f"{checkpoint}.safetensors", map_location=device)
     images, labels = test_images("fashion_mnist", n)
     trained = model.iterations
     predictive = model.config.get("arch") == "fmnist_pc"  # the predictive-coding comparator
@@ -94,7 +96,8 @@ def evaluate_run(run: Path, out: Path, n: int, twin: Path | None = None,
     name = run.name
     transfer = twin is not None and trained > 0  # a CNN's transfer attack is its own PGD
     specs = [s for s in sweep_specs() if transfer or s.attack != "transfer"]
-    twin_model = load_model(twin, map_location=device) if transfer else None
+    twin_model = (load_model(twin / f"{checkpoint}.safetensors", map_location=device)
+                  if transfer else None)
     frames = [evaluate(model, images, labels, specs, scorings=("last",), name=name, label=label,
                        twin=twin_model).assign(sweep="")]
     if trained >= 5 and not predictive:
@@ -256,6 +259,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/fig5"))
     parser.add_argument("--n", type=int, default=300, help="first N test images")
     parser.add_argument("--twin", type=Path, help="plain-CNN run for the transfer attack")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                        help="evaluate: which checkpoint of each run (last: matched epochs)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     parser.add_argument("--name", help="register: the pretrained name")
     parser.add_argument("--description", default="", help="register: one line")
@@ -270,7 +275,8 @@ def main() -> None:
     if args.step == "evaluate":
         for run in args.runs:
             device = str(resolve_device(args.device))
-            print(evaluate_run(run, args.out, args.n, args.twin, device), flush=True)
+            print(evaluate_run(run, args.out, args.n, args.twin, device, args.checkpoint),
+                  flush=True)
     elif args.step == "register":
         from neurocnnf.pretrained.cards import register
 
