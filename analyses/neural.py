@@ -318,11 +318,43 @@ def _headline(tests: pd.DataFrame, docs: Path, focus: str, models: dict) -> str:
             f"and worse in {_count(tests, '4 feedback vs forward', False, model=focus)}.")
     comparisons = docs / "human_uncertainty" / "comparisons.csv"
     if comparisons.exists():
-        ce = pd.read_csv(comparisons).query("quantity == 'cross_entropy'")
-        last = ce[ce["a"] == ce["a"].iloc[-1]]
-        text += " CIFAR-10H: " + "; ".join(
-            f"{r['a']} minus {r['b']} cross-entropy to the human labels {_f(r['value'])} nats "
-            f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]" for _, r in last.iterrows()) + "."
+        text += " " + _human_headline(pd.read_csv(comparisons), focus, models[focus])
+    return text
+
+
+def trained_iterations(model: dict) -> int | None:
+    """The iterations a models.json entry was trained with, from its pretrained card (None
+    for a checkpoint path: not recorded there)."""
+    from neurocnnf import pretrained
+
+    source = model["source"]
+    if not source.startswith("pretrained:"):
+        return None
+    return int(pretrained.card(source.removeprefix("pretrained:"))["iterations"])
+
+
+def _human_headline(comparisons: pd.DataFrame, focus: str, model: dict) -> str:
+    """CIFAR-10H in one sentence: the focus model's cross-entropy differences at the
+    iterations it was trained with (the last tested when unknown), and, when it was tested
+    further, how far the last tested iteration moved from its first pass."""
+    ce = comparisons.query("quantity == 'cross_entropy'")
+    ours = ce[ce["a"].str.startswith(f"{focus} t=")]
+    tested = ours["a"].str.removeprefix(f"{focus} t=").astype(int)
+    trained = trained_iterations(model)
+    at = trained if trained is not None and trained in set(tested) else int(tested.max())
+
+    def cell(r: pd.Series) -> str:
+        return f"{r['a']} minus {r['b']} {_f(r['value'])} nats [{_f(r['ci_low'])}, " \
+               f"{_f(r['ci_high'])}]"
+
+    text = (f"CIFAR-10H, cross-entropy to the human label distributions at {focus}'s "
+            + (f"trained T = {at}" if at == trained else f"t = {at}") + ": "
+            + "; ".join(cell(r) for _, r in ours[tested == at].iterrows()) + ".")
+    last = int(tested.max())
+    if last > at:
+        far = ours[(tested == last) & (ours["b"] == f"{focus} t=0")]
+        text += (f" Run on past its training to t = {last}: "
+                 + "; ".join(cell(r) for _, r in far.iterrows()) + ".")
     return text
 
 
@@ -339,8 +371,11 @@ def _human_uncertainty(folder: Path) -> list[str]:
              f"(fewer than {summary['disputed_share']:.0%} of the annotators chose the "
              "plurality class); intervals from a bootstrap over images.", ""]
     lines += [f"- {r['model']}: Spearman rho of human label entropy with the "
-              f"{r['iteration_kind'].replace('_', ' ')} iteration = {_f(r['rho'])} "
-              f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]" for _, r in correlations.iterrows()]
+              f"{r['iteration_kind'].replace('_', ' ')} iteration = "
+              + (f"{_f(r['rho'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]" if pd.notna(r["rho"])
+                 else "undefined: every image has the same "
+                      f"{r['iteration_kind'].replace('_', ' ')} iteration, which ranks none")
+              for _, r in correlations.iterrows()]
     lines += [""]
     ce = comparisons[comparisons["quantity"] == "cross_entropy"]
     for _, r in ce.iterrows():

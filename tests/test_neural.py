@@ -126,6 +126,48 @@ def test_the_document_and_headline_are_rendered_from_the_files(neural_run, tmp_p
     assert "CNN-F as the model of interest" in headline
 
 
+def test_the_committed_page_and_headline_equal_their_rendering(tmp_path):
+    """docs/neural.md and the README's neural headline are what `analyses/neural.py report`
+    writes from docs/neural/ now: no number in them is typed or stale."""
+    import argparse
+    import shutil
+    from pathlib import Path
+
+    from helpers import analysis_script
+
+    root = Path(__file__).resolve().parents[1]
+    readme = tmp_path / "README.md"
+    shutil.copy(root / "README.md", readme)
+    analysis_script("neural").report(argparse.Namespace(
+        docs=str(root / "docs" / "neural"), out=str(tmp_path / "neural.md"), readme=str(readme)))
+    assert (tmp_path / "neural.md").read_text() == (root / "docs" / "neural.md").read_text()
+    assert readme.read_text() == (root / "README.md").read_text()
+
+
+def test_the_human_headline_reads_the_model_at_its_trained_iterations():
+    """CIFAR-10H in the headline: a CNN-F trained with T = 1 and tested to t = 3 is reported
+    at t = 1 (where it was trained), with how far t = 3 moved from its first pass beside it; a
+    checkpoint without a card falls back to the last iteration tested."""
+    from helpers import analysis_script
+
+    script = analysis_script("neural")
+    rows = [dict(a=f"CNN-F t={t}", b=b, quantity="cross_entropy", value=0.1 * t + i,
+                 ci_low=0.1 * t + i - 0.01, ci_high=0.1 * t + i + 0.01, p=0.0)
+            for t in range(1, 4) for i, b in enumerate(["CNN-F t=0", "CNN t=0"])]
+    rows.append(dict(a="CNN-F t=1", b="CNN t=0", quantity="agreement_disputed", value=9.0,
+                     ci_low=8.0, ci_high=10.0, p=0.0))
+    table = pd.DataFrame(rows)
+    assert script.trained_iterations({"source": "pretrained:fmnist-small-cnnf1"}) == 1
+    text = script._human_headline(table, "CNN-F", {"source": "pretrained:fmnist-small-cnnf1"})
+    assert "trained T = 1: CNN-F t=1 minus CNN-F t=0 0.100 nats [0.090, 0.110]" in text
+    assert "CNN-F t=1 minus CNN t=0 1.100 nats" in text and "9.000" not in text
+    assert text.endswith("to t = 3: CNN-F t=3 minus CNN-F t=0 0.300 nats [0.290, 0.310].")
+    assert "CNN-F t=2" not in text and "CNN-F t=3 minus CNN t=0" not in text
+    fallback = script._human_headline(table, "CNN-F", {"source": "runs/mine/best.safetensors"})
+    assert "at CNN-F's t = 3: CNN-F t=3 minus CNN-F t=0" in fallback
+    assert "Run on" not in fallback
+
+
 def test_cli_refuses_unknown_data_sets_and_bad_models(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["analyze", "neural", "--model", "CNN=pretrained:fmnist-small-cnn",
