@@ -352,7 +352,7 @@ def test_the_generated_conf_has_a_gpu_partition_only_where_gpus_exist(slurm, tmp
             assert partitions == ["cpu"] and "Gres" not in conf
 
 
-SHARD_STORE = "results/test/activations/cnnf/difficulty.zarr"  # 92 images x 2 noise levels
+SHARD_STORE = "results/test/activations/cnnf/difficulty.zarr"  # images x 2 noise levels
 
 
 def _cancel_running(rule: str) -> list[str]:
@@ -367,7 +367,7 @@ def _cancel_running(rule: str) -> list[str]:
 def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm_run, slurm,
                                                                          tmp_path):
     """`shards: 2`: an init job, two shard jobs writing one Zarr store, the merge. Shard 1 of
-    2 (chunks 1-2) is cancelled after its first batch; the rerun submits the unfinished shards
+    2 (chunks 5-9) is cancelled after its first batch; the rerun submits the unfinished shards
     again and the merged store equals a one-process `neurocnnf extract` bit for bit. The data
     and the trained models are slurm_run's (copied with their times: nothing upstream of the
     stimuli reruns)."""
@@ -377,7 +377,9 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm_r
 
     config = yaml.safe_load(TEST_CONFIG.read_text())
     config["shards"] = 2
-    config["difficulty"]["stimuli"] = "fashion_mnist:test:92"  # 184 stimuli: 3 chunks of 64
+    # 640 stimuli: 10 chunks of 64, 5 a shard, so that the cancel lands with 4 batches of
+    # shard 1 still to run (with 2 it once landed after the shard's last batch, under load)
+    config["difficulty"]["stimuli"] = "fashion_mnist:test:320"
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir, profile = tmp_path / "work", _site_profile(tmp_path / "profile")
@@ -405,7 +407,7 @@ def test_a_sharded_extraction_equals_one_process_after_a_cancelled_shard(slurm_r
             process.kill()
     assert "rule train:" not in (tmp_path / "first.log").read_text()  # slurm_run's models
     progress = json.loads(shard1.read_text())
-    assert 0 < progress["start"] < progress["done"] < progress["stop"] == 184, progress
+    assert 0 < progress["start"] < progress["done"] < progress["stop"] == 640, progress
     assert cancelled and _sacct(cancelled)["State"].str.startswith("CANCELLED").all()
     assert not store.exists()
     again = _submit(slurm, workdir, profile, path, SHARD_STORE)
