@@ -58,3 +58,24 @@ def test_a_finished_longer_schedule_is_judged_against_the_bar(tmp_path):
     assert "1.00 pp short of the bar" in short
     alone = _longer([run("cnn-e60-s0", 0.86)], rates, 45_000)
     assert "has not started yet" in alone
+
+
+def test_a_longer_schedule_that_meets_the_whole_bar_leads_the_verdict():
+    """The bar met on a longer schedule (twin >= 85 %, its CNN-F within 1.5 pp) opens the
+    verdict; a CNN-F too far below, or not finished, does not."""
+    sys.path.insert(0, str(ROOT / "analyses"))
+    try:
+        from render_cifar10 import _met
+    finally:
+        sys.path.remove(str(ROOT / "analyses"))
+    config = {"optim": {"epochs": 90}}
+
+    def run(name, accuracy):
+        return (name, config, [], None if accuracy is None else {"test": {"acc_last": accuracy}})
+
+    text = _met([run("cnn-e90-s0", 0.8556), run("cnnf1-e90-s0", 0.846)])
+    assert text.startswith("**The bar is met on the 90-epoch schedule:**")
+    assert "(cnn-e90-s0) reached 85.56 % and CNN-F (cnnf1-e90-s0) 84.60 %, 1.0 pp below" in text
+    assert _met([run("cnn-e90-s0", 0.8556), run("cnnf1-e90-s0", 0.84)]) == ""
+    assert _met([run("cnn-e90-s0", 0.8556), run("cnnf1-e90-s0", None)]) == ""
+    assert _met([run("cnn-e90-s0", 0.849), run("cnnf1-e90-s0", 0.849)]) == ""
