@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
     args = parser.parse_args()
     describe_machine(torch.device("cpu"))
-    rows = []
+    rows, verdicts = [], {True: [], False: []}
     for arch, iterations, batch in SETTINGS:
         if args.archs and arch not in args.archs:
             continue
@@ -47,7 +47,13 @@ def main() -> None:
         m = medians(results)
         spread = {c: f"{min(r['ratio'] for r in results[c]):.2f}-"
                      f"{max(r['ratio'] for r in results[c]):.2f}" for c in (False, True)}
-        auto = "yes" if ("cpu", arch, iterations) in COMPILE_BREAK_EVEN_STEPS else "no"
+        compiles = ("cpu", arch, iterations) in COMPILE_BREAK_EVEN_STEPS
+        auto = "yes" if compiles else "no"
+        flop, trained = results[False][0]["flop_ratio"], m[compiles, "ratio"]
+        verdicts[trained <= flop].append(
+            f"{arch} (T = {iterations}, {'compiled' if compiles else 'eager'} as `compile: auto` "
+            f"trains it: {trained:.2f} against {flop:.2f}"
+            + ("" if trained <= flop else f", {100 * (trained / flop - 1):.0f} % above") + ")")
         rows.append(f"| {arch}, T = {iterations}, batch {batch} | "
                     f"{results[False][0]['flop_ratio']:.2f} | "
                     f"{m[False, 'ratio']:.2f} ({spread[False]}) | "
@@ -60,7 +66,10 @@ def main() -> None:
             f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the "
             "end (`benchmarks/bench_step_ratio.py --write`).\n\n| arch, T | FLOP ratio | "
             "CNN-F step / twin's, eager | CNN-F compiled | CNN-F step speed-up compiled | "
-            "`compile: auto` compiles it |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
+            "`compile: auto` compiles it |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + "\n\n- At or below the FLOP ratio as training runs them: "
+            + ("; ".join(verdicts[True]) or "none") + ".\n- Above it: "
+            + ("; ".join(verdicts[False]) or "none") + ".")
     publish(text, MARK, args.write)
 
 
