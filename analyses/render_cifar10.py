@@ -9,6 +9,7 @@ results.json}`` (``snapshot``), ``bench-steps.json`` (``benchmarks/bench_natural
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -51,13 +52,21 @@ def _training_table(runs, n_train: int) -> list[str]:
     return lines
 
 
+def _partner(runs, name: str):
+    """The other run of a longer schedule's pair: ``cnnf1-e<N>-s<seed>`` for
+    ``cnn-e<N>-s<seed>`` and the reverse; None when it has no record."""
+    twin, cnnf = "cnn-e", "cnnf1-e"
+    other = (name.replace(twin, cnnf, 1) if name.startswith(twin)
+             else name.replace(cnnf, twin, 1))
+    return next((run for run in runs if run[0] == other), None)
+
+
 def _longer(runs, quiet_rates: dict[str, float], n_train: int) -> str:
     """What a longer schedule (``<cnn|cnnf1>-e<epochs>-s<seed>``) has reached: a run still
     training, or a finished twin against the bar with its hours of the whole machine (its epochs
     at the benchmark's quiet twin rate; the runs' own epochs shared the cores) and the CNN-F
     of the same schedule."""
     lines = []
-    by_name = {run[0]: run for run in runs}
     for name, config, metrics, results in runs:
         if not name.startswith(("cnn-e", "cnnf1-e")) or not metrics:
             continue
@@ -70,7 +79,7 @@ def _longer(runs, quiet_rates: dict[str, float], n_train: int) -> str:
             continue
         accuracy = 100 * results["test"]["acc_last"]
         if name.startswith("cnnf1-e"):
-            twin = by_name.get(name.replace("cnnf1-e", "cnn-e", 1))
+            twin = _partner(runs, name)
             if twin is not None and twin[3] is not None:
                 gap = 100 * twin[3]["test"]["acc_last"] - accuracy
                 lines.append(f" CNN-F on the same {epochs} epochs ({name}) reached "
@@ -88,7 +97,7 @@ def _longer(runs, quiet_rates: dict[str, float], n_train: int) -> str:
                      f"accuracy{hours}: "
                      + ("the bar's accuracy is met." if met else
                         f"{TARGET_ACCURACY - accuracy:.2f} pp short of the bar."))
-        if met and name.replace("cnn-e", "cnnf1-e", 1) not in by_name:
+        if met and _partner(runs, name) is None:
             lines.append(f" CNN-F on the same {epochs} epochs has not started yet.")
     return "".join(lines)
 
@@ -97,9 +106,8 @@ def _met(runs) -> str:
     """The lead sentence for a longer schedule (``cnn-e<N>-s<seed>`` with its
     ``cnnf1-e<N>-s<seed>``) that meets the whole bar: the twin at the bar's accuracy and CNN-F
     within the gap; '' while none does."""
-    by_name = {run[0]: run for run in runs}
     for name, config, _, results in runs:
-        cnnf = by_name.get(name.replace("cnn-e", "cnnf1-e", 1))
+        cnnf = _partner(runs, name)
         if not name.startswith("cnn-e") or results is None or cnnf is None or cnnf[3] is None:
             continue
         twin, ours = (100 * r["test"]["acc_last"] for r in (results, cnnf[3]))
@@ -168,12 +176,35 @@ def _bench(out: Path, schedules: list[int]) -> list[str]:
     return lines
 
 
-def _robustness(out: Path) -> list[str]:
-    tables = sorted(out.glob("paired-s*.csv"))
-    frames = [pd.read_csv(p) for p in tables if p.stat().st_size > 1]
-    if not frames:
+def _by_schedule(paths: list[Path], preset_epochs: int) -> dict[int, list[Path]]:
+    """Evaluation files grouped by the epochs of their runs' schedule, longest first: a name
+    tagged ``e<N>-s<seed>`` is an N-epoch run's, ``s<seed>`` the presets'."""
+    groups: dict[int, list[Path]] = {}
+    for path in paths:
+        found = re.search(r"-e(\d+)-s\d+$", path.name.removesuffix(".csv"))
+        groups.setdefault(int(found.group(1)) if found else preset_epochs, []).append(path)
+    return dict(sorted(groups.items(), reverse=True))
+
+
+def _robustness(out: Path, preset_epochs: int) -> list[str]:
+    tables = [p for p in sorted(out.glob("paired-*s*.csv")) if p.stat().st_size > 1]
+    if not tables:
         return ["Not run yet: `python analyses/cifar10_zoo.py robustness` once the runs finish."]
-    paired = pd.concat(frames)
+    lines = []
+    for epochs, paths in _by_schedule(tables, preset_epochs).items():
+        tags = [path.stem.removeprefix("paired-") for path in paths]
+        lines += [f"### {epochs}-epoch runs ({', '.join(tags)}; the first "
+                  f"{_n_images(out / f'cnn-{tags[0]}.csv'):,} test images)", "",
+                  *_robustness_table(pd.concat(pd.read_csv(path) for path in paths)), ""]
+    return lines[:-1]
+
+
+def _n_images(results: Path) -> int:
+    """How many images a model's evaluation CSV scored (its packed per-image bits say)."""
+    return int(pd.read_csv(results, nrows=1)["correct"].iloc[0].split(":")[0])
+
+
+def _robustness_table(paired: pd.DataFrame) -> list[str]:
     lines = ["| model | attack | eps (x 255) | aimed at | scored after T | accuracy | twin | "
              "difference [95 % interval] | McNemar p |", "|---|---|---|---|---|---|---|---|---|"]
     for r in paired.itertuples():
@@ -194,12 +225,23 @@ def _robustness(out: Path) -> list[str]:
     return lines
 
 
-def _corruptions(out: Path) -> list[str]:
-    paths = sorted(out.glob("corruptions-s*/corruptions.csv"))
-    if not paths:
+def _corruptions(out: Path, preset_epochs: int) -> list[str]:
+    folders = [path.parent for path in sorted(out.glob("corruptions-*s*/corruptions.csv"))]
+    if not folders:
         return ["Not run yet: `python analyses/cifar10_zoo.py corruptions` once the runs finish."]
-    table = pd.concat([pd.read_csv(p) for p in paths])
-    table["column"] = table["model"] + ", T = " + table["iterations"].astype(str)
+    lines = []
+    for epochs, group in _by_schedule(folders, preset_epochs).items():
+        table = pd.concat([pd.read_csv(folder / "corruptions.csv") for folder in group])
+        lines += [f"### {epochs}-epoch runs "
+                  f"({', '.join(f.name.removeprefix('corruptions-') for f in group)})", "",
+                  *_corruption_tables(table), "",
+                  f"![accuracy by severity, {epochs}-epoch runs]"
+                  f"({group[0].relative_to(out.parent.parent)}/corruptions.png)", ""]
+    return lines[:-1]
+
+
+def _corruption_tables(table: pd.DataFrame) -> list[str]:
+    table = table.assign(column=table["model"] + ", T = " + table["iterations"].astype(str))
     corrupted = table[table["corruption"] != "none"]
     change = (corrupted.pivot_table(index=["model", "corruption", "severity"],
                                     columns="iterations", values="accuracy")
@@ -212,15 +254,15 @@ def _corruptions(out: Path) -> list[str]:
                               values="accuracy", sort=False)
     pivot.index = [f"{c} {s}" for c, s in pivot.index]
     return ["Does iterating at test time help under corruption (Fig. 5d on natural images)? The "
-            "mean change in accuracy from 0 test iterations, over the 4 corruptions x 5 "
-            "severities (pp; the twin's feedback path is its tied weights, never trained):", "",
+            "mean change in accuracy from 0 test iterations, over the "
+            f"{corrupted['corruption'].nunique()} corruptions x "
+            f"{corrupted['severity'].nunique()} severities (pp; the twin's feedback path is its "
+            "tied weights, never trained):", "",
             mean.to_markdown(), "",
             "Best number of test iterations per model and corruption (mean over severities): "
             + "; ".join(f"{m} {c}: {t}" for (m, c), t in best.items()) + ".", "",
-            "Accuracy (%) per corruption and severity (1,000 test images):", "",
-            (100 * pivot).round(1).to_markdown(), "",
-            f"![accuracy by severity]({paths[0].parent.relative_to(out.parent.parent)}"
-            "/corruptions.png)"]
+            f"Accuracy (%) per corruption and severity ({table['n'].iloc[0]:,} test images):",
+            "", (100 * pivot).round(1).to_markdown()]
 
 
 def render(out: Path) -> str:
@@ -233,6 +275,7 @@ def render(out: Path) -> str:
                   runs[0][1] if runs else {})
     schedules = sorted({run[1]["optim"]["epochs"] for run in runs if run[0].startswith("cnn-")})
     optim, data = config.get("optim", {}), config.get("data", {})
+    preset_epochs = optim.get("epochs")
     n_train = round(50_000 * (1 - data.get("val_fraction", 0.1)))
     lines = [
         "# CIFAR-10: natural-image CNN-F models", "",
@@ -268,8 +311,8 @@ def render(out: Path) -> str:
         "cores with each other and other work (1 or 2 threads each): the quiet rates are the "
         "benchmark's above.", "",
         "## Robustness (CNN-F and PC minus the twin, image by image)", "",
-        *_robustness(out), "",
+        *_robustness(out, preset_epochs), "",
         "## Common corruptions (CIFAR-10-C's definitions, generated in the package)", "",
-        *_corruptions(out), "",
+        *_corruptions(out, preset_epochs), "",
     ]
     return "\n".join(lines)

@@ -79,3 +79,34 @@ def test_a_longer_schedule_that_meets_the_whole_bar_leads_the_verdict():
     assert _met([run("cnn-e90-s0", 0.8556), run("cnnf1-e90-s0", 0.84)]) == ""
     assert _met([run("cnn-e90-s0", 0.8556), run("cnnf1-e90-s0", None)]) == ""
     assert _met([run("cnn-e90-s0", 0.849), run("cnnf1-e90-s0", 0.849)]) == ""
+
+
+def test_each_schedule_gets_its_own_robustness_and_corruption_tables(tmp_path):
+    """The 90-epoch runs' evaluation (files tagged ``e90-s0``) renders under its own heading,
+    beside the presets' (``s0``), and its image count is read from the per-image bits."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "analyses"))
+    try:
+        from render_cifar10 import _by_schedule, _corruptions, _robustness
+    finally:
+        sys.path.remove(str(ROOT / "analyses"))
+    records = ROOT / "docs" / "reproduction" / "cifar10"
+    out = tmp_path / "docs" / "reproduction" / "cifar10"
+    out.mkdir(parents=True)
+    for tag in ("s0", "e90-s0"):
+        shutil.copy(records / "paired-s0.csv", out / f"paired-{tag}.csv")
+        shutil.copy(records / "cnn-s0.csv", out / f"cnn-{tag}.csv")
+        shutil.copytree(records / "corruptions-s0", out / f"corruptions-{tag}")
+    groups = _by_schedule([out / "paired-s0.csv", out / "paired-e90-s0.csv",
+                           out / "corruptions-e90-s0"], preset_epochs=15)
+    assert list(groups) == [90, 15]
+    assert groups[90] == [out / "paired-e90-s0.csv", out / "corruptions-e90-s0"]
+
+    robustness = _robustness(out, preset_epochs=15)
+    headings = [line for line in robustness if line.startswith("### ")]
+    assert headings == ["### 90-epoch runs (e90-s0; the first 1,000 test images)",
+                        "### 15-epoch runs (s0; the first 1,000 test images)"]
+    corruptions = "\n".join(_corruptions(out, preset_epochs=15))
+    assert corruptions.index("### 90-epoch runs (e90-s0)") < corruptions.index("### 15-epoch")
+    assert "(reproduction/cifar10/corruptions-e90-s0/corruptions.png)" in corruptions

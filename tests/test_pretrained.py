@@ -19,8 +19,10 @@ NAMES = pretrained.list()
 
 def test_models_are_registered_and_small_enough_to_ship():
     assert {"fmnist-small-cnn", "fmnist-small-cnnf1", "fmnist-small-cnnf5"} <= set(NAMES)
+    # the weights ship inside the wheel, and PyPI refuses files over 100 MB by default: keep
+    # well under it (the zoo is about 44 MiB with the 90-epoch CIFAR-10 pair)
     total = sum(p.stat().st_size for p in pretrained.MODELS.glob("*.safetensors"))
-    assert total < 40 * 2**20
+    assert total < 60 * 2**20
 
 
 @pytest.mark.parametrize("name", NAMES)
