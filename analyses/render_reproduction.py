@@ -616,43 +616,44 @@ def through_table(v: dict[str, str], table: pd.DataFrame) -> None:
         if missing else "")
 
 
-CIFAR = RESULTS / "cifar10" / "paired-s0.csv"
+CIFAR = {15: RESULTS / "cifar10" / "paired-s0.csv", 90: RESULTS / "cifar10" / "paired-e90-s0.csv"}
 CIFAR_ATTACKS = {"apgd-ce": "APGD-CE", "pgd": "PGD-40"}
 
 
 def cifar10_plain(v: dict[str, str]) -> None:
-    """The natural-image models (docs/cifar10.md, seed 0, n = 1,000): each CNN-F minus the
-    twin with its plain pass attacked and scored at 0 iterations, the same examples scored after
-    its T iterations, and attacked through the iterations (e2e)."""
-    keys = ("plain0", "plainT", "e2e", "twin", "cnnf")
-    for model in ("cnnf1", "pc1"):
-        for key in keys:
-            v[f"c10.{model}.{key}"] = "(not run yet)"
-    v["c10.table"] = "(not run yet)"
-    if not CIFAR.exists():
-        return
-    table = pd.read_csv(CIFAR)
-    cell = {}
-    for x in table[table["attack"].isin(CIFAR_ATTACKS)].itertuples():
-        column = "e2e" if x.aim == "e2e" else "plain0" if x.scored_t == 0 else "plainT"
-        if x.aim in ("e2e", "plain"):
-            cell[x.model, x.attack, round(255 * x.eps), column] = x
+    """The natural-image models (docs/cifar10.md, seed 0, n = 1,000) on each schedule that was
+    evaluated (15 epochs: ``c10.*``, 90 epochs: ``c10e90.*``): each CNN-F minus the twin with
+    its plain pass attacked and scored at 0 iterations, the same examples scored after its T
+    iterations, and attacked through the iterations (e2e)."""
+    columns = ("plain0", "plainT", "e2e")
     rows = []
-    for (model, attack, eps) in sorted({k[:3] for k in cell}, key=lambda k: (k[0], k[1], k[2])):
-        columns = ("plain0", "plainT", "e2e")
-        found = [cell.get((model, attack, eps, c)) for c in columns]
-        cells = ["" if x is None else f"{pp(100 * x.difference)} "
-                 f"{interval(100 * x.low, 100 * x.high)}" for x in found]
-        rows.append([model, CIFAR_ATTACKS[attack], f"{eps}/255", *cells])
-        key = {"CNN-F-1": "cnnf1", "PC-1": "pc1"}.get(model)
-        if key and attack == "apgd-ce" and eps == 2 and None not in found:
-            v.update({f"c10.{key}.{c}": text for c, text in zip(columns, cells, strict=True)})
-            v[f"c10.{key}.twin"] = pct(found[2].twin_accuracy)
-            v[f"c10.{key}.cnnf"] = pct(found[2].accuracy)
-    if rows:
-        v["c10.table"] = markdown(
-            ["model", "attack", "eps", "plain pass, scored at 0 iterations",
-             "the same examples scored after T", "through the iterations (e2e)"], rows)
+    for epochs, path in CIFAR.items():
+        prefix = "c10" if epochs == 15 else f"c10e{epochs}"
+        for model in ("cnnf1", "pc1"):
+            for key in (*columns, "twin", "cnnf"):
+                v[f"{prefix}.{model}.{key}"] = "(not run yet)"
+        if not path.exists():
+            continue
+        cell = {}
+        for x in pd.read_csv(path).itertuples():
+            column = "e2e" if x.aim == "e2e" else "plain0" if x.scored_t == 0 else "plainT"
+            if x.attack in CIFAR_ATTACKS and x.aim in ("e2e", "plain"):
+                cell[x.model, x.attack, round(255 * x.eps), column] = x
+        for model, attack, eps in sorted({k[:3] for k in cell}):
+            found = [cell.get((model, attack, eps, c)) for c in columns]
+            cells = ["" if x is None else f"{pp(100 * x.difference)} "
+                     f"{interval(100 * x.low, 100 * x.high)}" for x in found]
+            rows.append([str(epochs), model, CIFAR_ATTACKS[attack], f"{eps}/255", *cells])
+            key = {"CNN-F-1": "cnnf1", "PC-1": "pc1"}.get(model)
+            if key and attack == "apgd-ce" and eps == 2 and None not in found:
+                v.update({f"{prefix}.{key}.{c}": text
+                          for c, text in zip(columns, cells, strict=True)})
+                v[f"{prefix}.{key}.twin"] = pct(found[2].twin_accuracy)
+                v[f"{prefix}.{key}.cnnf"] = pct(found[2].accuracy)
+    v["c10.table"] = markdown(
+        ["epochs", "model", "attack", "eps", "plain pass, scored at 0 iterations",
+         "the same examples scored after T", "through the iterations (e2e)"],
+        rows) if rows else "(not run yet)"
 
 
 SECTIONS: tuple[Callable[[dict[str, str]], object], ...] = (
