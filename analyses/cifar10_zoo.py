@@ -184,6 +184,7 @@ def cmd_corruptions(args: argparse.Namespace) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> None:
+    from neurocnnf import pretrained
     from neurocnnf.pretrained.cards import register
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -199,7 +200,8 @@ def cmd_register(args: argparse.Namespace) -> None:
         name = f"cifar10-{key}{suffix}"
         description += schedule
         if not (run / "best.safetensors").exists():
-            print(f"{name}: {run} has no best.safetensors yet; the shipped one stays")
+            print(f"{name}: {run} has no best.safetensors yet; "
+                  + ("the shipped one stays" if name in pretrained.list() else "not registered"))
             continue
         if not (run / "results.json").exists():  # still training: its best checkpoint so far
             done = len((run / "metrics.jsonl").read_text().splitlines())

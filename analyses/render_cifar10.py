@@ -52,6 +52,11 @@ def _training_table(runs, n_train: int) -> list[str]:
     return lines
 
 
+def _gap(gap: float) -> str:
+    """``gap`` (pp, twin minus CNN-F) as words: '1.0 pp below' or '0.2 pp above'."""
+    return f"{abs(gap):.1f} pp {'below' if gap >= 0 else 'above'}"
+
+
 def _partner(runs, name: str):
     """The other run of a longer schedule's pair: ``cnnf1-e<N>-s<seed>`` for
     ``cnn-e<N>-s<seed>`` and the reverse; None when it has no record."""
@@ -83,7 +88,7 @@ def _longer(runs, quiet_rates: dict[str, float], n_train: int) -> str:
             if twin is not None and twin[3] is not None:
                 gap = 100 * twin[3]["test"]["acc_last"] - accuracy
                 lines.append(f" CNN-F on the same {epochs} epochs ({name}) reached "
-                             f"{accuracy:.1f} %: {gap:.1f} pp below its twin, "
+                             f"{accuracy:.1f} %: {_gap(gap)} its twin, "
                              f"{'within' if gap <= MAX_GAP else 'outside'} the {MAX_GAP} pp "
                              "allowed.")
             continue
@@ -114,7 +119,7 @@ def _met(runs) -> str:
         if twin >= TARGET_ACCURACY and twin - ours <= MAX_GAP:
             return (f"**The bar is met on the {config['optim']['epochs']}-epoch schedule:** the "
                     f"twin ({name}) reached {twin:.2f} % and CNN-F ({cnnf[0]}) {ours:.2f} %, "
-                    f"{twin - ours:.1f} pp below it. ")
+                    f"{_gap(twin - ours)} it. ")
     return ""
 
 
