@@ -624,12 +624,14 @@ def cifar10_plain(v: dict[str, str]) -> None:
     """The natural-image models (docs/cifar10.md, seed 0, n = 1,000) on each schedule that was
     evaluated: each CNN-F minus the twin with its plain pass attacked and scored at 0
     iterations, the same examples scored after its T iterations, and attacked through the
-    iterations (e2e); the text's ``c10.*`` values are the 15-epoch runs'."""
+    iterations (e2e); the text's ``c10.*`` values are the 15-epoch runs', ``c10e90.*`` the
+    90-epoch runs' (APGD-CE at 2/255)."""
     columns = ("plain0", "plainT", "e2e")
     rows = []
-    for model in ("cnnf1", "pc1"):
-        for key in (*columns, "twin", "cnnf"):
-            v[f"c10.{model}.{key}"] = "(not run yet)"
+    for prefix in ("c10", "c10e90"):
+        for model in ("cnnf1", "pc1"):
+            for key in (*columns, "twin", "cnnf"):
+                v[f"{prefix}.{model}.{key}"] = "(not run yet)"
     for epochs, path in CIFAR.items():
         if not path.exists():
             continue
@@ -644,10 +646,12 @@ def cifar10_plain(v: dict[str, str]) -> None:
                      f"{interval(100 * x.low, 100 * x.high)}" for x in found]
             rows.append([str(epochs), model, CIFAR_ATTACKS[attack], f"{eps}/255", *cells])
             key = {"CNN-F-1": "cnnf1", "PC-1": "pc1"}.get(model)
-            if key and epochs == 15 and attack == "apgd-ce" and eps == 2 and None not in found:
-                v.update({f"c10.{key}.{c}": text for c, text in zip(columns, cells, strict=True)})
-                v[f"c10.{key}.twin"] = pct(found[2].twin_accuracy)
-                v[f"c10.{key}.cnnf"] = pct(found[2].accuracy)
+            if key and attack == "apgd-ce" and eps == 2 and None not in found:
+                prefix = "c10" if epochs == 15 else f"c10e{epochs}"
+                v.update({f"{prefix}.{key}.{c}": text
+                          for c, text in zip(columns, cells, strict=True)})
+                v[f"{prefix}.{key}.twin"] = pct(found[2].twin_accuracy)
+                v[f"{prefix}.{key}.cnnf"] = pct(found[2].accuracy)
     v["c10.table"] = markdown(
         ["epochs", "model", "attack", "eps", "plain pass, scored at 0 iterations",
          "the same examples scored after T", "through the iterations (e2e)"],
