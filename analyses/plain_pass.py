@@ -133,9 +133,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction/plain-pass"))
     parser.add_argument("--at", type=int, default=0, help="run: the test iterations attacked")
     parser.add_argument("--n", type=int, default=1000, help="first N test images")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int,
+                        help="torch threads (default: torch's own, OMP_NUM_THREADS)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.step == "run":
         if len(args.args) != 4 or args.args[1] not in ("cnnf", "twin") \
                 or args.args[3] not in ATTACKS:
