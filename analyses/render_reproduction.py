@@ -91,6 +91,15 @@ def md_tables(path: Path) -> list[str]:
     return blocks
 
 
+def md_cell(table: str, row: str, column: str) -> str:
+    """One cell of a markdown table: the row whose first cell is ``row``, under ``column``."""
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    found = [cells for cells in lines[2:] if cells[0] == row]
+    if not found or column not in lines[0]:
+        raise KeyError(f"no cell ({row!r}, {column!r}) in the table:\n{table}")
+    return found[0][lines[0].index(column)]
+
+
 # ---------------------------------------------------------------- reading results
 def seed_of(model: str) -> int:
     """A run's seed from its name (``...-s1/best``); the shipped models are seed 0."""
@@ -262,11 +271,15 @@ def checkpoint_epochs() -> list[tuple[str, int, int]]:
         return int(json.loads((RESULTS / name).read_text())["best_epoch"])
     last = [len((RESULTS / f"fig5-15epochs/{m}-s1-metrics.jsonl").read_text().splitlines())
             for m in ("cnnf5-15", "cnn15")]
+    retrained = [(f"Adam, 15 epochs, seed {s}, CNN-F-5 retrained, last checkpoints",
+                  *(len((RESULTS / f"fig5-15epochs/runs/{m}-s{s}/metrics.jsonl")
+                        .read_text().splitlines()) for m in ("cnnf5-15", "cnn15")))
+                 for s in (1, 2) if (RESULTS / f"fig5-15epochs/runs/cnnf5-15-s{s}").exists()]
     return ([("Adam, 6 epochs, seed 0", card("fmnist-small-cnnf5")["schedule"]["best_epoch"],
               card("fmnist-small-cnn")["schedule"]["best_epoch"])]
             + [(f"Adam, 15 epochs, seed {s}", best(f"fig5-15epochs/cnnf5-15-s{s}-results.json"),
                 best(f"fig5-15epochs/cnn15-s{s}-results.json")) for s in range(3)]
-            + [("Adam, 15 epochs, seed 1, last checkpoints", *last)]
+            + [("Adam, 15 epochs, seed 1, last checkpoints", *last)] + retrained
             + [(f"SGD, 6 epochs, seed {s}", best(f"fig5-sgd/cnnf5-sgd-s{s}-results.json"),
                 best(f"fig5-sgd/cnn-sgd-s{s}-results.json")) for s in range(2)])
 
@@ -277,6 +290,9 @@ def epochs(v: dict[str, str]) -> None:
     v["epochs.table"] = markdown(
         ["comparison", "CNN-F-5 epoch", "twin epoch", "matched"],
         [[label, str(a), str(b), "yes" if a == b else "**no**"] for label, a, b in pairs])
+    for label, a, b in pairs:
+        if "retrained" in label and label.startswith("Adam, 15 epochs"):
+            v[f"e15.s{label.split('seed ')[1][0]}_retrained.epochs"] = f"{a} / {b}"
     v["epochs.broken"] = "; ".join(f"{label} ({a} vs {b})" for label, a, b in pairs if a != b)
 
 
@@ -316,7 +332,8 @@ def fig5_grid(v: dict[str, str]) -> None:
     v["grid.masking.pass"] = str(report.count("[PASS]"))
     v["grid.masking.fail"] = str(report.count("[FAIL]"))
     curves = md_tables(RESULTS / "fig5-15epochs/curves/fig5_table.md")
-    v["e15.grid.stronger"] = curves[0]
+    v["e15.grid.stronger"], v["e15.grid.gains"] = curves[0], curves[1]
+    v["e15.grid.gain005"] = md_cell(curves[1], "CNN-F-5", "0.05")
 
 
 def fig5d(v: dict[str, str]) -> None:
@@ -508,6 +525,10 @@ PLAIN_PAIRS = {"fmnist-6ep": "6 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-6ep-s1": "6 epochs, seed 1, retrained, last checkpoints (CNN-F-5 vs CNN)",
                "fmnist-6ep-s2": "6 epochs, seed 2, retrained, last checkpoints (CNN-F-5 vs CNN)",
                "fmnist-15ep": "15 epochs, seed 0 (CNN-F-5 vs CNN)",
+               **{f"fmnist-15ep-s{s}": f"15 epochs, seed {s}, CNN-F-5 retrained, last "
+                  "checkpoints (CNN-F-5 vs CNN)" for s in (1, 2)},
+               **{f"fmnist-sgd-s{s}": f"SGD, 6 epochs, seed {s}, retrained, last checkpoints "
+                  "(CNN-F-5 vs CNN)" for s in (0, 1)},
                "fmnist-6ep-ablation": "6 epochs, seed 0 (CNN-F-5 vs ablation twin)",
                **{f"fmnist-6ep-n200-cnnf{k}": f"6 epochs, seed 0, n = 200 (CNN-F-{k} vs CNN)"
                   for k in (1, 2, 5)},
@@ -557,7 +578,8 @@ def plain_pass(v: dict[str, str]) -> None:
                                  "right only in CNN-F vs only in the twin, McNemar p"],
                                 rows) if rows else "(not run yet)"
     todo = []
-    for pair in ("fmnist-6ep", "fmnist-15ep", "fmnist-6ep-ablation"):
+    for pair in ("fmnist-6ep", "fmnist-15ep", "fmnist-6ep-ablation", "fmnist-15ep-s1",
+                 "fmnist-15ep-s2", "fmnist-sgd-s0", "fmnist-sgd-s1"):
         ran = set(table[table["pair"] == pair]["attack"])
         missing = [name for attack, name in PLAIN_ATTACKS[:3] if attack not in ran]
         if missing:
