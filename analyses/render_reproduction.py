@@ -263,6 +263,16 @@ def sgd(v: dict[str, str]) -> list[float]:
     return gains
 
 
+# pairs retrained by analyses/matched_pairs.sh, compared at their last checkpoints:
+# comparison -> (folder, CNN-F-5 run, twin run), the runs kept under <folder>/runs/
+RETRAINED = {
+    **{f"Adam, 15 epochs, seed {s}, CNN-F-5 retrained, last checkpoints":
+       ("fig5-15epochs", f"cnnf5-15-s{s}", f"cnn15-s{s}") for s in (1, 2)},
+    "Adam, 6 epochs, seed 0, retrained, last checkpoints": ("fig5-n1000", "cnnf5-s0", "cnn-s0"),
+    **{f"SGD, 6 epochs, seed {s}, retrained, last checkpoints":
+       ("fig5-sgd", f"cnnf5-sgd-s{s}", f"cnn-sgd-s{s}") for s in (0, 1)}}
+
+
 def checkpoint_epochs() -> list[tuple[str, int, int]]:
     """(comparison, CNN-F-5 epoch, twin epoch) of every n = 1,000 comparison with known
     epochs: the shipped cards, each run's ``results.json`` (``best_epoch``) and, for seed 1's
@@ -271,17 +281,17 @@ def checkpoint_epochs() -> list[tuple[str, int, int]]:
         return int(json.loads((RESULTS / name).read_text())["best_epoch"])
     last = [len((RESULTS / f"fig5-15epochs/{m}-s1-metrics.jsonl").read_text().splitlines())
             for m in ("cnnf5-15", "cnn15")]
-    retrained = [(f"Adam, 15 epochs, seed {s}, CNN-F-5 retrained, last checkpoints",
-                  *(len((RESULTS / f"fig5-15epochs/runs/{m}-s{s}/metrics.jsonl")
-                        .read_text().splitlines()) for m in ("cnnf5-15", "cnn15")))
-                 for s in (1, 2) if (RESULTS / f"fig5-15epochs/runs/cnnf5-15-s{s}").exists()]
+    retrained = [(label, *(len((RESULTS / folder / "runs" / run / "metrics.jsonl")
+                               .read_text().splitlines()) for run in runs))
+                 for label, (folder, *runs) in RETRAINED.items()
+                 if all((RESULTS / folder / "runs" / run).exists() for run in runs)]
     return ([("Adam, 6 epochs, seed 0", card("fmnist-small-cnnf5")["schedule"]["best_epoch"],
               card("fmnist-small-cnn")["schedule"]["best_epoch"])]
             + [(f"Adam, 15 epochs, seed {s}", best(f"fig5-15epochs/cnnf5-15-s{s}-results.json"),
                 best(f"fig5-15epochs/cnn15-s{s}-results.json")) for s in range(3)]
-            + [("Adam, 15 epochs, seed 1, last checkpoints", *last)] + retrained
+            + [("Adam, 15 epochs, seed 1, last checkpoints", *last)]
             + [(f"SGD, 6 epochs, seed {s}", best(f"fig5-sgd/cnnf5-sgd-s{s}-results.json"),
-                best(f"fig5-sgd/cnn-sgd-s{s}-results.json")) for s in range(2)])
+                best(f"fig5-sgd/cnn-sgd-s{s}-results.json")) for s in range(2)] + retrained)
 
 
 def epochs(v: dict[str, str]) -> None:
@@ -540,6 +550,8 @@ PLAIN_ATTACKS = (("apgd-ce", "APGD-CE"), ("apgd-dlr", "APGD-DLR"), ("square", "S
 PLAIN_PAIRS = {"fmnist-6ep": "6 epochs, seed 0 (CNN-F-5 vs CNN)",
                "fmnist-6ep-s1": "6 epochs, seed 1, retrained, last checkpoints (CNN-F-5 vs CNN)",
                "fmnist-6ep-s2": "6 epochs, seed 2, retrained, last checkpoints (CNN-F-5 vs CNN)",
+               "fmnist-6ep-s0-retrained": "6 epochs, seed 0, retrained, last checkpoints "
+                                          "(CNN-F-5 vs CNN)",
                "fmnist-15ep": "15 epochs, seed 0 (CNN-F-5 vs CNN)",
                **{f"fmnist-15ep-s{s}": f"15 epochs, seed {s}, CNN-F-5 retrained, last "
                   "checkpoints (CNN-F-5 vs CNN)" for s in (1, 2)},
@@ -595,7 +607,7 @@ def plain_pass(v: dict[str, str]) -> None:
                                 rows) if rows else "(not run yet)"
     todo = []
     for pair in ("fmnist-6ep", "fmnist-15ep", "fmnist-6ep-ablation", "fmnist-15ep-s1",
-                 "fmnist-15ep-s2", "fmnist-sgd-s0", "fmnist-sgd-s1"):
+                 "fmnist-15ep-s2", "fmnist-sgd-s0", "fmnist-sgd-s1", "fmnist-6ep-s0-retrained"):
         ran = set(table[table["pair"] == pair]["attack"])
         missing = [name for attack, name in PLAIN_ATTACKS[:3] if attack not in ran]
         if missing:
