@@ -4,16 +4,19 @@
 # attacks each pair at the plain pass and through the iterations (plain_pass.py, n = 1,000,
 # paired against the twin) and reruns the n = 200 Fig. 5 grid of the 15-epoch seeds.
 # Usage: analyses/matched_pairs.sh RUNS OUT
-#   RUNS  run folders: cnn15-s<seed>, cnnf5-15-s<seed> (Adam, 15 epochs, seeds 1 and 2) and
+#   RUNS  run folders: cnn15-s<seed>, cnnf5-15-s<seed> (Adam, 15 epochs, seeds 1 and 2),
 #         cnn-sgd-s<seed>, cnnf5-sgd-s<seed> (the reference's SGD, 6 epochs, seeds 0 and 1;
-#         docs/reproduction/fig5-sgd/cnnf5-sgd-s0-config.yaml)
-#   OUT   OUT/plain-pass/<pair>/ and OUT/fig5-15-last/ (fold them into docs/reproduction)
+#         docs/reproduction/fig5-sgd/cnnf5-sgd-s0-config.yaml) and cnn-s0, cnnf5-s0 (Adam,
+#         6 epochs, seed 0)
+#   OUT   OUT/plain-pass/<pair>/, OUT/fig5-15-last/ and OUT/difficulty-15-s<seed>-retrained/
+#         (fold them into docs/reproduction)
 # Rerun the same command after an interruption: finished runs and CSVs are kept.
 set -euo pipefail
 runs=${1:?usage: matched_pairs.sh RUNS OUT}
 out=${2:?usage: matched_pairs.sh RUNS OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 adam15=(--set optim.epochs=15)
+adam6=(--set optim.epochs=6)  # the presets' default is 30 epochs
 sgd=(--set optim.optimizer=sgd --set optim.lr=0.05 --set optim.momentum=0.9
      --set optim.weight_decay=0.0005 --set optim.schedule=poly --set optim.power=0.9
      --set optim.grad_clip=0.5 --set optim.batch_size=256 --set optim.epochs=6)
@@ -43,8 +46,8 @@ for seed in 0 1; do
   attack "fmnist-sgd-s$seed" "$runs/cnnf5-sgd-s$seed" "$runs/cnn-sgd-s$seed"
 done
 # The 6-epoch seed 0 pair, retrained (the shipped CNN-F-5 is its epoch 5, the twin its epoch 6)
-train fmnist-small-cnn "$runs/cnn-s0" 0
-train fmnist-small "$runs/cnnf5-s0" 0
+train fmnist-small-cnn "$runs/cnn-s0" 0 "${adam6[@]}"
+train fmnist-small "$runs/cnnf5-s0" 0 "${adam6[@]}"
 attack fmnist-6ep-s0-retrained "$runs/cnnf5-s0" "$runs/cnn-s0"
 # Recurrence vs difficulty on the retrained 15-epoch CNN-F-5 at its last checkpoint (epoch 15):
 # 500 images per kind, 10 test iterations, as reproduce_fig5.sh runs it
