@@ -49,16 +49,8 @@ done
 train fmnist-small-cnn "$runs/cnn-s0" 0 "${adam6[@]}"
 train fmnist-small "$runs/cnnf5-s0" 0 "${adam6[@]}"
 attack fmnist-6ep-s0-retrained "$runs/cnnf5-s0" "$runs/cnn-s0"
-# Recurrence vs difficulty on the retrained 15-epoch CNN-F-5 at its last checkpoint (epoch 15):
-# 500 images per kind, 10 test iterations, as reproduce_fig5.sh runs it
+# Recurrence vs difficulty on the retrained 15-epoch CNN-F-5 at its last checkpoint (epoch 15)
 for seed in 1 2; do
-  for spec in noise=0,0.1,0.2,0.3,0.4 blur=0,0.5,1,1.5,2 occlusion=0,0.1,0.2,0.3,0.4 \
-              adversarial=0,0.02,0.05,0.1; do
-    kind=${spec%%=*} folder="$out/difficulty-15-s$seed-retrained"
-    [ -e "$folder/$kind/difficulty_summary.json" ] && continue
-    neurocnnf extract "$runs/cnnf5-15-s$seed/last.safetensors" --stimuli fashion_mnist:test:500 \
-      --perturb "$spec" --iterations 10 --layers logits,probabilities --out "$folder/$kind.nc" \
-      --no-progress
-    neurocnnf analyze difficulty "$folder/$kind.nc" --out "$folder/$kind"
-  done
+  "$here/difficulty.sh" "$runs/cnnf5-15-s$seed/last.safetensors" \
+    "$out/difficulty-15-s$seed-retrained"
 done

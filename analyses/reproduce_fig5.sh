@@ -33,13 +33,5 @@ done
 python "$here/reproduce_fig5.py" figures --out "$out/fig5"
 # recurrence vs difficulty on each seed's CNN-F-5: 500 images per kind, 10 test iterations
 for seed in $seeds; do
-  for spec in noise=0,0.1,0.2,0.3,0.4 blur=0,0.5,1,1.5,2 occlusion=0,0.1,0.2,0.3,0.4 \
-              adversarial=0,0.02,0.05,0.1; do
-    kind=${spec%%=*} folder="$out/difficulty-s$seed"
-    [ -e "$folder/$kind/difficulty_summary.json" ] && continue
-    neurocnnf extract "$out/runs/cnnf5-s$seed" --stimuli fashion_mnist:test:500 \
-      --perturb "$spec" --iterations 10 --layers logits,probabilities --out "$folder/$kind.nc" \
-      --no-progress
-    neurocnnf analyze difficulty "$folder/$kind.nc" --out "$folder/$kind"
-  done
+  "$here/difficulty.sh" "$out/runs/cnnf5-s$seed" "$out/difficulty-s$seed"
 done
