@@ -209,3 +209,13 @@ def test_bf16_extraction_is_an_opt_in_close_to_float32(tmp_path):
         assert np.linalg.norm(a - b) <= 0.1 * np.linalg.norm(a), name
     assert (wide["logits"].values[:, -1].argmax(-1) == brain["logits"].values[:, -1].argmax(-1)
             ).mean() >= 5 / 6
+
+
+def test_compiling_raises_dynamos_recompile_limit():
+    """Every model, T and grad mode is another graph of the one compiled ``unroll``; at dynamo's
+    default of 8 a process that compiled a few models fell back to eager silently (seen on a
+    GPU: no speed-up for the last settings of a benchmark)."""
+    from neurocnnf.models.engine import RECOMPILE_LIMIT, compiled, unroll
+
+    compiled(unroll)
+    assert torch._dynamo.config.recompile_limit >= RECOMPILE_LIMIT > 8

@@ -46,7 +46,7 @@ class CNNF(nn.Module):
     across runs (``inductor_cache_dir``), so a second run only traces. Results equal the eager
     engine's to float rounding. Whether it pays depends on the architecture and T (on a 2-core
     CPU VGG-6's CNN-F gains, the plain twins lose; ``train.loop.COMPILE_BREAK_EVEN_STEPS``
-    and benchmarks/README.md have the measurements); on GPUs it is unmeasured. A batch
+    and benchmarks/README.md have the measurements; on a GPU every CNN-F setting gains). A batch
     smaller than one already compiled and of a size not compiled yet (the last, partial batch
     of an epoch or a stimulus set) runs eagerly instead of compiling again; adaptive halting
     always runs eagerly.
@@ -236,12 +236,19 @@ def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedb
     return h, logits, h_hat, reconstruction
 
 
+RECOMPILE_LIMIT = 64  # graphs of one compiled function per process (dynamo's default: 8)
+
+
 @functools.cache
 def compiled(fn: Callable) -> Callable:
     """``fn`` (a model's whole pass: ``unroll``, ``predictive.settle``) through
     ``torch.compile``, made once per process and function on first use, with inductor's caches
-    in ``inductor_cache_dir()``."""
+    in ``inductor_cache_dir()``. Each model, T and grad mode is one more graph of the same
+    function, so dynamo's recompile limit is raised to ``RECOMPILE_LIMIT``: at its default (8) a
+    process that compiled a few models fell back to eager without a word."""
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+    dynamo = torch._dynamo.config
+    dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
     return torch.compile(fn, dynamic=False)
 
 

@@ -68,9 +68,16 @@ SYNC_EVERY = 25  # training steps between reads of the running loss (each waits 
 # --compile --cold`` (2 threads, cores free; its break-even column in benchmarks/README.md,
 # "Compile"), for the settings at least 10 % faster compiled (smaller differences change sign
 # from run to run). The others train eagerly: the plain twins (T = 0) and FMNIST-small's CNN-F
-# are slower compiled, FMNIST-adv's CNN-F and the PC comparators 3-6 % faster; CUDA is not
-# measured yet.
-COMPILE_BREAK_EVEN_STEPS: dict[tuple[str, str, int], int] = {("cpu", "vgg6", 1): 248}
+# are slower compiled, FMNIST-adv's CNN-F and the PC comparators 3-6 % faster. On CUDA (an
+# H200, benchmarks/gpu.sh, cache empty) every CNN-F setting measured is faster compiled; its
+# break-even is the larger of the clean and adversarial steps' (WRN-40-2: the clean one alone).
+COMPILE_BREAK_EVEN_STEPS: dict[tuple[str, str, int], int] = {
+    ("cpu", "vgg6", 1): 248,
+    ("cuda", "fmnist_adv", 1): 6030,
+    ("cuda", "fmnist_small", 5): 2149,
+    ("cuda", "vgg6", 1): 5167,
+    ("cuda", "wrn", 2): 1861,
+}
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors", "best.safetensors",
              "resume.pt", "results.json")
 
