@@ -1,6 +1,7 @@
-"""benchmarks/README.md's GPU section is what benchmarks/gpu_report.py writes from the logs
-committed beside it: no number there is typed by hand."""
+"""benchmarks/README.md's GPU section and bf16 table are what benchmarks/gpu_report.py and
+analyses/bf16_cost.py write from the files committed beside them: no number typed by hand."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,3 +31,17 @@ def test_the_compile_speed_ups_quoted_are_the_lever_tables(gpu_report):
     rows = gpu_report.lever_rows(GPU_RUN / "lever_compile.txt")
     assert speedups["compile"] == [float(row[3]) for row in rows]
     assert min(speedups["compile"]) > 1.0  # every compiled CNN-F step was faster on the GPU
+
+
+def test_the_bf16_table_is_rendered_from_its_cost_file(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "analyses"))
+    import bf16_cost
+
+    cost = json.loads((bf16_cost.ZOO / "bf16" / "cost.json").read_text())
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    assert readme.split(bf16_cost.MARK)[1].strip() == bf16_cost.render(cost).strip()
+    # the verdict follows the numbers: no preset trains in bf16 past the bar
+    worst = min(c["difference"] for what in ("clean", "apgd-ce 2/255 e2e")
+                for c in cost[what].values())
+    assert ("no preset trains in bf16" in bf16_cost.render(cost)) == (
+        worst < -bf16_cost.PRESET_BAR)
