@@ -307,10 +307,9 @@ def epochs(v: dict[str, str]) -> None:
     v["epochs.broken"] = "; ".join(f"{label} ({a} vs {b})" for label, a, b in pairs if a != b)
 
 
-def retrained_e2e(pair: str) -> float | None:
+def retrained_e2e(table: pd.DataFrame, pair: str) -> float | None:
     """A retrained pair's CNN-F-5 minus twin (pp) under APGD-CE through all 5 iterations
-    (plain-pass/paired.csv), or None before it has run."""
-    table = plain_table()
+    (``table``: plain-pass/paired.csv), or None before it has run."""
     row = table[(table["pair"] == pair) & (table["attack"] == "apgd-ce")
                 & (table["attacked_at"] == 5) & (table["iterations"] == 5)]
     return float(100 * row["difference"].iloc[0]) if len(row) else None
@@ -333,8 +332,9 @@ def pooled(v: dict[str, str], six: list[float], fifteen: list[float], sgd_: list
                                           "Adam, 15 epochs, seed 2")]
     labels += [known[f"SGD, 6 epochs, seed {s}"] for s in range(2)]
     values = [*six, *fifteen, *sgd_]
+    table = plain_table()
     for i, (label, pair) in MATCHED_REPLACEMENTS.items():
-        matched = retrained_e2e(pair)
+        matched = retrained_e2e(table, pair)
         if label in known and matched is not None:
             labels[i], values[i] = known[label], matched
     s = t_summary(values)

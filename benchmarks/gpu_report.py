@@ -40,13 +40,18 @@ def markdown(header: tuple[str, ...], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def cells(line: str) -> list[str]:
+    """The cells of one markdown table row."""
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
 def lever_rows(path: Path) -> list[list[str]]:
     """The rows of a lever's markdown table (``bench_train.py --compile``), each once."""
     rows, seen = [], set()
     for line in path.read_text().splitlines():
         if line.startswith("| ") and not line.startswith("| setting") and line not in seen:
             seen.add(line)
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+            rows.append(cells(line))
     return rows
 
 
@@ -92,8 +97,7 @@ def report(folder: Path) -> str:
     cnnf = [float(row[3]) for row in train if row[1] != "0"]
     extract = [line for line in folder.joinpath("extract.txt").read_text().splitlines()
                if line.startswith("|")]
-    ratios = {row[0]: row for row in
-              ([cell.strip() for cell in line.strip("|").split("|")] for line in extract[2:])}
+    ratios = {row[0]: row for row in map(cells, extract[2:])}
     forward, unstored = float(ratios[".zarr"][2]), float(ratios[".zarr"][3])
     parts = [
         f"{machine(folder)}; one process per benchmark, batch 128, float32 unless a lever "
