@@ -11,7 +11,8 @@ instead measures, in each process, the clean training step of CNN-F over its pla
 (T = 0; ``bench_train.step_ratio``, the two alternating) and prints the medians of that ratio
 for both trees with the steps' FLOP ratio (the bound the ratio should reach).
 Run: ``python benchmarks/bench_commits.py --base main~1 [--settings fmnist_small:5]
-[--modes clean adversarial inference] [--rounds 3]``.
+[--modes clean adversarial inference] [--rounds 3] [--write MARK]``; ``--write`` puts the
+table between ``<!-- MARK -->`` markers in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def ratio_details(runs: dict[str, list[dict[str, float]]]) -> str:
 
 
 def compare(args: argparse.Namespace) -> None:
+    import torch
+    from bench_cli import publish
     from bench_engine import describe_machine
 
     describe_machine()
@@ -95,10 +98,8 @@ def compare(args: argparse.Namespace) -> None:
         try:
             described = subprocess.run(["git", "-C", str(base), "log", "-1", "--format=%h %s"],
                                        capture_output=True, text=True, check=True).stdout
-            print(f"base: {described.strip()}\nhere: {ROOT} (working tree)")
-            print(f"batch {args.batch}, median of {args.steps} calls per process, "
-                  f"{args.rounds} alternating rounds")
-            print(f"{'setting':<16}{'mode':<13}{'base s':>9}{'here s':>9}{'speed-up':>10}")
+            print(f"base: {described.strip()}\nhere: {ROOT} (working tree)", flush=True)
+            rows = []
             for setting in args.settings:
                 for mode in args.modes:
                     runs: dict[str, list[dict[str, float]]] = {"base": [], "here": []}
@@ -107,13 +108,21 @@ def compare(args: argparse.Namespace) -> None:
                         runs["here"].append(run_child(ROOT, setting, mode, args))
                     key = "ratio" if mode == "ratio" else "seconds"
                     b, h = (statistics.median(r[key] for r in runs[k]) for k in ("base", "here"))
-                    line = f"{setting:<16}{mode:<13}{b:>9.3f}{h:>9.3f}{b / h:>10.2f}"
-                    if mode == "ratio":  # base and here: CNN-F step / twin step
-                        line += ratio_details(runs)
-                    print(line, flush=True)
+                    # ratio: base and here are the CNN-F step over the twin's
+                    what = f"ratio ({ratio_details(runs).strip()})" if mode == "ratio" else mode
+                    rows.append(f"| {setting} | {what} | {b:.3f} | {h:.3f} | {b / h:.2f} |")
+                    print(rows[-1], flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                            check=False, capture_output=True)
+    text = (f"This tree against `{described.split()[0]}`: "
+            f"batch {args.batch}, median of {args.steps} calls per fresh process, "
+            f"{args.rounds} alternating rounds (medians); {torch.get_num_threads()} threads, "
+            f"load average {os.getloadavg()[0]:.1f} at the end "
+            f"(`benchmarks/bench_commits.py --base {args.base}`). Speed-up: base over here.\n\n"
+            "| arch:T | mode | base s | here s | speed-up |\n|---|---|---|---|---|\n"
+            + "\n".join(rows))
+    publish(text, f"<!-- {args.write} -->", bool(args.write))
 
 
 def main() -> None:
@@ -125,6 +134,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write", metavar="MARK",
+                        help="put the table between <!-- MARK --> markers in benchmarks/README.md")
     parser.add_argument("--child", nargs=2, metavar=("SETTING", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

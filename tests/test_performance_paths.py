@@ -13,6 +13,7 @@ from neurocnnf.activations.extract import resolve_layers, trace_arrays
 from neurocnnf.activations.store import FINGERPRINT
 from neurocnnf.models import build_model, fmnist_small
 from neurocnnf.nn.functional import unpool
+from neurocnnf.nn.linear import ONEDNN, linear, uses_onednn
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
 from neurocnnf.train.config import ConfigError, config_from_dict
@@ -219,3 +220,54 @@ def test_compiling_raises_dynamos_recompile_limit():
 
     compiled(unroll)
     assert torch._dynamo.config.recompile_limit >= RECOMPILE_LIMIT > 8
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this torch has no oneDNN linear")
+def test_onednn_linear_and_its_gradients_equal_f_linear_to_float_rounding():
+    torch.manual_seed(0)
+    x = torch.randn(33, 300, requires_grad=True)
+    g = torch.randn(33, 1000, requires_grad=True)
+    weight = torch.randn(1000, 300, requires_grad=True)
+    # the forward map and the feedback's (a transposed, strided view of the same weight)
+    for inputs, w in ((x, weight), (g, weight.t())):
+        assert uses_onednn(inputs, w)
+        ours = linear(inputs, w)
+        reference = F.linear(inputs, w)
+        _close(ours, reference, 1e-6)
+        grad = torch.randn_like(ours)
+        ours_grads = torch.autograd.grad(ours, (inputs, weight), grad)
+        reference_grads = torch.autograd.grad(reference, (inputs, weight), grad)
+        for a, b in zip(ours_grads, reference_grads, strict=True):
+            _close(a, b, 1e-6)
+    # batch-invariant: a row's output does not depend on the rows beside it
+    with torch.no_grad():
+        assert torch.equal(linear(x[:5], weight), linear(x, weight)[:5])
+
+
+def test_linear_falls_back_to_f_linear_where_onednn_does_not_apply():
+    small = torch.randn(4, 6), torch.randn(3, 6)  # a call's fixed cost would outweigh the gain
+    assert not uses_onednn(*small) and torch.equal(linear(*small), F.linear(*small))
+    x, weight = torch.randn(64, 600, dtype=torch.float64), torch.randn(60, 600, dtype=torch.float64)
+    assert not uses_onednn(x, weight) and torch.equal(linear(x, weight), F.linear(x, weight))
+    x, weight = x.float(), weight.float()
+    assert uses_onednn(x, weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not uses_onednn(x, weight) and linear(x, weight).dtype == torch.bfloat16
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert not uses_onednn(x, weight)
+        assert torch.equal(linear(x, weight), F.linear(x, weight))
+
+
+@needs_compiler
+@pytest.mark.skipif(not ONEDNN, reason="this torch has no oneDNN linear")
+def test_compiled_model_keeps_the_onednn_linear_opaque_to_inductor():
+    # inductor's own linear fusions assume frozen weights and fail on a trained Parameter
+    torch.manual_seed(0)
+    model = build_model("fmnist_adv")
+    x = torch.rand(4, *model.input_shape)
+    eager = model(x, iterations=1).last
+    model.compiled = True
+    compiled = model(x, iterations=1).last
+    _close(compiled, eager)
+    compiled.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

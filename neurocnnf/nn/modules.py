@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurocnnf.nn import functional as cf
+from neurocnnf.nn.linear import linear
 from neurocnnf.nn.state import InferenceState
 
 
@@ -68,10 +69,10 @@ class TiedLinear(FeedbackModule):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # torch.nn.Linear's default
 
     def forward(self, x: Tensor, state: InferenceState) -> Tensor:
-        return F.linear(x, self.weight)
+        return linear(x, self.weight)
 
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
-        return F.linear(g, self.weight.t())
+        return linear(g, self.weight.t())
 
     def extra_repr(self) -> str:
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"

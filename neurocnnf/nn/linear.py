@@ -1,0 +1,70 @@
+"""Linear maps through oneDNN on the CPU.
+
+torch's CPU ``F.linear`` calls MKL's sgemm, which on AMD CPUs runs its AVX2 kernels at half
+the rate of oneDNN's matmul (the library torch's CPU convolutions use) on the same float32
+products (``benchmarks/bench_linear.py``). ``linear`` sends float32 CPU products of 2-D inputs
+of at least ``MIN_ONEDNN_MACS`` multiply-adds through oneDNN, as an op of our own with its
+backward (opaque to inductor, whose linear fusions assume frozen weights), and everything else
+(CUDA, other dtypes, autocast, other ranks, small products, oneDNN switched off) to
+``F.linear``. The results differ from MKL's in the last bits (another summation order), as any
+two BLAS libraries' do.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ONEDNN = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+# below this many multiply-adds a call's fixed cost outweighs oneDNN's faster kernel (measured:
+# 1000 -> 128 at batch 1 runs 3x slower on oneDNN, 3136 -> 1000 at batch 1 1.3x faster)
+MIN_ONEDNN_MACS = 2**20
+
+
+torch.library.define("neurocnnf::onednn_linear", "(Tensor x, Tensor weight) -> Tensor")
+
+
+@torch.library.impl("neurocnnf::onednn_linear", "CPU")
+def _onednn_linear(x: Tensor, weight: Tensor) -> Tensor:
+    """``x @ weight.T`` by oneDNN: x (N, in), weight (out, in), float32, any strides."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+
+
+@torch.library.register_fake("neurocnnf::onednn_linear")
+def _(x: Tensor, weight: Tensor) -> Tensor:
+    return x.new_empty(x.shape[0], weight.shape[0])
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """The op with its backward: dx = grad @ W and dW = grad.T @ x, on oneDNN too."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(x, weight)
+        return torch.ops.neurocnnf.onednn_linear(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # noqa: D102
+        x, weight = ctx.saved_tensors
+        op = torch.ops.neurocnnf.onednn_linear
+        grad_x = op(grad, weight.t()) if ctx.needs_input_grad[0] else None
+        grad_weight = op(grad.t(), x.t()) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_weight
+
+
+def uses_onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether ``linear(x, weight)`` runs on oneDNN."""
+    return (ONEDNN and torch.backends.mkldnn.enabled and x.device.type == "cpu"
+            and x.dim() == 2 and weight.dim() == 2
+            and x.dtype == weight.dtype == torch.float32
+            and x.shape[0] * weight.shape[0] * weight.shape[1] >= MIN_ONEDNN_MACS
+            and not torch.is_autocast_enabled("cpu"))
+
+
+def linear(x: Tensor, weight: Tensor) -> Tensor:
+    """``F.linear(x, weight)`` without bias: x (N, in), weight (out, in) -> (N, out); on oneDNN
+    where ``uses_onednn``."""
+    if uses_onednn(x, weight):
+        return _OneDNNLinear.apply(x, weight)
+    return F.linear(x, weight)
