@@ -129,6 +129,23 @@ def test_batches_written_in_the_background_equal_the_model_called_batch_by_batch
                                       np.concatenate([batch[name] for batch in batches]))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_arrays_from_a_gpu_equal_the_cpu_ones():
+    """From a GPU the arrays are assembled there and copied to pinned memory without waiting:
+    every variable, NaN included, equals the CPU's once the function returns."""
+    torch.manual_seed(0)
+    model = fmnist_small(iterations=2).eval()
+    images = render(_stimuli(6), np.arange(6), 1, 28)
+    names = resolve_layers(model, None)
+    on_cpu = trace_arrays(model, images, names, 2, None)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # float32 as on the CPU
+        on_gpu = trace_arrays(model.cuda(), images.cuda(), names, 2, None)
+    assert on_cpu.keys() == on_gpu.keys()
+    for name, array in on_cpu.items():
+        assert on_gpu[name].dtype == np.float32 and on_gpu[name].shape == array.shape, name
+        np.testing.assert_allclose(on_gpu[name], array, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
 @pytest.mark.parametrize("size", [8, 7])
 def test_unpool_restores_even_and_odd_input_sizes(size):
     """unpool passes the output size to torch only for odd inputs; both round-trip exactly."""
@@ -271,3 +288,15 @@ def test_compiled_model_keeps_the_onednn_linear_opaque_to_inductor():
     _close(compiled, eager)
     compiled.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_flop_counter_counts_the_onednn_linear_as_f_linear():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, weight = torch.randn(64, 600, requires_grad=True), torch.randn(60, 600, requires_grad=True)
+    counts = []
+    for fn in (linear, F.linear):
+        with FlopCounterMode(display=False) as counter:
+            fn(x, weight).sum().backward()
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] == 3 * 2 * 64 * 600 * 60  # forward and both gradients

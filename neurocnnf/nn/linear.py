@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.flop_counter import register_flop_formula
 
 ONEDNN = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
 # below this many multiply-adds a call's fixed cost outweighs oneDNN's faster kernel (measured:
@@ -34,6 +35,12 @@ def _onednn_linear(x: Tensor, weight: Tensor) -> Tensor:
 @torch.library.register_fake("neurocnnf::onednn_linear")
 def _(x: Tensor, weight: Tensor) -> Tensor:
     return x.new_empty(x.shape[0], weight.shape[0])
+
+
+@register_flop_formula(torch.ops.neurocnnf.onednn_linear)
+def _flops(x_shape: tuple[int, int], weight_shape: tuple[int, int], *args, **kwargs) -> int:
+    """torch's FlopCounterMode counts the op as it counts ``F.linear``: 2 N in out."""
+    return 2 * x_shape[0] * weight_shape[0] * weight_shape[1]
 
 
 class _OneDNNLinear(torch.autograd.Function):
