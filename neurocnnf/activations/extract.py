@@ -113,24 +113,39 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
                  bf16: bool = False) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
     with ``halt``, also ``halted_at`` (B,). ``bf16``: the model runs under bfloat16 autocast
-    (``device.bf16_autocast``); the arrays are float32 all the same."""
+    (``device.bf16_autocast``); the arrays are float32 all the same. From a GPU, each array is
+    assembled there and copied once into pinned host memory without waiting; the copies are
+    awaited together before returning."""
     taps = [name for name in layers if name in model.taps]
     halting = {} if halt is None else {"halt": halt}
     autocast = bf16_autocast(images.device) if bf16 else contextlib.nullcontext()
     with torch.no_grad(), autocast:
         trace = model(images, iterations=iterations, eta=eta, layers=taps, mask_stats=True,
                       **halting)
-    b = images.shape[0]
+    b, device = images.shape[0], images.device
+    pinned = device.type == "cuda"
+
+    def to_host(tensor):
+        tensor = tensor.float()
+        if not pinned:
+            return tensor.numpy()
+        host = torch.empty(tensor.shape, pin_memory=True)
+        return host.copy_(tensor, non_blocking=True).numpy()
 
     def stack(tensors):
-        return torch.stack([t.reshape(b, -1) for t in tensors], 1).float().cpu().numpy()
+        return to_host(torch.stack([t.reshape(b, -1) for t in tensors], 1))
+
+    def nan_first(tensors, total):  # (B, len) -> (B, total), NaN where nothing was traced
+        out = torch.full((b, total), float("nan"), device=device)
+        out[:, total - tensors.shape[1]:] = tensors
+        return to_host(out)
 
     def with_nan_first(tensors, width):  # one copy of the features, into the batch's array
-        out = torch.empty(b, iterations + 1, width)
+        out = torch.empty(b, iterations + 1, width, device=device)
         out[:, :iterations + 1 - len(tensors)] = float("nan")
         for i, tensor in enumerate(tensors, iterations + 1 - len(tensors)):
             out[:, i] = tensor.reshape(b, -1)
-        return out.numpy()
+        return to_host(out)
 
     out: dict[str, np.ndarray] = {}
     for name in taps:
@@ -139,22 +154,22 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
             out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
                                                        out[name].shape[2])
     logits = torch.stack(trace.logits, 1).float()
-    outputs = {"h_hat": stack(trace.h_hat), "logits": logits.cpu().numpy(),
-               "probabilities": logits.softmax(-1).cpu().numpy()}
-    out.update({name: outputs[name] for name in OUTPUTS if name in layers})
+    outputs = {"h_hat": lambda: stack(trace.h_hat), "logits": lambda: to_host(logits),
+               "probabilities": lambda: to_host(logits.softmax(-1))}
+    out.update({name: outputs[name]() for name in OUTPUTS if name in layers})
     h = trace.h.reshape(b, -1)
-    out["reconstruction_error"] = torch.stack(
-        [(h - x.reshape(b, -1)).pow(2).mean(1).sqrt() for x in trace.h_hat], 1).cpu().numpy()
-    change = (logits[:, 1:] - logits[:, :-1]).norm(dim=-1)
-    out["logit_change"] = torch.cat([torch.full((b, 1), float("nan")), change.cpu()], 1).numpy()
+    out["reconstruction_error"] = to_host(torch.stack(
+        [(h - x.reshape(b, -1)).pow(2).mean(1).sqrt() for x in trace.h_hat], 1))
+    out["logit_change"] = nan_first((logits[:, 1:] - logits[:, :-1]).norm(dim=-1),
+                                    iterations + 1)
     flips = [torch.stack(v, 1) for v in trace.mask_flips.values()]  # (B, T) per latent layer
     # NaN where a model has no latent masks (the predictive-coding comparator)
-    mean_flips = torch.stack(flips).mean(0).cpu() if flips else torch.full(
-        (b, iterations), float("nan"))
-    out["mask_flip_fraction"] = torch.cat([torch.full((b, 1), float("nan")), mean_flips],
-                                          1).numpy()
+    mean_flips = torch.stack(flips).mean(0) if flips else torch.empty(b, 0, device=device)
+    out["mask_flip_fraction"] = nan_first(mean_flips, iterations + 1)
     if trace.halted_at is not None:
-        out["halted_at"] = trace.halted_at.cpu().numpy().astype(np.float32)
+        out["halted_at"] = to_host(trace.halted_at)
+    if pinned:
+        torch.cuda.current_stream(device).synchronize()
     return out
 
 
