@@ -328,13 +328,16 @@ def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple]
 
     skeleton.to_zarr(folder, mode="w", consolidated=False, **_zarr_options())
     group = zarr.open_group(str(folder), mode="r+")
-    create = getattr(group, "create_array", None) or group.create_dataset  # zarr 3 | 2
     coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
     for name, (dims, dtype) in variables.items():
         shape = tuple(skeleton.sizes[d] for d in dims)
-        array = create(name, shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype,
-                       fill_value=np.nan, **_uncompressed())
-        array.attrs.update({"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
+        attributes = {"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates}
+        options = dict(shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype, fill_value=np.nan,
+                       **_uncompressed())
+        if hasattr(group, "create_array"):  # zarr 3: the metadata written once, attributes in
+            group.create_array(name, attributes=attributes, **options)
+        else:
+            group.create_dataset(name, **options).attrs.update(attributes)
 
 
 def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
