@@ -300,3 +300,12 @@ def test_flop_counter_counts_the_onednn_linear_as_f_linear():
             fn(x, weight).sum().backward()
         counts.append(counter.get_total_flops())
     assert counts[0] == counts[1] == 3 * 2 * 64 * 600 * 60  # forward and both gradients
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this torch has no oneDNN linear")
+def test_onednn_linear_under_torch_func_grad():
+    x, weight = torch.randn(64, 600), torch.randn(60, 600)
+    assert uses_onednn(x, weight)
+    ours = torch.func.grad(lambda w: linear(x, w).square().sum())(weight)
+    reference = torch.func.grad(lambda w: F.linear(x, w).square().sum())(weight)
+    _close(ours, reference, 1e-6)

@@ -18,8 +18,9 @@ from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
 ONEDNN = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
-# below this many multiply-adds a call's fixed cost outweighs oneDNN's faster kernel (measured:
-# 1000 -> 128 at batch 1 runs 3x slower on oneDNN, 3136 -> 1000 at batch 1 1.3x faster)
+# below this many multiply-adds a call's fixed cost outweighs oneDNN's faster kernel (a first
+# run of bench_linear.py without it: 1000 -> 128 at batch 1 ran 3x slower on oneDNN, 3136 ->
+# 1000 at batch 1 1.3x faster)
 MIN_ONEDNN_MACS = 2**20
 
 
@@ -44,12 +45,16 @@ def _flops(x_shape: tuple[int, int], weight_shape: tuple[int, int], *args, **kwa
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """The op with its backward: dx = grad @ W and dW = grad.T @ x, on oneDNN too."""
+    """The op with its backward: dx = grad @ W and dW = grad.T @ x, on oneDNN too (written
+    with ``setup_context``, so torch.func's grad and jacrev transforms accept it)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:  # noqa: D102
-        ctx.save_for_backward(x, weight)
+    def forward(x: Tensor, weight: Tensor) -> Tensor:  # noqa: D102
         return torch.ops.neurocnnf.onednn_linear(x, weight)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:  # noqa: D102
+        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # noqa: D102
