@@ -6,6 +6,8 @@
 # utilisation and memory sampled every 0.5 s throughout, summarised per benchmark.
 #   Usage: benchmarks/gpu.sh OUT           (OUT: a folder for the logs, e.g. $OUT of the device)
 #   DEVICE=cpu QUICK=1 benchmarks/gpu.sh /tmp/gpu-dry-run    checks the script itself on a CPU
+#   PARTS="tests extract compile" SETTINGS="wrn:2" benchmarks/gpu.sh OUT   a follow-up: some parts
+#   (tests: the CUDA tests, where pytest is installed or carried), the levers on some settings
 # Needs only torch and the package on PYTHONPATH (run from the repository root); wheels in
 # .whl/ (carried) are installed first, e.g. zarr and h5netcdf for extraction (analyses/README.md).
 set -uo pipefail
@@ -23,6 +25,9 @@ else
   archs="fmnist_small fmnist_adv vgg6 wrn"; batch=128; n=2048; repeats=10
   settings="fmnist_adv:1 fmnist_small:5 vgg6:1 wrn:2"
 fi
+settings=${SETTINGS:-$settings}
+parts=" ${PARTS:-tests engine train channels_last bf16 attack extract compile} "
+want() { [[ $parts == *" $1 "* ]]; }
 if command -v nvidia-smi > /dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.csv"
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
@@ -36,19 +41,24 @@ run() {  # name, script and arguments: the log in OUT/name.txt, start and end in
   echo "$name end $(date +%s.%N)" >> "$out/marks.txt"
   cat "$out/$name.txt"
 }
-run engine bench_engine.py --device "$device" --batch "$batch" --iterations 1 2 5 \
+if want tests && "$py" -c "import pytest" 2> /dev/null; then
+  run tests -m pytest -q -p no:cacheprovider ../tests/test_performance_paths.py -k gpu
+fi
+want engine && run engine bench_engine.py --device "$device" --batch "$batch" --iterations 1 2 5 \
   --archs $archs --repeats "$repeats"
-run train bench_train.py --device "$device" --batch "$batch" --archs $archs --repeats "$repeats"
+want train && run train bench_train.py --device "$device" --batch "$batch" --archs $archs \
+  --repeats "$repeats"
 lever() {  # a training speed lever against eager steps
-  run "lever_$1" bench_train.py --device "$device" --batch "$batch" --compile --lever "$1" \
-    --repeats "$repeats" --settings $settings
+  want "$1" && run "lever_$1" bench_train.py --device "$device" --batch "$batch" --compile \
+    --lever "$1" --repeats "$repeats" --settings $settings
 }
 lever channels_last
 lever bf16
-run attack bench_attack.py --device "$device" --n "$n" --batch "$batch" --archs $archs
-if "$py" -c "import zarr, h5netcdf" 2> /dev/null; then
+want attack && run attack bench_attack.py --device "$device" --n "$n" --batch "$batch" \
+  --archs $archs
+if want extract && "$py" -c "import zarr, h5netcdf" 2> /dev/null; then
   run extract bench_extract.py --device "$device" --n "$n" --batch "$batch" --skip-memory
-else
+elif want extract; then
   echo "extract skipped: zarr and h5netcdf are not installed" | tee -a "$out/failed.txt"
 fi
 lever compile  # last: its compilations take the longest, and a cut call keeps the rest
