@@ -13,7 +13,7 @@ from neurocnnf.activations.extract import resolve_layers, trace_arrays
 from neurocnnf.activations.store import FINGERPRINT
 from neurocnnf.models import build_model, fmnist_small
 from neurocnnf.nn.functional import unpool
-from neurocnnf.nn.linear import ONEDNN, linear, uses_onednn
+from neurocnnf.nn.linear import ONEDNN, linear, linear_transposed, uses_onednn
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
 from neurocnnf.train.config import ConfigError, config_from_dict
@@ -245,17 +245,19 @@ def test_onednn_linear_and_its_gradients_equal_f_linear_to_float_rounding():
     x = torch.randn(33, 300, requires_grad=True)
     g = torch.randn(33, 1000, requires_grad=True)
     weight = torch.randn(1000, 300, requires_grad=True)
-    # the forward map and the feedback's (a transposed, strided view of the same weight)
-    for inputs, w in ((x, weight), (g, weight.t())):
-        assert uses_onednn(inputs, w)
-        ours = linear(inputs, w)
-        reference = F.linear(inputs, w)
+    # the forward map and the feedback's (the same weight, transposed)
+    pairs = ((lambda: linear(x, weight), lambda: F.linear(x, weight), x),
+             (lambda: linear_transposed(g, weight), lambda: F.linear(g, weight.t()), g))
+    for ours_fn, reference_fn, inputs in pairs:
+        assert uses_onednn(inputs, weight if inputs is x else weight.t())
+        ours, reference = ours_fn(), reference_fn()
         _close(ours, reference, 1e-6)
         grad = torch.randn_like(ours)
         ours_grads = torch.autograd.grad(ours, (inputs, weight), grad)
         reference_grads = torch.autograd.grad(reference, (inputs, weight), grad)
         for a, b in zip(ours_grads, reference_grads, strict=True):
             _close(a, b, 1e-6)
+            assert a.is_contiguous()  # the weight's gradient in its own layout
     # batch-invariant: a row's output does not depend on the rows beside it
     with torch.no_grad():
         assert torch.equal(linear(x[:5], weight), linear(x, weight)[:5])
@@ -273,6 +275,8 @@ def test_linear_falls_back_to_f_linear_where_onednn_does_not_apply():
     with torch.backends.mkldnn.flags(enabled=False):
         assert not uses_onednn(x, weight)
         assert torch.equal(linear(x, weight), F.linear(x, weight))
+        g = torch.randn(64, 60)
+        assert torch.equal(linear_transposed(g, weight), F.linear(g, weight.t()))
 
 
 @needs_compiler

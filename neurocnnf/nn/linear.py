@@ -45,28 +45,34 @@ def _flops(x_shape: tuple[int, int], weight_shape: tuple[int, int], *args, **kwa
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """The op with its backward: dx = grad @ W and dW = grad.T @ x, on oneDNN too (written
-    with ``setup_context``, so torch.func's grad and jacrev transforms accept it)."""
+    """The op with its backward, on oneDNN too: ``x @ W.T`` (dx = grad @ W, dW = grad.T @ x)
+    or, ``transposed``, ``x @ W`` (dx = grad @ W.T, dW = x.T @ grad). The transposed product
+    takes W itself, not a ``W.t()`` view, so its weight gradient comes out in W's layout and
+    adds to the forward's without a strided copy. Written with ``setup_context``, so torch.func's
+    grad and jacrev transforms accept it."""
 
     @staticmethod
-    def forward(x: Tensor, weight: Tensor) -> Tensor:  # noqa: D102
-        return torch.ops.neurocnnf.onednn_linear(x, weight)
+    def forward(x: Tensor, weight: Tensor, transposed: bool) -> Tensor:  # noqa: D102
+        return torch.ops.neurocnnf.onednn_linear(x, weight.t() if transposed else weight)
 
     @staticmethod
-    def setup_context(ctx, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:  # noqa: D102
-        ctx.save_for_backward(*inputs)
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor, bool], output: Tensor) -> None:  # noqa: D102
+        x, weight, ctx.transposed = inputs
+        ctx.save_for_backward(x, weight)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: D102
         x, weight = ctx.saved_tensors
-        op = torch.ops.neurocnnf.onednn_linear
-        grad_x = op(grad, weight.t()) if ctx.needs_input_grad[0] else None
-        grad_weight = op(grad.t(), x.t()) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_weight
+        op, grad_x, grad_weight = torch.ops.neurocnnf.onednn_linear, None, None
+        if ctx.needs_input_grad[0]:
+            grad_x = op(grad, weight if ctx.transposed else weight.t())
+        if ctx.needs_input_grad[1]:
+            grad_weight = op(x.t(), grad.t()) if ctx.transposed else op(grad.t(), x.t())
+        return grad_x, grad_weight, None
 
 
 def uses_onednn(x: Tensor, weight: Tensor) -> bool:
-    """Whether ``linear(x, weight)`` runs on oneDNN."""
+    """Whether ``linear(x, weight)`` (or ``linear_transposed(x, weight.t())``) runs on oneDNN."""
     return (ONEDNN and torch.backends.mkldnn.enabled and x.device.type == "cpu"
             and x.dim() == 2 and weight.dim() == 2
             and x.dtype == weight.dtype == torch.float32
@@ -78,5 +84,13 @@ def linear(x: Tensor, weight: Tensor) -> Tensor:
     """``F.linear(x, weight)`` without bias: x (N, in), weight (out, in) -> (N, out); on oneDNN
     where ``uses_onednn``."""
     if uses_onednn(x, weight):
-        return _OneDNNLinear.apply(x, weight)
+        return _OneDNNLinear.apply(x, weight, False)
     return F.linear(x, weight)
+
+
+def linear_transposed(g: Tensor, weight: Tensor) -> Tensor:
+    """``g @ weight``, the feedback of ``linear``: g (N, out), weight (out, in) -> (N, in); on
+    oneDNN where ``uses_onednn(g, weight.t())``. Its weight gradient has weight's layout."""
+    if uses_onednn(g, weight.t()):
+        return _OneDNNLinear.apply(g, weight, True)
+    return g @ weight

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurocnnf.nn import functional as cf
-from neurocnnf.nn.linear import linear
+from neurocnnf.nn.linear import linear, linear_transposed
 from neurocnnf.nn.state import InferenceState
 
 
@@ -72,7 +72,7 @@ class TiedLinear(FeedbackModule):
         return linear(x, self.weight)
 
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
-        return linear(g, self.weight.t())
+        return linear_transposed(g, self.weight)
 
     def extra_repr(self) -> str:
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"
