@@ -313,3 +313,17 @@ def test_onednn_linear_under_torch_func_grad():
     ours = torch.func.grad(lambda w: linear(x, w).square().sum())(weight)
     reference = torch.func.grad(lambda w: F.linear(x, w).square().sum())(weight)
     _close(ours, reference, 1e-6)
+
+
+def test_a_vendored_copy_of_the_linear_module_shares_the_op():
+    """A Brain-Score plugin vendors this package: importing its copy beside ours must not
+    register the op twice (torch refuses a second definition)."""
+    import importlib.util
+
+    import neurocnnf.nn.linear as ours
+
+    spec = importlib.util.spec_from_file_location("vendored_linear", ours.__file__)
+    vendored = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vendored)
+    x, weight = torch.randn(64, 600), torch.randn(60, 600)
+    assert torch.equal(vendored.linear(x, weight), ours.linear(x, weight))

@@ -15,33 +15,39 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.flop_counter import register_flop_formula
+from torch.utils import flop_counter
 
-ONEDNN = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+# the op needs torch >= 2.4 (``register_fake``); a Brain-Score plugin's vendored copy of this
+# module may run on an older torch, where every product takes ``F.linear``
+ONEDNN = (hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+          and hasattr(torch.library, "register_fake")
+          and hasattr(flop_counter, "register_flop_formula"))
 # below this many multiply-adds a call's fixed cost outweighs oneDNN's faster kernel (a first
 # run of bench_linear.py without it: 1000 -> 128 at batch 1 ran 3x slower on oneDNN, 3136 ->
 # 1000 at batch 1 1.3x faster)
 MIN_ONEDNN_MACS = 2**20
 
 
-torch.library.define("neurocnnf::onednn_linear", "(Tensor x, Tensor weight) -> Tensor")
-
-
-@torch.library.impl("neurocnnf::onednn_linear", "CPU")
 def _onednn_linear(x: Tensor, weight: Tensor) -> Tensor:
     """``x @ weight.T`` by oneDNN: x (N, in), weight (out, in), float32, any strides."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
 
 
-@torch.library.register_fake("neurocnnf::onednn_linear")
-def _(x: Tensor, weight: Tensor) -> Tensor:
+def _fake(x: Tensor, weight: Tensor) -> Tensor:
     return x.new_empty(x.shape[0], weight.shape[0])
 
 
-@register_flop_formula(torch.ops.neurocnnf.onednn_linear)
 def _flops(x_shape: tuple[int, int], weight_shape: tuple[int, int], *args, **kwargs) -> int:
     """torch's FlopCounterMode counts the op as it counts ``F.linear``: 2 N in out."""
     return 2 * x_shape[0] * weight_shape[0] * weight_shape[1]
+
+
+# once per process: a vendored copy of this package (a Brain-Score plugin's) may have done it
+if ONEDNN and not hasattr(torch.ops.neurocnnf, "onednn_linear"):
+    torch.library.define("neurocnnf::onednn_linear", "(Tensor x, Tensor weight) -> Tensor")
+    torch.library.impl("neurocnnf::onednn_linear", "CPU")(_onednn_linear)
+    torch.library.register_fake("neurocnnf::onednn_linear")(_fake)
+    flop_counter.register_flop_formula(torch.ops.neurocnnf.onednn_linear)(_flops)
 
 
 class _OneDNNLinear(torch.autograd.Function):
