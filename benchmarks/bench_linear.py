@@ -1,9 +1,9 @@
 """Float32 linear maps on this CPU: torch's ``F.linear`` (MKL) against ``neurocnnf.nn.linear``
-(oneDNN), in GFLOP/s, for the registered architectures' largest layer and its feedback.
+(oneDNN), in GFLOP/s, for the built-in architectures' fully connected layers and their feedback.
 
-Each product is timed alternating the two paths (medians of ``--repeats`` calls, forward and
-the feedback's ``g @ W``), at several batch sizes; ``--write`` puts the table in
-benchmarks/README.md. Run: ``python benchmarks/bench_linear.py [--write]``.
+Each product (forward ``x @ W.T`` and the feedback's ``g @ W``, at several batch sizes) is timed
+through torch's path, then through ours (medians of ``--repeats`` calls); ``--write`` puts the
+table in benchmarks/README.md. Run: ``python benchmarks/bench_linear.py [--write]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bench_cli import publish
 from bench_engine import cpu_name, timed
 
 from neurocnnf.allocator import keep_freed_memory
-from neurocnnf.nn.linear import MIN_ONEDNN_MACS, linear
+from neurocnnf.nn.linear import MIN_ONEDNN_MACS, linear, linear_transposed
 
 MARK = "<!-- linear-rates -->"
 SHAPES = {"fmnist_adv 3136 -> 1000": (3136, 1000), "fmnist_adv 1000 -> 128": (1000, 128),
@@ -34,10 +34,10 @@ def rates(in_features: int, out_features: int, batch: int, repeats: int) -> list
     gflop = 2 * batch * in_features * out_features / 1e9
     out = []
     with torch.no_grad():
-        for inputs, w in ((x, weight), (g, weight.t())):
-            mkl = timed(lambda i=inputs, w=w: F.linear(i, w), repeats, torch.device("cpu"))
-            onednn = timed(lambda i=inputs, w=w: linear(i, w), repeats, torch.device("cpu"))
-            out += [gflop / mkl, gflop / onednn]
+        pairs = ((lambda: F.linear(x, weight), lambda: linear(x, weight)),
+                 (lambda: F.linear(g, weight.t()), lambda: linear_transposed(g, weight)))
+        for reference, ours in pairs:
+            out += [gflop / timed(fn, repeats, torch.device("cpu")) for fn in (reference, ours)]
     return out
 
 
@@ -56,10 +56,11 @@ def main() -> None:
             print(rows[-1], flush=True)
     text = (f"Float32 products on {cpu_name()}, {torch.get_num_threads()} threads, load average "
             f"{os.getloadavg()[0]:.1f} at the end: GFLOP/s, medians of {args.repeats} calls "
-            "(`benchmarks/bench_linear.py --write`). Forward: `x @ W.T`; feedback: `g @ W`; "
-            f"`linear` keeps products under {MIN_ONEDNN_MACS:,} multiply-adds on `F.linear`.\n\n"
+            "(`benchmarks/bench_linear.py --write`). Forward: `x @ W.T` (`linear`); feedback: "
+            "`g @ W` (`linear_transposed`); both keep products under "
+            f"{MIN_ONEDNN_MACS:,} multiply-adds on `F.linear`.\n\n"
             "| layer | batch | forward `F.linear` | forward `linear` | speed-up | "
-            "feedback `F.linear` | feedback `linear` | speed-up |\n"
+            "feedback `F.linear` | feedback `linear_transposed` | speed-up |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     publish(text, MARK, args.write)
 
