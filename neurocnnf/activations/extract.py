@@ -135,16 +135,15 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
     def stack(tensors):
         return to_host(torch.stack([t.reshape(b, -1) for t in tensors], 1))
 
-    def nan_first(tensors, total):  # (B, len) -> (B, total), NaN where nothing was traced
-        out = torch.full((b, total), float("nan"), device=device)
-        out[:, total - tensors.shape[1]:] = tensors
-        return to_host(out)
-
-    def with_nan_first(tensors, width):  # one copy of the features, into the batch's array
-        out = torch.empty(b, iterations + 1, width, device=device)
-        out[:, :iterations + 1 - len(tensors)] = float("nan")
-        for i, tensor in enumerate(tensors, iterations + 1 - len(tensors)):
-            out[:, i] = tensor.reshape(b, -1)
+    def with_nan_first(tensors, width=None):
+        """The last len(tensors) iterations' (B, ...) tensors as one (B, T+1[, width]) array,
+        NaN where nothing was traced; one copy of each."""
+        out = torch.empty((b, iterations + 1) + (() if width is None else (width,)),
+                          device=device)
+        first = iterations + 1 - len(tensors)
+        out[:, :first] = float("nan")
+        for i, tensor in enumerate(tensors, first):
+            out[:, i] = tensor.reshape(out[:, i].shape)
         return to_host(out)
 
     out: dict[str, np.ndarray] = {}
@@ -154,18 +153,20 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
             out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
                                                        out[name].shape[2])
     logits = torch.stack(trace.logits, 1).float()
-    outputs = {"h_hat": lambda: stack(trace.h_hat), "logits": lambda: to_host(logits),
-               "probabilities": lambda: to_host(logits.softmax(-1))}
-    out.update({name: outputs[name]() for name in OUTPUTS if name in layers})
+    if "h_hat" in layers:
+        out["h_hat"] = stack(trace.h_hat)
+    if "logits" in layers:
+        out["logits"] = to_host(logits)
+    if "probabilities" in layers:
+        out["probabilities"] = to_host(logits.softmax(-1))
     h = trace.h.reshape(b, -1)
     out["reconstruction_error"] = to_host(torch.stack(
         [(h - x.reshape(b, -1)).pow(2).mean(1).sqrt() for x in trace.h_hat], 1))
-    out["logit_change"] = nan_first((logits[:, 1:] - logits[:, :-1]).norm(dim=-1),
-                                    iterations + 1)
+    out["logit_change"] = with_nan_first((logits[:, 1:] - logits[:, :-1]).norm(dim=-1).unbind(1))
     flips = [torch.stack(v, 1) for v in trace.mask_flips.values()]  # (B, T) per latent layer
     # NaN where a model has no latent masks (the predictive-coding comparator)
-    mean_flips = torch.stack(flips).mean(0) if flips else torch.empty(b, 0, device=device)
-    out["mask_flip_fraction"] = nan_first(mean_flips, iterations + 1)
+    out["mask_flip_fraction"] = with_nan_first(torch.stack(flips).mean(0).unbind(1) if flips
+                                               else ())
     if trace.halted_at is not None:
         out["halted_at"] = to_host(trace.halted_at)
     if pinned:
