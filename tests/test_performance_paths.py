@@ -83,6 +83,10 @@ def test_compiled_inference_equals_eager_every_layer_and_iteration():
         model.compiled = True
         fast = model(x, layers=None, mask_stats=True)
     _traces_close(eager, fast, model.taps)
+    # the compiled CPU graph convolves with channels_last weights (conv_weight): its maps stay
+    # NHWC between oneDNN's convolutions; the eager pass keeps NCHW
+    assert fast.forward["conv2"][-1].is_contiguous(memory_format=torch.channels_last)
+    assert eager.forward["conv2"][-1].is_contiguous()
 
 
 def test_compile_setting_is_validated():

@@ -44,16 +44,15 @@ class TiedConv2d(FeedbackModule):
 
     def forward(self, x: Tensor, state: InferenceState) -> Tensor:
         state.slot(self)["input_size"] = tuple(x.shape[-2:])
-        return F.conv2d(x, self.weight, stride=self.stride, padding=self.padding)
+        return F.conv2d(x, cf.conv_weight(self.weight), stride=self.stride, padding=self.padding)
 
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
         output_padding = cf.conv_transpose_output_padding(
             state.slot(self)["input_size"], tuple(g.shape[-2:]), self.kernel_size, self.stride,
             self.padding,
         )
-        return F.conv_transpose2d(
-            g, self.weight, stride=self.stride, padding=self.padding, output_padding=output_padding
-        )
+        return F.conv_transpose2d(g, cf.conv_weight(self.weight), stride=self.stride,
+                                  padding=self.padding, output_padding=output_padding)
 
     def extra_repr(self) -> str:
         out_c, in_c, k, _ = self.weight.shape
