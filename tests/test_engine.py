@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from neurocnnf.models import build_model, fmnist_small
+from neurocnnf.models.engine import unroll
 from neurocnnf.nn import InferenceState
 
 ARCHS = {
@@ -121,6 +122,19 @@ def test_interleaved_calls_equal_separate_calls():
             la, lb = model.body(ha, sa), model.body(hb, sb)
     torch.testing.assert_close(la, separate_a)
     torch.testing.assert_close(lb, separate_b)
+
+
+def test_a_call_leaves_only_the_latents_decoding_reads():
+    """After the last pass the body's masks, indices and remembered feedback are dropped (a
+    compiled graph would write each one out); the encoder's stay for decoding."""
+    torch.manual_seed(0)
+    model = build_model("fmnist_small")
+    state = InferenceState(eta=model.eta)
+    with torch.no_grad():
+        unroll(model, torch.rand(2, 1, 28, 28), state, 2, "intact")
+    assert not [m for m in model.body.modules() if state.slot(m)]
+    assert [type(m).__name__ for m in model.encoder.modules() if state.slot(m)] == [
+        "TiedConv2d", "AdaReLU", "AdaPool"]
 
 
 def test_trace_scoring_and_mask_statistics():

@@ -224,7 +224,8 @@ def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedb
     """The encoder pass and T = ``iterations`` iterations of ``model`` on images ``x`` (N, C, H, W).
 
     Returns h, logits (iterations + 1 of (N, classes)), h_hat (iterations + 1 like h) and the
-    reconstructions g_t(k) (iterations like h); taps and mask flips are recorded in ``state``.
+    reconstructions g_t(k) (iterations like h); taps and mask flips are recorded in ``state``,
+    and the body's latents dropped from it at the end (compiled, they would be written out).
     """
     h = model.encoder(x, state)
     logits, h_hat, reconstruction = [model.body(h, state)], [h], []
@@ -233,6 +234,7 @@ def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedb
         reconstruction.append(g_k)
         h_hat.append(h_next)
         logits.append(z)
+    state.forget(model.body.modules())  # read by no later pass (decoding reads the encoder's)
     return h, logits, h_hat, reconstruction
 
 

@@ -7,7 +7,7 @@ one model therefore never see each other's latents.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,3 +44,10 @@ class InferenceState:
         if self.mask_stats and old is not None and old.shape == new.shape:
             flipped = (old != new).flatten(1).float().mean(1).detach()
             self.mask_flips.setdefault(name, []).append(flipped)
+
+    def forget(self, modules: Iterable[nn.Module]) -> None:
+        """Drop the scratch dicts of ``modules`` (masks, pooling indices, remembered feedback).
+        In a compiled pass every latent still held here at the end is a graph output written
+        to memory; forgotten, the compiler fuses it away."""
+        for module in modules:
+            self._slots.pop(id(module), None)
