@@ -5,13 +5,14 @@ temporary git worktree, and each measurement runs in a fresh process with ``PYTH
 one tree or the other, alternating (base, here, base, here, ...) so that both share the
 machine's load. A measurement is the median time of ``--steps`` calls after one warm-up call of
 a training step (clean, or adversarial: PGD-7 on the first pass) or of an inference call
-(``model(x)`` with the model's T, no gradients). Prints per setting and mode the medians over
-``--rounds`` and the speed-up base / here (> 1: this checkout is faster). Mode ``ratio``
-instead measures, in each process, the clean training step of CNN-F over its plain twin's
+(``model(x)`` with the model's T, no gradients; ``compiled``: the same through
+``torch.compile``, the compilation in the warm-up call). Prints per setting and mode the
+medians over ``--rounds`` and the speed-up base / here (> 1: this checkout is faster). Mode
+``ratio`` instead measures, in each process, the clean training step of CNN-F over its plain twin's
 (T = 0; ``bench_train.step_ratio``, the two alternating) and prints the medians of that ratio
 for both trees with the steps' FLOP ratio (the bound the ratio should reach).
 Run: ``python benchmarks/bench_commits.py --base main~1 [--settings fmnist_small:5]
-[--modes clean adversarial inference] [--rounds 3] [--write MARK]``; ``--write`` puts the
+[--modes clean adversarial inference compiled] [--rounds 3] [--write MARK]``; ``--write`` puts the
 table between ``<!-- MARK -->`` markers in benchmarks/README.md.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MODES = ("clean", "adversarial", "inference", "ratio")
+MODES = ("clean", "adversarial", "inference", "compiled", "ratio")
 
 
 def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> dict[str, float]:
@@ -46,8 +47,9 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> di
     model = build_model(arch, iterations=iterations)
     x = torch.rand(batch, *model.input_shape)
     y = torch.randint(0, 10, (batch,))
-    if mode == "inference":
+    if mode in ("inference", "compiled"):
         model.eval()
+        model.compiled = mode == "compiled"
 
         def call():
             with torch.no_grad():
@@ -130,7 +132,8 @@ def main() -> None:
     parser.add_argument("--base", default="HEAD", help="the commit to compare against")
     parser.add_argument("--settings", nargs="+", default=["fmnist_adv:1", "fmnist_small:5"],
                         help="arch:T")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--modes", nargs="+", choices=MODES,
+                        default=["clean", "adversarial", "inference", "ratio"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
