@@ -77,16 +77,24 @@ def test_compiled_training_step_equals_eager_trace_and_gradients(arch, iteration
 def test_compiled_inference_equals_eager_every_layer_and_iteration():
     torch.manual_seed(1)
     model = build_model("fmnist_small", iterations=3).eval()
-    x = torch.rand(5, 1, 28, 28)
-    with torch.no_grad():
-        eager = model(x, layers=None, mask_stats=True)
+    x, layers = torch.rand(5, 1, 28, 28), list(model.taps)
+    with torch.no_grad():  # the call trace_arrays makes: both run one compiled graph
+        eager = model(x, layers=layers, mask_stats=True)
+        eager_arrays = trace_arrays(model, x, layers, 3, None)
         model.compiled = True
-        fast = model(x, layers=None, mask_stats=True)
+        fast = model(x, layers=layers, mask_stats=True)
+        fast_arrays = trace_arrays(model, x, layers, 3, None)
     _traces_close(eager, fast, model.taps)
     # the compiled CPU graph convolves with channels_last weights (conv_weight): its maps stay
     # NHWC between oneDNN's convolutions; the eager pass keeps NCHW
     assert fast.forward["conv2"][-1].is_contiguous(memory_format=torch.channels_last)
     assert eager.forward["conv2"][-1].is_contiguous()
+    # extraction's arrays are C-ordered (B, T + 1, C * H * W) from either layout
+    for name, values in eager_arrays.items():
+        tolerance = 2e-3 if name == "mask_flip_fraction" else 1e-5  # a near-zero unit may flip
+        scale = max(1.0, float(np.nanmax(np.abs(values))))  # (NaN before a first feedback)
+        np.testing.assert_allclose(fast_arrays[name], values, rtol=0, atol=tolerance * scale,
+                                   err_msg=name)
 
 
 def test_compile_setting_is_validated():

@@ -132,29 +132,30 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
         host = torch.empty(tensor.shape, pin_memory=True)
         return host.copy_(tensor, non_blocking=True).numpy()
 
-    def stack(tensors):
-        return to_host(torch.stack([t.reshape(b, -1) for t in tensors], 1))
-
     def with_nan_first(tensors, width=None):
         """The last len(tensors) iterations' (B, ...) tensors as one (B, T+1[, width]) array,
-        NaN where nothing was traced; one copy of each."""
+        NaN where nothing was traced; one copy of each, from any memory layout (a compiled
+        CPU pass returns channels_last maps)."""
         out = torch.empty((b, iterations + 1) + (() if width is None else (width,)),
                           device=device)
         first = iterations + 1 - len(tensors)
         out[:, :first] = float("nan")
         for i, tensor in enumerate(tensors, first):
-            out[:, i] = tensor.reshape(out[:, i].shape)
+            out[:, i].view(tensor.shape).copy_(tensor)
         return to_host(out)
+
+    def every_iteration(tensors):
+        return with_nan_first(tensors, tensors[0][0].numel())
 
     out: dict[str, np.ndarray] = {}
     for name in taps:
-        out[name] = stack(trace.forward[name])
+        out[name] = every_iteration(trace.forward[name])
         if feedback and name in model.feedback_taps:
             out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
                                                        out[name].shape[2])
     logits = torch.stack(trace.logits, 1).float()
     if "h_hat" in layers:
-        out["h_hat"] = stack(trace.h_hat)
+        out["h_hat"] = every_iteration(trace.h_hat)
     if "logits" in layers:
         out["logits"] = to_host(logits)
     if "probabilities" in layers:

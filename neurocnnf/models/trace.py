@@ -32,6 +32,9 @@ class Trace:
     halted_at: (N,) int64, with adaptive halting (``model(x, halt=tol)``): the iteration at
         which each image stopped (T if it never settled). Entries after it repeat the image's
         state at ``halted_at`` (mask flips are 0). None for a fixed-T call.
+
+    From a compiled pass on the CPU the (N, C, H, W) maps may be channels_last (the layout its
+    convolutions run in): the same values, read them with ``reshape``, not ``view``.
     """
 
     logits: list[Tensor]
