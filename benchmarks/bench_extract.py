@@ -37,6 +37,17 @@ def stimuli(n: int, shape: tuple[int, int, int]) -> StimulusSet:
     return StimulusSet(f"random{n}", _base_metadata([str(i) for i in range(n)]), images=images)
 
 
+def load_model(arch: str, pretrained: str | None, device: str):
+    """The shipped model ``pretrained`` if given, else ``arch`` initialised under seed 0; in
+    eval mode on ``device``."""
+    torch.manual_seed(0)
+    if pretrained:
+        from neurocnnf import pretrained as zoo
+
+        return zoo.load(pretrained).eval().to(device)
+    return build_model(arch).eval().to(device)
+
+
 def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=()) -> float:
     """images/s of ``model`` on ``x`` (on the model's device) in batches, no storage."""
     device = next(model.parameters()).device
@@ -93,13 +104,7 @@ def throughput(arch: str, n: int, iterations: int, batch: int, dtype: str = "flo
     ({kind: [wall seconds per repeat], "<kind> cpu": [the process's CPU seconds]}). ``alone``:
     also the same bytes written with no compute ("write"; the arrays of every batch are held in
     memory for it, so a peak-memory run leaves it out); and the bytes those arrays hold."""
-    torch.manual_seed(0)
-    if pretrained:
-        from neurocnnf import pretrained as zoo
-
-        model = zoo.load(pretrained).eval().to(device)
-    else:
-        model = build_model(arch).eval().to(device)
+    model = load_model(arch, pretrained, device)
     model.compiled = compiled
     stim = stimuli(n, model.input_shape)
     x = stim.images.float() / 255
@@ -179,6 +184,8 @@ def main() -> None:
                         help="only the comparison with Brain-Score's PytorchWrapper")
     parser.add_argument("--block", default="extract-storage",
                         help="the README block the storage-overhead table goes into")
+    parser.add_argument("--compile-gain", action="store_true",
+                        help="only extraction eager against compiled, alternating")
     parser.add_argument("--load", choices=["quiet", "loaded"], default="quiet",
                         help="the wrapper comparison's README block: cores free, or other "
                              "jobs running beside it")
@@ -186,6 +193,9 @@ def main() -> None:
     describe_machine(torch.device(args.device))
     print(f"{args.arch}, {args.n} images, batch {args.batch}, T={args.iterations}, "
           f"dtype {args.dtype}, compiled {args.compile}")
+    if args.compile_gain:
+        compile_gain(args)
+        return
     if not args.wrapper_only:
         storage_overhead(args)
     try:
@@ -245,6 +255,44 @@ def storage_overhead(args: argparse.Namespace) -> None:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
               f"{args.n * 10 // 4} (ratio {large / small:.2f})")
+
+
+def compile_gain(args: argparse.Namespace) -> None:
+    """Whether ``--compile`` pays for an extraction: the same model eager and compiled,
+    alternating in one process over ``--repeats``, timing the work without storage and the
+    extraction to .zarr (the compilation itself is left out: a warm-up call of each first)."""
+    model = load_model(args.arch, args.pretrained, args.device)
+    stim = stimuli(args.n, model.input_shape)
+    seconds: dict[tuple[bool, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "a.zarr"
+        for repeat in range(args.repeats + 1):  # the first round warms up (and compiles)
+            for compiled in (False, True):
+                model.compiled = compiled
+                start = time.perf_counter()
+                compute_only(model, stim, args.iterations, args.batch)
+                middle = time.perf_counter()
+                extract(model, stim, out, iterations=args.iterations, batch_size=args.batch,
+                        progress=False, dtype=args.dtype)
+                end = time.perf_counter()
+                remove(out)
+                os.sync()
+                if repeat:
+                    seconds.setdefault((compiled, "compute"), []).append(middle - start)
+                    seconds.setdefault((compiled, "extract"), []).append(end - middle)
+    rate = {key: args.n / statistics.median(values) for key, values in seconds.items()}
+    rows = [f"| {work} | {rate[False, key]:.0f} | {rate[True, key]:.0f} | "
+            f"{rate[True, key] / rate[False, key]:.2f} |"
+            for key, work in (("compute", "same work, no storage"), ("extract", "to .zarr"))]
+    text = (f"Extraction eager and compiled, alternating in one process: "
+            f"{args.pretrained or args.arch}, every layer at T = {args.iterations}, {args.n} "
+            f"images, batch {args.batch}, {args.repeats} repeats after a warm-up (medians); "
+            f"load average {os.getloadavg()[0]:.1f} at the end (`benchmarks/bench_extract.py "
+            f"--compile-gain{' --pretrained ' + args.pretrained if args.pretrained else ''} "
+            f"--n {args.n} --write`).\n\n"
+            "| work | eager img/s | compiled img/s | compiled speed-up |\n|---|---|---|---|\n"
+            + "\n".join(rows))
+    publish(text, f"<!-- extract-compile-{args.pretrained or args.arch} -->", args.write)
 
 
 def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,
