@@ -224,8 +224,10 @@ def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedb
     """The encoder pass and T = ``iterations`` iterations of ``model`` on images ``x`` (N, C, H, W).
 
     Returns h, logits (iterations + 1 of (N, classes)), h_hat (iterations + 1 like h) and the
-    reconstructions g_t(k) (iterations like h); taps and mask flips are recorded in ``state``,
-    and the body's latents dropped from it at the end (compiled, they would be written out).
+    reconstructions g_t(k) (iterations like h); taps and mask flips are recorded in ``state``.
+    Without autograd the body's latents are dropped from it at the end: in a compiled graph each
+    one left there is an output written to memory. With autograd they stay (the backward keeps
+    them anyway; dropped, a compiled training step ran slower on a CPU).
     """
     h = model.encoder(x, state)
     logits, h_hat, reconstruction = [model.body(h, state)], [h], []
@@ -234,7 +236,8 @@ def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedb
         reconstruction.append(g_k)
         h_hat.append(h_next)
         logits.append(z)
-    state.forget(model.body.modules())  # read by no later pass (decoding reads the encoder's)
+    if not torch.is_grad_enabled():
+        state.forget(model.body.modules())  # no later pass reads them (decoding: the encoder's)
     return h, logits, h_hat, reconstruction
 
 
