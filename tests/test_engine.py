@@ -125,8 +125,9 @@ def test_interleaved_calls_equal_separate_calls():
 
 
 def test_a_call_leaves_only_the_latents_decoding_reads():
-    """After the last pass the body's masks, indices and remembered feedback are dropped (a
-    compiled graph would write each one out); the encoder's stay for decoding."""
+    """Without autograd, the body's masks, indices and remembered feedback are dropped after
+    the last pass (a compiled graph would write each one out); the encoder's stay for
+    decoding."""
     torch.manual_seed(0)
     model = build_model("fmnist_small")
     state = InferenceState(eta=model.eta)

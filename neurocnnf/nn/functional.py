@@ -165,9 +165,9 @@ def conv_weight(weight: Tensor) -> Tensor:
 
     Inductor runs a CPU graph's convolutions on oneDNN in NHWC; with NCHW weights the feature
     maps between them mix both layouts and its fused elementwise and pooling kernels gather
-    strided values. With channels_last weights every map stays NHWC: compiled inference
-    1.07-1.13x faster (FMNIST-adv, VGG-6, WRN-40-2; benchmarks/README.md). Values equal the
-    NCHW graph's to rounding; eager passes keep their weights as they are (bit for bit).
+    strided values. With channels_last weights every map stays NHWC (compiled inference's
+    speed-up: benchmarks/README.md, "Inference against its FLOP time"). Values equal the NCHW
+    graph's to rounding; eager passes keep their weights as they are (bit for bit).
     """
     if weight.device.type == "cpu" and _is_compiling():
         return weight.contiguous(memory_format=torch.channels_last)
