@@ -59,10 +59,11 @@ def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=())
     return len(x) / (time.perf_counter() - start)
 
 
-def batch_arrays(model, stim: StimulusSet, iterations: int, batch: int):
-    """Each batch's arrays as extraction computes them for every layer (rendering, the pass
-    with the mask statistics, the per-iteration arrays on the CPU), writing nothing."""
-    names = resolve_layers(model, None)
+def batch_arrays(model, stim: StimulusSet, iterations: int, batch: int, layers=None):
+    """Each batch's arrays as extraction computes them for ``layers`` (None: every layer;
+    rendering, the pass with the mask statistics, the per-iteration arrays on the CPU),
+    writing nothing."""
+    names = resolve_layers(model, layers)
     channels, size = model.input_shape[0], model.input_shape[1]
     device = next(model.parameters()).device
     for first in range(0, len(stim), batch):
@@ -71,10 +72,10 @@ def batch_arrays(model, stim: StimulusSet, iterations: int, batch: int):
                            iterations, None)
 
 
-def compute_only(model, stim: StimulusSet, iterations: int, batch: int) -> float:
+def compute_only(model, stim: StimulusSet, iterations: int, batch: int, layers=None) -> float:
     """Seconds of ``batch_arrays`` over the whole set."""
     start = time.perf_counter()
-    for _ in batch_arrays(model, stim, iterations, batch):
+    for _ in batch_arrays(model, stim, iterations, batch, layers):
         pass
     return time.perf_counter() - start
 
@@ -186,6 +187,7 @@ def main() -> None:
                         help="the README block the storage-overhead table goes into")
     parser.add_argument("--compile-gain", action="store_true",
                         help="only extraction eager against compiled, alternating")
+    parser.add_argument("--layers", nargs="+", help="--compile-gain: these layers only")
     parser.add_argument("--load", choices=["quiet", "loaded"], default="quiet",
                         help="the wrapper comparison's README block: cores free, or other "
                              "jobs running beside it")
@@ -258,9 +260,10 @@ def storage_overhead(args: argparse.Namespace) -> None:
 
 
 def compile_gain(args: argparse.Namespace) -> None:
-    """Whether ``--compile`` pays for an extraction: the same model eager and compiled,
-    alternating in one process over ``--repeats``, timing the work without storage and the
-    extraction to .zarr (the compilation itself is left out: a warm-up call of each first)."""
+    """Whether ``--compile`` pays for an extraction (of ``--layers``, default every layer): the
+    same model eager and compiled, alternating in one process over ``--repeats``, timing the
+    work without storage and the extraction to .zarr (the compilation itself is left out: a
+    warm-up round first)."""
     model = load_model(args.arch, args.pretrained, args.device)
     stim = stimuli(args.n, model.input_shape)
     seconds: dict[tuple[bool, str], list[float]] = {}
@@ -270,10 +273,10 @@ def compile_gain(args: argparse.Namespace) -> None:
             for compiled in (False, True):
                 model.compiled = compiled
                 start = time.perf_counter()
-                compute_only(model, stim, args.iterations, args.batch)
+                compute_only(model, stim, args.iterations, args.batch, args.layers)
                 middle = time.perf_counter()
                 extract(model, stim, out, iterations=args.iterations, batch_size=args.batch,
-                        progress=False, dtype=args.dtype)
+                        progress=False, dtype=args.dtype, layers=args.layers)
                 end = time.perf_counter()
                 remove(out)
                 os.sync()
@@ -281,18 +284,21 @@ def compile_gain(args: argparse.Namespace) -> None:
                     seconds.setdefault((compiled, "compute"), []).append(middle - start)
                     seconds.setdefault((compiled, "extract"), []).append(end - middle)
     rate = {key: args.n / statistics.median(values) for key, values in seconds.items()}
+    layers = "every layer" if args.layers is None else " and ".join(args.layers)
+    flag = "" if args.layers is None else " --layers " + " ".join(args.layers)
     rows = [f"| {work} | {rate[False, key]:.0f} | {rate[True, key]:.0f} | "
             f"{rate[True, key] / rate[False, key]:.2f} |"
             for key, work in (("compute", "same work, no storage"), ("extract", "to .zarr"))]
     text = (f"Extraction eager and compiled, alternating in one process: "
-            f"{args.pretrained or args.arch}, every layer at T = {args.iterations}, {args.n} "
+            f"{args.pretrained or args.arch}, {layers} at T = {args.iterations}, {args.n} "
             f"images, batch {args.batch}, {args.repeats} repeats after a warm-up (medians); "
             f"load average {os.getloadavg()[0]:.1f} at the end (`benchmarks/bench_extract.py "
-            f"--compile-gain{' --pretrained ' + args.pretrained if args.pretrained else ''} "
-            f"--n {args.n} --write`).\n\n"
+            f"--compile-gain{' --pretrained ' + args.pretrained if args.pretrained else ''}"
+            f"{flag} --n {args.n} --write`).\n\n"
             "| work | eager img/s | compiled img/s | compiled speed-up |\n|---|---|---|---|\n"
             + "\n".join(rows))
-    publish(text, f"<!-- extract-compile-{args.pretrained or args.arch} -->", args.write)
+    publish(text, f"<!-- extract-compile-{args.pretrained or args.arch}"
+                  f"{flag.replace(' --layers ', '-').replace(' ', '-')} -->", args.write)
 
 
 def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,

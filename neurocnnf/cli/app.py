@@ -129,8 +129,8 @@ def extract(
                                        "bytes, recorded in the attrs)")] = "float32",
     compile_model: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the model's iterations (the first batch compiles, "
-        "cached across runs); on a CPU an extraction of every layer gains nothing from it "
-        "(benchmarks/README.md, 'Compiled extraction')")] = False,
+        "cached across runs); on a CPU extraction gained nothing from it, of every layer or of "
+        "two (benchmarks/README.md, 'Compiled extraction')")] = False,
     shard: Annotated[str | None, typer.Option(
         help="spread one .zarr extraction over jobs: 'init' creates the store, 'I/N' (I from 0, "
         "e.g. $SLURM_ARRAY_TASK_ID/N) writes shard I of N (resumable), 'merge' finishes the "
