@@ -284,8 +284,10 @@ def compile_gain(args: argparse.Namespace) -> None:
                     seconds.setdefault((compiled, "compute"), []).append(middle - start)
                     seconds.setdefault((compiled, "extract"), []).append(end - middle)
     rate = {key: args.n / statistics.median(values) for key, values in seconds.items()}
-    layers = "every layer" if args.layers is None else " and ".join(args.layers)
-    flag = "" if args.layers is None else " --layers " + " ".join(args.layers)
+    chosen = args.layers or []
+    layers = " and ".join(chosen) or "every layer"
+    options = (f" --pretrained {args.pretrained}" if args.pretrained else "") + (
+        f" --layers {' '.join(chosen)}" if chosen else "")
     rows = [f"| {work} | {rate[False, key]:.0f} | {rate[True, key]:.0f} | "
             f"{rate[True, key] / rate[False, key]:.2f} |"
             for key, work in (("compute", "same work, no storage"), ("extract", "to .zarr"))]
@@ -293,12 +295,11 @@ def compile_gain(args: argparse.Namespace) -> None:
             f"{args.pretrained or args.arch}, {layers} at T = {args.iterations}, {args.n} "
             f"images, batch {args.batch}, {args.repeats} repeats after a warm-up (medians); "
             f"load average {os.getloadavg()[0]:.1f} at the end (`benchmarks/bench_extract.py "
-            f"--compile-gain{' --pretrained ' + args.pretrained if args.pretrained else ''}"
-            f"{flag} --n {args.n} --write`).\n\n"
+            f"--compile-gain{options} --n {args.n} --write`).\n\n"
             "| work | eager img/s | compiled img/s | compiled speed-up |\n|---|---|---|---|\n"
             + "\n".join(rows))
-    publish(text, f"<!-- extract-compile-{args.pretrained or args.arch}"
-                  f"{flag.replace(' --layers ', '-').replace(' ', '-')} -->", args.write)
+    mark = "-".join(["extract-compile", args.pretrained or args.arch, *chosen])
+    publish(text, f"<!-- {mark} -->", args.write)
 
 
 def versus_pytorch_wrapper(arch: str, n: int, iterations: int, batch: int,

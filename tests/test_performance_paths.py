@@ -258,10 +258,11 @@ def test_onednn_linear_and_its_gradients_equal_f_linear_to_float_rounding():
     g = torch.randn(33, 1000, requires_grad=True)
     weight = torch.randn(1000, 300, requires_grad=True)
     # the forward map and the feedback's (the same weight, transposed)
-    pairs = ((lambda: linear(x, weight), lambda: F.linear(x, weight), x),
-             (lambda: linear_transposed(g, weight), lambda: F.linear(g, weight.t()), g))
-    for ours_fn, reference_fn, inputs in pairs:
-        assert uses_onednn(inputs, weight if inputs is x else weight.t())
+    pairs = ((lambda: linear(x, weight), lambda: F.linear(x, weight), x, weight),
+             (lambda: linear_transposed(g, weight), lambda: F.linear(g, weight.t()), g,
+              weight.t()))
+    for ours_fn, reference_fn, inputs, mapped in pairs:
+        assert uses_onednn(inputs, mapped)
         ours, reference = ours_fn(), reference_fn()
         _close(ours, reference, 1e-6)
         grad = torch.randn_like(ours)
