@@ -135,6 +135,10 @@ def test_ada_pool_equals_separate_max_and_min_pooling_with_ties_and_gradients(si
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     assert torch.equal(f1.grad, f2.grad)
+    f3, f4 = f.clone().requires_grad_(), f.clone().requires_grad_()  # iteration 0: max-pooling
+    (cf.ada_pool(f3, None)[0] * weights).sum().backward()
+    (F.max_pool2d(f4, 2) * weights).sum().backward()
+    assert torch.equal(f3.grad, f4.grad)
     with torch.no_grad():  # the inference path (pools a channels_last copy on CPU)
         plain = F.max_pool2d(f, 2, return_indices=True)
         for feedback, (value, index) in ((g, eq5(f)), (None, plain)):

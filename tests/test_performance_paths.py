@@ -12,7 +12,7 @@ from neurocnnf.activations import extract, extract_dataset
 from neurocnnf.activations.extract import resolve_layers, trace_arrays
 from neurocnnf.activations.store import FINGERPRINT
 from neurocnnf.models import build_model, fmnist_small
-from neurocnnf.nn.functional import unpool
+from neurocnnf.nn.functional import place
 from neurocnnf.nn.linear import ONEDNN, linear, linear_transposed, uses_onednn
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
@@ -159,15 +159,20 @@ def test_arrays_from_a_gpu_equal_the_cpu_ones():
 
 
 @pytest.mark.parametrize("size", [8, 7])
-def test_unpool_restores_even_and_odd_input_sizes(size):
-    """unpool passes the output size to torch only for odd inputs; both round-trip exactly."""
-    f = torch.randn(2, 3, size, size)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_place_equals_max_unpool2d_in_values_and_gradients(size, layout):
+    """``place`` (AdaPool's feedback) equals ``max_unpool2d`` for even and odd inputs and
+    indices in either layout, and so does the gradient it sends back to the pooled values."""
+    f = torch.randn(2, 3, size, size).contiguous(memory_format=layout)
     pooled, indices = F.max_pool2d(f, 2, return_indices=True)
-    restored = unpool(pooled, indices, f.shape)
+    g = torch.randn_like(pooled, requires_grad=True)
+    restored = place(g, indices, f.shape[-2:])
+    expected = F.max_unpool2d(g, indices, 2, output_size=f.shape[-2:])
     assert restored.shape == f.shape
-    expected = F.max_unpool2d(pooled, indices, 2, output_size=f.shape[-2:])
     assert torch.equal(restored, expected)
-    assert torch.equal(restored.flatten(2).gather(2, indices.flatten(2)), pooled.flatten(2))
+    upstream = torch.randn_like(expected)
+    (ours,), (torchs,) = (torch.autograd.grad(out, g, upstream) for out in (restored, expected))
+    assert torch.equal(ours, torchs)
 
 
 def test_compile_auto_compiles_from_the_measured_break_even_only(monkeypatch):

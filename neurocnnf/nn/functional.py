@@ -87,22 +87,43 @@ def ada_pool(f: Tensor, g: Tensor | None, kernel_size: int = 2) -> tuple[Tensor,
     (or g is None) the window's max is taken, where g < 0 its min (paper eq. 5; the reference
     code gives 0 where g == 0, we follow the paper).
 
-    With autograd the choice is made without it and the output gathered from ``f`` at the
-    chosen indices: the same values and gradients as pooling ``f`` itself (the gradient goes
-    to the chosen element of each window), with the fast pooling kernel and no backward of
-    the pooling or of the sign products.
+    The gradient goes to the chosen element of each window, as pooling ``f`` itself would send
+    it; ``g`` gets none (the choice is a constant for autograd). The choice is made without
+    autograd (``_AdaPool``): the fast pooling kernel, and no backward of the pooling or of the
+    sign products.
     """
-    if not (f.requires_grad and torch.is_grad_enabled()):
-        if g is None:
-            return _max_pool(f, kernel_size)
-        sign = _sign(g, f.dtype)
-        pooled, indices = _max_pool(f * _spread_sign(sign, f, kernel_size), kernel_size)
-        return pooled * sign, indices
-    with torch.no_grad():
-        key = f if g is None else f * _spread_sign(_sign(g, f.dtype), f, kernel_size)
-        _, indices = _max_pool(key, kernel_size)
-    pooled = f.flatten(2).gather(2, indices.flatten(2)).view(indices.shape)
-    return pooled, indices
+    if f.requires_grad and torch.is_grad_enabled():
+        return _AdaPool.apply(f, g, kernel_size)
+    return _choose(f, g, kernel_size)
+
+
+def _choose(f: Tensor, g: Tensor | None, kernel_size: int) -> tuple[Tensor, Tensor]:
+    """``ada_pool`` without autograd: the window's max of ``f``, or of ``f * sign(g)`` (the max
+    of -f is minus the min of f) multiplied back by the sign: f at the chosen index, exactly."""
+    if g is None:
+        return _max_pool(f, kernel_size)
+    sign = _sign(g, f.dtype)
+    pooled, indices = _max_pool(f * _spread_sign(sign, f, kernel_size), kernel_size)
+    return pooled * sign, indices
+
+
+class _AdaPool(torch.autograd.Function):
+    """``_choose`` with the gradient of picking f at the chosen indices: dL/df is dL/dpooled
+    placed at those indices, zero elsewhere (``place``)."""
+
+    @staticmethod
+    def forward(ctx, f: Tensor, g: Tensor | None, kernel_size: int  # noqa: D102
+                ) -> tuple[Tensor, Tensor]:
+        pooled, indices = _choose(f, g, kernel_size)
+        ctx.mark_non_differentiable(indices)
+        ctx.save_for_backward(indices)
+        ctx.input_size = f.shape[-2:]
+        return pooled, indices
+
+    @staticmethod
+    def backward(ctx, d_pooled: Tensor, _: Tensor) -> tuple[Tensor, None, None]:  # noqa: D102
+        (indices,) = ctx.saved_tensors
+        return place(d_pooled, indices, ctx.input_size), None, None
 
 
 def _sign(g: Tensor, dtype: torch.dtype) -> Tensor:
@@ -137,26 +158,28 @@ def spread_windows(x: Tensor, kernel_size: int) -> Tensor:
 
 
 def _max_pool(f: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
-    """``max_pool2d`` with indices. Without autograd on a CPU it pools a channels_last copy:
-    torch's NCHW kernel is 2.5-5x slower there, and the values and indices are the same
-    (``ada_pool`` calls it without autograd only)."""
-    if f.device.type == "cpu" and not (f.requires_grad and torch.is_grad_enabled()):
+    """``max_pool2d`` with indices, without autograd (``ada_pool`` calls it so). On a CPU it pools
+    a channels_last copy: torch's NCHW kernel is 2.5-5x slower there, and the values and
+    indices are the same."""
+    if f.device.type == "cpu":
         nhwc = f.is_contiguous(memory_format=torch.channels_last)
         pooled, indices = F.max_pool2d(f.contiguous(memory_format=torch.channels_last),
                                        kernel_size, return_indices=True)
-        return (pooled if nhwc else pooled.contiguous()), indices  # in the layout f came in
+        if nhwc:
+            return pooled, indices
+        return pooled.contiguous(), indices.contiguous()  # in the layout f came in
     return F.max_pool2d(f, kernel_size, return_indices=True)
 
 
-def unpool(g: Tensor, indices: Tensor, input_shape: torch.Size, kernel_size: int = 2) -> Tensor:
-    """Feedback of (Ada)pooling: put each pooled feedback value at the chosen input position.
+def place(g: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
+    """Put each value of ``g`` (N, C, h, w) at its flat input index (``indices``, same shape,
+    as pooling returns them) of an (N, C, *size) map of zeros: the feedback of (Ada)pooling.
 
-    The output size is passed only where it differs from max_unpool2d's own (odd inputs):
-    torch's check of a given size imports sympy (~2 s, once per process).
-    """
-    size = tuple(input_shape[-2:])
-    natural = tuple(n * kernel_size for n in g.shape[-2:])
-    return F.max_unpool2d(g, indices, kernel_size, output_size=None if size == natural else size)
+    ``max_unpool2d``'s values and gradients, faster on a CPU (its backward copies the gradient
+    into the indices' layout before gathering; benchmarks/README.md, "Exact engine changes")."""
+    n, c = g.shape[:2]
+    out = g.new_zeros(n, c, size[0] * size[1])
+    return out.scatter_(2, indices.flatten(2), g.flatten(2)).view(n, c, *size)
 
 
 def conv_weight(weight: Tensor) -> Tensor:

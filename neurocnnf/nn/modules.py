@@ -171,7 +171,7 @@ class AdaPool(FeedbackModule):
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
         slot = state.slot(self)
         slot["g"] = g
-        return cf.unpool(g, slot["indices"], slot["input_shape"], self.kernel_size)
+        return cf.place(g, slot["indices"], slot["input_shape"][-2:])
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
