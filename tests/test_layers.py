@@ -135,6 +135,8 @@ def test_ada_pool_equals_separate_max_and_min_pooling_with_ties_and_gradients(si
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     assert torch.equal(f1.grad, f2.grad)
+    by_func = torch.func.grad(lambda f: (cf.ada_pool(f, g)[0] * weights).sum())(f)
+    assert torch.equal(by_func, f1.grad)
     f3, f4 = f.clone().requires_grad_(), f.clone().requires_grad_()  # iteration 0: max-pooling
     (cf.ada_pool(f3, None)[0] * weights).sum().backward()
     (F.max_pool2d(f4, 2) * weights).sum().backward()

@@ -109,16 +109,20 @@ def _choose(f: Tensor, g: Tensor | None, kernel_size: int) -> tuple[Tensor, Tens
 
 class _AdaPool(torch.autograd.Function):
     """``_choose`` with the gradient of picking f at the chosen indices: dL/df is dL/dpooled
-    placed at those indices, zero elsewhere (``place``)."""
+    placed at those indices, zero elsewhere (``place``). Written with ``setup_context``, so
+    torch.func's grad transforms accept it."""
 
     @staticmethod
-    def forward(ctx, f: Tensor, g: Tensor | None, kernel_size: int  # noqa: D102
+    def forward(f: Tensor, g: Tensor | None, kernel_size: int  # noqa: D102
                 ) -> tuple[Tensor, Tensor]:
-        pooled, indices = _choose(f, g, kernel_size)
+        return _choose(f, g, kernel_size)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:  # noqa: D102
+        (f, _, _), (_, indices) = inputs, output
         ctx.mark_non_differentiable(indices)
         ctx.save_for_backward(indices)
         ctx.input_size = f.shape[-2:]
-        return pooled, indices
 
     @staticmethod
     def backward(ctx, d_pooled: Tensor, _: Tensor) -> tuple[Tensor, None, None]:  # noqa: D102
