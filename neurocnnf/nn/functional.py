@@ -180,7 +180,8 @@ def place(g: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
     as pooling returns them) of an (N, C, *size) map of zeros: the feedback of (Ada)pooling.
 
     ``max_unpool2d``'s values and gradients, faster on a CPU (its backward copies the gradient
-    into the indices' layout before gathering; benchmarks/README.md, "Exact engine changes")."""
+    into the indices' layout before gathering; benchmarks/README.md, "Pooling without a
+    gather")."""
     n, c = g.shape[:2]
     out = g.new_zeros(n, c, size[0] * size[1])
     return out.scatter_(2, indices.flatten(2), g.flatten(2)).view(n, c, *size)
