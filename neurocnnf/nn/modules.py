@@ -165,13 +165,13 @@ class AdaPool(FeedbackModule):
         slot = state.slot(self)
         out, indices = cf.ada_pool(x, slot.get("g"), self.kernel_size)
         state.note_mask(self.latent_name, slot.get("indices"), indices)
-        slot["indices"], slot["input_shape"] = indices, x.shape
+        slot["indices"], slot["input_size"] = indices, x.shape[-2:]
         return out
 
     def feedback(self, g: Tensor, state: InferenceState) -> Tensor:
         slot = state.slot(self)
         slot["g"] = g
-        return cf.place(g, slot["indices"], slot["input_shape"][-2:])
+        return cf.place(g, slot["indices"], slot["input_size"])
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
