@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurocnnf.activations.direct import BLOCK, DirectWriter
+from neurocnnf.activations.direct import BLOCK, DirectWriter, aligned_empty
 
 PIECE = 4 * BLOCK  # small pieces, so that runs span several
 
@@ -59,6 +59,28 @@ def test_a_whole_file_holds_exactly_its_bytes(tmp_path, length):
     assert path.read_bytes() == data.tobytes()
     DirectWriter(piece=PIECE).write(tmp_path / "new", data, whole=True)  # created
     assert (tmp_path / "new").read_bytes() == data.tobytes()
+
+
+@pytest.mark.parametrize(("length", "position"), [(3 * PIECE, 0), (3 * PIECE + 5, 0),
+                                                 (2 * BLOCK + 7, BLOCK), (2 * BLOCK, 5)])
+def test_aligned_memory_is_written_uncopied_with_the_same_bytes(tmp_path, length, position):
+    tensor = aligned_empty((length // 4 + 1,))
+    data = tensor.numpy().view(np.uint8)[:length]
+    data[:] = np.random.default_rng(length).integers(0, 256, length, dtype=np.uint8)
+    assert data.ctypes.data % BLOCK == 0 and tensor.dtype.is_floating_point
+    start = np.random.default_rng(1).integers(0, 256, 4 * PIECE, dtype=np.uint8).tobytes()
+    path = tmp_path / "file"
+    path.write_bytes(start)
+    writer = DirectWriter(piece=PIECE)
+    writer.write(path, data, position)
+    expected = bytearray(start)
+    expected[position:position + length] = data.tobytes()
+    assert path.read_bytes() == bytes(expected)
+    writer.write(tmp_path / "whole", data, whole=True)
+    assert (tmp_path / "whole").read_bytes() == data.tobytes()
+    if _direct_here(tmp_path) and position % BLOCK == 0:
+        # whole blocks went from the array itself: the copy buffer only for a partial tail
+        assert (writer._buffer is None) == (length % BLOCK == 0)
 
 
 def test_a_file_system_that_refuses_o_direct_gets_ordinary_writes(tmp_path, monkeypatch):

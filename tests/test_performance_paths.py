@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from neurocnnf.activations import extract, extract_dataset
+from neurocnnf.activations.direct import BLOCK
 from neurocnnf.activations.extract import resolve_layers, trace_arrays
-from neurocnnf.activations.store import FINGERPRINT
+from neurocnnf.activations.store import FINGERPRINT, _netcdf_offsets
 from neurocnnf.models import build_model, fmnist_small
 from neurocnnf.nn.functional import place
 from neurocnnf.nn.linear import ONEDNN, linear, linear_transposed, uses_onednn
@@ -139,6 +140,20 @@ def test_batches_written_in_the_background_equal_the_model_called_batch_by_batch
     for name in ds.data_vars:
         np.testing.assert_array_equal(ds[name].values,
                                       np.concatenate([batch[name] for batch in batches]))
+
+
+def test_layer_arrays_and_netcdf_blocks_start_on_block_boundaries(tmp_path):
+    """So that a batch is written past the page cache straight from its arrays, uncopied."""
+    model = fmnist_small(iterations=1).eval()
+    stimuli = _stimuli(4)
+    names = resolve_layers(model, None)
+    arrays = trace_arrays(model, render(stimuli, np.arange(4), 1, 28), names, 1, None)
+    maps = [name for name in names if name in model.taps or name == "h_hat"]  # the bulk
+    assert len(maps) >= 3 and all(arrays[name].ctypes.data % BLOCK == 0 for name in maps)
+    extract(model, stimuli, tmp_path / "a.nc", batch_size=4, progress=False)
+    blocks = {name: offset for name, (offset, dtype) in _netcdf_offsets(tmp_path / "a.nc").items()
+              if name in arrays and arrays[name].nbytes >= BLOCK}
+    assert set(maps) <= set(blocks) and all(offset % BLOCK == 0 for offset in blocks.values())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

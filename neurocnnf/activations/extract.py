@@ -31,6 +31,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from neurocnnf.activations.direct import aligned_empty
 from neurocnnf.activations.reduce import (
     Projection,
     fit_pca,
@@ -136,8 +137,9 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
         """The last len(tensors) iterations' (B, ...) tensors as one (B, T+1[, width]) array,
         NaN where nothing was traced; one copy of each, from any memory layout (a compiled
         CPU pass returns channels_last maps)."""
-        out = torch.empty((b, iterations + 1) + (() if width is None else (width,)),
-                          device=device)
+        shape = (b, iterations + 1) + (() if width is None else (width,))
+        # on the CPU, block-aligned: the stores write its bytes past the page cache uncopied
+        out = aligned_empty(shape) if device.type == "cpu" else torch.empty(shape, device=device)
         first = iterations + 1 - len(tensors)
         out[:, :first] = float("nan")
         for i, tensor in enumerate(tensors, first):

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurocnnf.activations.direct import DirectWriter
+from neurocnnf.activations.direct import BLOCK, DirectWriter
 from neurocnnf.errors import NeurocnnfError
 from neurocnnf.io import atomic_write
 
@@ -342,13 +342,16 @@ def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple]
 
 def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
     """The NetCDF file of an extraction, whole: coordinates and attrs written by xarray, each
-    variable (name -> (dims, dtype)) a contiguous block allocated at its full size and never
-    filled (every presentation is written before the file is finished)."""
+    variable (name -> (dims, dtype)) a contiguous block allocated at its full size, starting on
+    a ``BLOCK`` boundary, and never filled (every presentation is written before the file is
+    finished)."""
     import h5netcdf
 
     skeleton.to_netcdf(path, engine="h5netcdf")
     coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
-    with h5netcdf.File(path, "a") as file:
+    # blocks start on block boundaries: a batch whose rows fill whole blocks is written
+    # straight from its array (DirectWriter)
+    with h5netcdf.File(path, "a", alignment_threshold=BLOCK, alignment_interval=BLOCK) as file:
         for name, (dims, dtype) in variables.items():
             variable = file.create_variable(name, dims, dtype=dtype, fillvalue=np.nan,
                                             fill_time="never")
@@ -398,13 +401,14 @@ def _chunk_path(folder: Path, index: int, ndim: int, separator: str) -> Path:
 def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.ndarray,
                      rows: int, dtype: np.dtype, separator: str) -> None:
     """Write ``values`` (<= ``rows`` presentations) as chunk ``index``; a short last batch is
-    padded with NaN, the arrays' fill value, as Zarr stores edge chunks."""
+    padded with NaN, the arrays' fill value, as Zarr stores edge chunks (the values written
+    from their own memory, the padding after them)."""
     values = np.ascontiguousarray(values, dtype=dtype)
+    path = _chunk_path(folder, index, values.ndim, separator)
+    writer.write(path, values, whole=True)
     if len(values) < rows:
-        padded = np.full((rows,) + values.shape[1:], np.nan, dtype=dtype)
-        padded[:len(values)] = values
-        values = padded
-    writer.write(_chunk_path(folder, index, values.ndim, separator), values, whole=True)
+        padding = np.full((rows - len(values),) + values.shape[1:], np.nan, dtype=dtype)
+        writer.write(path, padding, values.nbytes)
 
 
 def _normalized(settings: dict) -> dict:
