@@ -27,7 +27,6 @@ import shutil
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from neurocnnf.activations import zarr2
 from neurocnnf.activations.direct import BLOCK, DirectWriter
 from neurocnnf.errors import NeurocnnfError
 from neurocnnf.io import atomic_write
@@ -191,8 +191,6 @@ class PartialStore:
     def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
         """Write presentations ``start:start + len`` (``start`` = ``done``, one chunk) of every
         variable, then record them as done."""
-        import zarr
-
         stop = start + len(next(iter(arrays.values())))
         if store_format(self.path) == "netcdf":
             with self._disk_errors(self.partial):
@@ -208,6 +206,8 @@ class PartialStore:
                     _write_raw_chunk(self._bytes, self.partial / name, start // self.chunk,
                                      values, *layout)
                 else:  # a layout we do not write by hand: through the zarr library
+                    import zarr
+
                     group = group or zarr.open_group(str(self.partial), mode="r+")
                     group[name][start:stop] = values
             self._save_progress(self.partial, stop)
@@ -240,8 +240,6 @@ class PartialStore:
     def finish(self) -> Path:
         """Rename the complete partial store (Zarr) or its file (NetCDF) to ``path``;
         StoreError naming the presentations that no writer (a shard) has written yet."""
-        import zarr
-
         missing = self.missing()
         if missing:
             gaps = ", ".join(f"{r.start}-{r.stop - 1}" for r in missing[:5])
@@ -249,9 +247,8 @@ class PartialStore:
                              f"{self.settings['n']} are not written yet; run the shards that "
                              f"write them (--shard I/N), then finish again")
         if store_format(self.path) == "zarr":
-            with self._disk_errors(self.path), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Object at neurocnnf-")  # ours
-                zarr.consolidate_metadata(str(self.partial))
+            with self._disk_errors(self.path):
+                zarr2.consolidate(self.partial)
                 _remove(self.path)
                 os.replace(self.partial, self.path)
             for name in (PROGRESS, EXTRAS):
@@ -323,21 +320,17 @@ def in_child(work: Callable[[], None]) -> str | None:
 def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int
                  ) -> None:
     """A Zarr store of ``skeleton``'s coords and attrs and NaN-filled ``variables`` (name ->
-    (dims, dtype)) chunked by ``chunk`` presentations."""
-    import zarr
-
-    skeleton.to_zarr(folder, mode="w", consolidated=False, **_zarr_options())
-    group = zarr.open_group(str(folder), mode="r+")
+    (dims, dtype)) chunked by ``chunk`` presentations, uncompressed (format 2, ``zarr2``;
+    through xarray where a coordinate has a dtype that module leaves to it)."""
+    if zarr2.writable(skeleton):
+        zarr2.create_group(folder, skeleton)
+    else:
+        skeleton.to_zarr(folder, mode="w", consolidated=False, **_zarr_options())
     coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
     for name, (dims, dtype) in variables.items():
         shape = tuple(skeleton.sizes[d] for d in dims)
-        attributes = {"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates}
-        options = dict(shape=shape, chunks=(chunk,) + shape[1:], dtype=dtype, fill_value=np.nan,
-                       **_uncompressed())
-        if hasattr(group, "create_array"):  # zarr 3: the metadata written once, attributes in
-            group.create_array(name, attributes=attributes, **options)
-        else:
-            group.create_dataset(name, **options).attrs.update(attributes)
+        zarr2.create_array(folder / name, shape, (chunk,) + shape[1:], dtype,
+                           {"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
 
 
 def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
@@ -435,15 +428,6 @@ def _zarr_options() -> dict:
     import zarr
 
     return {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
-
-
-def _uncompressed() -> dict:
-    """No compressor (zarr 3 | zarr 2 spelling): batches skip the codec, at the cost of
-    larger .zarr stores (the .nc is uncompressed too)."""
-    import zarr
-
-    return {"compressors": None} if int(zarr.__version__.split(".")[0]) >= 3 else {
-        "compressor": None}
 
 
 class BatchWriter:
