@@ -10,7 +10,10 @@ a training step (clean, or adversarial: PGD-7 on the first pass) or of an infere
 medians over ``--rounds`` and the speed-up base / here (> 1: this checkout is faster). Mode
 ``ratio`` instead measures, in each process, the clean training step of CNN-F over its plain twin's
 (T = 0; ``bench_train.step_ratio``, the two alternating) and prints the medians of that ratio
-for both trees with the steps' FLOP ratio (the bound the ratio should reach).
+for both trees with the steps' FLOP ratio (the bound the ratio should reach). Modes ``zarr``
+and ``netcdf`` time an extraction of every layer of ``EXTRACTED`` random images to a new store
+of that format (after one warm-up extraction; the previous store deleted and the page cache
+synced before each).
 Run: ``python benchmarks/bench_commits.py --base main~1 [--settings fmnist_small:5]
 [--modes clean adversarial inference compiled] [--rounds 3] [--write MARK]``; ``--write`` puts the
 table between ``<!-- MARK -->`` markers in benchmarks/README.md.
@@ -29,7 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MODES = ("clean", "adversarial", "inference", "compiled", "ratio")
+MODES = ("clean", "adversarial", "inference", "compiled", "ratio", "zarr", "netcdf")
+EXTRACTED = 500  # images per extraction (modes zarr and netcdf)
 
 
 def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> dict[str, float]:
@@ -43,6 +47,8 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> di
         from bench_train import step_ratio
 
         return step_ratio(arch, iterations, batch, steps)
+    if mode in ("zarr", "netcdf"):
+        return {"seconds": extraction_seconds(arch, iterations, mode, steps)}
     torch.manual_seed(0)
     model = build_model(arch, iterations=iterations)
     x = torch.rand(batch, *model.input_shape)
@@ -60,6 +66,33 @@ def measure(arch: str, iterations: int, mode: str, batch: int, steps: int) -> di
         optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9)
         call = training_step(model, optimizer, x, y, mode == "adversarial")
     return {"seconds": timed(call, steps, torch.device("cpu"))}
+
+
+def extraction_seconds(arch: str, iterations: int, mode: str, steps: int) -> float:
+    """Median seconds of ``steps`` extractions (after one warm-up) of every layer of
+    ``EXTRACTED`` random images to a new .zarr or .nc store, each from a synced page cache."""
+    import shutil
+    import time
+
+    import torch
+    from bench_extract import stimuli
+
+    from neurocnnf.activations import extract
+    from neurocnnf.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, iterations=iterations).eval()
+    images = stimuli(EXTRACTED, model.input_shape)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / ("a.zarr" if mode == "zarr" else "a.nc")
+        for _ in range(steps + 1):
+            os.sync()
+            start = time.perf_counter()
+            extract(model, images, out, iterations=iterations, progress=False)
+            times.append(time.perf_counter() - start)
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+    return statistics.median(times[1:])
 
 
 def run_child(tree: Path, setting: str, mode: str, args: argparse.Namespace
@@ -121,7 +154,10 @@ def compare(args: argparse.Namespace) -> None:
             f"batch {args.batch}, median of {args.steps} calls per fresh process, "
             f"{args.rounds} alternating rounds (medians); {torch.get_num_threads()} threads, "
             f"load average {os.getloadavg()[0]:.1f} at the end "
-            f"(`benchmarks/bench_commits.py --base {args.base}`). Speed-up: base over here.\n\n"
+            f"(`benchmarks/bench_commits.py --base {args.base}`). Speed-up: base over here."
+            + (f" Modes zarr and netcdf: seconds per extraction of every layer of {EXTRACTED} "
+               "random images (extraction's own batch size) to a new store."
+               if {"zarr", "netcdf"} & set(args.modes) else "") + "\n\n"
             "| arch:T | mode | base s | here s | speed-up |\n|---|---|---|---|---|\n"
             + "\n".join(rows))
     publish(text, f"<!-- {args.write} -->", bool(args.write))

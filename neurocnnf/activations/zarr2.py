@@ -3,9 +3,9 @@
 The format is JSON metadata beside one file per chunk ("Zarr storage specification version
 2"). A new extraction store holds coordinates (each one uncompressed chunk), attributes and
 empty data variables (uncompressed, one chunk per batch, NaN until written), all of which is
-a few small files; ``xarray.to_zarr`` took 0.1-0.2 s to make them and importing the zarr
-library 0.2 s more, against a pass of under a second for 500 images (``benchmarks/README.md``,
-"Storage overhead"). Coordinates of other dtypes than numbers and strings are left to xarray
+a few small files. Made by ``xarray.to_zarr``, with the zarr library imported for it, they
+were a fixed cost as large as a batch or two of the pass (``benchmarks/README.md``, "Storage
+overhead"). Coordinates of other dtypes than numbers and strings are left to xarray
 (:func:`writable`). Reading stays with xarray and the zarr library.
 """
 
