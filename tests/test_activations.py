@@ -123,6 +123,9 @@ def test_assembly_is_neuroid_assembly_shaped(model, tmp_path):
     assert list(conv2["time_bin_start"].values) == [100, 200, 300, 400]
     assert set(conv2["layer"].values) == {"conv2"}
     assert conv2["neuroid_id"].values[0] == "conv2.0.0.0" and conv2["channel"].values[-1] == 63
+    assert list(conv2["neuroid_id"].values) == [  # every id names its channel, row and column
+        f"conv2.{c}.{y}.{x}" for c, y, x in zip(conv2["channel"].values, conv2["y"].values,
+                                                 conv2["x"].values, strict=True)]
     with pytest.raises(StoreError, match="unknown layer 'IT'"):
         assembly(ds, "IT")
 

@@ -183,10 +183,14 @@ def _neuroid_coords(name: str, shape: tuple[int, ...]) -> dict[str, tuple]:
     if len(shape) == 1:
         channel = np.arange(shape[0])
         y = x = np.zeros_like(channel)
+        places = ["0.0"]
     else:
         grids = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
         channel, y, x = (g.ravel() for g in grids)
-    ids = np.array([f"{name}.{c}.{i}.{j}" for c, i, j in zip(channel, y, x, strict=True)])
+        places = [f"{i}.{j}" for i in range(shape[1]) for j in range(shape[2])]
+    # "name.channel.y.x", channel-major as the grids: one string per channel and per place
+    ids = np.array([head + place for head in [f"{name}.{c}." for c in range(shape[0])]
+                    for place in places])
     return {f"neuroid_id_{name}": (dim, ids), f"channel_{name}": (dim, channel),
             f"y_{name}": (dim, y), f"x_{name}": (dim, x)}
 
