@@ -1,8 +1,9 @@
 """Zarr format 2 stores made by hand: an extraction's new store without the zarr library.
 
 The format is JSON metadata beside one file per chunk ("Zarr storage specification version
-2"). A new extraction store holds coordinates (each one uncompressed chunk), attributes and
-empty data variables (uncompressed, one chunk per batch, NaN until written), all of which is
+2"). A new extraction store holds coordinates (each one zlib-compressed chunk: a layer's
+neuroid ids are megabytes of UTF-32, a small stimulus set's data less), attributes and empty
+data variables (uncompressed, one chunk per batch, NaN until written), all of which is
 a few small files. Made by ``xarray.to_zarr``, with the zarr library imported for it, they
 were a fixed cost as large as a batch or two of the pass (``benchmarks/README.md``, "Storage
 overhead"). Coordinates of other dtypes than numbers and strings are left to xarray
@@ -12,11 +13,13 @@ overhead"). Coordinates of other dtypes than numbers and strings are left to xar
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+COORDINATE_CODEC = {"id": "zlib", "level": 1}  # numcodecs' name for a zlib stream
 KINDS = "iufU"  # numpy dtype kinds written here: signed and unsigned integers, floats, str
 METADATA = ".zmetadata"  # consolidated metadata: every .zgroup, .zattrs and .zarray in one
 
@@ -28,7 +31,8 @@ def writable(dataset: xr.Dataset) -> bool:
 
 def create_group(folder: Path, dataset: xr.Dataset) -> None:
     """Write ``dataset``'s coordinates and attributes as the Zarr group ``folder`` (created),
-    as ``dataset.to_zarr(folder, zarr_format=2)`` would store them, uncompressed."""
+    as ``dataset.to_zarr(folder, zarr_format=2)`` would store them (each coordinate one
+    chunk, compressed with ``COORDINATE_CODEC``)."""
     folder.mkdir()
     others = sorted(str(name) for name in dataset.coords if name not in dataset.dims)
     attrs = dict(dataset.attrs, coordinates=" ".join(others)) if others else dict(dataset.attrs)
@@ -37,21 +41,22 @@ def create_group(folder: Path, dataset: xr.Dataset) -> None:
     for name, coord in dataset.coords.items():
         values = np.ascontiguousarray(coord.values)
         create_array(folder / str(name), values.shape, values.shape, values.dtype,
-                     {"_ARRAY_DIMENSIONS": list(coord.dims)})
+                     {"_ARRAY_DIMENSIONS": list(coord.dims)}, COORDINATE_CODEC)
         (folder / str(name) / ".".join(["0"] * max(values.ndim, 1))).write_bytes(
-            values.tobytes())
+            zlib.compress(values.tobytes(), COORDINATE_CODEC["level"]))
 
 
 def create_array(folder: Path, shape: tuple[int, ...], chunks: tuple[int, ...],
-                 dtype: np.dtype, attrs: dict) -> None:
-    """An uncompressed C-order array's metadata in ``folder`` (created); no chunk written
-    (a missing chunk reads as the fill value: NaN for floats)."""
+                 dtype: np.dtype, attrs: dict, compressor: dict | None = None) -> None:
+    """A C-order array's metadata in ``folder`` (created), uncompressed unless ``compressor``
+    (numcodecs' configuration); no chunk written (a missing chunk reads as the fill value:
+    NaN for floats)."""
     folder.mkdir()
     dtype = np.dtype(dtype)
     _write_json(folder / ".zarray", {
         "shape": list(shape), "chunks": [max(n, 1) for n in chunks], "dtype": dtype.str,
         "fill_value": "NaN" if dtype.kind == "f" else None, "order": "C", "filters": None,
-        "dimension_separator": ".", "compressor": None, "zarr_format": 2})
+        "dimension_separator": ".", "compressor": compressor, "zarr_format": 2})
     _write_json(folder / ".zattrs", attrs)
 
 
