@@ -103,7 +103,7 @@ def _choose(f: Tensor, g: Tensor | None, kernel_size: int) -> tuple[Tensor, Tens
     if g is None:
         return _max_pool(f, kernel_size)
     sign = _sign(g, f.dtype)
-    pooled, indices = _max_pool(f * _spread_sign(sign, f, kernel_size), kernel_size)
+    pooled, indices = _max_pool(_signed(f, sign, kernel_size), kernel_size, layout_of=f)
     return pooled * sign, indices
 
 
@@ -135,6 +135,21 @@ def _sign(g: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.where(g >= 0, 1.0, -1.0).to(dtype)
 
 
+def _signed(f: Tensor, sign: Tensor, kernel_size: int) -> Tensor:
+    """``f * _spread_sign(sign, f, kernel_size)``. In an eager CPU pass over even sizes, one
+    broadcast product written straight into a channels_last tensor, the layout ``_max_pool``
+    pools in: neither the spread sign nor the layout copy is made (the same values)."""
+    n, c, rows, cols = f.shape
+    h, w = sign.shape[-2:]
+    k = kernel_size
+    if f.device.type != "cpu" or _is_compiling() or (rows, cols) != (h * k, w * k):
+        return f * _spread_sign(sign, f, k)
+    out = torch.empty_like(f, memory_format=torch.channels_last)
+    torch.mul(f.reshape(n, c, h, k, w, k), sign[:, :, :, None, :, None],
+              out=out.view(n, c, h, k, w, k))
+    return out
+
+
 def _spread_sign(sign: Tensor, f: Tensor, kernel_size: int) -> Tensor:
     """The pooled sign over each window of ``f``, +1 on an odd input's last row/column.
 
@@ -161,17 +176,20 @@ def spread_windows(x: Tensor, kernel_size: int) -> Tensor:
     return x[:, :, :, None, :, None].expand(n, c, h, k, w, k).reshape(n, c, h * k, w * k)
 
 
-def _max_pool(f: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
-    """``max_pool2d`` with indices, without autograd (``ada_pool`` calls it so). On a CPU it pools
-    a channels_last copy: torch's NCHW kernel is 2.5-5x slower there, and the values and
+def _max_pool(f: Tensor, kernel_size: int, layout_of: Tensor | None = None
+              ) -> tuple[Tensor, Tensor]:
+    """``max_pool2d`` with indices, without autograd (``ada_pool`` calls it so), returned in
+    the memory layout of ``layout_of`` (default ``f``). On a CPU it pools a channels_last copy
+    (none if ``f`` is one): torch's NCHW kernel is 2.5-5x slower there, and the values and
     indices are the same."""
     if f.device.type == "cpu":
-        nhwc = f.is_contiguous(memory_format=torch.channels_last)
+        nhwc = (f if layout_of is None else layout_of).is_contiguous(
+            memory_format=torch.channels_last)
         pooled, indices = F.max_pool2d(f.contiguous(memory_format=torch.channels_last),
                                        kernel_size, return_indices=True)
         if nhwc:
             return pooled, indices
-        return pooled.contiguous(), indices.contiguous()  # in the layout f came in
+        return pooled.contiguous(), indices.contiguous()  # in layout_of's layout
     return F.max_pool2d(f, kernel_size, return_indices=True)
 
 
