@@ -319,18 +319,23 @@ def in_child(work: Callable[[], None]) -> str | None:
 
 def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int
                  ) -> None:
-    """A Zarr store of ``skeleton``'s coords and attrs and NaN-filled ``variables`` (name ->
-    (dims, dtype)) chunked by ``chunk`` presentations, uncompressed (format 2, ``zarr2``;
-    through xarray where a coordinate has a dtype that module leaves to it)."""
+    """A Zarr store (format 2) of ``skeleton``'s coords and attrs (``zarr2``; through xarray
+    where a coordinate has a dtype that module leaves to it) and NaN-filled ``variables``
+    (name -> (dims, dtype)), uncompressed, chunked by ``chunk`` presentations."""
     if zarr2.writable(skeleton):
         zarr2.create_group(folder, skeleton)
     else:
         skeleton.to_zarr(folder, mode="w", consolidated=False, **_zarr_options())
-    coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
+    coordinates = _coordinates(skeleton)
     for name, (dims, dtype) in variables.items():
         shape = tuple(skeleton.sizes[d] for d in dims)
         zarr2.create_array(folder / name, shape, (chunk,) + shape[1:], dtype,
                            {"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
+
+
+def _coordinates(skeleton: xr.Dataset) -> str:
+    """The ``coordinates`` attribute of every data variable: the non-index coordinates."""
+    return " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
 
 
 def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
@@ -341,7 +346,7 @@ def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]
     import h5netcdf
 
     skeleton.to_netcdf(path, engine="h5netcdf")
-    coordinates = " ".join(str(c) for c in skeleton.coords if c not in skeleton.dims)
+    coordinates = _coordinates(skeleton)
     # blocks start on block boundaries: a batch whose rows fill whole blocks is written
     # straight from its array (DirectWriter)
     with h5netcdf.File(path, "a", alignment_threshold=BLOCK, alignment_interval=BLOCK) as file:
