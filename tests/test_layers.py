@@ -114,6 +114,17 @@ def test_ada_pool_eq5_max_where_g_nonnegative_min_where_negative():
     assert indices.flatten().tolist() == [1, 7, 12, 15]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_pooling_sign_is_plus_one_at_zero_and_minus_zero(dtype):
+    """Eq. 5's choice: the max where g >= 0 (both zeros, tiny and huge values), the min where
+    g < 0; the sign in the features' dtype."""
+    g = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, float("inf"), -float("inf")])
+    for values in (g.to(dtype), torch.finfo(dtype).tiny * torch.tensor([1.0, -1.0]).to(dtype)):
+        expected = torch.where(values >= 0, 1.0, -1.0).to(torch.float32)
+        assert torch.equal(cf._sign(values, torch.float32), expected)
+    assert cf._sign(g, dtype).dtype == dtype
+
+
 @pytest.mark.parametrize("size", [(8, 8), (7, 9)])
 def test_ada_pool_equals_separate_max_and_min_pooling_with_ties_and_gradients(size):
     """The one-pooling implementation against eq. 5 written out (max-pool of f, max-pool of
