@@ -212,6 +212,22 @@ def test_online_update_eta_one_is_replacement():
     torch.testing.assert_close(cf.online_update(f, g, 0.1), 0.9 * f + 0.1 * g)
 
 
+@pytest.mark.parametrize("eta", [0.1, 0.3, 1e-3])
+def test_online_update_is_eq7_as_written_bit_for_bit_in_fs_layout_with_its_gradients(eta):
+    generator = torch.Generator().manual_seed(0)
+    f = torch.randn(4, 8, 6, 6, generator=generator).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(4, 8, 6, 6, generator=generator)
+    f1, g1 = f.clone().requires_grad_(), g.clone().requires_grad_()
+    f2, g2 = f.clone().requires_grad_(), g.clone().requires_grad_()
+    ours, written = cf.online_update(f1, g1, eta), f2 + eta * (g2 - f2)
+    assert torch.equal(ours, written)
+    assert ours.is_contiguous(memory_format=torch.channels_last)  # as f is
+    weights = torch.randn(f.shape, generator=generator)
+    (ours * weights).sum().backward()
+    (written * weights).sum().backward()
+    assert torch.equal(f1.grad, f2.grad) and torch.equal(g1.grad, g2.grad)
+
+
 def test_rms_normalize_is_the_formula_forward_and_its_gradient_backward():
     """The hand-written backward (``_RMSNormalize``) against autograd's numerical gradient,
     and the forward bit for bit equal to x * rsqrt(mean(x^2) + eps)."""
