@@ -133,7 +133,7 @@ class _AdaPool(torch.autograd.Function):
 def _sign(g: Tensor, dtype: torch.dtype) -> Tensor:
     """+1 where g >= 0 (-0.0 included), -1 where g < 0, in ``dtype``: the sign of
     sign(g) + 1/2, exact in any float dtype. ``torch.where(g >= 0, 1.0, -1.0)`` gives the same
-    values about 10x slower on a CPU (benchmarks/README.md, "The pooled sign")."""
+    values 5-10x slower on a CPU (benchmarks/README.md, "The pooled sign")."""
     return torch.sign(g).add_(0.5).sign_().to(dtype)
 
 
