@@ -13,7 +13,7 @@ from neurocnnf.activations.direct import BLOCK
 from neurocnnf.activations.extract import resolve_layers, trace_arrays
 from neurocnnf.activations.store import FINGERPRINT, _netcdf_offsets
 from neurocnnf.models import build_model, fmnist_small
-from neurocnnf.nn.functional import place
+from neurocnnf.nn.functional import ada_pool, place
 from neurocnnf.nn.linear import ONEDNN, linear, linear_transposed, uses_onednn
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
@@ -171,6 +171,32 @@ def test_arrays_from_a_gpu_equal_the_cpu_ones():
     for name, array in on_cpu.items():
         assert on_gpu[name].dtype == np.float32 and on_gpu[name].shape == array.shape, name
         np.testing.assert_allclose(on_gpu[name], array, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@needs_compiler
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_compiled_ada_pool_equals_eager_in_values_indices_and_gradients(layout):
+    """In a compiled CPU graph AdaPool with feedback pools by a reduction over window views
+    (``nn.functional._window_max``): the eager values, the same indices where windows tie
+    (the first maximum in window order) and the same gradient. (A window of tied zeros may
+    give +0.0 where eager gives -0.0: equal values, and no mask or sign reads the difference.)"""
+    torch.manual_seed(0)
+    f = torch.randn(2, 3, 8, 8).round()  # integers: ties in most windows
+    f[0, 0] = 0.0  # a channel of zeros: every window a four-way tie
+    f = f.contiguous(memory_format=layout)
+    g = torch.randn(2, 3, 4, 4)
+    g[0, 1], g[1, 2] = -0.0, 0.0  # the max where g >= 0, -0.0 included
+    fast = torch.compile(ada_pool, dynamic=False)
+    (pooled, indices), (fast_pooled, fast_indices) = ada_pool(f, g), fast(f, g)
+    assert torch.equal(fast_indices, indices)
+    assert torch.equal(fast_pooled, pooled)
+    upstream = torch.randn_like(pooled)
+    grads = []
+    for pool in (ada_pool, fast):
+        leaf = f.clone().requires_grad_()
+        (pool(leaf, g)[0] * upstream).sum().backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[1], grads[0])
 
 
 @pytest.mark.parametrize("size", [8, 7])

@@ -103,7 +103,10 @@ def _choose(f: Tensor, g: Tensor | None, kernel_size: int) -> tuple[Tensor, Tens
     if g is None:
         return _max_pool(f, kernel_size)
     sign = _sign(g, f.dtype)
-    pooled, indices = _max_pool(_signed(f, sign, kernel_size), kernel_size, layout_of=f)
+    if f.device.type == "cpu" and _is_compiling() and _tiles(f, sign, kernel_size):
+        pooled, indices = _window_max(f, sign, kernel_size)
+    else:
+        pooled, indices = _max_pool(_signed(f, sign, kernel_size), kernel_size, layout_of=f)
     return pooled * sign, indices
 
 
@@ -141,15 +144,36 @@ def _signed(f: Tensor, sign: Tensor, kernel_size: int) -> Tensor:
     """``f * _spread_sign(sign, f, kernel_size)``. In an eager CPU pass over even sizes, one
     broadcast product written straight into a channels_last tensor, the layout ``_max_pool``
     pools in: neither the spread sign nor the layout copy is made (the same values)."""
-    n, c, rows, cols = f.shape
+    n, c = f.shape[:2]
     h, w = sign.shape[-2:]
     k = kernel_size
-    if f.device.type != "cpu" or _is_compiling() or (rows, cols) != (h * k, w * k):
+    if f.device.type != "cpu" or _is_compiling() or not _tiles(f, sign, k):
         return f * _spread_sign(sign, f, k)
     out = torch.empty_like(f, memory_format=torch.channels_last)
     torch.mul(f.reshape(n, c, h, k, w, k), sign[:, :, :, None, :, None],
               out=out.view(n, c, h, k, w, k))
     return out
+
+
+def _tiles(f: Tensor, pooled: Tensor, kernel_size: int) -> bool:
+    """Whether ``pooled``'s windows of ``kernel_size`` cover ``f`` exactly (even sizes)."""
+    return tuple(f.shape[-2:]) == tuple(kernel_size * s for s in pooled.shape[-2:])
+
+
+def _window_max(f: Tensor, sign: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
+    """The max of ``f * sign`` over each window and its flat input index, as a reduction over
+    views of ``f``: ``max_pool2d``'s values and indices (the first maximum in window order),
+    for a compiled CPU graph. There inductor computes the signed product inside the reduction;
+    pooled by ``max_pool2d`` it stored the product in NCHW order first, a strided store and
+    reload of every value (benchmarks/README.md, "Pooling with feedback as a reduction")."""
+    n, c, rows, cols = f.shape
+    h, w = sign.shape[-2:]
+    k = kernel_size
+    signed = f.view(n, c, h, k, w, k) * sign[:, :, :, None, :, None]
+    pooled, within = signed.permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w, k * k).max(-1)
+    row = torch.arange(h, device=f.device)[:, None] * k + within // k
+    col = torch.arange(w, device=f.device) * k + within % k
+    return pooled, row * cols + col
 
 
 def _spread_sign(sign: Tensor, f: Tensor, kernel_size: int) -> Tensor:
