@@ -103,10 +103,14 @@ def _choose(f: Tensor, g: Tensor | None, kernel_size: int) -> tuple[Tensor, Tens
     if g is None:
         return _max_pool(f, kernel_size)
     sign = _sign(g, f.dtype)
-    if f.device.type == "cpu" and _is_compiling() and _tiles(f, sign, kernel_size):
+    if f.device.type != "cpu" or not _tiles(f, sign, kernel_size):
+        signed = f * _spread_sign(sign, f, kernel_size)
+    elif _is_compiling():
         pooled, indices = _window_max(f, sign, kernel_size)
+        return pooled * sign, indices
     else:
-        pooled, indices = _max_pool(_signed(f, sign, kernel_size), kernel_size, layout_of=f)
+        signed = _signed_channels_last(f, sign, kernel_size)
+    pooled, indices = _max_pool(signed, kernel_size, layout_of=f)
     return pooled * sign, indices
 
 
@@ -140,15 +144,14 @@ def _sign(g: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.sign(g).add_(0.5).sign_().to(dtype)
 
 
-def _signed(f: Tensor, sign: Tensor, kernel_size: int) -> Tensor:
-    """``f * _spread_sign(sign, f, kernel_size)``. In an eager CPU pass over even sizes, one
-    broadcast product written straight into a channels_last tensor, the layout ``_max_pool``
-    pools in: neither the spread sign nor the layout copy is made (the same values)."""
+def _signed_channels_last(f: Tensor, sign: Tensor, kernel_size: int) -> Tensor:
+    """``f * _spread_sign(sign, f, kernel_size)`` for windows that tile ``f`` (eager CPU
+    passes): one broadcast product written straight into a channels_last tensor, the layout
+    ``_max_pool`` pools in, so neither the spread sign nor the layout copy is made (the same
+    values)."""
     n, c = f.shape[:2]
     h, w = sign.shape[-2:]
     k = kernel_size
-    if f.device.type != "cpu" or _is_compiling() or not _tiles(f, sign, k):
-        return f * _spread_sign(sign, f, k)
     out = torch.empty_like(f, memory_format=torch.channels_last)
     torch.mul(f.reshape(n, c, h, k, w, k), sign[:, :, :, None, :, None],
               out=out.view(n, c, h, k, w, k))
@@ -166,7 +169,7 @@ def _window_max(f: Tensor, sign: Tensor, kernel_size: int) -> tuple[Tensor, Tens
     for a compiled CPU graph. There inductor computes the signed product inside the reduction;
     pooled by ``max_pool2d`` it stored the product in NCHW order first, a strided store and
     reload of every value (benchmarks/README.md, "Pooling with feedback as a reduction")."""
-    n, c, rows, cols = f.shape
+    n, c, _, cols = f.shape
     h, w = sign.shape[-2:]
     k = kernel_size
     signed = f.view(n, c, h, k, w, k) * sign[:, :, :, None, :, None]
