@@ -68,7 +68,7 @@ test: install brainscore  ## the test suite (README's test command)
 	@# the data product and the Brain-Score adapter on the Brain-Score stack (xarray 2022.3)
 	$(BS)/python -m pytest -q -p no:cacheprovider tests/test_activations.py tests/test_stimuli.py tests/test_predictive.py tests/test_backbone.py \
 		tests/test_brainscore.py tests/test_brainscore_plugin.py tests/test_brainscore_timebins.py \
-		tests/test_reliability_extraction.py tests/test_zarr2.py
+		tests/test_reliability_extraction.py tests/test_zarr2.py tests/test_netcdf4.py
 
 # The SLURM integration tests alone, on a local single-node SLURM that they start and stop
 # (root; apt-get installs slurm-wlm, slurmdbd, munge and mariadb-server when missing, 30 s).

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -89,6 +90,27 @@ def write_alone(batches: list[dict[str, np.ndarray]], folder: Path) -> None:
     for index, arrays in enumerate(batches):
         for name, values in arrays.items():
             writer.write(folder / f"{name}.{index}", np.ascontiguousarray(values), whole=True)
+
+
+def compute_beside_writes(model, stim: StimulusSet, iterations: int, batch: int,
+                          batches: list[dict[str, np.ndarray]], folder: Path) -> float:
+    """Seconds of ``compute_only`` while a second thread writes ``batches`` again and again
+    (``write_alone``), as an extraction's writer thread does but without pause: what the
+    disk's writes cost the pass that runs beside them."""
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            write_alone(batches, folder)
+            remove(folder)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        return compute_only(model, stim, iterations, batch)
+    finally:
+        stop.set()
+        writer.join()
 
 
 def remove(path: Path) -> None:
@@ -188,6 +210,8 @@ def main() -> None:
     parser.add_argument("--compile-gain", action="store_true",
                         help="only extraction eager against compiled, alternating")
     parser.add_argument("--layers", nargs="+", help="--compile-gain: these layers only")
+    parser.add_argument("--contention", action="store_true",
+                        help="only the pass alone against the pass beside continuous writes")
     parser.add_argument("--load", choices=["quiet", "loaded"], default="quiet",
                         help="the wrapper comparison's README block: cores free, or other "
                              "jobs running beside it")
@@ -197,6 +221,9 @@ def main() -> None:
           f"dtype {args.dtype}, compiled {args.compile}")
     if args.compile_gain:
         compile_gain(args)
+        return
+    if args.contention:
+        contention(args)
         return
     if not args.wrapper_only:
         storage_overhead(args)
@@ -257,6 +284,42 @@ def storage_overhead(args: argparse.Namespace) -> None:
         small, large = peak_mib(args.arch, args.n // 4), peak_mib(args.arch, args.n * 10 // 4)
         print(f"peak RSS: {small:.0f} MiB for {args.n // 4} stimuli, {large:.0f} MiB for "
               f"{args.n * 10 // 4} (ratio {large / small:.2f})")
+
+
+def contention(args: argparse.Namespace) -> None:
+    """The same work without storage alone and beside a thread that writes its bytes
+    continuously (alternating), and the CPU seconds of writing those bytes alone."""
+    model = load_model(args.arch, args.pretrained, args.device)
+    stim = stimuli(args.n, model.input_shape)
+    batches = list(batch_arrays(model, stim, args.iterations, args.batch))
+    times: dict[str, list[float]] = {"alone": [], "beside": [], "write": [], "write cpu": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "alone"
+        for _ in range(args.repeats):
+            times["alone"].append(compute_only(model, stim, args.iterations, args.batch))
+            times["beside"].append(compute_beside_writes(model, stim, args.iterations,
+                                                         args.batch, batches, folder))
+            os.sync()
+            wall, cpu = time.perf_counter(), time.process_time()
+            write_alone(batches, folder)
+            times["write"].append(time.perf_counter() - wall)
+            times["write cpu"].append(time.process_time() - cpu)
+            remove(folder)
+            os.sync()
+    median = {kind: statistics.median(values) for kind, values in times.items()}
+    ratios = sorted(b / a for a, b in zip(times["alone"], times["beside"], strict=True))
+    mib = sum(a.nbytes for arrays in batches for a in arrays.values()) / 2**20
+    pretrained = f" --pretrained {args.pretrained}" if args.pretrained else ""
+    text = (f"The same work without storage ({args.pretrained or args.arch}, {args.n} images, "
+            f"T = {args.iterations}, batch {args.batch}) alone: {args.n / median['alone']:.0f} "
+            f"img/s; beside a thread writing its bytes ({mib:.0f} MiB) with `O_DIRECT` without "
+            f"pause: {args.n / median['beside']:.0f} img/s, **{statistics.median(ratios):.2f}x** "
+            f"the time ({ratios[0]:.2f}-{ratios[-1]:.2f}; {args.repeats} alternating repeats, "
+            f"load average {os.getloadavg()[0]:.1f} at the end). Writing those bytes alone takes "
+            f"{median['write']:.2f} s, of which {median['write cpu']:.2f} s of this process's "
+            f"CPU (all threads) (`benchmarks/bench_extract.py --contention{pretrained} --n "
+            f"{args.n} --repeats {args.repeats} --write`).")
+    publish(text, "<!-- extract-contention -->", args.write)
 
 
 def compile_gain(args: argparse.Namespace) -> None:

@@ -2,7 +2,7 @@
 
 Batches are written to ``<path>.partial``: for Zarr, a Zarr store sized for every presentation
 with one chunk per batch; for NetCDF, a folder holding the NetCDF file, created whole at the
-start (metadata written by h5netcdf, each variable one contiguous block) so that a batch is
+start (metadata written by ``netcdf4``, each variable one contiguous block) so that a batch is
 written as bytes at its offset and a kill never leaves HDF5's metadata half-written. After each
 batch is on disk, ``neurocnnf-progress.json`` there is replaced (atomically) with the count of
 presentations done and the settings of the extraction (model, stimuli, layers, ...). A kill at
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurocnnf.activations import zarr2
+from neurocnnf.activations import netcdf4, zarr2
 from neurocnnf.activations.direct import BLOCK, DirectWriter
 from neurocnnf.errors import NeurocnnfError
 from neurocnnf.io import atomic_write
@@ -178,6 +178,8 @@ class PartialStore:
             else:
                 tmp.mkdir()
         if store_format(path) == "netcdf":
+            import h5py  # noqa: F401 - once, here: the child making the file inherits it, and
+            # the writer reads the variables' offsets with it
             error = in_child(lambda: _create_netcdf(tmp / NETCDF, skeleton, variables))
             if error is not None:
                 _remove(tmp)
@@ -339,10 +341,20 @@ def _coordinates(skeleton: xr.Dataset) -> str:
 
 
 def _create_netcdf(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]) -> None:
-    """The NetCDF file of an extraction, whole: coordinates and attrs written by xarray, each
-    variable (name -> (dims, dtype)) a contiguous block allocated at its full size, starting on
-    a ``BLOCK`` boundary, and never filled (every presentation is written before the file is
-    finished)."""
+    """The NetCDF file of an extraction, whole: coordinates and attrs of ``skeleton`` (as
+    ``to_netcdf`` writes them: ``netcdf4``, or xarray for a coordinate of another dtype than
+    numbers and strings), each variable (name -> (dims, dtype)) a contiguous block allocated at
+    its full size, starting on a ``BLOCK`` boundary, and never filled (every presentation is
+    written before the file is finished)."""
+    if netcdf4.writable(skeleton):
+        netcdf4.create(path, skeleton, variables, BLOCK)
+    else:
+        _create_netcdf_with_xarray(path, skeleton, variables)
+
+
+def _create_netcdf_with_xarray(path: Path, skeleton: xr.Dataset, variables: dict[str, tuple]
+                               ) -> None:
+    """``_create_netcdf`` through xarray and h5netcdf (any coordinate dtype xarray writes)."""
     import h5netcdf
 
     skeleton.to_netcdf(path, engine="h5netcdf")
