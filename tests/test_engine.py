@@ -126,16 +126,17 @@ def test_interleaved_calls_equal_separate_calls():
 
 def test_a_call_leaves_only_the_latents_decoding_reads():
     """Without autograd, the body's masks, indices and remembered feedback are dropped after
-    the last pass (a compiled graph would write each one out); the encoder's stay for
-    decoding."""
+    the last pass (a compiled graph would write each one out); the encoder's latent layers
+    make theirs only when decoding will read them."""
     torch.manual_seed(0)
     model = build_model("fmnist_small")
-    state = InferenceState(eta=model.eta)
-    with torch.no_grad():
-        unroll(model, torch.rand(2, 1, 28, 28), state, 2, "intact")
-    assert not [m for m in model.body.modules() if state.slot(m)]
-    assert [type(m).__name__ for m in model.encoder.modules() if state.slot(m)] == [
-        "TiedConv2d", "AdaReLU", "AdaPool"]
+    x = torch.rand(2, 1, 28, 28)
+    for decode, kept in ((False, ["TiedConv2d"]), (True, ["TiedConv2d", "AdaReLU", "AdaPool"])):
+        state = InferenceState(eta=model.eta)
+        with torch.no_grad():
+            unroll(model, x, state, 2, "intact", decode)
+        assert not [m for m in model.body.modules() if state.slot(m)]
+        assert [type(m).__name__ for m in model.encoder.modules() if state.slot(m)] == kept
 
 
 def test_trace_scoring_and_mask_statistics():

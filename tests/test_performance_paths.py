@@ -13,7 +13,7 @@ from neurocnnf.activations.direct import BLOCK
 from neurocnnf.activations.extract import resolve_layers, trace_arrays
 from neurocnnf.activations.store import FINGERPRINT, _netcdf_offsets
 from neurocnnf.models import build_model, fmnist_small
-from neurocnnf.nn.functional import ada_pool, place
+from neurocnnf.nn.functional import ada_pool, max_pool, place
 from neurocnnf.nn.linear import ONEDNN, linear, linear_transposed, uses_onednn
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
@@ -214,6 +214,52 @@ def test_place_equals_max_unpool2d_in_values_and_gradients(size, layout):
     upstream = torch.randn_like(expected)
     (ours,), (torchs,) = (torch.autograd.grad(out, g, upstream) for out in (restored, expected))
     assert torch.equal(ours, torchs)
+
+
+@pytest.mark.parametrize("size,kernel", [(8, 2), (7, 2), (9, 3)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_max_pool_without_indices_equals_max_pool2d(size, kernel, layout):
+    """``max_pool`` (a latent layer no feedback pass reads) gives max_pool2d's values for even
+    and odd inputs in either layout, NaN and infinities included, and with autograd its
+    gradient: to each window's first maximum, ties included (integer inputs)."""
+    f = torch.randint(-3, 4, (2, 3, size, size)).float().contiguous(memory_format=layout)
+    f[0, 0, 0, 0], f[1, 2, -2, 1], f[0, 1, 1, 1] = float("nan"), float("-inf"), float("inf")
+    with torch.no_grad():
+        assert torch.equal(max_pool(f, kernel).isnan(), F.max_pool2d(f, kernel).isnan())
+        assert torch.equal(max_pool(f, kernel).nan_to_num(), F.max_pool2d(f, kernel).nan_to_num())
+    f = torch.randint(-3, 4, (2, 3, size, size)).float().contiguous(memory_format=layout)
+    upstream = torch.randn_like(F.max_pool2d(f, kernel))
+    grads = []
+    for pool in (max_pool, F.max_pool2d):
+        leaf = f.clone().requires_grad_()
+        (pool(leaf, kernel) * upstream).sum().backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("arch,iterations", [("fmnist_small", 2), ("fmnist_adv", 0)])
+def test_latents_no_feedback_pass_reads_change_no_output(arch, iterations):
+    """The encoder's latents (made only when decoding) and the body's at T = 0 (never) leave
+    every output as it is: the logits, features and h_hat of a call equal those of a call that
+    decodes, and so do the gradients of a training step."""
+    torch.manual_seed(0)
+    model = build_model(arch, iterations=iterations)
+    x = torch.rand(3, *model.input_shape)
+    with torch.no_grad():
+        plain, decoding = model.eval()(x), model(x, decode=True)
+    assert decoding.decoded and not plain.decoded
+    for name in ("logits", "h_hat"):
+        for a, b in zip(getattr(plain, name), getattr(decoding, name), strict=True):
+            assert torch.equal(a, b)
+    for name, values in plain.forward.items():
+        assert all(torch.equal(a, b) for a, b in zip(values, decoding.forward[name], strict=True))
+    grads = []
+    for decode in (False, True):
+        model.zero_grad()
+        trace = model.train()(x, decode=decode)
+        sum(z.square().sum() for z in trace.logits).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
 
 
 def test_compile_auto_compiles_from_the_measured_break_even_only(monkeypatch):

@@ -139,10 +139,10 @@ class CNNF(nn.Module):
         check_layers(layers, self.taps)
         state = InferenceState(eta=step_size, record=layers, mask_stats=call.mask_stats)
         if tolerance is not None and len(x):  # (an empty batch has nothing to halt)
-            h = self.encoder(x, state)
+            h = encode(self, x, state, iterations, call.decode)
             return self._halting(x, h, state, iterations, tolerance, feedback, call.decode)
         run = compiled(unroll) if runs_compiled(self, len(x)) else unroll
-        h, logits, h_hat, reconstruction = run(self, x, state, iterations, feedback)
+        h, logits, h_hat, reconstruction = run(self, x, state, iterations, feedback, call.decode)
         forward = {
             name: values * (iterations + 1) if name in self.encoder_taps else values
             for name, values in state.forward.items()
@@ -219,17 +219,29 @@ class CNNF(nn.Module):
                      next(self.parameters()).dtype)
 
 
-def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedback: FeedbackMode
-           ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
+def encode(model: CNNF, x: Tensor, state: InferenceState, iterations: int, decode: bool
+           ) -> Tensor:
+    """h, the encoder's features of images ``x`` (N, C, H, W). Its latent layers keep their
+    masks and indices only for ``decode`` (the one feedback pass through the encoder), and
+    the body's only for ``iterations`` > 0 (``InferenceState.latents``)."""
+    state.latents = decode
+    h = model.encoder(x, state)
+    state.latents = iterations > 0
+    return h
+
+
+def unroll(model: CNNF, x: Tensor, state: InferenceState, iterations: int, feedback: FeedbackMode,
+           decode: bool = False) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
     """The encoder pass and T = ``iterations`` iterations of ``model`` on images ``x`` (N, C, H, W).
 
     Returns h, logits (iterations + 1 of (N, classes)), h_hat (iterations + 1 like h) and the
     reconstructions g_t(k) (iterations like h); taps and mask flips are recorded in ``state``.
+    ``decode``: the encoder keeps its latents for carrying h_hat to pixels (``encode``).
     Without autograd the body's latents are dropped from it at the end: in a compiled graph each
     one left there is an output written to memory. With autograd they stay (the backward keeps
     them anyway; dropped, a compiled training step ran slower on a CPU).
     """
-    h = model.encoder(x, state)
+    h = encode(model, x, state, iterations, decode)
     logits, h_hat, reconstruction = [model.body(h, state)], [h], []
     for _ in range(iterations):
         g_k, h_next, z = model._iterate(logits[-1], h_hat[-1], state, feedback)

@@ -6,6 +6,8 @@ tensor inputs except where a mask is returned: masks are constants for autograd.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -220,6 +222,21 @@ def _max_pool(f: Tensor, kernel_size: int, layout_of: Tensor | None = None
             return pooled, indices
         return pooled.contiguous(), indices.contiguous()  # in layout_of's layout
     return F.max_pool2d(f, kernel_size, return_indices=True)
+
+
+def max_pool(f: Tensor, kernel_size: int) -> Tensor:
+    """``max_pool2d``'s values over non-overlapping ``kernel_size`` windows (N, C, H/k, W/k),
+    without its indices. Without autograd, the maximum of the windows' k*k strided views of
+    ``f``: one read of ``f`` in its own layout, with no layout copy and no indices written
+    (benchmarks/README.md, "Latents no feedback pass reads"); with autograd, ``ada_pool``'s
+    pooling, whose gradient goes to each window's first maximum as max_pool2d's does
+    (``torch.maximum`` would split it between ties)."""
+    if f.requires_grad and torch.is_grad_enabled():
+        return ada_pool(f, None, kernel_size)[0]
+    k = kernel_size
+    rows, cols = (size // k * k for size in f.shape[-2:])
+    views = [f[..., i:rows:k, j:cols:k] for i in range(k) for j in range(k)]
+    return functools.reduce(torch.maximum, views)
 
 
 def place(g: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:

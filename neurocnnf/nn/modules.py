@@ -133,6 +133,8 @@ class AdaReLU(FeedbackModule):
         g = slot.get("g")
         if g is None:
             out = F.relu(x)
+            if not state.latents:  # no feedback pass will read the mask
+                return out
             mask = cf.relu_mask(out)
         else:
             x = cf.online_update(x, g, state.eta)
@@ -163,6 +165,8 @@ class AdaPool(FeedbackModule):
 
     def forward(self, x: Tensor, state: InferenceState) -> Tensor:
         slot = state.slot(self)
+        if not state.latents and "g" not in slot:  # no feedback pass will read the indices
+            return cf.max_pool(x, self.kernel_size)
         out, indices = cf.ada_pool(x, slot.get("g"), self.kernel_size)
         state.note_mask(self.latent_name, slot.get("indices"), indices)
         slot["indices"], slot["input_size"] = indices, x.shape[-2:]

@@ -22,11 +22,16 @@ class InferenceState:
     ``record``: names of taps whose features are kept (None keeps all, empty keeps none).
     ``forward`` / ``feedback``: tap name -> list of tensors, one per pass, in pass order.
     ``mask_stats``: when True, latent layers append the fraction of units whose mask flipped.
+    ``latents``: whether the latent layers (AdaReLU, AdaPool) keep their masks and pooling
+    indices for a feedback pass; the engine turns it off for the layers no feedback pass will
+    reach (the encoder unless decoding, the body when T = 0), which then compute their output
+    alone.
     """
 
     eta: float = 0.1
     record: Collection[str] | None = None
     mask_stats: bool = False
+    latents: bool = True
     forward: dict[str, list[Tensor]] = field(default_factory=dict)
     feedback: dict[str, list[Tensor]] = field(default_factory=dict)
     mask_flips: dict[str, list[Tensor]] = field(default_factory=dict)
