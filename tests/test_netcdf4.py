@@ -7,11 +7,15 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
-from neurocnnf.activations import netcdf4
+from neurocnnf.activations import extract_dataset, netcdf4
 from neurocnnf.activations.direct import BLOCK
 from neurocnnf.activations.store import _create_netcdf, _create_netcdf_with_xarray
+from neurocnnf.models import fmnist_small
+from neurocnnf.stimuli import StimulusSet
+from neurocnnf.stimuli.sets import _base_metadata
 
 VARIABLES = {"conv": (("presentation", "iteration", "neuroid"), "f4"),
              "logits": (("presentation", "iteration", "class"), "f2"),
@@ -109,3 +113,23 @@ def test_other_coordinate_dtypes_and_attributes_are_left_to_xarray():
     assert not netcdf4.writable(_skeleton(flag=("presentation", np.array([True] * 4))))
     assert not netcdf4.writable(_skeleton().assign_attrs(done=True))
     assert not netcdf4.writable(_skeleton().assign_attrs(shape=[1, 2]))
+    assert not netcdf4.writable(_skeleton(unit=((), np.float64(1.0))))
+    with_units = _skeleton()
+    with_units["level"].attrs["units"] = "dB"
+    assert not netcdf4.writable(with_units)
+
+
+def test_an_extraction_makes_its_file_here_and_reads_as_its_zarr_twin(tmp_path):
+    """A real extraction's coordinates (stimulus metadata, neuroid ids, time bins) take this
+    module's path (``_NCProperties`` names neurocnnf), and the finished file reads back as the
+    Zarr store of the same extraction."""
+    torch.manual_seed(0)
+    model = fmnist_small().eval()
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    stimuli = StimulusSet("five", _base_metadata([f"s{i}" for i in range(5)]), images=images)
+    options = dict(iterations=2, batch_size=2, progress=False)
+    with extract_dataset(model, stimuli, tmp_path / "a.nc", **options) as ours, \
+            extract_dataset(model, stimuli, tmp_path / "a.zarr", **options) as zarr_twin:
+        xr.testing.assert_identical(ours.load(), zarr_twin.load())
+    with h5py.File(tmp_path / "a.nc", "r") as file:
+        assert file.attrs["_NCProperties"].decode().startswith("version=2,neurocnnf=")

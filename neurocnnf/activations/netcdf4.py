@@ -26,8 +26,11 @@ PLACEHOLDER = b"This is a netCDF dimension but not a netCDF variable."  # a scal
 
 
 def writable(dataset: xr.Dataset) -> bool:
-    """Whether every coordinate and attribute of ``dataset`` has a type this module writes."""
-    return (all(coord.dtype.kind in KINDS for coord in dataset.coords.values())
+    """Whether every coordinate and attribute of ``dataset`` has a type this module writes:
+    coordinates of numbers or strings with at least one dimension and no attributes or
+    encoding of their own, attributes strings or numbers."""
+    return (all(coord.dtype.kind in KINDS and coord.ndim and not coord.attrs
+                and not coord.encoding for coord in dataset.coords.values())
             and all(isinstance(value, str | Number) and not isinstance(value, bool)
                     for value in dataset.attrs.values()))
 
