@@ -23,7 +23,7 @@ VARIABLES = {"conv": (("presentation", "iteration", "neuroid"), "f4"),
 
 
 def _skeleton(**extra) -> xr.Dataset:
-    coords = {"stimulus_id": ("presentation", np.array(["a", "bb", "ccc", "d"])),
+    coords = {"stimulus_id": ("presentation", np.array(["a", "bb", "çà文", "d"])),
               "level": ("presentation", np.array([0.5, np.nan, 2.0, -1.0])),
               "source_index": ("presentation", np.array([3, 1, 2, 0], dtype=np.uint16)),
               "iteration": ("iteration", np.arange(3)),
