@@ -270,7 +270,7 @@ def storage_overhead(args: argparse.Namespace) -> None:
             f"{args.pretrained or args.arch}, {args.n} images, batch {args.batch}, dtype "
             f"{args.dtype}; load average {load:.1f} at the end. CPU: the process's CPU seconds "
             f"(all threads), less swayed by other jobs than wall time "
-            f"(`benchmarks/bench_extract.py --n {args.n} --write`).\n\n"
+            f"(`benchmarks/bench_extract.py{_options(args)} --write`).\n\n"
             "| store | plain forward T=0 img/s | T forward img/s | same work, no storage img/s "
             "| extraction img/s | extraction / no storage | same, CPU | extraction / forward "
             "| no storage + writing alone, over no storage |\n"
@@ -320,6 +320,17 @@ def contention(args: argparse.Namespace) -> None:
             f"CPU (all threads) (`benchmarks/bench_extract.py --contention{pretrained} --n "
             f"{args.n} --repeats {args.repeats} --write`).")
     publish(text, "<!-- extract-contention -->", args.write)
+
+
+def _options(args: argparse.Namespace) -> str:
+    """The storage-overhead run's options as given on its command line (defaults left out)."""
+    given = [("--pretrained", args.pretrained, None), ("--n", args.n, 512),
+             ("--iterations", args.iterations, 5), ("--batch", args.batch, 64),
+             ("--dtype", args.dtype, "float32"), ("--device", args.device, "cpu"),
+             ("--repeats", args.repeats, 3), ("--block", args.block, "extract-storage")]
+    flags = [("--compile", args.compile), ("--skip-memory", args.skip_memory)]
+    return "".join(f" {name} {value}" for name, value, default in given if value != default) \
+        + "".join(f" {name}" for name, on in flags if on)
 
 
 def compile_gain(args: argparse.Namespace) -> None:
