@@ -309,7 +309,6 @@ def contention(args: argparse.Namespace) -> None:
     median = {kind: statistics.median(values) for kind, values in times.items()}
     ratios = sorted(b / a for a, b in zip(times["alone"], times["beside"], strict=True))
     mib = sum(a.nbytes for arrays in batches for a in arrays.values()) / 2**20
-    pretrained = f" --pretrained {args.pretrained}" if args.pretrained else ""
     text = (f"The same work without storage ({args.pretrained or args.arch}, {args.n} images, "
             f"T = {args.iterations}, batch {args.batch}) alone: {args.n / median['alone']:.0f} "
             f"img/s; beside a thread writing its bytes ({mib:.0f} MiB) with `O_DIRECT` without "
@@ -317,13 +316,14 @@ def contention(args: argparse.Namespace) -> None:
             f"the time ({ratios[0]:.2f}-{ratios[-1]:.2f}; {args.repeats} alternating repeats, "
             f"load average {os.getloadavg()[0]:.1f} at the end). Writing those bytes alone takes "
             f"{median['write']:.2f} s, of which {median['write cpu']:.2f} s of this process's "
-            f"CPU (all threads) (`benchmarks/bench_extract.py --contention{pretrained} --n "
-            f"{args.n} --repeats {args.repeats} --write`).")
+            f"CPU (all threads) (`benchmarks/bench_extract.py --contention{_options(args)} "
+            "--write`).")
     publish(text, "<!-- extract-contention -->", args.write)
 
 
 def _options(args: argparse.Namespace) -> str:
-    """The storage-overhead run's options as given on its command line (defaults left out)."""
+    """This run's options that shape its numbers, as given on its command line (defaults
+    left out)."""
     given = [("--pretrained", args.pretrained, None), ("--n", args.n, 512),
              ("--iterations", args.iterations, 5), ("--batch", args.batch, 64),
              ("--dtype", args.dtype, "float32"), ("--device", args.device, "cpu"),
