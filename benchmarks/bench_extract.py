@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--layers", nargs="+", help="--compile-gain: these layers only")
     parser.add_argument("--contention", action="store_true",
                         help="only the pass alone against the pass beside continuous writes")
+    parser.add_argument("--codecs", action="store_true",
+                        help="only lossless codecs on the stored arrays: size and CPU time")
     parser.add_argument("--load", choices=["quiet", "loaded"], default="quiet",
                         help="the wrapper comparison's README block: cores free, or other "
                              "jobs running beside it")
@@ -224,6 +226,9 @@ def main() -> None:
         return
     if args.contention:
         contention(args)
+        return
+    if args.codecs:
+        codecs(args)
         return
     if not args.wrapper_only:
         storage_overhead(args)
@@ -319,6 +324,69 @@ def contention(args: argparse.Namespace) -> None:
             f"CPU (all threads) (`benchmarks/bench_extract.py --contention{_options(args)} "
             "--write`).")
     publish(text, "<!-- extract-contention -->", args.write)
+
+
+def test_images(pretrained: str | None, n: int, shape: tuple[int, int, int]) -> StimulusSet:
+    """The first ``n`` test images of the dataset ``pretrained`` was trained on (activations of
+    real images: their zeros decide how well they compress), or random ones without it."""
+    if pretrained is None:
+        return stimuli(n, shape)
+    from neurocnnf.data.datasets import load_dataset
+    from neurocnnf.pretrained import registry
+
+    data = load_dataset(registry.card(pretrained)["data"]["dataset"], "test")
+    return StimulusSet(f"{data.name}-test{n}", _base_metadata([str(i) for i in range(n)]),
+                       images=data.images[:n])
+
+
+def codecs(args: argparse.Namespace) -> None:
+    """Whether compressing the stored arrays would pay: each lossless codec's size ratio and
+    one-thread encoding time on the arrays an extraction stores, against the pass that
+    computes them (the same work without storage, on every thread)."""
+    import numcodecs
+    from numcodecs import LZ4, Blosc, Zlib
+
+    numcodecs.blosc.set_nthreads(1)  # one thread: the other computes
+    candidates = {
+        "Blosc LZ4, no shuffle": Blosc("lz4", 1, Blosc.NOSHUFFLE),
+        "Blosc LZ4, byte shuffle": Blosc("lz4", 1, Blosc.SHUFFLE),
+        "Blosc LZ4, bit shuffle": Blosc("lz4", 1, Blosc.BITSHUFFLE),
+        "Blosc Zstd level 1, byte shuffle": Blosc("zstd", 1, Blosc.SHUFFLE),
+        "LZ4": LZ4(1),
+        "zlib level 1 (NetCDF's deflate)": Zlib(1),
+    }
+    model = load_model(args.arch, args.pretrained, args.device)
+    stim = test_images(args.pretrained, args.n, model.input_shape)
+    arrays = [np.ascontiguousarray(a) for batch in batch_arrays(model, stim, args.iterations,
+                                                                args.batch)
+              for a in batch.values()]
+    total = sum(a.nbytes for a in arrays)
+    zeros = sum(int(np.count_nonzero(a == 0)) for a in arrays) / sum(a.size for a in arrays)
+    times: dict[str, list[float]] = {"pass": [], **{name: [] for name in candidates}}
+    sizes = {}
+    for _ in range(args.repeats):
+        times["pass"].append(compute_only(model, stim, args.iterations, args.batch))
+        for name, codec in candidates.items():
+            start = time.process_time()
+            sizes[name] = sum(len(codec.encode(a)) for a in arrays)
+            times[name].append(time.process_time() - start)
+    compute = statistics.median(times["pass"])
+    rows = [f"| {name} | {total / sizes[name]:.2f} | "
+            f"{total / 2**20 / statistics.median(times[name]):.0f} | "
+            f"{statistics.median(times[name]):.2f} | "
+            f"{statistics.median(times[name]) / compute:.2f} |" for name in candidates]
+    text = (f"Lossless codecs on the arrays an extraction stores "
+            f"({args.pretrained or args.arch}, the first {args.n} "
+            f"{'test images of its dataset' if args.pretrained else 'random images'}, "
+            f"T = {args.iterations}, batch {args.batch}: {total / 2**20:.0f} MiB, "
+            f"{zeros:.0%} of the values zero), each encoding them on one thread (CPU seconds), "
+            f"against the pass that computes them without storage on {torch.get_num_threads()} "
+            f"threads: {compute:.2f} s; medians of {args.repeats} alternating repeats, load "
+            f"average {os.getloadavg()[0]:.1f} at the end "
+            f"(`benchmarks/bench_extract.py --codecs{_options(args)} --write`).\n\n"
+            "| codec | size ratio | encode MiB/s | encode CPU s | over the pass's wall time |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows))
+    publish(text, "<!-- extract-codecs -->", args.write)
 
 
 def _options(args: argparse.Namespace) -> str:
