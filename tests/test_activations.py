@@ -1,10 +1,13 @@
 """Activation extraction: values equal the model's own trace, stores round-trip, resume,
 bounded memory, time bins and NeuroidAssembly-shaped reads."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from neurocnnf.activations import (
     extract,
     extract_dataset,
     open_activations,
+    trace_arrays,
 )
 from neurocnnf.activations import store as store_module
 from neurocnnf.models import fmnist_small
@@ -97,14 +101,21 @@ def test_stores_written_as_bytes_equal_the_zarr_library_path(model, tmp_path, mo
     stimuli = _stimuli(n)
     options = dict(batch_size=batch, progress=False, dtype=dtype, halt=0.05)
     chunk_files, chunk_path = [], store_module._chunk_path
-    monkeypatch.setattr(store_module, "_chunk_path",
-                        lambda *args: chunk_files.append(args) or chunk_path(*args))
+
+    def record(*args):
+        chunk_files.append(chunk_path(*args))
+        return chunk_files[-1]
+
+    monkeypatch.setattr(store_module, "_chunk_path", record)
     fast = {s: extract_dataset(model, stimuli, tmp_path / f"fast{s}", **options)
             for s in (".nc", ".zarr")}
-    assert len(chunk_files) == len(fast[".zarr"].data_vars) * -(-n // batch)  # Zarr: by hand
+    by_hand = {(path.parent.name, path.name) for path in chunk_files}
+    on_disk = {(var, path.name) for var in fast[".zarr"].data_vars
+               for path in (tmp_path / "fast.zarr" / var).iterdir() if path.name[0] != "."}
+    assert by_hand == on_disk and len(on_disk) >= len(fast[".zarr"].data_vars) * -(-n // batch)
     monkeypatch.setattr(store_module, "_raw_layout", lambda folder: None)
     slow = extract_dataset(model, stimuli, tmp_path / "slow.zarr", **options)
-    assert len(chunk_files) == len(fast[".zarr"].data_vars) * -(-n // batch)
+    assert {(path.parent.name, path.name) for path in chunk_files} == by_hand  # none by hand
     assert set(slow.data_vars) >= {"halted_at"}
     for suffix in (".nc", ".zarr"):
         assert set(fast[suffix].data_vars) == set(slow.data_vars)
@@ -112,6 +123,48 @@ def test_stores_written_as_bytes_equal_the_zarr_library_path(model, tmp_path, mo
             values = fast[suffix][name].values
             assert values.dtype == np.dtype(dtype) and values.shape[0] == n
             assert values.tobytes() == slow[name].values.tobytes(), (suffix, name)
+
+
+def test_a_layer_computed_once_is_copied_and_stored_once(model, tmp_path, monkeypatch):
+    """An encoder tap (the same values at every iteration) is one block repeated along the
+    iteration axis: a read-only view, and in Zarr its iterations' chunk files are hard links
+    of one file (or separate files where the file system makes no links); every store reads
+    back the values of the model's trace, also when a batch is written again (resume)."""
+    stimuli = _stimuli(5)
+    arrays = trace_arrays(model, render(stimuli, np.arange(5), 1, 28), ["conv1", "conv2"],
+                          3, None)
+    conv1, conv2 = arrays["conv1"], arrays["conv2"]
+    assert conv1.shape == (5, 4, 32 * 28 * 28) and conv1.strides[1] == 0
+    assert not conv1.flags.writeable and conv2.strides[1] != 0 and conv2.flags.writeable
+    with torch.no_grad():
+        trace = model(render(stimuli, np.arange(5), 1, 28), layers=["conv1"])
+    np.testing.assert_array_equal(conv1[:, 3], trace.forward["conv1"][3].flatten(1).numpy())
+
+    linked = extract_dataset(model, stimuli, tmp_path / "a.zarr", batch_size=2, progress=False)
+    for batch in range(3):
+        files = [tmp_path / "a.zarr" / "conv1" / f"{batch}.{t}.0" for t in range(4)]
+        assert len({path.stat().st_ino for path in files}) == 1
+        assert files[0].stat().st_nlink == 4
+        assert (tmp_path / "a.zarr" / "conv2" / f"{batch}.0.0").stat().st_nlink == 1
+    netcdf = extract_dataset(model, stimuli, tmp_path / "a.nc", batch_size=2, progress=False)
+    # written again over its links (a resumed batch), and where hard links fail
+    folder = tmp_path / "a.zarr" / "conv1"
+    layout = store_module._raw_layout(folder)
+    store_module._write_raw_chunk(store_module.DirectWriter(), folder, 1, conv1[2:4], *layout)
+    assert (folder / "1.3.0").stat().st_ino == (folder / "1.0.0").stat().st_ino
+
+    def no_links(source, target, link=os.link, **kwargs):  # for chunk files only
+        if Path(target).parent.name.startswith("conv"):
+            raise OSError(errno.EPERM, "Operation not permitted")
+        return link(source, target, **kwargs)
+
+    monkeypatch.setattr(store_module.os, "link", no_links)
+    separate = extract_dataset(model, stimuli, tmp_path / "b.zarr", batch_size=2,
+                               progress=False)
+    assert (tmp_path / "b.zarr" / "conv1" / "0.1.0").stat().st_nlink == 1
+    for ds in (linked, separate, netcdf, open_activations(tmp_path / "a.zarr")):
+        np.testing.assert_array_equal(ds["conv1"].values[:, :, :10], conv1[:, :, :10])
+        assert ds["conv1"].values.tobytes() == netcdf["conv1"].values.tobytes()
 
 
 def test_assembly_is_neuroid_assembly_shaped(model, tmp_path):

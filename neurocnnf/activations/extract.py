@@ -47,6 +47,7 @@ from neurocnnf.activations.store import (
     StoreError,
     open_activations,
     partial_path,
+    repeated_block,
     store_format,
 )
 from neurocnnf.activations.timebins import TimeBins
@@ -113,10 +114,12 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
                  eta: float | None, feedback: bool = True, halt: float | None = None,
                  bf16: bool = False) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
-    with ``halt``, also ``halted_at`` (B,). ``bf16``: the model runs under bfloat16 autocast
-    (``device.bf16_autocast``); the arrays are float32 all the same. From a GPU, each array is
-    assembled there and copied once into pinned host memory without waiting; the copies are
-    awaited together before returning."""
+    with ``halt``, also ``halted_at`` (B,). A layer computed once (an encoder tap, the same at
+    every iteration) is one (B, 1, D) block repeated along the iteration axis: a read-only
+    view (``store.repeated_block``), copied and stored once. ``bf16``: the model runs under
+    bfloat16 autocast (``device.bf16_autocast``); the arrays are float32 all the same. From a
+    GPU, each array is assembled there and copied once into pinned host memory without
+    waiting; the copies are awaited together before returning."""
     taps = [name for name in layers if name in model.taps]
     halting = {} if halt is None else {"halt": halt}
     autocast = bf16_autocast(images.device) if bf16 else contextlib.nullcontext()
@@ -133,20 +136,24 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
         host = torch.empty(tensor.shape, pin_memory=True)
         return host.copy_(tensor, non_blocking=True).numpy()
 
-    def with_nan_first(tensors, width=None):
-        """The last len(tensors) iterations' (B, ...) tensors as one (B, T+1[, width]) array,
-        NaN where nothing was traced; one copy of each, from any memory layout (a compiled
-        CPU pass returns channels_last maps)."""
-        shape = (b, iterations + 1) + (() if width is None else (width,))
+    def with_nan_first(tensors, width=None, last=iterations):
+        """The last len(tensors) iterations' (B, ...) tensors as one (B, last+1[, width])
+        array, NaN where nothing was traced; one copy of each, from any memory layout (a
+        compiled CPU pass returns channels_last maps)."""
+        shape = (b, last + 1) + (() if width is None else (width,))
         # on the CPU, block-aligned: the stores write its bytes past the page cache uncopied
         out = aligned_empty(shape) if device.type == "cpu" else torch.empty(shape, device=device)
-        first = iterations + 1 - len(tensors)
+        first = last + 1 - len(tensors)
         out[:, :first] = float("nan")
         for i, tensor in enumerate(tensors, first):
             out[:, i].view(tensor.shape).copy_(tensor)
         return to_host(out)
 
     def every_iteration(tensors):
+        if iterations and len(tensors) == iterations + 1 and all(
+                tensor is tensors[0] for tensor in tensors):  # computed once
+            return np.broadcast_to(with_nan_first(tensors[:1], tensors[0][0].numel(), 0),
+                                   (b, iterations + 1, tensors[0][0].numel()))
         return with_nan_first(tensors, tensors[0][0].numel())
 
     out: dict[str, np.ndarray] = {}
@@ -299,7 +306,8 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     float32 by about 1e-2 relative, and the stores' fingerprint records it). Each batch is
     written on a background thread while the next one computes, as bytes into the store's
     files (uncompressed: Zarr chunks of one batch, NetCDF variables contiguous), each byte
-    written once.
+    written once; in Zarr, a layer computed once (an encoder tap) is written once, the chunk
+    files of its other iterations hard links of the first.
 
     ``shard`` spreads one Zarr extraction over processes (SLURM jobs): ``'init'`` creates the
     partial store (arrays full-size, reductions fitted, nothing computed), ``Shard(i, n)``
@@ -381,11 +389,13 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
             reductions = _fit_reductions(model, stimuli, names, iterations, eta, reduce, shapes,
                                          device, chunk, options.bf16) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
+        repeated = frozenset(var for var, array in probe.items() if repeated_block(array)
+                             is not None and var.removesuffix("_feedback") not in reductions)
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
         if store is None:
             store = PartialStore.create(out, skeleton, variables, chunk, settings,
-                                        to_arrays(reductions))
+                                        to_arrays(reductions), repeated)
         if shard == "init":
             return store.partial
         rows, region = np.arange(len(stimuli)), store.region
@@ -401,10 +411,11 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")
                     if base in reductions:
-                        flat = torch.from_numpy(array).reshape(-1, array.shape[-1])
-                        arrays[var] = reductions[base](flat).reshape(len(batch), iterations + 1,
-                                                                    -1).numpy()
-                writer.put(start, {var: array.astype(DTYPES[dtype], copy=False)
+                        flat = torch.from_numpy(np.ascontiguousarray(array))
+                        arrays[var] = reductions[base](flat.reshape(-1, array.shape[-1])
+                                                       ).reshape(len(batch), iterations + 1,
+                                                                 -1).numpy()
+                writer.put(start, {var: _stored(array, DTYPES[dtype])
                                    for var, array in arrays.items()})
                 bar.update(len(batch))
         return store.partial if shard else store.finish()
@@ -457,8 +468,11 @@ def _check_finite(arrays: dict[str, np.ndarray], stimuli: StimulusSet, batch: np
         if var in SCALARS[1:] or var == "halted_at":
             continue
         values = array[:, 1:] if var.endswith("_feedback") else array
-        if torch.from_numpy(values).sum().isfinite():  # NaN and inf reach the sum; a finite
-            continue  # sum that overflows is checked value by value below
+        block = repeated_block(values)
+        values = values if block is None else block  # a layer computed once: its one copy
+        total = torch.from_numpy(values).sum() if values.flags.writeable else values.sum()
+        if np.isfinite(float(total)):  # NaN and inf reach the sum; a finite sum that
+            continue  # overflows is checked value by value below
         bad = ~np.isfinite(values).reshape(len(batch), -1).all(1)
         if bad.any():
             ids = stimuli.metadata["stimulus_id"].to_numpy()[batch[bad]]
@@ -466,6 +480,15 @@ def _check_finite(arrays: dict[str, np.ndarray], stimuli: StimulusSet, batch: np
                              f"of {len(batch)} images of the batch at presentation {batch[0]} "
                              f"(first: stimulus {ids[0]!r}): the model overflows on these "
                              "inputs; nothing of this batch was written")
+
+
+def _stored(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``array`` in the storage ``dtype``; a block repeated along the iteration axis stays one
+    (only the block is converted)."""
+    block = repeated_block(array)
+    if block is None:
+        return array.astype(dtype, copy=False)
+    return np.broadcast_to(block.astype(dtype, copy=False), array.shape)
 
 
 def _feature_shapes(model: FeedbackModel, image: torch.Tensor, names: list[str]

@@ -15,11 +15,18 @@ A Zarr store can also be written in shards (:class:`Shard`): one process creates
 store (every array full-size), shard processes write their chunk-aligned regions of it, each
 recording its progress in a file of its own, and the last step renames the store once every
 presentation is written (nothing is copied).
+
+A layer computed once (an encoder tap: the same values at every iteration, which
+``trace_arrays`` gives as one block repeated along the iteration axis) is chunked by one
+iteration in Zarr: its first iteration's chunk file is written and the others are hard links
+of it, so its bytes are written once (the file system stores them once; where it has no hard
+links, each file is written).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import queue
@@ -46,6 +53,8 @@ EXTRAS = "neurocnnf-extras.npz"
 NETCDF = "neurocnnf-data.nc"  # the NetCDF file inside a NetCDF extraction's partial folder
 RESTART = "extract --restart-if-changed"
 SHARD_PROGRESS = "neurocnnf-progress-shard-{index}-of-{count}.json"
+# errno values of a file system that makes no hard links (or not this many)
+NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
 class StoreError(NeurocnnfError, ValueError):
@@ -166,15 +175,17 @@ class PartialStore:
 
     @classmethod
     def create(cls, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
-               settings: dict, extras: dict[str, np.ndarray]) -> PartialStore:
+               settings: dict, extras: dict[str, np.ndarray],
+               repeated: frozenset[str] = frozenset()) -> PartialStore:
         """A new partial store: coords and attrs of ``skeleton``, empty float ``variables``
-        (name -> (dims, dtype); Zarr: NaN, chunked by ``chunk`` presentations), and ``extras``."""
+        (name -> (dims, dtype); Zarr: NaN, chunked by ``chunk`` presentations, and those in
+        ``repeated``, the same at every iteration, by one iteration too), and ``extras``."""
         store = cls(path, _normalized(settings), 0, chunk, extras)
         tmp = store.partial.with_name(store.partial.name + ".tmp")
         with store._disk_errors(tmp):
             _remove(tmp)  # left by a run killed while creating it
             if store_format(path) == "zarr":
-                _create_zarr(tmp, skeleton, variables, chunk)
+                _create_zarr(tmp, skeleton, variables, chunk, repeated)
             else:
                 tmp.mkdir()
         if store_format(path) == "netcdf":
@@ -319,11 +330,12 @@ def in_child(work: Callable[[], None]) -> str | None:
     return reason or f"the writer ended with status {status}"
 
 
-def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int
-                 ) -> None:
+def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
+                 repeated: frozenset[str] = frozenset()) -> None:
     """A Zarr store (format 2) of ``skeleton``'s coords and attrs (``zarr2``; through xarray
     where a coordinate has a dtype that module leaves to it) and NaN-filled ``variables``
-    (name -> (dims, dtype)), uncompressed, chunked by ``chunk`` presentations."""
+    (name -> (dims, dtype)), uncompressed, chunked by ``chunk`` presentations (and by one
+    iteration for the variables in ``repeated``)."""
     if zarr2.writable(skeleton):
         zarr2.create_group(folder, skeleton)
     else:
@@ -331,7 +343,8 @@ def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple]
     coordinates = _coordinates(skeleton)
     for name, (dims, dtype) in variables.items():
         shape = tuple(skeleton.sizes[d] for d in dims)
-        zarr2.create_array(folder / name, shape, (chunk,) + shape[1:], dtype,
+        chunks = (chunk, 1) + shape[2:] if name in repeated else (chunk,) + shape[1:]
+        zarr2.create_array(folder / name, shape, chunks, dtype,
                            {"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
 
 
@@ -388,37 +401,87 @@ def _write_rows(writer: DirectWriter, path: Path, offsets: dict[str, tuple[int, 
         writer.write(path, data, offset + start * (data.nbytes // max(len(values), 1)))
 
 
-def _raw_layout(folder: Path) -> tuple[int, np.dtype, str] | None:
-    """(chunk rows, dtype, key separator) of the Zarr array in ``folder`` if each chunk file is
-    the chunk's C-order bytes (format 2, no compressor, no filters) and a chunk spans every axis
-    but the first, else None."""
+def _raw_layout(folder: Path) -> tuple[int, np.dtype, str, int] | None:
+    """(chunk rows, dtype, key separator, chunk files per batch) of the Zarr array in
+    ``folder`` if each chunk file is the chunk's C-order bytes (format 2, no compressor, no
+    filters) and a chunk spans every axis but the first (one file per batch) or every axis but
+    the first two, of which it holds one iteration (one file per iteration), else None."""
     try:
         meta = json.loads((folder / ".zarray").read_text())
     except (OSError, ValueError):
         return None
+    chunks, shape = meta.get("chunks", []), meta.get("shape", [])
     plain = (meta.get("zarr_format") == 2 and meta.get("compressor") is None
-             and not meta.get("filters") and meta.get("order") == "C"
-             and meta.get("chunks", [])[1:] == meta.get("shape", [])[1:])
-    return (meta["chunks"][0], np.dtype(meta["dtype"]), meta.get("dimension_separator", ".")) \
-        if plain else None
+             and not meta.get("filters") and meta.get("order") == "C")
+    if plain and chunks[1:] == shape[1:]:
+        files = 1
+    elif plain and len(shape) > 2 and chunks[1] == 1 and chunks[2:] == shape[2:]:
+        files = shape[1]
+    else:
+        return None
+    return chunks[0], np.dtype(meta["dtype"]), meta.get("dimension_separator", "."), files
 
 
-def _chunk_path(folder: Path, index: int, ndim: int, separator: str) -> Path:
-    """The file of chunk ``index`` along the first axis (one chunk spans the other axes)."""
-    return folder / separator.join([str(index)] + ["0"] * (ndim - 1))
+def _chunk_path(folder: Path, index: int, ndim: int, separator: str, iteration: int = 0
+                ) -> Path:
+    """The file of chunk ``index`` along the first axis and ``iteration`` along the second
+    (a chunk spans the other axes)."""
+    return folder / separator.join([str(index), str(iteration)][:ndim] + ["0"] * (ndim - 2))
 
 
 def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.ndarray,
-                     rows: int, dtype: np.dtype, separator: str) -> None:
-    """Write ``values`` (<= ``rows`` presentations) as chunk ``index``; a short last batch is
-    padded with NaN, the arrays' fill value, as Zarr stores edge chunks (the values written
-    from their own memory, the padding after them)."""
+                     rows: int, dtype: np.dtype, separator: str, files: int = 1) -> None:
+    """Write ``values`` (<= ``rows`` presentations) as chunk ``index``, one file (``files``
+    = 1) or one per iteration; the files of a block repeated along the iteration axis
+    (``repeated_block``) after the first are hard links of it."""
+    if files == 1:
+        _write_chunk_file(writer, _chunk_path(folder, index, values.ndim, separator), values,
+                          rows, dtype)
+        return
+    first = _chunk_path(folder, index, values.ndim, separator)
+    repeated = repeated_block(values) is not None
+    for iteration in range(files):
+        path = _chunk_path(folder, index, values.ndim, separator, iteration)
+        if not (repeated and iteration and _link(first, path)):
+            _write_chunk_file(writer, path, values[:, iteration:iteration + 1], rows, dtype)
+
+
+def _write_chunk_file(writer: DirectWriter, path: Path, values: np.ndarray, rows: int,
+                      dtype: np.dtype) -> None:
+    """Write ``values`` as the chunk file ``path``; a short last batch is padded with NaN,
+    the arrays' fill value, as Zarr stores edge chunks (the values written from their own
+    memory, the padding after them)."""
     values = np.ascontiguousarray(values, dtype=dtype)
-    path = _chunk_path(folder, index, values.ndim, separator)
     writer.write(path, values, whole=True)
     if len(values) < rows:
         padding = np.full((rows - len(values),) + values.shape[1:], np.nan, dtype=dtype)
         writer.write(path, padding, values.nbytes)
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Make ``target`` a hard link of ``source``, replacing a file there (a resumed batch);
+    False where the file system makes no hard links (the caller writes the bytes instead)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        if os.path.samefile(source, target):
+            return True
+        os.unlink(target)
+        return _link(source, target)
+    except OSError as error:
+        if error.errno in NO_LINKS:
+            return False
+        raise
+    return True
+
+
+def repeated_block(array: np.ndarray) -> np.ndarray | None:
+    """The (B, 1, ...) block that ``array`` (B, T+1, ...) repeats along its iteration axis,
+    where it is such a view (stride 0 there: ``trace_arrays`` gives a layer computed once so),
+    else None."""
+    if array.ndim > 2 and array.shape[1] > 1 and array.strides[1] == 0:
+        return array[:, :1]
+    return None
 
 
 def _normalized(settings: dict) -> dict:
