@@ -27,7 +27,6 @@ from bench_engine import describe_machine
 
 from neurocnnf.activations import extract, resolve_layers, trace_arrays
 from neurocnnf.activations.direct import DirectWriter
-from neurocnnf.activations.store import repeated_block
 from neurocnnf.models import build_model
 from neurocnnf.stimuli import StimulusSet, render
 from neurocnnf.stimuli.sets import _base_metadata
@@ -85,6 +84,9 @@ def compute_only(model, stim: StimulusSet, iterations: int, batch: int, layers=N
 def stored(values: np.ndarray) -> np.ndarray:
     """The values of an array as a Zarr store writes their bytes: a block repeated along the
     iteration axis (a layer computed once) once, any other array whole."""
+    # imported here: bench_commits.py imports this module beside older trees, without it
+    from neurocnnf.activations.store import repeated_block
+
     block = repeated_block(values)
     return np.ascontiguousarray(values if block is None else block)
 

@@ -43,7 +43,7 @@ import numpy as np
 import xarray as xr
 
 from neurocnnf.activations import netcdf4, zarr2
-from neurocnnf.activations.direct import BLOCK, DirectWriter
+from neurocnnf.activations.direct import BLOCK, DirectWriter, aligned_empty
 from neurocnnf.errors import NeurocnnfError
 from neurocnnf.io import atomic_write
 
@@ -129,6 +129,7 @@ class PartialStore:
             index=shard.index, count=shard.count)
         self._layouts: dict[str, tuple] = {}  # per variable: Zarr chunk layout | NetCDF offset
         self._bytes = DirectWriter()  # the batches' bytes, past the page cache where it can
+        self._spread: dict[str, np.ndarray] = {}  # NetCDF: per repeated variable, its rows
 
     @classmethod
     def resume(cls, path: Path, settings: dict, restart_if_changed: bool = False,
@@ -207,7 +208,8 @@ class PartialStore:
         stop = start + len(next(iter(arrays.values())))
         if store_format(self.path) == "netcdf":
             with self._disk_errors(self.partial):
-                _write_rows(self._bytes, self.partial / NETCDF, self._offsets(), start, arrays)
+                _write_rows(self._bytes, self.partial / NETCDF, self._offsets(), start, arrays,
+                            self._spread)
                 self._save_progress(self.partial, stop)
             self.done = stop
             return
@@ -392,13 +394,28 @@ def _netcdf_offsets(path: Path) -> dict[str, tuple[int, np.dtype]]:
 
 
 def _write_rows(writer: DirectWriter, path: Path, offsets: dict[str, tuple[int, np.dtype]],
-                start: int, arrays: dict[str, np.ndarray]) -> None:
+                start: int, arrays: dict[str, np.ndarray], spread: dict[str, np.ndarray]
+                ) -> None:
     """Write presentations ``start:start + len`` of each variable into its block of ``path``
     (C order: a presentation's values are one run of bytes)."""
     for name, values in arrays.items():
         offset, dtype = offsets[name]
-        data = np.ascontiguousarray(values, dtype=dtype)
+        if repeated_block(values) is not None and dtype == np.float32:
+            data = spread[name] = _spread(values, spread.get(name))
+        else:
+            data = np.ascontiguousarray(values, dtype=dtype)
         writer.write(path, data, offset + start * (data.nbytes // max(len(values), 1)))
+
+
+def _spread(values: np.ndarray, buffer: np.ndarray | None) -> np.ndarray:
+    """A float32 block repeated along the iteration axis as one C-order array on a block
+    boundary (NetCDF stores every iteration's copy; written from its own memory): in
+    ``buffer``, the previous batch's, where it has the shape (a fresh array of that size is a
+    fresh mapping, whose pages the kernel zero-fills first)."""
+    if buffer is None or buffer.shape != values.shape:
+        buffer = aligned_empty(values.shape).numpy()
+    np.copyto(buffer, values)
+    return buffer
 
 
 def _raw_layout(folder: Path) -> tuple[int, np.dtype, str, int] | None:
