@@ -150,11 +150,12 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
         return to_host(out)
 
     def every_iteration(tensors):
-        if iterations and len(tensors) == iterations + 1 and all(
-                tensor is tensors[0] for tensor in tensors):  # computed once
-            return np.broadcast_to(with_nan_first(tensors[:1], tensors[0][0].numel(), 0),
-                                   (b, iterations + 1, tensors[0][0].numel()))
-        return with_nan_first(tensors, tensors[0][0].numel())
+        width = tensors[0][0].numel()
+        once = len(tensors) == iterations + 1 > 1 and all(t is tensors[0] for t in tensors)
+        if once:  # the same tensor at every iteration: one block, repeated
+            return np.broadcast_to(with_nan_first(tensors[:1], width, 0),
+                                   (b, iterations + 1, width))
+        return with_nan_first(tensors, width)
 
     out: dict[str, np.ndarray] = {}
     for name in taps:
@@ -389,8 +390,9 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
             reductions = _fit_reductions(model, stimuli, names, iterations, eta, reduce, shapes,
                                          device, chunk, options.bf16) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
-        repeated = frozenset(var for var, array in probe.items() if repeated_block(array)
-                             is not None and var.removesuffix("_feedback") not in reductions)
+        repeated = frozenset(var for var, array in probe.items()  # stored once (Zarr)
+                             if repeated_block(array) is not None
+                             and var.removesuffix("_feedback") not in reductions)
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
         if store is None:
