@@ -83,12 +83,17 @@ def compute_only(model, stim: StimulusSet, iterations: int, batch: int, layers=N
 
 def stored(values: np.ndarray) -> np.ndarray:
     """The values of an array as a Zarr store writes their bytes: a block repeated along the
-    iteration axis (a layer computed once) once, any other array whole."""
+    iteration axis (a layer computed once) once, feedback without its all-NaN iteration 0, any
+    other array whole."""
     # imported here: bench_commits.py imports this module beside older trees, without it
     from neurocnnf.activations.store import repeated_block
 
     block = repeated_block(values)
-    return np.ascontiguousarray(values if block is None else block)
+    if block is not None:
+        return np.ascontiguousarray(block)
+    if values.ndim > 2 and np.isnan(values[:, 0]).all():
+        return np.ascontiguousarray(values[:, 1:])
+    return np.ascontiguousarray(values)
 
 
 def stored_bytes(batches: list[dict[str, np.ndarray]]) -> int:

@@ -95,9 +95,10 @@ def test_netcdf_and_zarr_round_trip_equal(model, tmp_path):
 @pytest.mark.parametrize("n, batch, dtype", [(7, 3, "float32"), (2, 4, "float16")])
 def test_stores_written_as_bytes_equal_the_zarr_library_path(model, tmp_path, monkeypatch, n,
                                                              batch, dtype):
-    """Batches go to disk as the Zarr chunk files' bytes, and as bytes at each NetCDF
-    variable's offset; both stores equal the one the zarr library writes, with a short last
-    batch, a set smaller than one batch, float16 and a one-dimensional variable (halted_at)."""
+    """Batches go to disk as the Zarr chunk files' bytes (none for feedback's all-NaN
+    iteration 0), and as bytes at each NetCDF variable's offset; both stores equal the one the
+    zarr library writes, with a short last batch, a set smaller than one batch, float16 and a
+    one-dimensional variable (halted_at)."""
     stimuli = _stimuli(n)
     options = dict(batch_size=batch, progress=False, dtype=dtype, halt=0.05)
     chunk_files, chunk_path = [], store_module._chunk_path
@@ -112,7 +113,10 @@ def test_stores_written_as_bytes_equal_the_zarr_library_path(model, tmp_path, mo
     by_hand = {(path.parent.name, path.name) for path in chunk_files}
     on_disk = {(var, path.name) for var in fast[".zarr"].data_vars
                for path in (tmp_path / "fast.zarr" / var).iterdir() if path.name[0] != "."}
-    assert by_hand == on_disk and len(on_disk) >= len(fast[".zarr"].data_vars) * -(-n // batch)
+    batches = -(-n // batch)
+    assert on_disk <= by_hand and len(on_disk) >= len(fast[".zarr"].data_vars) * batches
+    assert by_hand - on_disk == {(var, f"{index}.0.0") for var in fast[".zarr"].data_vars
+                                 if var.endswith("_feedback") for index in range(batches)}
     monkeypatch.setattr(store_module, "_raw_layout", lambda folder: None)
     slow = extract_dataset(model, stimuli, tmp_path / "slow.zarr", **options)
     assert {(path.parent.name, path.name) for path in chunk_files} == by_hand  # none by hand
@@ -128,8 +132,9 @@ def test_stores_written_as_bytes_equal_the_zarr_library_path(model, tmp_path, mo
 def test_a_layer_computed_once_is_copied_and_stored_once(model, tmp_path, monkeypatch):
     """An encoder tap (the same values at every iteration) is one block repeated along the
     iteration axis: a read-only view, and in Zarr its iterations' chunk files are hard links
-    of one file (or separate files where the file system makes no links); every store reads
-    back the values of the model's trace, also when a batch is written again (resume)."""
+    of one file (or separate files where the file system makes no links); feedback, NaN at
+    iteration 0, has no chunk file there; every store reads back the values of the model's
+    trace, also when a batch is written again (resume)."""
     stimuli = _stimuli(5)
     arrays = trace_arrays(model, render(stimuli, np.arange(5), 1, 28), ["conv1", "conv2"],
                           3, None)
@@ -146,7 +151,15 @@ def test_a_layer_computed_once_is_copied_and_stored_once(model, tmp_path, monkey
         assert len({path.stat().st_ino for path in files}) == 1
         assert files[0].stat().st_nlink == 4
         assert (tmp_path / "a.zarr" / "conv2" / f"{batch}.0.0").stat().st_nlink == 1
+        feedback = tmp_path / "a.zarr" / "conv2_feedback"
+        assert [(feedback / f"{batch}.{t}.0").exists() for t in range(4)] == [False] + [True] * 3
     netcdf = extract_dataset(model, stimuli, tmp_path / "a.nc", batch_size=2, progress=False)
+    # a resumed batch over a file left at iteration 0 (an all-NaN chunk): the file goes
+    layout = store_module._raw_layout(feedback)
+    (feedback / "1.0.0").write_bytes(b"stale")
+    store_module._write_raw_chunk(store_module.DirectWriter(), feedback, 1,
+                                  arrays["conv2_feedback"][2:4], *layout)
+    assert not (feedback / "1.0.0").exists() and (feedback / "1.1.0").exists()
     # written again over its links (a resumed batch), and where hard links fail
     folder = tmp_path / "a.zarr" / "conv1"
     layout = store_module._raw_layout(folder)
@@ -164,7 +177,11 @@ def test_a_layer_computed_once_is_copied_and_stored_once(model, tmp_path, monkey
     assert (tmp_path / "b.zarr" / "conv1" / "0.1.0").stat().st_nlink == 1
     for ds in (linked, separate, netcdf, open_activations(tmp_path / "a.zarr")):
         np.testing.assert_array_equal(ds["conv1"].values[:, :, :10], conv1[:, :, :10])
-        assert ds["conv1"].values.tobytes() == netcdf["conv1"].values.tobytes()
+        for name in ("conv1", "conv2_feedback"):
+            assert ds[name].values.tobytes() == netcdf[name].values.tobytes()
+        assert np.isnan(ds["conv2_feedback"].values[:, 0]).all()
+        np.testing.assert_allclose(ds["conv2_feedback"].values[:, 1:, :10],  # batches of 2
+                                   arrays["conv2_feedback"][:, 1:, :10], rtol=1e-5, atol=1e-6)
 
 
 def test_assembly_is_neuroid_assembly_shaped(model, tmp_path):

@@ -308,7 +308,8 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
     written on a background thread while the next one computes, as bytes into the store's
     files (uncompressed: Zarr chunks of one batch, NetCDF variables contiguous), each byte
     written once; in Zarr, a layer computed once (an encoder tap) is written once, the chunk
-    files of its other iterations hard links of the first.
+    files of its other iterations hard links of the first, and feedback's iteration 0 (NaN,
+    the arrays' fill value) is not written at all.
 
     ``shard`` spreads one Zarr extraction over processes (SLURM jobs): ``'init'`` creates the
     partial store (arrays full-size, reductions fitted, nothing computed), ``Shard(i, n)``
@@ -390,14 +391,17 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
             reductions = _fit_reductions(model, stimuli, names, iterations, eta, reduce, shapes,
                                          device, chunk, options.bf16) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
-        repeated = frozenset(var for var, array in probe.items()  # stored once (Zarr)
-                             if repeated_block(array) is not None
-                             and var.removesuffix("_feedback") not in reductions)
+        # Zarr chunks by iteration: a layer computed once (stored once) and feedback (NaN at
+        # iteration 0: not stored there)
+        by_iteration = frozenset(
+            var for var, array in probe.items()
+            if var.endswith("_feedback") or (repeated_block(array) is not None
+                                             and var not in reductions))
         skeleton = _skeleton(model, stimuli, names, probe, shapes, reductions, settings,
                              time_bins)
         if store is None:
             store = PartialStore.create(out, skeleton, variables, chunk, settings,
-                                        to_arrays(reductions), repeated)
+                                        to_arrays(reductions), by_iteration)
         if shard == "init":
             return store.partial
         rows, region = np.arange(len(stimuli)), store.region

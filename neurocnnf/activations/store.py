@@ -20,7 +20,10 @@ A layer computed once (an encoder tap: the same values at every iteration, which
 ``trace_arrays`` gives as one block repeated along the iteration axis) is chunked by one
 iteration in Zarr: its first iteration's chunk file is written and the others are hard links
 of it, so its bytes are written once (the file system stores them once; where it has no hard
-links, each file is written).
+links, each file is written). A feedback variable, NaN at iteration 0 (no feedback has arrived
+yet), is chunked by one iteration too, and a chunk that is all NaN, the arrays' fill value, is
+not written: readers fill a missing chunk with it (as the zarr library leaves such chunks out,
+``write_empty_chunks=False``).
 """
 
 from __future__ import annotations
@@ -177,16 +180,17 @@ class PartialStore:
     @classmethod
     def create(cls, path: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
                settings: dict, extras: dict[str, np.ndarray],
-               repeated: frozenset[str] = frozenset()) -> PartialStore:
+               by_iteration: frozenset[str] = frozenset()) -> PartialStore:
         """A new partial store: coords and attrs of ``skeleton``, empty float ``variables``
         (name -> (dims, dtype); Zarr: NaN, chunked by ``chunk`` presentations, and those in
-        ``repeated``, the same at every iteration, by one iteration too), and ``extras``."""
+        ``by_iteration`` by one iteration too: a layer the same at every iteration, stored
+        once, or one NaN at an iteration, not stored there), and ``extras``."""
         store = cls(path, _normalized(settings), 0, chunk, extras)
         tmp = store.partial.with_name(store.partial.name + ".tmp")
         with store._disk_errors(tmp):
             _remove(tmp)  # left by a run killed while creating it
             if store_format(path) == "zarr":
-                _create_zarr(tmp, skeleton, variables, chunk, repeated)
+                _create_zarr(tmp, skeleton, variables, chunk, by_iteration)
             else:
                 tmp.mkdir()
         if store_format(path) == "netcdf":
@@ -333,11 +337,11 @@ def in_child(work: Callable[[], None]) -> str | None:
 
 
 def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple], chunk: int,
-                 repeated: frozenset[str] = frozenset()) -> None:
+                 by_iteration: frozenset[str] = frozenset()) -> None:
     """A Zarr store (format 2) of ``skeleton``'s coords and attrs (``zarr2``; through xarray
     where a coordinate has a dtype that module leaves to it) and NaN-filled ``variables``
     (name -> (dims, dtype)), uncompressed, chunked by ``chunk`` presentations (and by one
-    iteration for the variables in ``repeated``)."""
+    iteration for the variables in ``by_iteration``)."""
     if zarr2.writable(skeleton):
         zarr2.create_group(folder, skeleton)
     else:
@@ -345,7 +349,7 @@ def _create_zarr(folder: Path, skeleton: xr.Dataset, variables: dict[str, tuple]
     coordinates = _coordinates(skeleton)
     for name, (dims, dtype) in variables.items():
         shape = tuple(skeleton.sizes[d] for d in dims)
-        chunks = (chunk, 1) + shape[2:] if name in repeated else (chunk,) + shape[1:]
+        chunks = (chunk, 1) + shape[2:] if name in by_iteration else (chunk,) + shape[1:]
         zarr2.create_array(folder / name, shape, chunks, dtype,
                            {"_ARRAY_DIMENSIONS": list(dims), "coordinates": coordinates})
 
@@ -450,7 +454,8 @@ def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.
                      rows: int, dtype: np.dtype, separator: str, files: int = 1) -> None:
     """Write ``values`` (<= ``rows`` presentations) as chunk ``index``, one file (``files``
     = 1) or one per iteration; the files of a block repeated along the iteration axis
-    (``repeated_block``) after the first are hard links of it."""
+    (``repeated_block``) after the first are hard links of it, and an iteration whose values
+    are all NaN (the fill value; iteration 0 of feedback) has no file."""
     if files == 1:
         _write_chunk_file(writer, _chunk_path(folder, index, values.ndim, separator), values,
                           rows, dtype)
@@ -459,8 +464,17 @@ def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.
     repeated = repeated_block(values) is not None
     for iteration in range(files):
         path = _chunk_path(folder, index, values.ndim, separator, iteration)
-        if not (repeated and iteration and _link(first, path)):
-            _write_chunk_file(writer, path, values[:, iteration:iteration + 1], rows, dtype)
+        one = values[:, iteration:iteration + 1]
+        if not repeated and _all_nan(one):
+            path.unlink(missing_ok=True)  # a resumed batch: no file is the fill value
+        elif not (repeated and iteration and _link(first, path)):
+            _write_chunk_file(writer, path, one, rows, dtype)
+
+
+def _all_nan(values: np.ndarray) -> bool:
+    """Whether every value is NaN (its first and last are looked at before all of them)."""
+    corners = values[(0,) * values.ndim], values[(-1,) * values.ndim]
+    return bool(np.isnan(corners).all() and np.isnan(values).all())
 
 
 def _write_chunk_file(writer: DirectWriter, path: Path, values: np.ndarray, rows: int,
