@@ -144,6 +144,11 @@ def test_a_layer_computed_once_is_copied_and_stored_once(model, tmp_path, monkey
     with torch.no_grad():
         trace = model(render(stimuli, np.arange(5), 1, 28), layers=["conv1"])
     np.testing.assert_array_equal(conv1[:, 3], trace.forward["conv1"][3].flatten(1).numpy())
+    # feedback laid out by iteration (as a Zarr store writes it): the same values
+    by_iteration = trace_arrays(model, render(stimuli, np.arange(5), 1, 28), ["conv2"], 3, None,
+                                feedback_by_iteration=True)["conv2_feedback"]
+    assert by_iteration[:, 1].flags.c_contiguous and not by_iteration.flags.c_contiguous
+    assert by_iteration.tobytes() == arrays["conv2_feedback"].tobytes()
 
     linked = extract_dataset(model, stimuli, tmp_path / "a.zarr", batch_size=2, progress=False)
     for batch in range(3):

@@ -112,11 +112,14 @@ def model_digest(model: FeedbackModel) -> str:
 
 def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], iterations: int,
                  eta: float | None, feedback: bool = True, halt: float | None = None,
-                 bf16: bool = False) -> dict[str, np.ndarray]:
+                 bf16: bool = False, feedback_by_iteration: bool = False
+                 ) -> dict[str, np.ndarray]:
     """One batch: variable name -> array (B, T+1, D) (or (B, T+1) for scalars), float32;
     with ``halt``, also ``halted_at`` (B,). A layer computed once (an encoder tap, the same at
     every iteration) is one (B, 1, D) block repeated along the iteration axis: a read-only
-    view (``store.repeated_block``), copied and stored once. ``bf16``: the model runs under
+    view (``store.repeated_block``), copied and stored once. ``feedback_by_iteration``: the
+    feedback arrays lie iteration by iteration in memory (a transposed view: each iteration's
+    (B, D) contiguous), as a store chunked by iteration writes them. ``bf16``: the model runs under
     bfloat16 autocast (``device.bf16_autocast``); the arrays are float32 all the same. From a
     GPU, each array is assembled there and copied once into pinned host memory without
     waiting; the copies are awaited together before returning."""
@@ -133,16 +136,19 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
         tensor = tensor.float()
         if not pinned:
             return tensor.numpy()
-        host = torch.empty(tensor.shape, pin_memory=True)
+        host = torch.empty_like(tensor, device="cpu", pin_memory=True)  # in its layout
         return host.copy_(tensor, non_blocking=True).numpy()
 
-    def with_nan_first(tensors, width=None, last=iterations):
+    def with_nan_first(tensors, width=None, last=iterations, by_iteration=False):
         """The last len(tensors) iterations' (B, ...) tensors as one (B, last+1[, width])
-        array, NaN where nothing was traced; one copy of each, from any memory layout (a
-        compiled CPU pass returns channels_last maps)."""
-        shape = (b, last + 1) + (() if width is None else (width,))
+        array, NaN where nothing was traced (``by_iteration``: laid out (last+1, B, width));
+        one copy of each, from any memory layout (a compiled CPU pass returns channels_last
+        maps)."""
+        shape = (last + 1, b) if by_iteration else (b, last + 1)
+        shape += () if width is None else (width,)
         # on the CPU, block-aligned: the stores write its bytes past the page cache uncopied
         out = aligned_empty(shape) if device.type == "cpu" else torch.empty(shape, device=device)
+        out = out.transpose(0, 1) if by_iteration else out
         first = last + 1 - len(tensors)
         out[:, :first] = float("nan")
         for i, tensor in enumerate(tensors, first):
@@ -162,7 +168,8 @@ def trace_arrays(model: FeedbackModel, images: torch.Tensor, layers: list[str], 
         out[name] = every_iteration(trace.forward[name])
         if feedback and name in model.feedback_taps:
             out[f"{name}_feedback"] = with_nan_first(trace.feedback.get(name, []),
-                                                       out[name].shape[2])
+                                                       out[name].shape[2],
+                                                       by_iteration=feedback_by_iteration)
     logits = torch.stack(trace.logits, 1).float()
     if "h_hat" in layers:
         out["h_hat"] = every_iteration(trace.h_hat)
@@ -392,8 +399,9 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                                          device, chunk, options.bf16) if reduce else {}
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         # Zarr chunks by iteration: a layer computed once (stored once) and feedback (NaN at
-        # iteration 0: not stored there)
-        by_iteration = frozenset(
+        # iteration 0: not stored there; laid out by iteration, each chunk written uncopied)
+        by_iteration = store_format(out) == "zarr"
+        chunked_by_iteration = frozenset(
             var for var, array in probe.items()
             if var.endswith("_feedback") or (repeated_block(array) is not None
                                              and var not in reductions))
@@ -401,7 +409,7 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                              time_bins)
         if store is None:
             store = PartialStore.create(out, skeleton, variables, chunk, settings,
-                                        to_arrays(reductions), by_iteration)
+                                        to_arrays(reductions), chunked_by_iteration)
         if shard == "init":
             return store.partial
         rows, region = np.arange(len(stimuli)), store.region
@@ -412,7 +420,7 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
                 arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt,
-                                      options.bf16)
+                                      options.bf16, by_iteration)
                 _check_finite(arrays, stimuli, batch)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")

@@ -472,9 +472,10 @@ def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.
 
 
 def _all_nan(values: np.ndarray) -> bool:
-    """Whether every value is NaN (its first and last are looked at before all of them)."""
+    """Whether every value is NaN: its first and last are looked at first, then all of them
+    in one read (``fmax`` ignores NaN, so its reduction is NaN only when all are)."""
     corners = values[(0,) * values.ndim], values[(-1,) * values.ndim]
-    return bool(np.isnan(corners).all() and np.isnan(values).all())
+    return bool(np.isnan(corners).all() and np.isnan(np.fmax.reduce(values, axis=None)))
 
 
 def _write_chunk_file(writer: DirectWriter, path: Path, values: np.ndarray, rows: int,
