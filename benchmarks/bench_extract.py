@@ -61,16 +61,16 @@ def forward_rate(model, x: torch.Tensor, iterations: int, batch: int, layers=())
 
 
 def batch_arrays(model, stim: StimulusSet, iterations: int, batch: int, layers=None):
-    """Each batch's arrays as extraction computes them for ``layers`` (None: every layer;
-    rendering, the pass with the mask statistics, the per-iteration arrays on the CPU),
-    writing nothing."""
+    """Each batch's arrays as a Zarr extraction computes them for ``layers`` (None: every
+    layer; rendering, the pass with the mask statistics, the per-iteration arrays on the CPU,
+    feedback laid out by iteration), writing nothing."""
     names = resolve_layers(model, layers)
     channels, size = model.input_shape[0], model.input_shape[1]
     device = next(model.parameters()).device
     for first in range(0, len(stim), batch):
         rows = np.arange(first, min(first + batch, len(stim)))
         yield trace_arrays(model, render(stim, rows, channels, size, model).to(device), names,
-                           iterations, None)
+                           iterations, None, feedback_by_iteration=True)
 
 
 def compute_only(model, stim: StimulusSet, iterations: int, batch: int, layers=None) -> float:
@@ -81,35 +81,38 @@ def compute_only(model, stim: StimulusSet, iterations: int, batch: int, layers=N
     return time.perf_counter() - start
 
 
-def stored(values: np.ndarray) -> np.ndarray:
-    """The values of an array as a Zarr store writes their bytes: a block repeated along the
-    iteration axis (a layer computed once) once, feedback without its all-NaN iteration 0, any
-    other array whole."""
+def stored(values: np.ndarray) -> list[np.ndarray]:
+    """The pieces of an array that a Zarr store writes, one chunk file each, from their own
+    memory: a block repeated along the iteration axis (a layer computed once) once, feedback
+    (laid out by iteration) one piece per iteration but its all-NaN iteration 0, any other
+    array whole."""
     # imported here: bench_commits.py imports this module beside older trees, without it
     from neurocnnf.activations.store import repeated_block
 
     block = repeated_block(values)
     if block is not None:
-        return np.ascontiguousarray(block)
+        return [block]
     if values.ndim > 2 and np.isnan(values[:, 0]).all():
-        return np.ascontiguousarray(values[:, 1:])
-    return np.ascontiguousarray(values)
+        return [values[:, t] for t in range(1, values.shape[1])]
+    return [values]
 
 
 def stored_bytes(batches: list[dict[str, np.ndarray]]) -> int:
     """The bytes a Zarr store writes for ``batches`` (``stored``)."""
-    return sum(stored(a).nbytes for arrays in batches for a in arrays.values())
+    return sum(piece.nbytes for arrays in batches for a in arrays.values()
+               for piece in stored(a))
 
 
 def write_alone(batches: list[dict[str, np.ndarray]], folder: Path) -> None:
     """Write the bytes of ``batches`` (variable -> array, as ``trace_arrays`` gives them), one
-    file per variable and batch, with no compute, as a Zarr store writes them (``stored``,
+    file per chunk, with no compute, as a Zarr store writes them (``stored``,
     ``DirectWriter``): what storing them costs at best on this file system."""
     folder.mkdir()
     writer = DirectWriter()
     for index, arrays in enumerate(batches):
         for name, values in arrays.items():
-            writer.write(folder / f"{name}.{index}", stored(values), whole=True)
+            for piece, data in enumerate(stored(values)):
+                writer.write(folder / f"{name}.{index}.{piece}", data, whole=True)
 
 
 def compute_beside_writes(model, stim: StimulusSet, iterations: int, batch: int,
@@ -301,7 +304,8 @@ def storage_overhead(args: argparse.Namespace) -> None:
             "| no storage + writing alone, over no storage |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(overhead_lines(times, args.n))
             + f"\n\nWriting the bytes of the Zarr store alone ({mib:.0f} MiB: one file per "
-            f"variable and batch, a layer computed once written once; no compute): "
+            f"chunk, a layer computed once written once, feedback's all-NaN iteration 0 not "
+            f"written; no compute): "
             f"{mib / statistics.median(times['write']):.0f} MiB/s. The last "
             "column is the ratio with no overlap at all: storing costs at least this much CPU "
             "and disk beside the computation, whatever thread writes.")
@@ -378,9 +382,9 @@ def codecs(args: argparse.Namespace) -> None:
     }
     model = load_model(args.arch, args.pretrained, args.device)
     stim = test_images(args.pretrained, args.n, model.input_shape)
-    arrays = [stored(a) for batch in batch_arrays(model, stim, args.iterations,
+    arrays = [np.ascontiguousarray(piece) for batch in batch_arrays(model, stim, args.iterations,
                                                                 args.batch)
-              for a in batch.values()]
+              for a in batch.values() for piece in stored(a)]
     total = sum(a.nbytes for a in arrays)
     zeros = sum(int(np.count_nonzero(a == 0)) for a in arrays) / sum(a.size for a in arrays)
     times: dict[str, list[float]] = {"pass": [], **{name: [] for name in candidates}}
