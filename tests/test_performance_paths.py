@@ -159,7 +159,8 @@ def test_layer_arrays_and_netcdf_blocks_start_on_block_boundaries(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_arrays_from_a_gpu_equal_the_cpu_ones():
     """From a GPU the arrays are assembled there and copied to pinned memory without waiting:
-    every variable, NaN included, equals the CPU's once the function returns."""
+    every variable, NaN included, equals the CPU's once the function returns; feedback laid out
+    by iteration (as Zarr writes it) keeps that layout in pinned memory."""
     torch.manual_seed(0)
     model = fmnist_small(iterations=2).eval()
     images = render(_stimuli(6), np.arange(6), 1, 28)
@@ -167,10 +168,14 @@ def test_arrays_from_a_gpu_equal_the_cpu_ones():
     on_cpu = trace_arrays(model, images, names, 2, None)
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # float32 as on the CPU
         on_gpu = trace_arrays(model.cuda(), images.cuda(), names, 2, None)
-    assert on_cpu.keys() == on_gpu.keys()
+        by_iteration = trace_arrays(model, images.cuda(), names, 2, None,
+                                    feedback_by_iteration=True)
+    assert on_cpu.keys() == on_gpu.keys() == by_iteration.keys()
     for name, array in on_cpu.items():
         assert on_gpu[name].dtype == np.float32 and on_gpu[name].shape == array.shape, name
         np.testing.assert_allclose(on_gpu[name], array, rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_array_equal(by_iteration[name], on_gpu[name], err_msg=name)
+    assert by_iteration["conv2_feedback"][:, 1].flags.c_contiguous
 
 
 @needs_compiler
