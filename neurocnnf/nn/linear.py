@@ -2,12 +2,14 @@
 
 torch's CPU ``F.linear`` calls MKL's sgemm, which on AMD CPUs runs its AVX2 kernels at half
 the rate of oneDNN's matmul (the library torch's CPU convolutions use) on the same float32
-products (``benchmarks/bench_linear.py``). ``linear`` sends float32 CPU products of 2-D inputs
-of at least ``MIN_ONEDNN_MACS`` multiply-adds through oneDNN, as an op of our own with its
-backward (opaque to inductor, whose linear fusions assume frozen weights), and everything else
-(CUDA, other dtypes, autocast, other ranks, small products, oneDNN switched off) to
-``F.linear``. The results differ from MKL's in the last bits (another summation order), as any
-two BLAS libraries' do.
+products (``benchmarks/bench_linear.py``); on Intel CPUs MKL is as fast or faster per
+product, and a whole model is a tie either way (benchmarks/README.md, "Linear maps on
+oneDNN"). ``linear`` sends float32 CPU products of 2-D inputs of at least
+``MIN_ONEDNN_MACS`` multiply-adds through oneDNN, as an op of our own with its backward
+(opaque to inductor, whose linear fusions assume frozen weights), and everything else (CUDA,
+other dtypes, autocast, other ranks, small products, oneDNN switched off) to ``F.linear``.
+The results differ from MKL's in the last bits (another summation order), as any two BLAS
+libraries' do.
 """
 
 from __future__ import annotations
