@@ -79,6 +79,12 @@ def test_iteration_zero_equals_the_plain_cnn(model, tmp_path):
     np.testing.assert_array_equal(ds["conv2"].values[:, 0], plain["conv2"].values[:, 0])
     np.testing.assert_array_equal(ds["logits"].values[:, 0], plain["logits"].values[:, 0])
     assert plain.sizes["iteration"] == 1
+    # no feedback at T = 0: all NaN, which a Zarr store leaves to its fill value (no file)
+    zarr = extract_dataset(model, stimuli, tmp_path / "plain.zarr", iterations=0, progress=False)
+    assert not list((tmp_path / "plain.zarr" / "conv2_feedback").glob("[0-9]*"))
+    assert list((tmp_path / "plain.zarr" / "conv2").glob("[0-9]*"))
+    for name in plain.data_vars:
+        assert zarr[name].values.tobytes() == plain[name].values.tobytes(), name
 
 
 def test_netcdf_and_zarr_round_trip_equal(model, tmp_path):

@@ -454,26 +454,34 @@ def _write_raw_chunk(writer: DirectWriter, folder: Path, index: int, values: np.
                      rows: int, dtype: np.dtype, separator: str, files: int = 1) -> None:
     """Write ``values`` (<= ``rows`` presentations) as chunk ``index``, one file (``files``
     = 1) or one per iteration; the files of a block repeated along the iteration axis
-    (``repeated_block``) after the first are hard links of it, and an iteration whose values
-    are all NaN (the fill value; iteration 0 of feedback) has no file."""
-    if files == 1:
-        _write_chunk_file(writer, _chunk_path(folder, index, values.ndim, separator), values,
-                          rows, dtype)
-        return
+    (``repeated_block``) after the first are hard links of it, and a chunk whose values are
+    all NaN (the fill value: iteration 0 of feedback, feedback at T = 0) has no file."""
     first = _chunk_path(folder, index, values.ndim, separator)
+    if files == 1:
+        _write_or_leave_out(writer, first, values, rows, dtype)
+        return
     repeated = repeated_block(values) is not None
     for iteration in range(files):
         path = _chunk_path(folder, index, values.ndim, separator, iteration)
-        one = values[:, iteration:iteration + 1]
-        if not repeated and _all_nan(one):
-            path.unlink(missing_ok=True)  # a resumed batch: no file is the fill value
-        elif not (repeated and iteration and _link(first, path)):
-            _write_chunk_file(writer, path, one, rows, dtype)
+        if not (repeated and iteration and _link(first, path)):
+            _write_or_leave_out(writer, path, values[:, iteration:iteration + 1], rows, dtype)
+
+
+def _write_or_leave_out(writer: DirectWriter, path: Path, values: np.ndarray, rows: int,
+                        dtype: np.dtype) -> None:
+    """``_write_chunk_file``, or no file where every value is NaN, the fill value (a file
+    left there by an earlier write of this batch is removed)."""
+    if _all_nan(values):
+        path.unlink(missing_ok=True)
+    else:
+        _write_chunk_file(writer, path, values, rows, dtype)
 
 
 def _all_nan(values: np.ndarray) -> bool:
     """Whether every value is NaN: its first and last are looked at first, then all of them
     in one read (``fmax`` ignores NaN, so its reduction is NaN only when all are)."""
+    if values.dtype.kind != "f":
+        return False
     corners = values[(0,) * values.ndim], values[(-1,) * values.ndim]
     return bool(np.isnan(corners).all() and np.isnan(np.fmax.reduce(values, axis=None)))
 
