@@ -400,7 +400,7 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
         variables = {var: (_dims(var), DTYPES[dtype]) for var in probe}
         # Zarr chunks by iteration: a layer computed once (stored once) and feedback (NaN at
         # iteration 0: not stored there; laid out by iteration, each chunk written uncopied)
-        by_iteration = store_format(out) == "zarr"
+        feedback_by_iteration = store_format(out) == "zarr"
         chunked_by_iteration = frozenset(
             var for var, array in probe.items()
             if var.endswith("_feedback") or (repeated_block(array) is not None
@@ -420,7 +420,7 @@ def extract(model: FeedbackModel, stimuli: StimulusSet, out: str | os.PathLike,
                 batch = rows[start:start + store.chunk]
                 images = render(stimuli, batch, channels, size, model).to(device)
                 arrays = trace_arrays(model, images, names, iterations, eta, feedback, halt,
-                                      options.bf16, by_iteration)
+                                      options.bf16, feedback_by_iteration=feedback_by_iteration)
                 _check_finite(arrays, stimuli, batch)
                 for var, array in arrays.items():
                     base = var.removesuffix("_feedback")
