@@ -283,3 +283,20 @@ def test_vgg6_pc_round_trips_with_its_normalisation(tmp_path):
         torch.testing.assert_close(again(x).last, model(x).last)
     assert again.config == model.config and again.config["arch"] == "vgg6_pc"
     assert again.taps == ("input", *(f"conv{i}" for i in range(1, 7)))
+
+
+def test_the_blocks_pool_as_max_pool2d_does_bit_for_bit():
+    """The blocks pool with CNN-F's pooling: max_pool2d's values, and its gradient to each
+    window's first maximum (ReLU's zeros make ties)."""
+    torch.manual_seed(1)
+    model = PredictiveCodingNet(iterations=1)
+    x = torch.randn(4, 1, 28, 28)
+    results = []
+    for block in (model._block, lambda e, layer: _block(model, e, model.conv1, model.bias1)):
+        model.zero_grad()
+        out = block(x, 1)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), model.conv1.weight.grad.clone(), model.bias1.grad.clone()))
+    assert (results[0][0] == 0).any()  # ties present
+    for ours, reference in zip(*results, strict=True):
+        assert torch.equal(ours, reference)

@@ -48,7 +48,7 @@ from neurocnnf.models.engine import (
 from neurocnnf.models.protocol import CALL_OPTIONS, Call, check_iterations, resolve_iterations
 from neurocnnf.models.registry import register_architecture
 from neurocnnf.models.trace import Trace
-from neurocnnf.nn.functional import rms_normalize
+from neurocnnf.nn.functional import max_pool, rms_normalize
 
 
 class PredictiveCodingNet(nn.Module):
@@ -142,9 +142,12 @@ class PredictiveCodingNet(nn.Module):
         return self.encoder_taps + self.body_taps
 
     def _block(self, x: Tensor, layer: int) -> Tensor:
+        """Block ``layer``'s output: its conv, norm, bias and ReLU, then the 2x2 max-pool
+        where it has one (CNN-F's pooling: ``max_pool2d``'s values and gradients, faster on a
+        CPU)."""
         conv, bias = getattr(self, f"conv{layer}"), getattr(self, f"bias{layer}")
         out = F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1))
-        return F.max_pool2d(out, 2) if self.pools[layer - 1] else out
+        return max_pool(out, 2) if self.pools[layer - 1] else out
 
     def _error_gradient(self, below: Tensor, prediction: Tensor, decoder: nn.ConvTranspose2d
                         ) -> Tensor:
