@@ -149,11 +149,13 @@ class PredictiveCodingNet(nn.Module):
         out = F.relu(rms_normalize(conv(x)) + bias.view(1, -1, 1, 1))
         return max_pool(out, 2) if self.pools[layer - 1] else out
 
-    def _error_gradient(self, below: Tensor, prediction: Tensor, decoder: nn.ConvTranspose2d
-                        ) -> Tensor:
-        """grad_e 1/2 ||below - D(e)||^2 = -D^T (below - D(e)); D^T is conv2d with D's weight."""
-        return -F.conv2d(below - prediction, decoder.weight, stride=decoder.stride,
-                         padding=decoder.padding)
+    def _error_descent(self, below: Tensor, prediction: Tensor, decoder: nn.ConvTranspose2d
+                       ) -> Tensor:
+        """Minus the gradient grad_e 1/2 ||below - D(e)||^2: D^T (below - D(e)), D^T being conv2d
+        with D's weight. The update adds alpha times it: the same values, bit for bit, as
+        subtracting alpha times the gradient, without the negation's pass (nor its backward's)."""
+        return F.conv2d(below - prediction, decoder.weight, stride=decoder.stride,
+                        padding=decoder.padding)
 
     def forward(self, x: Tensor, **options: Any) -> Trace:
         """Run T predictive-coding iterations on images ``x`` (N, C, H, W) in [0, 1].
@@ -220,9 +222,9 @@ def settle(model: PredictiveCodingNet, x: Tensor, iterations: int, feedback: str
             drive = drive1 if i == 1 else model._block(new[i - 1], i)
             top_down = model.lam * preds[i] + memory * e[i] if i < depth else \
                 (1.0 - model.beta) * e[i]
-            error = model._error_gradient(e[i - 1], preds[i - 1],
-                                          getattr(model, f"decoder{i}"))
-            new.append(model.beta * drive + top_down - model.alpha * error)
+            descent = model._error_descent(e[i - 1], preds[i - 1],
+                                           getattr(model, f"decoder{i}"))
+            new.append(model.beta * drive + top_down + model.alpha * descent)
         e = new
         for i in range(1, depth + 1):
             states[f"conv{i}"].append(e[i])
