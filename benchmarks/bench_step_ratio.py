@@ -22,8 +22,10 @@ from bench_engine import describe_machine
 from neurocnnf.train.loop import COMPILE_BREAK_EVEN_STEPS
 
 MARK = "<!-- step-ratio -->"
-# (arch, T, batch): the CNN-F settings of the FLOP-ratio target, WRN at a smaller batch
-SETTINGS = (("vgg6", 1, 128), ("fmnist_small", 5, 128), ("fmnist_adv", 1, 128), ("wrn", 2, 32))
+# (arch, T, batch): every registered architecture at its presets' T (the predictive-coding
+# comparators' step is their Predify one), WRN at a smaller batch
+SETTINGS = (("vgg6", 1, 128), ("fmnist_small", 5, 128), ("fmnist_adv", 1, 128), ("wrn", 2, 32),
+            ("vgg6_pc", 1, 128), ("fmnist_pc", 5, 128))
 
 
 def main() -> None:
@@ -64,7 +66,8 @@ def main() -> None:
             f"processes alternating CNN-F eager and compiled (the twin eager in both), "
             f"{args.rounds} rounds of {args.repeats} steps each (medians, range over rounds); "
             f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the "
-            "end (`benchmarks/bench_step_ratio.py --write`).\n\n| arch, T | FLOP ratio | "
+            "end (`benchmarks/bench_step_ratio.py --write`). The predictive-coding comparators "
+            "(`_pc`) stand in CNN-F's column with their Predify step.\n\n| arch, T | FLOP ratio | "
             "CNN-F step / twin's, eager | CNN-F compiled | CNN-F step speed-up compiled | "
             "`compile: auto` compiles it |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
             + "\n\n- At or below the FLOP ratio as training runs them: "
