@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU numbers of issues 17 and 37 in one prepared run (sized for one of the device tool's
-# 10-minute calls; not yet run on a GPU): every benchmark on CUDA for the four architectures
-# (VGG-6: the CIFAR-10 zoo's backbone), the training levers (compile, channels_last, bf16),
+# 10-minute calls): every benchmark on CUDA for the four CNN-F architectures (VGG-6: the
+# CIFAR-10 zoo's backbone) and the two predictive-coding comparators, the training levers (compile, channels_last, bf16),
 # extraction (where zarr and h5netcdf are installed), PGD-40 evaluation, and the GPU's
 # utilisation and memory sampled every 0.5 s throughout, summarised per benchmark.
 #   Usage: benchmarks/gpu.sh OUT           (OUT: a folder for the logs, e.g. $OUT of the device)
@@ -19,10 +19,10 @@ out=$(cd "$out" && pwd)
 cd "$(dirname "$0")"
 export PYTHONPATH=$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 source carried_wheels.sh && use_carried_wheels ..  # zarr, h5netcdf, ...
-if [ -n "${QUICK:-}" ]; then  # a dry run: tiny sizes, two architectures
-  archs="fmnist_small fmnist_adv"; batch=16; n=32; repeats=1; settings="fmnist_small:1"
+if [ -n "${QUICK:-}" ]; then  # a dry run: tiny sizes, three architectures
+  archs="fmnist_small fmnist_adv fmnist_pc"; batch=16; n=32; repeats=1; settings="fmnist_small:1"
 else
-  archs="fmnist_small fmnist_adv vgg6 wrn"; batch=128; n=2048; repeats=10
+  archs="fmnist_small fmnist_adv vgg6 wrn vgg6_pc fmnist_pc"; batch=128; n=2048; repeats=10
   settings="fmnist_adv:1 fmnist_small:5 vgg6:1 wrn:2"
 fi
 settings=${SETTINGS:-$settings}
