@@ -300,3 +300,24 @@ def test_the_blocks_pool_as_max_pool2d_does_bit_for_bit():
     assert (results[0][0] == 0).any()  # ties present
     for ours, reference in zip(*results, strict=True):
         assert torch.equal(ours, reference)
+
+
+def test_the_update_equals_subtracting_alpha_times_the_gradient_bit_for_bit(pc):
+    """The update adds alpha times D^T(below - D(e)); written as Predify states it, minus alpha
+    times the gradient -D^T(below - D(e)), it gives the same bits."""
+    x = _images()
+    with torch.no_grad():
+        trace = pc(x, iterations=1, layers=None)
+        e0, e1, e2 = (trace.forward[name][0] for name in ("input", "conv1", "conv2"))
+        b, lam, a = pc.beta, pc.lam, pc.alpha
+
+        def gradient(below, decoder, e):
+            return -F.conv2d(below - decoder(e), decoder.weight, stride=decoder.stride,
+                             padding=decoder.padding)
+
+        new_e1 = b * e1 + (lam * pc.decoder2(e2) + (1 - b - lam) * e1) \
+            - a * gradient(e0, pc.decoder1, e1)
+        new_e2 = b * _block(pc, new_e1, pc.conv2, pc.bias2) + (1 - b) * e2 \
+            - a * gradient(e1, pc.decoder2, e2)
+    assert torch.equal(trace.forward["conv1"][1], new_e1)
+    assert torch.equal(trace.forward["conv2"][1], new_e2)
