@@ -68,14 +68,15 @@ def table(results: dict[str, dict[bool, list[dict]]], rounds: int, args) -> str:
         gflop = per_arch[True][0]["gflop"]
         flop_s = min(median(arch, keep, path, "flop_s") for keep in (False, True)
                      for path in ("eager", "compiled"))
+        at_peak_s = gflop / peak  # its FLOPs at the run's best rate
         for path in ("eager", "compiled"):
             default, kept = (median(arch, keep, path, "s") for keep in (False, True))
-            at_peak = kept / (gflop / peak)
+            at_peak = kept / at_peak_s
             rows.append(f"| {arch} | {path} | {gflop:.2f} | {gflop / flop_s:.0f} | "
                         f"{1e3 * default:.1f} | {1e3 * kept:.1f} | {default / kept:.2f} | "
                         f"{kept / flop_s:.2f} | {at_peak:.2f} |")
             # this path's own convolutions and matmuls (eager: with oneDNN's layout copies)
-            kernels = median(arch, True, path, "flop_s") / (gflop / peak)
+            kernels = median(arch, True, path, "flop_s") / at_peak_s
             verdicts[at_peak <= 2].append(
                 f"{arch} {path} ({at_peak:.2f}: its convolutions and matmuls {kernels:.2f}, "
                 f"the rest of the pass {at_peak - kernels:.2f})")

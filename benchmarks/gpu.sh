@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU numbers of issues 17 and 37 in one prepared run (sized for one of the device tool's
 # 10-minute calls): every benchmark on CUDA for the four CNN-F architectures (VGG-6: the
-# CIFAR-10 zoo's backbone) and the two predictive-coding comparators, the training levers (compile, channels_last, bf16),
-# extraction (where zarr and h5netcdf are installed), PGD-40 evaluation, and the GPU's
-# utilisation and memory sampled every 0.5 s throughout, summarised per benchmark.
+# CIFAR-10 zoo's backbone) and the two predictive-coding comparators, the training levers
+# (compile, channels_last, bf16), extraction (where zarr and h5netcdf are installed), PGD-40
+# evaluation, and the GPU's utilisation and memory sampled every 0.5 s throughout, summarised
+# per benchmark.
 #   Usage: benchmarks/gpu.sh OUT           (OUT: a folder for the logs, e.g. $OUT of the device)
 #   DEVICE=cpu QUICK=1 benchmarks/gpu.sh /tmp/gpu-dry-run    checks the script itself on a CPU
 #   PARTS="tests extract compile" SETTINGS="wrn:2" benchmarks/gpu.sh OUT   a follow-up: some parts
